@@ -1,0 +1,10 @@
+/** @kiln/spec: read kiln.yaml into a typed, defaulted Spec, with diagnostics located in the user's file. */
+export { load, loadText, mergePatch, validateFile, type LoadOptions, type LoadResult } from './load.ts';
+export { CODES, type Code, type CodeInfo, type Severity } from './codes.ts';
+export { formatDiagnostic, formatDiagnostics, hasErrors, sortDiagnostics, type Diagnostic, type FormatOptions } from './diagnostics.ts';
+export { SCHEMA } from './schema.ts';
+export { GPUS, PRESETS, DEFAULT_GPUS_PER_NODE, optimalLsh, parameterCount, type GpuInfo } from './hardware.ts';
+export { formatCount, parseBytes, parseTokens } from './quantity.ts';
+export { MAX_FILE_BYTES } from './source.ts';
+export { TOKENS_PER_PARAMETER } from './resolve.ts';
+export type * from './types.ts';

@@ -1,0 +1,301 @@
+import { readFileSync, statSync } from 'node:fs';
+import {
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseAllDocuments,
+  type Document,
+  type Node as YamlNode,
+  type Pair,
+} from 'yaml';
+import { diagnostic, type Diagnostic, type Location } from './diagnostics.ts';
+
+/** Specs are a few kilobytes; anything near this size is a mistake or an attack. */
+export const MAX_FILE_BYTES = 1024 * 1024;
+/** Nodes produced while expanding aliases; caps "billion laughs" documents. */
+export const MAX_EXPANDED_NODES = 100_000;
+/** Deepest nesting of mappings and lists accepted. */
+export const MAX_DEPTH = 64;
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A parsed YAML file: its text, its document (for locating values) and its plain value. */
+export interface SourceFile {
+  readonly file: string;
+  readonly text: string;
+  readonly doc: Document.Parsed | undefined;
+  readonly lineCounter: LineCounter;
+  /** The document as plain JSON data; undefined when it could not be parsed. */
+  readonly value: Json | undefined;
+}
+
+export interface ReadResult {
+  readonly source?: SourceFile;
+  readonly diagnostics: Diagnostic[];
+}
+
+const wholeFile = (file: string): Location => ({ file, line: 1, col: 1, endLine: 1, endCol: 1 });
+
+/** Reads a spec file defensively: every failure becomes a diagnostic, never an exception. */
+export function readSource(file: string): ReadResult {
+  let size: number;
+  try {
+    const st = statSync(file);
+    if (st.isDirectory()) {
+      return fail(file, 'KL102', `${file} is a directory, not a spec file`, 'pass the YAML file itself, e.g. `kiln validate configs/*.yaml`');
+    }
+    if (!st.isFile()) return fail(file, 'KL102', `${file} is not a regular file`, 'pass a YAML file');
+    size = st.size;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      return fail(file, 'KL101', `${file} does not exist`, 'check the path; specs usually live in configs/ or at the repository root as kiln.yaml');
+    }
+    return fail(file, 'KL116', `${file} cannot be read (${code ?? 'unknown error'})`, 'check the file permissions');
+  }
+  if (size > MAX_FILE_BYTES) {
+    return fail(file, 'KL103', `${file} is ${(size / 1024 / 1024).toFixed(1)} MiB; a spec may be at most 1 MiB`, 'a spec describes data, it does not contain it: point `data.sources` at the files instead');
+  }
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (e) {
+    return fail(file, 'KL116', `${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'unknown error'})`, 'check the file permissions');
+  }
+  return parseSource(file, bytes);
+}
+
+function fail(file: string, code: 'KL101' | 'KL102' | 'KL103' | 'KL116', message: string, hint: string): ReadResult {
+  return { diagnostics: [diagnostic(code, message, wholeFile(file), '', { hint })] };
+}
+
+/** Decodes and parses spec bytes (or text); exported for tests and for specs that do not come from files. */
+export function parseSource(file: string, input: Uint8Array | string): ReadResult {
+  let text: string;
+  if (typeof input === 'string') {
+    text = input;
+  } else {
+    const nul = input.indexOf(0);
+    if (nul >= 0) {
+      const at = locateByte(input, nul, file);
+      return { diagnostics: [diagnostic('KL105', `${file} contains a NUL byte at offset ${nul}: it looks like a binary file, not YAML`, at, '', { hint: 'pass the YAML spec, not a compiled or archived file' })] };
+    }
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(input);
+    } catch {
+      const bad = firstInvalidUtf8(input);
+      const at = locateByte(input, bad, file);
+      return { diagnostics: [diagnostic('KL104', `${file} is not valid UTF-8 (byte 0x${(input[bad] ?? 0).toString(16).padStart(2, '0')} at offset ${bad})`, at, '', { hint: 're-save the file as UTF-8' })] };
+    }
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const lineCounter = new LineCounter();
+  const diagnostics: Diagnostic[] = [];
+  const loc = (start: number, end: number): Location => rangeLocation(file, lineCounter, start, end);
+
+  let docs: Document.Parsed[];
+  try {
+    docs = parseAllDocuments(text, {
+      lineCounter,
+      uniqueKeys: true,
+      prettyErrors: false,
+      schema: 'core',
+      merge: false,
+      strict: true,
+    }) as Document.Parsed[];
+  } catch (e) {
+    if (e instanceof RangeError) {
+      diagnostics.push(diagnostic('KL115', `${file} is nested too deeply to parse`, wholeFile(file), '', { hint: `specs nest a few levels; at most ${MAX_DEPTH} are accepted` }));
+      return { diagnostics };
+    }
+    throw e;
+  }
+  if (!Array.isArray(docs)) docs = [];
+  const source: SourceFile = { file, text, doc: docs[0], lineCounter, value: undefined };
+
+  for (const [i, doc] of docs.entries()) {
+    if (i > 0) {
+      const start = doc.range[0];
+      diagnostics.push(diagnostic('KL112', 'a spec file holds exactly one YAML document; found another one here', loc(start, start + 3), '', { hint: 'remove the `---` separator and what follows, or move it to its own file' }));
+      break;
+    }
+    for (const err of doc.errors) {
+      const [start, end] = err.pos;
+      if (err.code === 'DUPLICATE_KEY') {
+        diagnostics.push(diagnostic('KL108', 'duplicate key: this key already appears earlier in the same mapping', loc(start, end), '', { hint: 'keep one of the entries; YAML keeps neither reliably' }));
+      } else {
+        diagnostics.push(diagnostic('KL107', `YAML syntax error: ${cleanYamlMessage(err.message)}`, loc(start, end), '', { hint: yamlHint(err.code) }));
+      }
+    }
+    for (const warn of doc.warnings) {
+      const [start, end] = warn.pos;
+      if (warn.code === 'TAG_RESOLVE_FAILED') {
+        diagnostics.push(diagnostic('KL110', `unsupported YAML tag: ${cleanYamlMessage(warn.message)}`, loc(start, end), '', { hint: 'kiln specs use plain YAML values; remove the `!tag`' }));
+      } else {
+        diagnostics.push(diagnostic('KL107', `YAML problem: ${cleanYamlMessage(warn.message)}`, loc(start, end), ''));
+      }
+    }
+  }
+  if (diagnostics.length > 0) return { source, diagnostics };
+
+  const doc = docs[0];
+  if (!doc || doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+    diagnostics.push(diagnostic('KL106', `${file} is empty`, wholeFile(file), '', { hint: 'start from an example: `cp configs/tiny.yaml kiln.yaml`' }));
+    return { source, diagnostics };
+  }
+  if (!isMap(doc.contents)) {
+    const r = doc.contents.range ?? [0, 0, 0];
+    diagnostics.push(diagnostic('KL113', 'a spec must be a mapping of sections (apiVersion, metadata, data, ...)', loc(r[0], r[1]), '', { hint: 'start from an example: `cp configs/tiny.yaml kiln.yaml`' }));
+    return { source, diagnostics };
+  }
+  const converter = new Converter(doc, file, lineCounter, diagnostics);
+  const value = converter.convert(doc.contents, 0);
+  if (diagnostics.length > 0) return { source, diagnostics };
+  return { source: { ...source, value }, diagnostics };
+}
+
+/** Plain JSON from the YAML tree, refusing what a spec never needs and an attacker would use. */
+class Converter {
+  private expanded = 0;
+  private aborted = false;
+  private readonly doc: Document.Parsed;
+  private readonly file: string;
+  private readonly lc: LineCounter;
+  private readonly out: Diagnostic[];
+
+  constructor(doc: Document.Parsed, file: string, lc: LineCounter, out: Diagnostic[]) {
+    this.doc = doc;
+    this.file = file;
+    this.lc = lc;
+    this.out = out;
+  }
+
+  convert(node: unknown, depth: number): Json {
+    if (this.aborted) return null;
+    if (++this.expanded > MAX_EXPANDED_NODES) {
+      this.abort('KL109', `expanding YAML aliases produces more than ${MAX_EXPANDED_NODES} values`, node, 'this looks like an alias bomb; write the values out or use fewer `*alias` references');
+      return null;
+    }
+    if (depth > MAX_DEPTH) {
+      this.abort('KL115', `values are nested more than ${MAX_DEPTH} levels deep`, node, 'flatten the structure; specs nest a few levels');
+      return null;
+    }
+    if (isAlias(node)) return this.convert(node.resolve(this.doc), depth + 1);
+    if (isScalar(node)) {
+      const v = node.value;
+      if (v === null || typeof v === 'boolean' || typeof v === 'string') return v;
+      if (typeof v === 'number') return Number.isFinite(v) ? v : this.nonFinite(node);
+      if (typeof v === 'bigint') return Number(v);
+      return String(v);
+    }
+    if (isMap(node)) {
+      const obj: { [key: string]: Json } = {};
+      for (const pair of node.items) {
+        const key = this.key(pair);
+        if (key === undefined) continue;
+        Object.defineProperty(obj, key, { value: this.convert(pair.value, depth + 1), enumerable: true, writable: true, configurable: true });
+      }
+      return obj;
+    }
+    if (isSeq(node)) return node.items.map((item) => this.convert(item, depth + 1));
+    if (node === null || node === undefined) return null;
+    return null;
+  }
+
+  private key(pair: Pair): string | undefined {
+    const k = pair.key;
+    if (isScalar(k) && (typeof k.value === 'string' || typeof k.value === 'number' || typeof k.value === 'boolean')) {
+      const key = String(k.value);
+      if (FORBIDDEN_KEYS.has(key)) {
+        this.report('KL111', `the key "${key}" is not allowed`, k, 'remove it; keys that name JavaScript object internals are refused');
+        return undefined;
+      }
+      return key;
+    }
+    if (k === null || (isScalar(k) && k.value === null)) {
+      this.report('KL114', 'a mapping key is empty', isPair(pair) ? pair.value : k, 'give the entry a name before the `:`');
+      return undefined;
+    }
+    this.report('KL114', 'mapping keys must be plain strings, not lists, mappings or aliases', k, 'write the key as a plain word');
+    return undefined;
+  }
+
+  private nonFinite(node: YamlNode): Json {
+    this.report('KL203', 'infinite and NaN numbers are not allowed in a spec', node, 'write a finite number');
+    return null;
+  }
+
+  private abort(code: 'KL109' | 'KL115', message: string, node: unknown, hint: string): void {
+    this.aborted = true;
+    this.report(code, message, node, hint);
+  }
+
+  private report(code: 'KL109' | 'KL111' | 'KL114' | 'KL115' | 'KL203', message: string, node: unknown, hint: string): void {
+    const range = (node as YamlNode | null)?.range ?? [0, 0, 0];
+    this.out.push(diagnostic(code, message, rangeLocation(this.file, this.lc, range[0], range[1]), '', { hint }));
+  }
+}
+
+export function rangeLocation(file: string, lc: LineCounter, start: number, end: number): Location {
+  const a = lc.linePos(start);
+  const b = lc.linePos(Math.max(end, start + 1));
+  return { file, line: a.line, col: a.col, endLine: b.line, endCol: b.col };
+}
+
+function cleanYamlMessage(message: string): string {
+  // The yaml package appends "at line X, column Y" and a code frame of its own; we print ours.
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '').replace(/:$/, '');
+}
+
+function yamlHint(code: string): string | undefined {
+  switch (code) {
+    case 'TAB_AS_INDENT':
+      return 'indent with spaces, not tabs';
+    case 'BAD_INDENT':
+    case 'MISSING_CHAR':
+      return 'check the indentation: entries of one mapping line up in the same column';
+    case 'BLOCK_AS_IMPLICIT_KEY':
+    case 'MULTILINE_IMPLICIT_KEY':
+      return 'a key must fit on one line and be followed by `: `';
+    case 'UNEXPECTED_TOKEN':
+      return 'a value containing `: ` or starting with `[`, `{`, `*`, `&`, `!` or `%` must be quoted';
+    default:
+      return undefined;
+  }
+}
+
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  const dec = new TextDecoder('utf-8', { fatal: true });
+  // Binary search on prefixes is unreliable across multi-byte sequences; scan instead (files are capped at 1 MiB).
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i]!;
+    const n = b < 0x80 ? 1 : b >= 0xc2 && b < 0xe0 ? 2 : b >= 0xe0 && b < 0xf0 ? 3 : b >= 0xf0 && b < 0xf5 ? 4 : 0;
+    if (n === 0) return i;
+    try {
+      dec.decode(bytes.subarray(i, i + n));
+    } catch {
+      return i;
+    }
+    i += n;
+  }
+  return Math.max(0, bytes.length - 1);
+}
+
+function locateByte(bytes: Uint8Array, offset: number, file: string): Location {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < offset; i++) {
+    if (bytes[i] === 0x0a) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  const col = offset - lineStart + 1;
+  return { file, line, col, endLine: line, endCol: col + 1 };
+}

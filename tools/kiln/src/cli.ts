@@ -1,0 +1,140 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import pkg from '../package.json' with { type: 'json' };
+import { runDemo } from './demo.ts';
+import { EXIT, UsageError, type Io } from './io.ts';
+import { runSchema } from './schema.ts';
+import { runValidate } from './validate.ts';
+
+interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  readonly help: string;
+  readonly options: NonNullable<ParseArgsConfig['options']>;
+  readonly allowPositionals: boolean;
+  run(values: Record<string, unknown>, positionals: string[], io: Io): number | Promise<number>;
+}
+
+const common = {
+  help: { type: 'boolean', short: 'h' },
+  debug: { type: 'boolean' },
+  'no-color': { type: 'boolean' },
+} as const;
+
+const COMMANDS: Record<string, Command> = {
+  validate: {
+    summary: 'check kiln.yaml files and report every problem',
+    usage: 'kiln validate <files...> [--stack NAME] [--overlay FILE] [--resolved] [--format text|json]',
+    help: `Validates each spec against the schema and the checks the schema cannot express, then validates the
+result of every stack overlay the spec declares. Every problem in a file is reported in one run, as
+file:line:col with a code frame and a hint.
+
+Options:
+  --stack NAME       validate only the result of this stack's overlay (dev, staging, prod, ...)
+  --overlay FILE     apply this YAML merge patch on top (after the stack's inline overlay)
+  --resolved         print the fully defaulted spec of each valid file
+  --format FORMAT    text (default) or json, for machines
+  --no-color         plain output (also when NO_COLOR is set or output is not a terminal)
+  --debug            print stack traces of internal errors
+
+Exit codes: 0 valid (warnings allowed), 1 errors found, 2 usage error, 3 internal error.`,
+    options: {
+      ...common,
+      stack: { type: 'string' },
+      overlay: { type: 'string' },
+      resolved: { type: 'boolean' },
+      format: { type: 'string', default: 'text' },
+    },
+    allowPositionals: true,
+    run: runValidate,
+  },
+  schema: {
+    summary: 'print the JSON Schema of kiln.yaml',
+    usage: 'kiln schema [--out FILE]',
+    help: `Prints the JSON Schema (2020-12) that kiln.yaml follows, for editors and other tools. Editors that
+use yaml-language-server pick it up from the first line of a spec:
+  # yaml-language-server: $schema=<path to>/schemas/kiln.schema.json
+
+Options:
+  --out FILE   write it to FILE instead of standard output`,
+    options: { ...common, out: { type: 'string' } },
+    allowPositionals: false,
+    run: runSchema,
+  },
+  demo: {
+    summary: 'validate and summarise every example spec in configs/',
+    usage: 'kiln demo [--format text|json]',
+    help: `Validates every spec in the repository's configs/ directory, with each stack overlay, and prints
+what each one would build: model size, tokens, GPUs, objective, eval gates and serving targets.
+
+Options:
+  --format FORMAT   text (default) or json`,
+    options: { ...common, format: { type: 'string', default: 'text' } },
+    allowPositionals: false,
+    run: runDemo,
+  },
+};
+
+function mainHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  return `kiln ${pkg.version}: one kiln.yaml from raw code to a served code model.
+
+Usage: kiln <command> [options]
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+  .join('\n')}
+
+Options:
+  -h, --help     help for kiln or a command (kiln <command> --help)
+  -v, --version  print the version
+
+Examples:
+  kiln validate kiln.yaml
+  kiln validate configs/*.yaml --format json
+  kiln validate kiln.yaml --stack dev --resolved`;
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
+    const topic = name === 'help' ? rest[0] : undefined;
+    const cmd = topic ? COMMANDS[topic] : undefined;
+    io.out(cmd ? `Usage: ${cmd.usage}\n\n${cmd.help}` : mainHelp());
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === '-v' || name === '--version' || name === 'version') {
+    io.out(pkg.version);
+    return EXIT.ok;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    const near = Object.keys(COMMANDS).find((c) => c.startsWith(name.slice(0, 3)));
+    io.err(`kiln: unknown command "${name}"${near ? `; did you mean "${near}"?` : ''}\nRun \`kiln --help\` for the list of commands.`);
+    return EXIT.usage;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: cmd.options, allowPositionals: cmd.allowPositionals, strict: true });
+  } catch (e) {
+    io.err(`kiln ${name}: ${(e as Error).message.replace(/\. To specify a positional.*$/s, '')}\nUsage: ${cmd.usage}`);
+    return EXIT.usage;
+  }
+  if (parsed.values.help) {
+    io.out(`Usage: ${cmd.usage}\n\n${cmd.help}`);
+    return EXIT.ok;
+  }
+  const color = io.isTTY && !parsed.values['no-color'] && !process.env.NO_COLOR;
+  const ioc: Io = { ...io, color };
+  try {
+    return await cmd.run(parsed.values, parsed.positionals, ioc);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`kiln ${name}: ${e.message}\nUsage: ${cmd.usage}`);
+      return EXIT.usage;
+    }
+    if (parsed.values.debug) io.err((e as Error).stack ?? String(e));
+    else io.err(`kiln ${name}: internal error: ${(e as Error).message}\nThis is a bug in kiln; run again with --debug for details and report it.`);
+    return EXIT.internal;
+  }
+}
