@@ -259,7 +259,9 @@ function checkTraining(spec: Required<PartialSpec>, input: Input, report: Report
     });
   }
   if (m.precision === 'bf16' && !gpu.bf16) {
-    report('KL324', ['model', 'precision'], `${r.gpu_type} has no bf16 support`, { hint: 'use `precision: fp16` on this GPU, or a newer GPU' });
+    report('KL324', input.model?.precision !== undefined ? ['model', 'precision'] : ['training', 'resources', 'gpu_type'], `${r.gpu_type} has no bf16 support, and model.precision is bf16`, {
+      hint: 'use `precision: fp16` on this GPU, or a newer GPU',
+    });
   }
   const pool = poolFor(spec, r.gpu_type);
   if (pool === undefined) {

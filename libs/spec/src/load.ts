@@ -138,13 +138,14 @@ function overlay(
  */
 export function validateFile(path: string, opts: LoadOptions = {}): LoadResult {
   if (opts.stack !== undefined || opts.overlay !== undefined) return load(path, opts);
-  const base = load(path);
+  const read = readSource(path); // parsed once, analysed once per stack
+  const base = analyse(read, {});
   if (base.stacks.length === 0 || base.diagnostics.some((d) => d.code.startsWith('KL1'))) return base;
   const key = (d: Diagnostic) => `${d.code}|${d.file}|${d.line}|${d.col}|${d.message}`;
   const seen = new Set(base.diagnostics.map(key));
   const diagnostics = [...base.diagnostics];
   for (const stack of base.stacks) {
-    for (const d of load(path, { stack }).diagnostics) {
+    for (const d of analyse(read, { stack }).diagnostics) {
       if (!seen.has(key(d))) {
         seen.add(key(d));
         diagnostics.push(d);

@@ -62,7 +62,8 @@ export function fileLocator(source: SourceFile, base: readonly (string | number)
   return {
     locate(path, target = 'value') {
       const found = walk(source, base, path);
-      const pick = target === 'key' && found.complete && found.key ? found.key : found.node ?? found.key;
+      // A value that is absent (defaulted) is reported at the key of its nearest written ancestor.
+      const pick = !found.complete ? (found.key ?? found.node) : target === 'key' && found.key ? found.key : (found.node ?? found.key);
       const range = pick?.range;
       if (!range) return rangeLocation(source.file, source.lineCounter, 0, 0);
       // For block collections, underline only the first line: the whole block would be noise.

@@ -29,15 +29,26 @@ export interface SchemaNode {
 
 export const SCHEMA = schemaJson as unknown as SchemaNode;
 
+// The schema never changes, so resolved nodes are cached.
+const derefCache = new WeakMap<SchemaNode, SchemaNode | undefined>();
+const propsCache = new WeakMap<SchemaNode, Record<string, SchemaNode>>();
+
 /**
  * Follows a local `$ref` (`#/$defs/x`), repeatedly. Keywords beside a `$ref` (2020-12 allows them, e.g. a
  * `default` or `description` on a use of a shared definition) take precedence over the referenced ones.
  */
 export function deref(node: SchemaNode | undefined, hops = 0): SchemaNode | undefined {
   if (!node?.$ref || hops > 20) return node;
+  if (derefCache.has(node)) return derefCache.get(node);
+  const resolved = derefUncached(node, hops);
+  derefCache.set(node, resolved);
+  return resolved;
+}
+
+function derefUncached(node: SchemaNode, hops: number): SchemaNode | undefined {
   const { $ref, ...rest } = node;
   let cur: unknown = SCHEMA;
-  for (const p of $ref.replace(/^#\//, '').split('/')) cur = (cur as Record<string, unknown> | undefined)?.[p];
+  for (const p of $ref!.replace(/^#\//, '').split('/')) cur = (cur as Record<string, unknown> | undefined)?.[p];
   return { ...deref(cur as SchemaNode | undefined, hops + 1), ...rest };
 }
 
@@ -45,9 +56,12 @@ export function deref(node: SchemaNode | undefined, hops = 0): SchemaNode | unde
 export function propertiesOf(node: SchemaNode | undefined): Record<string, SchemaNode> {
   const n = deref(node);
   if (!n) return {};
+  const cached = propsCache.get(n);
+  if (cached) return cached;
   const out: Record<string, SchemaNode> = {};
   for (const part of n.allOf ?? []) Object.assign(out, propertiesOf(part));
   for (const [k, v] of Object.entries(n.properties ?? {})) out[k] = { ...out[k], ...deref(v) };
+  propsCache.set(n, out);
   return out;
 }
 
@@ -134,7 +148,7 @@ export function schemaDiagnostics(errors: readonly ErrorObject[], locator: Locat
       case 'const': {
         const allowed = String(e.params.allowedValue);
         if (path.length === 1 && path[0] === 'apiVersion') {
-          push('KL210', path, 'value', `unsupported apiVersion ${typeName(e.data)}; this kiln reads ${allowed}`, `set apiVersion: ${allowed}`);
+          push('KL210', path, 'value', `unsupported apiVersion ${JSON.stringify(e.data)}; this kiln reads ${allowed}`, `set apiVersion: ${allowed}`);
         } else {
           push('KL204', path, 'value', `${where} must be ${allowed}; got ${typeName(e.data)}`);
         }

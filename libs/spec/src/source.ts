@@ -163,6 +163,7 @@ export function parseSource(file: string, input: Uint8Array | string): ReadResul
 class Converter {
   private expanded = 0;
   private aborted = false;
+  private alias: YamlNode | undefined;
   private readonly doc: Document.Parsed;
   private readonly file: string;
   private readonly lc: LineCounter;
@@ -185,7 +186,16 @@ class Converter {
       this.abort('KL115', `values are nested more than ${MAX_DEPTH} levels deep`, node, 'flatten the structure; specs nest a few levels');
       return null;
     }
-    if (isAlias(node)) return this.convert(node.resolve(this.doc), depth + 1);
+    if (isAlias(node)) {
+      // Report an expansion problem at the outermost alias being expanded, where the user wrote it.
+      const outer = this.alias === undefined;
+      if (outer) this.alias = node;
+      try {
+        return this.convert(node.resolve(this.doc), depth + 1);
+      } finally {
+        if (outer) this.alias = undefined;
+      }
+    }
     if (isScalar(node)) {
       const v = node.value;
       if (v === null || typeof v === 'boolean' || typeof v === 'string') return v;
@@ -232,7 +242,7 @@ class Converter {
 
   private abort(code: 'KL109' | 'KL115', message: string, node: unknown, hint: string): void {
     this.aborted = true;
-    this.report(code, message, node, hint);
+    this.report(code, message, this.alias ?? node, hint);
   }
 
   private report(code: 'KL109' | 'KL111' | 'KL114' | 'KL115' | 'KL203', message: string, node: unknown, hint: string): void {

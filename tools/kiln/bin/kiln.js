@@ -10,6 +10,9 @@ const REQUIRED_MAJOR = 24;
 const major = Number(process.versions.node.split('.')[0]);
 
 if (major >= REQUIRED_MAJOR) {
+  // Cache compiled (and type-stripped) modules on disk: halves the start-up of every later run.
+  const { enableCompileCache } = await import('node:module');
+  enableCompileCache?.();
   await import('../src/main.ts');
 } else {
   let node;

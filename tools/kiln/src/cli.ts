@@ -1,9 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import pkg from '../package.json' with { type: 'json' };
-import { runDemo } from './demo.ts';
 import { EXIT, UsageError, type Io } from './io.ts';
-import { runSchema } from './schema.ts';
-import { runValidate } from './validate.ts';
 
 interface Command {
   readonly summary: string;
@@ -45,7 +42,7 @@ Exit codes: 0 valid (warnings allowed), 1 errors found, 2 usage error, 3 interna
       format: { type: 'string', default: 'text' },
     },
     allowPositionals: true,
-    run: runValidate,
+    run: async (...a) => (await import('./validate.ts')).runValidate(...a),
   },
   schema: {
     summary: 'print the JSON Schema of kiln.yaml',
@@ -58,7 +55,7 @@ Options:
   --out FILE   write it to FILE instead of standard output`,
     options: { ...common, out: { type: 'string' } },
     allowPositionals: false,
-    run: runSchema,
+    run: async (...a) => (await import('./schema.ts')).runSchema(...a),
   },
   demo: {
     summary: 'validate and summarise every example spec in configs/',
@@ -70,7 +67,7 @@ Options:
   --format FORMAT   text (default) or json`,
     options: { ...common, format: { type: 'string', default: 'text' } },
     allowPositionals: false,
-    run: runDemo,
+    run: async (...a) => (await import('./demo.ts')).runDemo(...a),
   },
 };
 

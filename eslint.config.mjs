@@ -1,0 +1,52 @@
+// Lint rules for the whole workspace. The module-boundary rule enforces ARCHITECTURE.md's layout table on two
+// axes: `scope:*` (which layer may import which; arrows only point down) and `type:*` (libraries never import
+// services, stacks or tools). Every project tags itself in its package.json under "nx".
+import nx from '@nx/eslint-plugin';
+import tseslint from 'typescript-eslint';
+
+const scopes = {
+  'scope:schema': [],
+  'scope:spec': ['scope:schema'],
+  'scope:plan': ['scope:spec'],
+  'scope:k8s': ['scope:plan'],
+  'scope:pulumi': ['scope:k8s', 'scope:plan'],
+  'scope:cluster': ['scope:plan'],
+  'scope:controller': ['scope:cluster', 'scope:k8s', 'scope:plan'],
+  'scope:data-prep': ['scope:spec'],
+  'scope:eval-runner': ['scope:spec'],
+  'scope:gateway': ['scope:spec'],
+  'scope:stacks': ['scope:pulumi', 'scope:spec'],
+  'scope:cli': ['scope:schema', 'scope:spec', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster'],
+};
+
+const types = {
+  'type:schema': [],
+  'type:lib': ['type:lib', 'type:schema'],
+  'type:service': ['type:lib', 'type:schema'],
+  'type:stack': ['type:lib'],
+  'type:tool': ['type:lib', 'type:schema'],
+};
+
+export default [
+  { ignores: ['**/node_modules/**', '**/dist/**', '**/generated/**', '.nx/**', '.kiln/**', 'coverage/**'] },
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts', '**/*.js', '**/*.mjs'],
+    plugins: { '@nx': nx },
+    rules: {
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          enforceBuildableLibDependency: false,
+          allowCircularSelfDependency: false,
+          depConstraints: [
+            ...Object.entries(scopes).map(([sourceTag, allowed]) => ({ sourceTag, onlyDependOnLibsWithTags: allowed })),
+            ...Object.entries(types).map(([sourceTag, allowed]) => ({ sourceTag, onlyDependOnLibsWithTags: allowed })),
+          ],
+        },
+      ],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      eqeqeq: ['error', 'always'],
+    },
+  },
+];

@@ -1,0 +1,51 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { ESLint } from 'eslint';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+
+// The layout table of ARCHITECTURE.md, top to bottom; imports may only point down it.
+const ORDER = ['scope:schema', 'scope:spec', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:stacks', 'scope:cli'];
+
+interface Constraint {
+  sourceTag: string;
+  onlyDependOnLibsWithTags: string[];
+}
+
+describe('module boundaries', () => {
+  let constraints: Constraint[];
+  beforeAll(async () => {
+    // The boundary rule reads Nx's project graph; make sure one is cached.
+    execFileSync(process.execPath, [fileURLToPath(new URL('../../../node_modules/nx/dist/bin/nx.js', import.meta.url)), 'show', 'projects'], { cwd: root, env: { ...process.env, NX_DAEMON: 'false' } });
+    const config = (await import(new URL('../../../eslint.config.mjs', import.meta.url).href)).default as { rules?: Record<string, unknown> }[];
+    const rule = config.find((c) => c.rules?.['@nx/enforce-module-boundaries'])!.rules!['@nx/enforce-module-boundaries'] as [string, { depConstraints: Constraint[] }];
+    constraints = rule[1].depConstraints;
+  });
+
+  it('constrain every scope, and only let a layer import layers above it in the table', () => {
+    for (const scope of ORDER) {
+      const c = constraints.find((x) => x.sourceTag === scope);
+      expect(c, scope).toBeDefined();
+      for (const dep of c!.onlyDependOnLibsWithTags) expect(ORDER.indexOf(dep), `${scope} -> ${dep}`).toBeLessThan(ORDER.indexOf(scope));
+    }
+    expect(constraints.some((c) => c.onlyDependOnLibsWithTags.includes('*'))).toBe(false);
+  });
+
+  it('keep libraries from importing tools, services or stacks', () => {
+    const lib = constraints.find((c) => c.sourceTag === 'type:lib')!;
+    expect(lib.onlyDependOnLibsWithTags.sort()).toEqual(['type:lib', 'type:schema']);
+  });
+
+  it('make lint fail when libs/spec imports the CLI', async () => {
+    const eslint = new ESLint({ cwd: root });
+    const [result] = await eslint.lintText("import { main } from '@kiln/cli/src/cli.ts';\nexport const x = main;\n", { filePath: `${root}libs/spec/src/boundary-probe.ts` });
+    expect(result!.messages.map((m) => m.ruleId)).toContain('@nx/enforce-module-boundaries');
+  });
+
+  it('let the CLI import the spec library', async () => {
+    const eslint = new ESLint({ cwd: root });
+    const [result] = await eslint.lintText("import { load } from '@kiln/spec';\nexport const x = load;\n", { filePath: `${root}tools/kiln/src/boundary-probe.ts` });
+    expect(result!.messages).toEqual([]);
+  });
+});

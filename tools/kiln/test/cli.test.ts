@@ -1,0 +1,128 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import pkg from '../package.json' with { type: 'json' };
+
+const bin = fileURLToPath(new URL('../bin/kiln.js', import.meta.url));
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const fixtures = join(root, 'libs/spec/test/fixtures/invalid/');
+const tmp = mkdtempSync(join(tmpdir(), 'kiln-cli-'));
+
+function kiln(...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+const noStackTrace = (s: string) => expect(s).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
+
+describe('kiln (no command, help, version)', () => {
+  it('prints the version', () => {
+    expect(kiln('--version')).toMatchObject({ code: 0, out: `${pkg.version}\n` });
+  });
+  it('prints help listing every command, and exits 2 when called with nothing', () => {
+    const help = kiln('--help');
+    expect(help.code).toBe(0);
+    for (const c of ['validate', 'schema', 'demo']) expect(help.out).toContain(`  ${c}`);
+    expect(kiln().code).toBe(2);
+  });
+  it.each(['validate', 'schema', 'demo'])('has --help for %s', (c) => {
+    const r = kiln(c, '--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(new RegExp(`^Usage: kiln ${c}`));
+  });
+  it('rejects an unknown command or option with a usage error (exit 2)', () => {
+    const r = kiln('valdate', 'x.yaml');
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('did you mean "validate"?');
+    const o = kiln('validate', '--strcit', 'configs/tiny.yaml');
+    expect(o.code).toBe(2);
+    expect(o.err).toContain("Unknown option '--strcit'");
+    expect(kiln('validate', '--format', 'xml', 'configs/tiny.yaml').code).toBe(2);
+    expect(kiln('validate').code).toBe(2);
+  });
+});
+
+describe('kiln validate', () => {
+  it('accepts every example spec (exit 0)', () => {
+    const r = kiln('validate', 'configs/replit-code-v1-3b.yaml', 'configs/tiny.yaml');
+    expect(r.code).toBe(0);
+    expect(r.err).toContain('✓ configs/tiny.yaml is valid, stacks dev');
+  });
+
+  it('reports errors as file:line:col with a code frame and hint, without a stack trace (exit 1)', () => {
+    const f = join(fixtures, 'unknown-model-key.yaml');
+    const r = kiln('validate', f);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${f}:12:3 error KL201 unknown key "d_modle" in model`);
+    expect(r.err).toContain('> 12 |   d_modle: 768');
+    expect(r.err).toContain('hint: did you mean "d_model"?');
+    noStackTrace(r.err);
+  });
+
+  it('gives machines JSON with every diagnostic', () => {
+    const r = kiln('validate', '--format', 'json', join(fixtures, 'many-errors.yaml'), 'configs/tiny.yaml');
+    expect(r.code).toBe(1);
+    const j = JSON.parse(r.out);
+    expect(j).toMatchObject({ kiln: pkg.version, valid: false, errors: 4, warnings: 0 });
+    expect(j.files.map((f: { valid: boolean }) => f.valid)).toEqual([false, true]);
+    expect(j.files[0].diagnostics[0]).toMatchObject({ code: 'KL205', severity: 'error', line: 7, col: 9, pointer: '/metadata/name' });
+  });
+
+  it('prints the resolved spec as YAML', () => {
+    const r = kiln('validate', '--resolved', '--stack', 'dev', 'configs/tiny.yaml');
+    expect(r.code).toBe(0);
+    const spec = parse(r.out.split('\n').slice(1).join('\n'));
+    expect(spec.stack).toBe('dev');
+    expect(spec.training.token_budget).toBe(500_000);
+    expect(spec.model.parameters).toBeGreaterThan(0);
+  });
+
+  it('handles hostile files with exit 1 and no stack trace', () => {
+    const bin1 = join(tmp, 'binary.yaml');
+    writeFileSync(bin1, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x00, 0x01]));
+    for (const f of [bin1, tmp, join(tmp, 'missing.yaml'), join(fixtures, 'alias-bomb.yaml')]) {
+      const r = kiln('validate', f);
+      expect(r.code, f).toBe(1);
+      expect(r.err).toMatch(/error KL1\d\d /);
+      noStackTrace(r.err);
+    }
+  });
+
+  it('refuses an unknown stack with a suggestion', () => {
+    const r = kiln('validate', '--stack', 'prdo', 'configs/tiny.yaml');
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('did you mean "prod"?');
+  });
+});
+
+describe('kiln schema', () => {
+  it('prints the schema file', () => {
+    const r = kiln('schema');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toEqual(JSON.parse(readFileSync(join(root, 'schemas/kiln.schema.json'), 'utf8')));
+  });
+  it('writes it with --out', () => {
+    const out = join(tmp, 'schema.json');
+    expect(kiln('schema', '--out', out).code).toBe(0);
+    expect(JSON.parse(readFileSync(out, 'utf8')).$id).toContain('kiln.schema.json');
+    expect(kiln('schema', '--out', join(tmp, 'no/such/dir/s.json')).code).toBe(2);
+  });
+});
+
+describe('kiln demo', () => {
+  it('validates and summarises every example spec', () => {
+    const r = kiln('demo');
+    expect(r.code).toBe(0);
+    for (const name of ['replit-code-v1-3b', 'tiny', 'fim-350m', 'ul2-1b', 'acme-code-7b']) expect(r.out).toContain(name);
+    expect(r.out).toMatch(/525B tokens \(\d+ per parameter\) on 256 × a100-40gb/);
+  });
+  it('has a JSON form', () => {
+    const j = JSON.parse(kiln('demo', '--format', 'json').out);
+    expect(j.specs.length).toBeGreaterThanOrEqual(5);
+    expect(j.specs.every((s: { valid: boolean; summary: unknown }) => s.valid && s.summary)).toBe(true);
+  });
+});

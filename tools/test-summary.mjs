@@ -1,0 +1,25 @@
+// Prints one closing line for the whole workspace, "N passed, N failed", from the JSON reports that each
+// project's vitest run writes (restored from Nx's cache when the run was cached).
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+let reports = 0;
+for (const group of ['libs', 'services', 'tools', 'stacks']) {
+  const dir = join(root, group);
+  if (!existsSync(dir)) continue;
+  for (const project of readdirSync(dir)) {
+    const file = join(dir, project, 'test-results', 'vitest.json');
+    if (!existsSync(file)) continue;
+    const r = JSON.parse(readFileSync(file, 'utf8'));
+    passed += r.numPassedTests;
+    failed += r.numFailedTests;
+    skipped += r.numPendingTests + (r.numTodoTests ?? 0);
+    reports++;
+  }
+}
+console.log(`\n${reports} test reports`);
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
