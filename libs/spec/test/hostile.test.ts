@@ -1,11 +1,12 @@
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { load, loadText, MAX_FILE_BYTES } from '../src/index.ts';
 
 // Hostile or broken input never throws and never hangs: each case gets one clear diagnostic.
 const tmp = mkdtempSync(join(tmpdir(), 'kiln-hostile-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const file = (name: string, content: string | Uint8Array) => {
   const p = join(tmp, name);
   writeFileSync(p, content);

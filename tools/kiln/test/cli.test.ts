@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import pkg from '../package.json' with { type: 'json' };
 
@@ -11,6 +11,7 @@ const bin = fileURLToPath(new URL('../bin/kiln.js', import.meta.url));
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const fixtures = join(root, 'libs/spec/test/fixtures/invalid/');
 const tmp = mkdtempSync(join(tmpdir(), 'kiln-cli-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function kiln(...args: string[]) {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 });
