@@ -13,8 +13,9 @@ const [task, ...args] = process.argv.slice(2);
 
 const TASKS = {
   demo: () => run(join(bin, 'node'), [join(root, 'tools/kiln/bin/kiln.js'), 'demo', ...args]),
+  kiln: () => run(join(bin, 'node'), [join(root, 'tools/kiln/bin/kiln.js'), ...args]),
   test: () => {
-    const status = run(join(bin, 'nx'), ['run-many', '-t', 'typecheck', 'lint', 'test', '--outputStyle=stream', ...args]);
+    const status = run(join(bin, 'nx'), ['run-many', '-t', 'typecheck', 'lint', 'test', 'integration', '--outputStyle=stream', ...args]);
     run(join(bin, 'node'), [join(root, 'tools/test-summary.mjs')]);
     return status;
   },

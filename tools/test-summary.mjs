@@ -12,13 +12,15 @@ for (const group of ['libs', 'services', 'tools', 'stacks']) {
   const dir = join(root, group);
   if (!existsSync(dir)) continue;
   for (const project of readdirSync(dir)) {
-    const file = join(dir, project, 'test-results', 'vitest.json');
-    if (!existsSync(file)) continue;
-    const r = JSON.parse(readFileSync(file, 'utf8'));
-    passed += r.numPassedTests;
-    failed += r.numFailedTests;
-    skipped += r.numPendingTests + (r.numTodoTests ?? 0);
-    reports++;
+    for (const name of ['vitest.json', 'integration.json']) {
+      const file = join(dir, project, 'test-results', name);
+      if (!existsSync(file)) continue;
+      const r = JSON.parse(readFileSync(file, 'utf8'));
+      passed += r.numPassedTests;
+      failed += r.numFailedTests;
+      skipped += r.numPendingTests + (r.numTodoTests ?? 0);
+      reports++;
+    }
   }
 }
 console.log(`\n${reports} test reports`);

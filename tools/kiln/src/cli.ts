@@ -18,6 +18,59 @@ const common = {
 } as const;
 
 const COMMANDS: Record<string, Command> = {
+  cluster: {
+    summary: 'run a local Kubernetes control plane with simulated GPU nodes',
+    usage: 'kiln cluster <up|down|status|env> [options]',
+    help: `A real etcd, kube-apiserver, kube-controller-manager and kube-scheduler on 127.0.0.1 (free ports),
+with kwok simulating the nodes and their pods: pods are scheduled against real GPU capacity, go Ready,
+and pods of Jobs Succeed after --job-duration-ms. Data, certificates, kubeconfig, logs and pid files live
+under .kiln/ of the current directory (or --dir). A local Pulumi file backend lives beside them.
+
+  up       start what is not running (idempotent); prints the KUBECONFIG line
+  down     stop exactly the processes up started, and remove the data
+  status   each component's pid and health, the nodes; exit 1 when something is down
+  env      export lines for kubectl and the pulumi CLI: eval "$(npx kiln cluster env)"
+
+Options for up:
+  --gpu-nodes N         simulated GPU nodes (default 4)
+  --gpus-per-node N     GPUs on each (default 8)
+  --gpu-type TYPE       e.g. h100-80gb (default), a100-40gb: sets the nodes' GPU product label
+  --cpu-nodes N         CPU-only nodes (default 2)
+  --job-duration-ms N   how long a Job's pod runs before it Succeeds (default 2000)
+Common:
+  --dir DIR             directory holding .kiln/ (default: current directory)
+  --format json         machine-readable output
+
+The binaries come from PATH or are built once into the toolchain cache (see kiln toolchain).`,
+    options: {
+      ...common,
+      dir: { type: 'string' },
+      format: { type: 'string', default: 'text' },
+      'gpu-nodes': { type: 'string' },
+      'gpus-per-node': { type: 'string' },
+      'gpu-type': { type: 'string' },
+      'cpu-nodes': { type: 'string' },
+      'job-duration-ms': { type: 'string' },
+    },
+    allowPositionals: true,
+    run: async (...a) => (await import('./cluster-cmd.ts')).runCluster(...a),
+  },
+  toolchain: {
+    summary: 'build or locate the local-cluster binaries (Pulumi, Kubernetes, etcd, kwok)',
+    usage: 'kiln toolchain <build|status|path> [--format json]',
+    help: `The local cluster and the Pulumi engine need: pulumi, pulumi-language-nodejs,
+pulumi-resource-kubernetes, etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok.
+Each is taken from PATH when a matching version is there, and otherwise built from Go modules (pinned in
+tools/toolchain/versions.json and the wrapper modules beside it) into a cache keyed by those inputs:
+$KILN_TOOLCHAIN_DIR, else $XDG_CACHE_HOME/kiln/toolchain, else ~/.cache/kiln/toolchain.
+
+  build    build what is missing (concurrent runs wait for each other; logs per binary in the cache)
+  status   where each binary comes from; exit 1 when something is missing
+  path     print the cache directory of this toolchain`,
+    options: { ...common, format: { type: 'string', default: 'text' } },
+    allowPositionals: true,
+    run: async (...a) => (await import('./cluster-cmd.ts')).runToolchain(...a),
+  },
   validate: {
     summary: 'check kiln.yaml files and report every problem',
     usage: 'kiln validate <files...> [--stack NAME] [--overlay FILE] [--resolved] [--format text|json]',

@@ -1,0 +1,453 @@
+/**
+ * The embedded local cluster: a real etcd, kube-apiserver, kube-controller-manager and kube-scheduler, with
+ * kwok simulating GPU and CPU nodes and their pods, plus a local Pulumi file backend. Everything listens on
+ * 127.0.0.1 on free ports and lives under `<root>/.kiln/` (kubeconfig, certificates, data, logs, pid files).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { GPUS, type GpuType } from '@kiln/spec';
+import { parseAllDocuments, stringify } from 'yaml';
+import { kube, healthz, type KubeAuth } from './kube-http.ts';
+import { alive, ensureToolchain, readVersions, type BuildProgress, type Toolchain } from './toolchain.ts';
+
+export interface ClusterOptions {
+  /** Directory holding `.kiln/`; defaults to the current directory. */
+  readonly root: string;
+  readonly gpuNodes: number;
+  readonly gpusPerNode: number;
+  readonly gpuType: GpuType;
+  readonly cpuNodes: number;
+  /** How long a Job's pod runs before kwok marks it Succeeded, ms (pods may override with an annotation). */
+  readonly jobDurationMs: number;
+}
+
+export const DEFAULTS: Omit<ClusterOptions, 'root'> = { gpuNodes: 4, gpusPerNode: 8, gpuType: 'h100-80gb', cpuNodes: 2, jobDurationMs: 2000 };
+
+/** Components in start order; `down` stops them in reverse. */
+export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
+export type Component = (typeof COMPONENTS)[number];
+
+interface State {
+  readonly ports: Record<'etcdClient' | 'etcdPeer' | 'apiserver' | 'controllerManager' | 'scheduler', number>;
+  readonly toolchain: string;
+  readonly options: Omit<ClusterOptions, 'root'>;
+}
+
+export interface Paths {
+  readonly home: string;
+  readonly cluster: string;
+  readonly pki: string;
+  readonly logs: string;
+  readonly pids: string;
+  readonly kubeconfig: string;
+  readonly state: string;
+  readonly pulumiState: string;
+  readonly pulumiHome: string;
+}
+
+export function paths(root: string): Paths {
+  const home = join(root, '.kiln');
+  const cluster = join(home, 'cluster');
+  return {
+    home,
+    cluster,
+    pki: join(cluster, 'pki'),
+    logs: join(cluster, 'logs'),
+    pids: join(cluster, 'pids'),
+    kubeconfig: join(cluster, 'kubeconfig'),
+    state: join(cluster, 'state.json'),
+    pulumiState: join(home, 'pulumi', 'state'),
+    pulumiHome: join(home, 'pulumi', 'home'),
+  };
+}
+
+export class ClusterError extends Error {
+  readonly detail: string | undefined;
+  constructor(message: string, detail?: string) {
+    super(message);
+    this.detail = detail;
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function openssl(args: string[], cwd: string): void {
+  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
+  if (r.status !== 0) throw new ClusterError(`openssl ${args[0]} failed`, r.stderr);
+}
+
+/** A CA, the API server's serving certificate, an admin client certificate and the service-account key. */
+function makeCertificates(pki: string): void {
+  mkdirSync(pki, { recursive: true });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '3650', '-subj', '/CN=kiln-local-ca'], pki);
+  const sign = (name: string, subject: string, ext: string) => {
+    openssl(['req', '-new', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject], pki);
+    writeFileSync(join(pki, `${name}.ext`), ext);
+    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '3650', '-extfile', `${name}.ext`], pki);
+  };
+  sign('apiserver', '/CN=kube-apiserver', 'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n');
+  sign('admin', '/O=system:masters/CN=kiln-admin', 'extendedKeyUsage=clientAuth\n');
+  openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'sa.key'], pki);
+  openssl(['ec', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], pki);
+}
+
+function writeKubeconfig(p: Paths, port: number): void {
+  const b64 = (f: string) => readFileSync(join(p.pki, f)).toString('base64');
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'kiln-local', cluster: { server: `https://127.0.0.1:${port}`, 'certificate-authority-data': b64('ca.crt') } }],
+    users: [{ name: 'kiln-admin', user: { 'client-certificate-data': b64('admin.crt'), 'client-key-data': b64('admin.key') } }],
+    contexts: [{ name: 'kiln-local', context: { cluster: 'kiln-local', user: 'kiln-admin' } }],
+    'current-context': 'kiln-local',
+  };
+  writeFileSync(p.kubeconfig, stringify(config), { mode: 0o600 });
+}
+
+export function auth(p: Paths, port: number): KubeAuth {
+  return {
+    server: `https://127.0.0.1:${port}`,
+    ca: readFileSync(join(p.pki, 'ca.crt'), 'utf8'),
+    cert: readFileSync(join(p.pki, 'admin.crt'), 'utf8'),
+    key: readFileSync(join(p.pki, 'admin.key'), 'utf8'),
+  };
+}
+
+/** kwok stages: node set-up and heartbeats, pods Ready when scheduled, Job pods Succeeded after a delay. */
+function writeStages(p: Paths, tc: Toolchain, jobDurationMs: number): string {
+  const stage = join(tc.dir, 'share', 'kwok', 'stage');
+  const files = ['node/fast/node-initialize.yaml', 'node/heartbeat-with-lease/node-heartbeat-with-lease.yaml', 'pod/general/pod-ready.yaml', 'pod/general/pod-complete.yaml', 'pod/general/pod-delete.yaml'];
+  const docs = files.flatMap((f) => parseAllDocuments(readFileSync(join(stage, f), 'utf8')).map((d) => d.toJS() as Record<string, unknown>));
+  for (const d of docs) {
+    const meta = d.metadata as { name: string };
+    const spec = d.spec as { delay?: { durationMilliseconds?: number; jitterDurationMilliseconds?: number } };
+    if (meta.name === 'pod-complete' && spec.delay) {
+      spec.delay.durationMilliseconds = jobDurationMs;
+      spec.delay.jitterDurationMilliseconds = 0;
+    } else if (meta.name === 'pod-ready' && spec.delay) {
+      spec.delay.durationMilliseconds = 0;
+      spec.delay.jitterDurationMilliseconds = 0;
+    }
+  }
+  const out = join(p.cluster, 'kwok-stages.yaml');
+  writeFileSync(out, docs.map((d) => stringify(d)).join('---\n'));
+  return out;
+}
+
+function pidFile(p: Paths, c: Component): string {
+  return join(p.pids, `${c}.pid`);
+}
+
+/** The pid of a component we started, if that process is still ours and alive. */
+export function runningPid(p: Paths, c: Component, binary?: string): number | undefined {
+  const f = pidFile(p, c);
+  if (!existsSync(f)) return undefined;
+  const pid = Number(readFileSync(f, 'utf8'));
+  if (!Number.isFinite(pid) || !alive(pid)) return undefined;
+  // A recycled pid belongs to someone else: only claim it if it runs the component's binary.
+  try {
+    const exe = readlinkSync(`/proc/${pid}/exe`);
+    if (binary && !exe.startsWith(binary) && !exe.endsWith(`/${c}`)) return undefined;
+    if (!binary && !exe.endsWith(`/${c}`)) return undefined;
+  } catch {
+    /* no /proc: trust the pid file */
+  }
+  return pid;
+}
+
+export function logTail(p: Paths, c: Component, lines = 20): string {
+  const f = join(p.logs, `${c}.log`);
+  if (!existsSync(f)) return '(no log)';
+  return readFileSync(f, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+function commandFor(c: Component, p: Paths, s: State, tc: Toolchain): string[] {
+  const pki = (f: string) => join(p.pki, f);
+  const kc = p.kubeconfig;
+  switch (c) {
+    case 'etcd':
+      return [
+        tc.bins.etcd!, '--name=kiln', `--data-dir=${join(p.cluster, 'etcd')}`,
+        `--listen-client-urls=http://127.0.0.1:${s.ports.etcdClient}`, `--advertise-client-urls=http://127.0.0.1:${s.ports.etcdClient}`,
+        `--listen-peer-urls=http://127.0.0.1:${s.ports.etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${s.ports.etcdPeer}`,
+        `--initial-cluster=kiln=http://127.0.0.1:${s.ports.etcdPeer}`, '--unsafe-no-fsync=true', '--log-level=warn',
+      ];
+    case 'kube-apiserver':
+      return [
+        tc.bins['kube-apiserver']!, `--etcd-servers=http://127.0.0.1:${s.ports.etcdClient}`, '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1',
+        `--secure-port=${s.ports.apiserver}`, `--tls-cert-file=${pki('apiserver.crt')}`, `--tls-private-key-file=${pki('apiserver.key')}`,
+        `--client-ca-file=${pki('ca.crt')}`, '--authorization-mode=Node,RBAC', '--service-account-issuer=https://kubernetes.default.svc',
+        `--service-account-key-file=${pki('sa.pub')}`, `--service-account-signing-key-file=${pki('sa.key')}`,
+        '--service-cluster-ip-range=10.0.0.0/24', '--allow-privileged=true', `--cert-dir=${p.pki}`, '--profiling=false', '--v=1',
+      ];
+    case 'kube-controller-manager':
+      return [
+        tc.bins['kube-controller-manager']!, `--kubeconfig=${kc}`, `--authentication-kubeconfig=${kc}`, `--authorization-kubeconfig=${kc}`,
+        '--leader-elect=false', `--service-account-private-key-file=${pki('sa.key')}`, `--root-ca-file=${pki('ca.crt')}`,
+        '--use-service-account-credentials=true', '--service-cluster-ip-range=10.0.0.0/24', '--bind-address=127.0.0.1',
+        `--secure-port=${s.ports.controllerManager}`, '--profiling=false', '--v=1',
+      ];
+    case 'kube-scheduler':
+      return [
+        tc.bins['kube-scheduler']!, `--kubeconfig=${kc}`, `--authentication-kubeconfig=${kc}`, `--authorization-kubeconfig=${kc}`,
+        '--leader-elect=false', '--bind-address=127.0.0.1', `--secure-port=${s.ports.scheduler}`, '--profiling=false', '--v=1',
+      ];
+    case 'kwok':
+      return [
+        tc.bins.kwok!, `--kubeconfig=${kc}`, '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+        '--manage-nodes-with-label-selector=', '--manage-single-node=', '--cidr=10.244.0.0/16', '--node-ip=10.0.0.1',
+        '--node-lease-duration-seconds=40', `--config=${join(p.cluster, 'kwok-stages.yaml')}`,
+      ];
+  }
+}
+
+function start(c: Component, p: Paths, s: State, tc: Toolchain): number {
+  const [bin, ...args] = commandFor(c, p, s, tc);
+  const fd = openSync(join(p.logs, `${c}.log`), 'a');
+  const child = spawn(bin!, args, { detached: true, stdio: ['ignore', fd, fd], cwd: p.cluster });
+  closeSync(fd);
+  if (child.pid === undefined) throw new ClusterError(`could not start ${c} (${bin})`);
+  child.unref();
+  writeFileSync(pidFile(p, c), String(child.pid));
+  return child.pid;
+}
+
+async function waitFor(what: string, p: Paths, c: Component, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (!runningPid(p, c)) throw new ClusterError(`${c} exited while starting`, `last lines of ${join(p.logs, `${c}.log`)}:\n${logTail(p, c)}`);
+    if (Date.now() - t0 > timeoutMs) throw new ClusterError(`timed out after ${timeoutMs / 1000}s waiting for ${what}`, `last lines of ${join(p.logs, `${c}.log`)}:\n${logTail(p, c)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function gpuNode(name: string, o: Omit<ClusterOptions, 'root'>): unknown {
+  const gpu = GPUS[o.gpuType];
+  const capacity = { cpu: '96', memory: '1000Gi', pods: '110', 'ephemeral-storage': '2Ti', [gpu.resource]: String(o.gpusPerNode) };
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name,
+      annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+      labels: {
+        'kubernetes.io/hostname': name,
+        'kubernetes.io/os': 'linux',
+        'kubernetes.io/arch': 'amd64',
+        'kiln.dev/pool': 'gpu',
+        'kiln.dev/gpu-type': o.gpuType,
+        'nvidia.com/gpu.product': gpu.product,
+        'nvidia.com/gpu.count': String(o.gpusPerNode),
+        type: 'kwok',
+      },
+    },
+    status: { capacity, allocatable: capacity },
+  };
+}
+
+function cpuNode(name: string): unknown {
+  const capacity = { cpu: '32', memory: '128Gi', pods: '110', 'ephemeral-storage': '500Gi' };
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name,
+      annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+      labels: { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'kiln.dev/pool': 'cpu', type: 'kwok' },
+    },
+    status: { capacity, allocatable: capacity },
+  };
+}
+
+export function nodeNames(o: Omit<ClusterOptions, 'root'>): string[] {
+  return [...Array.from({ length: o.gpuNodes }, (_, i) => `kiln-gpu-${i}`), ...Array.from({ length: o.cpuNodes }, (_, i) => `kiln-cpu-${i}`)];
+}
+
+async function ensureNodes(a: KubeAuth, o: Omit<ClusterOptions, 'root'>): Promise<void> {
+  const wanted = nodeNames(o);
+  for (const name of wanted) {
+    const r = await kube(a, 'GET', `/api/v1/nodes/${name}`);
+    if (r.status === 200) continue;
+    const node = name.startsWith('kiln-gpu') ? gpuNode(name, o) : cpuNode(name);
+    const c = await kube(a, 'POST', '/api/v1/nodes', node);
+    if (c.status !== 201 && c.status !== 409) throw new ClusterError(`creating node ${name} failed (HTTP ${c.status})`, JSON.stringify(c.body));
+  }
+}
+
+async function nodesReady(a: KubeAuth, names: string[]): Promise<boolean> {
+  const r = await kube(a, 'GET', '/api/v1/nodes?labelSelector=type%3Dkwok');
+  const items = (r.body as { items?: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] }).items ?? [];
+  const ready = new Set(items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata.name));
+  return names.every((n) => ready.has(n));
+}
+
+export interface UpResult {
+  readonly kubeconfig: string;
+  readonly started: Component[];
+  readonly reused: Component[];
+  readonly env: Record<string, string>;
+  readonly seconds: number;
+}
+
+/** Brings the cluster up, starting only what is not already running (idempotent). */
+export async function up(opts: ClusterOptions, log: BuildProgress): Promise<UpResult> {
+  const t0 = Date.now();
+  const tc = await ensureToolchain(log);
+  const p = paths(opts.root);
+  for (const d of [p.cluster, p.logs, p.pids]) mkdirSync(d, { recursive: true });
+  let state: State;
+  if (existsSync(p.state)) {
+    state = JSON.parse(readFileSync(p.state, 'utf8')) as State;
+  } else {
+    if (!existsSync(join(p.pki, 'admin.crt'))) makeCertificates(p.pki);
+    const [etcdClient, etcdPeer, apiserver, controllerManager, scheduler] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const { root: _root, ...options } = opts;
+    state = { ports: { etcdClient: etcdClient!, etcdPeer: etcdPeer!, apiserver: apiserver!, controllerManager: controllerManager!, scheduler: scheduler! }, toolchain: tc.dir, options };
+    writeFileSync(p.state, JSON.stringify(state, null, 2));
+  }
+  writeKubeconfig(p, state.ports.apiserver);
+  writeStages(p, tc, state.options.jobDurationMs);
+  const a = auth(p, state.ports.apiserver);
+  const started: Component[] = [];
+  const reused: Component[] = [];
+  for (const c of COMPONENTS) {
+    if (runningPid(p, c)) {
+      reused.push(c);
+    } else {
+      log(`starting ${c}`);
+      start(c, p, state, tc);
+      started.push(c);
+    }
+    switch (c) {
+      case 'etcd':
+        await waitFor('etcd', p, c, async () => (await fetch(`http://127.0.0.1:${state.ports.etcdClient}/health`)).ok);
+        break;
+      case 'kube-apiserver':
+        await waitFor('the API server to be ready', p, c, async () => (await kube(a, 'GET', '/readyz', undefined, 2000)).status === 200);
+        break;
+      case 'kube-controller-manager':
+        await waitFor('the controller manager', p, c, () => healthz(state.ports.controllerManager));
+        break;
+      case 'kube-scheduler':
+        await waitFor('the scheduler', p, c, () => healthz(state.ports.scheduler));
+        break;
+      case 'kwok':
+        await ensureNodes(a, state.options);
+        await waitFor('the simulated nodes to be Ready', p, c, () => nodesReady(a, nodeNames(state.options)));
+        break;
+    }
+  }
+  // Pods need the namespace's default service account, which the controller manager creates.
+  await waitFor('the default service account', p, 'kube-controller-manager', async () => (await kube(a, 'GET', '/api/v1/namespaces/default/serviceaccounts/default')).status === 200);
+  const env = pulumiEnv(p, tc);
+  await ensurePulumi(p, tc, env, log);
+  return { kubeconfig: p.kubeconfig, started, reused, env: { KUBECONFIG: p.kubeconfig, ...env }, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** Environment for the Pulumi CLI against the local backend, offline. */
+export function pulumiEnv(p: Paths, tc: Toolchain): Record<string, string> {
+  return {
+    PATH: tc.path,
+    PULUMI_HOME: p.pulumiHome,
+    PULUMI_BACKEND_URL: `file://${p.pulumiState}`,
+    // Local dev stacks encrypt their secrets with this passphrase; empty is allowed and documented.
+    PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? '',
+    PULUMI_SKIP_UPDATE_CHECK: 'true',
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: 'true',
+    PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: 'false',
+  };
+}
+
+async function ensurePulumi(p: Paths, tc: Toolchain, env: Record<string, string>, log: BuildProgress): Promise<void> {
+  mkdirSync(p.pulumiState, { recursive: true });
+  mkdirSync(p.pulumiHome, { recursive: true });
+  const v = readVersions().kubernetesProvider.version;
+  if (existsSync(join(p.pulumiHome, 'plugins', `resource-kubernetes-v${v}`))) return;
+  log(`installing the Kubernetes provider ${v} into ${p.pulumiHome}`);
+  const r = spawnSync(tc.bins.pulumi!, ['plugin', 'install', 'resource', 'kubernetes', v, '--file', tc.bins['pulumi-resource-kubernetes']!], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new ClusterError('installing the Pulumi Kubernetes provider failed', `${r.stdout}${r.stderr}`);
+}
+
+export interface ComponentStatus {
+  readonly component: Component;
+  readonly pid: number | null;
+  readonly running: boolean;
+  readonly healthy: boolean;
+  readonly logTail?: string;
+}
+
+export interface ClusterStatus {
+  readonly exists: boolean;
+  readonly healthy: boolean;
+  readonly kubeconfig: string;
+  readonly server?: string;
+  readonly components: ComponentStatus[];
+  readonly nodes: { name: string; ready: boolean; gpus: string }[];
+}
+
+export async function status(root: string): Promise<ClusterStatus> {
+  const p = paths(root);
+  if (!existsSync(p.state)) return { exists: false, healthy: false, kubeconfig: p.kubeconfig, components: [], nodes: [] };
+  const state = JSON.parse(readFileSync(p.state, 'utf8')) as State;
+  const a = auth(p, state.ports.apiserver);
+  const components: ComponentStatus[] = [];
+  for (const c of COMPONENTS) {
+    const pid = runningPid(p, c) ?? null;
+    let healthy = false;
+    if (pid) {
+      if (c === 'etcd') healthy = await fetch(`http://127.0.0.1:${state.ports.etcdClient}/health`).then((r) => r.ok, () => false);
+      else if (c === 'kube-apiserver') healthy = await kube(a, 'GET', '/readyz', undefined, 2000).then((r) => r.status === 200, () => false);
+      else if (c === 'kube-controller-manager') healthy = await healthz(state.ports.controllerManager);
+      else if (c === 'kube-scheduler') healthy = await healthz(state.ports.scheduler);
+      else healthy = true;
+    }
+    components.push({ component: c, pid, running: pid !== null, healthy, ...(pid ? {} : { logTail: logTail(p, c, 10) }) });
+  }
+  let nodes: ClusterStatus['nodes'] = [];
+  if (components.find((c) => c.component === 'kube-apiserver')?.healthy) {
+    const r = await kube(a, 'GET', '/api/v1/nodes').catch(() => undefined);
+    const items = ((r?.body as { items?: { metadata: { name: string }; status?: { allocatable?: Record<string, string>; conditions?: { type: string; status: string }[] } }[] })?.items ?? []);
+    nodes = items.map((n) => ({
+      name: n.metadata.name,
+      ready: Boolean(n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')),
+      gpus: n.status?.allocatable?.['nvidia.com/gpu'] ?? n.status?.allocatable?.['amd.com/gpu'] ?? '0',
+    }));
+  }
+  return { exists: true, healthy: components.every((c) => c.healthy), kubeconfig: p.kubeconfig, server: a.server, components, nodes };
+}
+
+/** Stops exactly the processes `up` started (by pid file) and removes the cluster's data. */
+export async function down(root: string, log: BuildProgress): Promise<Component[]> {
+  const p = paths(root);
+  const stopped: Component[] = [];
+  for (const c of [...COMPONENTS].reverse()) {
+    const pid = runningPid(p, c);
+    if (!pid) continue;
+    log(`stopping ${c} (pid ${pid})`);
+    process.kill(pid, 'SIGTERM');
+    const t0 = Date.now();
+    while (alive(pid) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+    stopped.push(c);
+  }
+  rmSync(p.cluster, { recursive: true, force: true });
+  rmSync(join(p.home, 'pulumi'), { recursive: true, force: true });
+  return stopped;
+}

@@ -1,0 +1,21 @@
+import { fileURLToPath } from 'node:url';
+import { down, status, up } from '../../src/cluster.ts';
+
+export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+
+let startedHere = false;
+
+export default async function setup(): Promise<() => Promise<void>> {
+  const before = await status(ROOT);
+  if (!before.healthy) {
+    const r = await up({ root: ROOT, gpuNodes: 4, gpusPerNode: 8, gpuType: 'h100-80gb', cpuNodes: 2, jobDurationMs: 2000 }, (m) => console.log(`[cluster] ${m}`));
+    startedHere = r.started.length > 0;
+    console.log(`[cluster] up in ${r.seconds.toFixed(1)}s`);
+  } else {
+    console.log('[cluster] reusing the running local cluster');
+  }
+  return async () => {
+    // Leave a cluster someone else started; stop the one this run started.
+    if (startedHere && !process.env.KILN_KEEP_CLUSTER) await down(ROOT, (m) => console.log(`[cluster] ${m}`));
+  };
+}
