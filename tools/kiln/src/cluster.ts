@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { GPUS, type GpuType } from '@kiln/spec';
 import { parseAllDocuments, stringify } from 'yaml';
 import { kube, healthz, type KubeAuth } from './kube-http.ts';
@@ -129,7 +129,7 @@ export function auth(p: Paths, port: number): KubeAuth {
 /** kwok stages: node set-up and heartbeats, pods Ready when scheduled, Job pods Succeeded after a delay. */
 function writeStages(p: Paths, tc: Toolchain, jobDurationMs: number): string {
   const stage = join(tc.dir, 'share', 'kwok', 'stage');
-  const files = ['node/fast/node-initialize.yaml', 'node/heartbeat-with-lease/node-heartbeat-with-lease.yaml', 'pod/general/pod-ready.yaml', 'pod/general/pod-complete.yaml', 'pod/general/pod-delete.yaml'];
+  const files = ['node/fast/node-initialize.yaml', 'node/heartbeat-with-lease/node-heartbeat-with-lease.yaml', 'pod/fast/pod-ready.yaml', 'pod/general/pod-complete.yaml', 'pod/fast/pod-delete.yaml'];
   const docs = files.flatMap((f) => parseAllDocuments(readFileSync(join(stage, f), 'utf8')).map((d) => d.toJS() as Record<string, unknown>));
   for (const d of docs) {
     const meta = d.metadata as { name: string };
@@ -304,9 +304,9 @@ export interface UpResult {
 }
 
 /** Brings the cluster up, starting only what is not already running (idempotent). */
-export async function up(opts: ClusterOptions, log: BuildProgress): Promise<UpResult> {
+export async function up(opts: ClusterOptions, log: BuildProgress, toolchain?: Toolchain): Promise<UpResult> {
   const t0 = Date.now();
-  const tc = await ensureToolchain(log);
+  const tc = toolchain ?? (await ensureToolchain(log));
   const p = paths(opts.root);
   for (const d of [p.cluster, p.logs, p.pids]) mkdirSync(d, { recursive: true });
   let state: State;
@@ -354,14 +354,15 @@ export async function up(opts: ClusterOptions, log: BuildProgress): Promise<UpRe
   // Pods need the namespace's default service account, which the controller manager creates.
   await waitFor('the default service account', p, 'kube-controller-manager', async () => (await kube(a, 'GET', '/api/v1/namespaces/default/serviceaccounts/default')).status === 200);
   const env = pulumiEnv(p, tc);
-  await ensurePulumi(p, tc, env, log);
+  if (tc.bins.pulumi) await ensurePulumi(p, tc, env, log);
   return { kubeconfig: p.kubeconfig, started, reused, env: { KUBECONFIG: p.kubeconfig, ...env }, seconds: (Date.now() - t0) / 1000 };
 }
 
 /** Environment for the Pulumi CLI against the local backend, offline. */
 export function pulumiEnv(p: Paths, tc: Toolchain): Record<string, string> {
   return {
-    PATH: tc.path,
+    // Programs run on the `node` first on PATH: put this process's Node (24, with type stripping) there.
+    PATH: `${tc.path.split(delimiter)[0]}${delimiter}${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`,
     PULUMI_HOME: p.pulumiHome,
     PULUMI_BACKEND_URL: `file://${p.pulumiState}`,
     // Local dev stacks encrypt their secrets with this passphrase; empty is allowed and documented.

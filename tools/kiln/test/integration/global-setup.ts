@@ -1,7 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { down, status, up } from '../../src/cluster.ts';
 
-export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+// The directory holding .kiln/: the repository root, unless KILN_ROOT names another.
+export const ROOT = process.env.KILN_ROOT ?? fileURLToPath(new URL('../../../../', import.meta.url));
 
 let startedHere = false;
 
