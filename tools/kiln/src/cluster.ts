@@ -434,21 +434,33 @@ export async function status(root: string): Promise<ClusterStatus> {
   return { exists: true, healthy: components.every((c) => c.healthy), kubeconfig: p.kubeconfig, server: a.server, components, nodes };
 }
 
+async function stopAll(procs: { c: Component; pid: number }[], log: BuildProgress): Promise<void> {
+  for (const { c, pid } of procs) {
+    log(`stopping ${c} (pid ${pid})`);
+    process.kill(pid, 'SIGTERM');
+  }
+  const t0 = Date.now();
+  while (procs.some(({ pid }) => alive(pid)) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+  for (const { c, pid } of procs) {
+    if (alive(pid)) {
+      log(`${c} (pid ${pid}) ignored SIGTERM for 10s; killing it`);
+      process.kill(pid, 'SIGKILL');
+    }
+  }
+}
+
 /** Stops exactly the processes `up` started (by pid file) and removes the cluster's data. */
 export async function down(root: string, log: BuildProgress): Promise<Component[]> {
   const p = paths(root);
-  const stopped: Component[] = [];
-  for (const c of [...COMPONENTS].reverse()) {
+  const running = [...COMPONENTS].reverse().flatMap((c) => {
     const pid = runningPid(p, c);
-    if (!pid) continue;
-    log(`stopping ${c} (pid ${pid})`);
-    process.kill(pid, 'SIGTERM');
-    const t0 = Date.now();
-    while (alive(pid) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
-    stopped.push(c);
-  }
+    return pid ? [{ c, pid }] : [];
+  });
+  // Everything but etcd at once (each takes a second or two to shut down); etcd last, since the API server
+  // blocks its own shutdown on it.
+  await stopAll(running.filter((x) => x.c !== 'etcd'), log);
+  await stopAll(running.filter((x) => x.c === 'etcd'), log);
   rmSync(p.cluster, { recursive: true, force: true });
   rmSync(join(p.home, 'pulumi'), { recursive: true, force: true });
-  return stopped;
+  return running.map(({ c }) => c);
 }
