@@ -369,7 +369,6 @@ export function pulumiEnv(p: Paths, tc: Toolchain): Record<string, string> {
     PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? '',
     PULUMI_SKIP_UPDATE_CHECK: 'true',
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: 'true',
-    PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: 'false',
   };
 }
 

@@ -27,7 +27,7 @@ export function readVersions(): Versions {
 }
 
 /** One binary: where its wrapper module is, which package to build, and how to stamp its version. */
-interface BinarySpec {
+export interface BinarySpec {
   readonly name: string;
   readonly module: string;
   readonly pkg: string;
@@ -192,7 +192,7 @@ function navigatorCores(): number {
   return Number(spawnSync('nproc', { encoding: 'utf8' }).stdout?.trim()) || 1;
 }
 
-async function buildOne(spec: BinarySpec, dir: string, step: string, log: BuildProgress, env: NodeJS.ProcessEnv): Promise<void> {
+export async function buildOne(spec: BinarySpec, dir: string, step: string, log: BuildProgress, env: NodeJS.ProcessEnv): Promise<void> {
   const logFile = join(dir, 'logs', `${spec.name}.log`);
   let cwd = join(TOOLCHAIN_SRC, spec.module);
   if (spec.prepare) {
@@ -240,7 +240,7 @@ function copyKwokStages(dir: string, v: Versions): void {
 }
 
 /** A lock directory holding the owner's pid; a lock whose owner is gone is taken over. */
-async function acquireLock(path: string, log: BuildProgress): Promise<() => void> {
+export async function acquireLock(path: string, log: BuildProgress): Promise<() => void> {
   let announced = false;
   for (;;) {
     try {

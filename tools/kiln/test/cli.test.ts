@@ -127,3 +127,31 @@ describe('kiln demo', () => {
     expect(j.specs.every((s: { valid: boolean; summary: unknown }) => s.valid && s.summary)).toBe(true);
   });
 });
+
+describe('kiln cluster and kiln toolchain (without starting anything)', () => {
+  it.each(['cluster', 'toolchain'])('has --help for %s', (c) => {
+    const r = kiln(c, '--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(new RegExp(`^Usage: kiln ${c}`));
+  });
+  it('rejects a missing or unknown subcommand and bad flags with exit 2', () => {
+    expect(kiln('cluster').code).toBe(2);
+    expect(kiln('cluster', 'upp').err).toContain('unknown subcommand "upp"');
+    const bad = kiln('cluster', 'up', '--gpu-type', 'h100', '--dir', tmp);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--gpu-type must be one of');
+    expect(kiln('cluster', 'up', '--gpu-nodes', '-1', '--dir', tmp).code).toBe(2);
+  });
+  it('says when there is no cluster in a directory', () => {
+    const r = kiln('cluster', 'status', '--dir', tmp);
+    expect([r.code, r.out.trim()]).toEqual([0, 'no local cluster here; start one with `kiln cluster up`']);
+    expect(JSON.parse(kiln('cluster', 'status', '--dir', tmp, '--format', 'json').out)).toMatchObject({ exists: false, healthy: false });
+  });
+  it('reports where each toolchain binary comes from, as JSON', () => {
+    const r = kiln('toolchain', 'status', '--format', 'json');
+    const j = JSON.parse(r.out) as { key: string; dir: string; missing: string[]; bins: Record<string, string> };
+    expect(j.dir.endsWith(j.key)).toBe(true);
+    expect([...Object.keys(j.bins), ...j.missing].filter((n) => n !== 'kwok-stages').sort()).toHaveLength(8);
+    expect(r.code).toBe(j.missing.length ? 1 : 0);
+  });
+});
