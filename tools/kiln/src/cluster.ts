@@ -235,42 +235,31 @@ async function waitFor(what: string, p: Paths, c: Component, check: () => Promis
   }
 }
 
-function gpuNode(name: string, o: Omit<ClusterOptions, 'root'>): unknown {
-  const gpu = GPUS[o.gpuType];
-  const capacity = { cpu: '96', memory: '1000Gi', pods: '110', 'ephemeral-storage': '2Ti', [gpu.resource]: String(o.gpusPerNode) };
+/** A node that kwok manages (by its annotation), created with its capacity already in its status. */
+function fakeNode(name: string, labels: Record<string, string>, capacity: Record<string, string>): unknown {
   return {
     apiVersion: 'v1',
     kind: 'Node',
     metadata: {
       name,
       annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-      labels: {
-        'kubernetes.io/hostname': name,
-        'kubernetes.io/os': 'linux',
-        'kubernetes.io/arch': 'amd64',
-        'kiln.dev/pool': 'gpu',
-        'kiln.dev/gpu-type': o.gpuType,
-        'nvidia.com/gpu.product': gpu.product,
-        'nvidia.com/gpu.count': String(o.gpusPerNode),
-        type: 'kwok',
-      },
+      labels: { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok', ...labels },
     },
     status: { capacity, allocatable: capacity },
   };
 }
 
+function gpuNode(name: string, o: Omit<ClusterOptions, 'root'>): unknown {
+  const gpu = GPUS[o.gpuType];
+  return fakeNode(
+    name,
+    { 'kiln.dev/pool': 'gpu', 'kiln.dev/gpu-type': o.gpuType, 'nvidia.com/gpu.product': gpu.product, 'nvidia.com/gpu.count': String(o.gpusPerNode) },
+    { cpu: '96', memory: '1000Gi', pods: '110', 'ephemeral-storage': '2Ti', [gpu.resource]: String(o.gpusPerNode) },
+  );
+}
+
 function cpuNode(name: string): unknown {
-  const capacity = { cpu: '32', memory: '128Gi', pods: '110', 'ephemeral-storage': '500Gi' };
-  return {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: {
-      name,
-      annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-      labels: { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'kiln.dev/pool': 'cpu', type: 'kwok' },
-    },
-    status: { capacity, allocatable: capacity },
-  };
+  return fakeNode(name, { 'kiln.dev/pool': 'cpu' }, { cpu: '32', memory: '128Gi', pods: '110', 'ephemeral-storage': '500Gi' });
 }
 
 export function nodeNames(o: Omit<ClusterOptions, 'root'>): string[] {
