@@ -299,12 +299,15 @@ export async function up(opts: ClusterOptions, log: BuildProgress, toolchain?: T
   const p = paths(opts.root);
   for (const d of [p.cluster, p.logs, p.pids]) mkdirSync(d, { recursive: true });
   let state: State;
+  const { root: _root, ...options } = opts;
   if (existsSync(p.state)) {
     state = JSON.parse(readFileSync(p.state, 'utf8')) as State;
+    if (JSON.stringify(state.options) !== JSON.stringify(options)) {
+      log(`this cluster was created with ${JSON.stringify(state.options)}; keeping that (run \`kiln cluster down\` first to change nodes or job duration)`);
+    }
   } else {
     if (!existsSync(join(p.pki, 'admin.crt'))) makeCertificates(p.pki);
     const [etcdClient, etcdPeer, apiserver, controllerManager, scheduler] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
-    const { root: _root, ...options } = opts;
     state = { ports: { etcdClient: etcdClient!, etcdPeer: etcdPeer!, apiserver: apiserver!, controllerManager: controllerManager!, scheduler: scheduler! }, toolchain: tc.dir, options };
     writeFileSync(p.state, JSON.stringify(state, null, 2));
   }
