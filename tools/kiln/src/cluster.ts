@@ -236,7 +236,7 @@ async function waitFor(what: string, p: Paths, c: Component, check: () => Promis
 }
 
 /** A node that kwok manages (by its annotation), created with its capacity already in its status. */
-function fakeNode(name: string, labels: Record<string, string>, capacity: Record<string, string>): unknown {
+function simulatedNode(name: string, labels: Record<string, string>, capacity: Record<string, string>): unknown {
   return {
     apiVersion: 'v1',
     kind: 'Node',
@@ -251,7 +251,7 @@ function fakeNode(name: string, labels: Record<string, string>, capacity: Record
 
 function gpuNode(name: string, o: Omit<ClusterOptions, 'root'>): unknown {
   const gpu = GPUS[o.gpuType];
-  return fakeNode(
+  return simulatedNode(
     name,
     { 'kiln.dev/pool': 'gpu', 'kiln.dev/gpu-type': o.gpuType, 'nvidia.com/gpu.product': gpu.product, 'nvidia.com/gpu.count': String(o.gpusPerNode) },
     { cpu: '96', memory: '1000Gi', pods: '110', 'ephemeral-storage': '2Ti', [gpu.resource]: String(o.gpusPerNode) },
@@ -259,7 +259,7 @@ function gpuNode(name: string, o: Omit<ClusterOptions, 'root'>): unknown {
 }
 
 function cpuNode(name: string): unknown {
-  return fakeNode(name, { 'kiln.dev/pool': 'cpu' }, { cpu: '32', memory: '128Gi', pods: '110', 'ephemeral-storage': '500Gi' });
+  return simulatedNode(name, { 'kiln.dev/pool': 'cpu' }, { cpu: '32', memory: '128Gi', pods: '110', 'ephemeral-storage': '500Gi' });
 }
 
 export function nodeNames(o: Omit<ClusterOptions, 'root'>): string[] {
