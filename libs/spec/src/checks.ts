@@ -76,9 +76,9 @@ function checkSecrets(value: Input, path: Path, report: Reporter): void {
       }
     }
     const last = path.at(-1);
-    // Secret references name a Secret; they are not values.
-    const isRef = path[0] === 'infra' && path[1] === 'secrets';
-    if (typeof last === 'string' && !isRef && SECRET_KEY.test(last) && value.length >= 8) {
+    // Keys are free only in label and node-selector maps; everywhere else the schema names them (and a
+    // schema field such as `paradigm_token` is not a secret).
+    if (typeof last === 'string' && inFreeFormMap(path) && SECRET_KEY.test(last) && value.length >= 8) {
       report('KL308', path, `"${last}" holds a literal value: secret values must never be written in a spec`, {
         hint: 'put it in a Kubernetes Secret and reference it under infra.secrets',
       });
@@ -87,6 +87,10 @@ function checkSecrets(value: Input, path: Path, report: Reporter): void {
   }
   if (Array.isArray(value)) value.forEach((v, i) => checkSecrets(v, [...path, i], report));
   else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) checkSecrets(v, [...path, k], report);
+}
+
+function inFreeFormMap(path: Path): boolean {
+  return (path[0] === 'metadata' && path[1] === 'labels') || (path[0] === 'infra' && path[1] === 'node_pools' && path[3] === 'node_selector');
 }
 
 function checkModel(spec: PartialSpec, input: Input, report: Reporter): void {

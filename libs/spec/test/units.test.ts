@@ -54,3 +54,14 @@ describe('diagnostic format', () => {
     expect(loadText(text).diagnostics.map((d) => d.code)).toEqual(['KL210', 'KL205', 'KL207', 'KL204', 'KL206']);
   });
 });
+
+describe('inline secret detection', () => {
+  const base = 'apiVersion: kiln.dev/v1alpha1\nmetadata:\n  name: m\n  labels: LABELS\ndata:\n  sources: [{ type: local, name: src, path: ./code }]\nmodel: { preset: 125m }\ntraining: {}\n';
+  it('flags a literal under a secret-looking key in a free-form map', () => {
+    expect(loadText(base.replace('LABELS', '{ api_token: abcdefgh1234 }')).diagnostics.map((d) => d.code)).toEqual(['KL308']);
+  });
+  it('does not flag schema fields whose names end in _token', () => {
+    const ul2 = base.replace('LABELS', '{}') + 'objective:\n  type: ul2\n  denoisers: [{ mean_span: 3, corruption_rate: 0.15, paradigm_token: "<|endoftext|>" }]\n';
+    expect(loadText(ul2).diagnostics).toEqual([]);
+  });
+});

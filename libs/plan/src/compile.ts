@@ -1,0 +1,228 @@
+import { GPUS, type GpuType, type Spec } from '@kiln/spec';
+import { estimate, DEFAULT_MFU } from './estimate.ts';
+import { dnsName } from './names.ts';
+import { runId } from './run-id.ts';
+import { CONFIG_PATH, type GpuRequest, type Plan, type ServingPlan, type Stage, type StageResources } from './types.ts';
+
+/** Resources of the CPU stages, per pod. The spec sizes only training and serving; these fit the workers. */
+export const STAGE_RESOURCES = {
+  'data-prep': { cpu: '2', memory: '8Gi' },
+  tokenizer: { cpu: '8', memory: '32Gi' },
+  pack: { cpu: '2', memory: '8Gi' },
+  export: { cpu: '8', memory: '64Gi' },
+  eval: { cpu: '4', memory: '8Gi' },
+} as const satisfies Record<string, StageResources>;
+
+/** Attempts per stage before the controller stops retrying a retryable failure (node loss, eviction). */
+export const MAX_ATTEMPTS = { default: 3, train: 5 } as const;
+
+export interface CompileOptions {
+  /** Model FLOPs utilisation for the estimate. */
+  readonly mfu?: number;
+}
+
+function gpu(type: GpuType, count: number): GpuRequest {
+  const g = GPUS[type];
+  return { type, count, resource: g.resource, product: g.product };
+}
+
+/** Compiles a resolved spec (with its stack overlay already applied) into the plan of one run. Pure. */
+export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
+  const id = runId(spec);
+  const name = spec.metadata.name;
+  const prefix = `${spec.infra.storage.uri.replace(/\/+$/, '')}/${name}/runs/${id}`;
+  const art = {
+    shards: `${prefix}/data/shards/`,
+    manifests: `${prefix}/data/manifests/`,
+    tokenizer: `${prefix}/tokenizer/`,
+    packed: `${prefix}/packed/`,
+    checkpoints: `${prefix}/checkpoints/`,
+    export: `${prefix}/export/`,
+    eval: (suite: string) => `${prefix}/eval/${suite}/`,
+  };
+  const pre = spec.data.preprocessing;
+  const t = spec.training;
+  const tok = spec.tokenizer;
+  const images = spec.infra.images;
+  const common = (kind: Stage['kind']) => ({ kind, maxAttempts: kind === 'train' ? MAX_ATTEMPTS.train : MAX_ATTEMPTS.default });
+
+  const dataPrep: Stage = {
+    name: 'data-prep',
+    ...common('data-prep'),
+    image: images.data_prep,
+    command: ['kiln', 'data', 'prep', '--config', CONFIG_PATH],
+    config: {
+      sources: spec.data.sources,
+      preprocessing: pre,
+      decontaminate: spec.eval.suites.filter((s) => pre.decontamination.suites.includes(s.name)).map((s) => ({ name: s.name, benchmark: s.benchmark, path: s.path ?? null, languages: s.languages })),
+      output: art.shards,
+      manifests: art.manifests,
+    },
+    resources: STAGE_RESOURCES['data-prep'],
+    parallelism: { kind: 'shards', shards: pre.shards },
+    inputs: spec.data.sources.map((s) => sourceUri(s)),
+    outputs: [art.shards, art.manifests],
+    dependsOn: [],
+  };
+  const tokenizer: Stage = {
+    name: 'tokenizer',
+    ...common('tokenizer'),
+    image: images.trainer,
+    command: ['python', '-m', 'kiln_trainer.tokenizer', '--config', CONFIG_PATH],
+    config: { tokenizer: tok, input: art.shards, output: art.tokenizer, seed: t.seed },
+    resources: tok.kind === 'train' ? STAGE_RESOURCES.tokenizer : { cpu: '1', memory: '2Gi' },
+    parallelism: { kind: 'single' },
+    inputs: tok.kind === 'train' ? [art.shards] : [tok.path ?? `hf://${tok.hub}@${tok.revision}`],
+    outputs: [art.tokenizer],
+    dependsOn: ['data-prep'],
+  };
+  const pack: Stage = {
+    name: 'pack',
+    ...common('pack'),
+    image: images.trainer,
+    command: ['python', '-m', 'kiln_trainer.pack', '--config', CONFIG_PATH],
+    config: {
+      input: art.shards,
+      tokenizer: art.tokenizer,
+      output: art.packed,
+      max_seq_len: spec.model.max_seq_len,
+      objective: spec.objective,
+      weights: Object.fromEntries(spec.data.sources.map((s) => [s.name, s.weight])),
+      seed: t.seed,
+    },
+    resources: STAGE_RESOURCES.pack,
+    parallelism: { kind: 'shards', shards: pre.shards },
+    inputs: [art.shards, art.tokenizer],
+    outputs: [art.packed],
+    dependsOn: ['tokenizer'],
+  };
+  const r = t.resources;
+  const train: Stage = {
+    name: 'train',
+    ...common('train'),
+    image: images.trainer,
+    command: ['torchrun', `--nnodes=${r.nodes}`, `--nproc-per-node=${r.gpus_per_node}`, '-m', 'kiln_trainer.train', '--config', CONFIG_PATH],
+    config: {
+      model: spec.model,
+      objective: spec.objective,
+      training: { ...t, resources: undefined, queue: undefined, priority: undefined },
+      data: art.packed,
+      tokenizer: art.tokenizer,
+      checkpoints: art.checkpoints,
+    },
+    resources: { cpu: r.cpu, memory: r.memory, shm: r.shm, gpu: gpu(r.gpu_type, r.gpus_per_node) },
+    parallelism: { kind: 'nodes', nodes: r.nodes, gpusPerNode: r.gpus_per_node },
+    inputs: [art.packed, art.tokenizer],
+    outputs: [art.checkpoints],
+    dependsOn: ['pack'],
+  };
+  // TensorRT-LLM engines are compiled for the GPU that serves them: export on the first target's GPU.
+  const target = spec.serving.targets[0];
+  const exportGpu = target && target.backend === 'tensorrtllm' ? gpu(target.gpu.type, target.engine.tensor_parallel) : undefined;
+  const exportStage: Stage = {
+    name: 'export',
+    ...common('export'),
+    image: images.trainer,
+    command: ['python', '-m', 'kiln_trainer.export', '--config', CONFIG_PATH],
+    config: {
+      checkpoints: art.checkpoints,
+      tokenizer: art.tokenizer,
+      output: art.export,
+      targets: spec.serving.targets.map((s) => ({ name: s.name, backend: s.backend, engine: s.engine, max_batch_size: s.max_batch_size })),
+    },
+    resources: exportGpu ? { ...STAGE_RESOURCES.export, gpu: exportGpu } : STAGE_RESOURCES.export,
+    parallelism: { kind: 'single' },
+    inputs: [art.checkpoints, art.tokenizer],
+    outputs: [art.export],
+    dependsOn: ['train'],
+  };
+  const evals: Stage[] = spec.eval.suites.map((s) => ({
+    name: dnsName(['eval', s.name], 40),
+    ...common('eval'),
+    image: images.eval,
+    command: ['kiln', 'eval', 'run', '--config', CONFIG_PATH],
+    config: {
+      suite: s,
+      model: art.export,
+      tokenizer: art.tokenizer,
+      fim_sentinels: tok.fim_sentinels ?? null,
+      output: art.eval(s.name),
+    },
+    resources: STAGE_RESOURCES.eval,
+    parallelism: { kind: 'single' },
+    inputs: [art.export],
+    outputs: [art.eval(s.name)],
+    dependsOn: ['export'],
+  }));
+
+  const serving: ServingPlan[] = spec.serving.targets.map((s) => ({
+    name: s.name,
+    backend: s.backend,
+    precision: s.engine.precision,
+    tensorParallel: s.engine.tensor_parallel,
+    replicas: s.replicas,
+    autoscaling: s.autoscaling,
+    gpu: gpu(s.gpu.type, s.gpu.count),
+    maxBatchSize: s.max_batch_size,
+    latency: { p50Ms: s.latency.p50_ms, p99Ms: s.latency.p99_ms },
+    canary: s.canary,
+    modelRepository: `${art.export}${s.name}/`,
+    image: images.triton,
+  }));
+
+  return {
+    apiVersion: 'kiln.dev/v1alpha1',
+    runId: id,
+    name,
+    stack: spec.stack ?? null,
+    namespace: spec.infra.namespace,
+    storagePrefix: prefix,
+    labels: {
+      ...spec.metadata.labels,
+      'app.kubernetes.io/name': 'kiln',
+      'app.kubernetes.io/part-of': name,
+      'app.kubernetes.io/managed-by': 'kiln',
+      'kiln.dev/run-id': id,
+    },
+    stages: [dataPrep, tokenizer, pack, train, exportStage, ...evals],
+    serving,
+    gates: Object.fromEntries(Object.entries(spec.eval.gates).map(([stack, gates]) => [stack, gates.map((g) => g.expr.trim())])),
+    estimate: estimate(spec, opts.mfu ?? DEFAULT_MFU),
+  };
+}
+
+function sourceUri(s: Spec['data']['sources'][number]): string {
+  switch (s.type) {
+    case 'huggingface':
+      return `hf://datasets/${s.dataset}@${s.revision}`;
+    case 'object-store':
+      return s.uri;
+    case 'git':
+      return `${s.url}#${s.ref}`;
+    case 'local':
+      return `file://${s.path}`;
+    case 'feedback':
+      return `feedback://${s.target}?since=${s.since}`;
+  }
+}
+
+/** The stages in an order where each comes after everything it depends on. */
+export function topologicalOrder(stages: readonly Stage[]): Stage[] {
+  const byName = new Map(stages.map((s) => [s.name, s]));
+  const out: Stage[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (s: Stage) => {
+    if (state.get(s.name) === 'done') return;
+    if (state.get(s.name) === 'visiting') throw new Error(`stage graph has a cycle through ${s.name}`);
+    state.set(s.name, 'visiting');
+    for (const d of s.dependsOn) {
+      const dep = byName.get(d);
+      if (!dep) throw new Error(`stage ${s.name} depends on unknown stage ${d}`);
+      visit(dep);
+    }
+    state.set(s.name, 'done');
+    out.push(s);
+  };
+  stages.forEach(visit);
+  return out;
+}

@@ -1,0 +1,7 @@
+/** @kiln/plan: the pure compiler from a resolved Spec to a Plan (stage graph, run id, estimate). */
+export { compile, topologicalOrder, STAGE_RESOURCES, MAX_ATTEMPTS, type CompileOptions } from './compile.ts';
+export { estimate, DEFAULT_MFU } from './estimate.ts';
+export { dnsName } from './names.ts';
+export { canonicalJson, runId, runIdentity } from './run-id.ts';
+export type * from './types.ts';
+export { CONFIG_PATH } from './types.ts';

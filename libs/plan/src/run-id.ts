@@ -1,0 +1,47 @@
+import { createHash } from 'node:crypto';
+import type { Spec } from '@kiln/spec';
+
+/** JSON with object keys sorted at every level, so equal values always serialise the same. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+/**
+ * What determines a run's result: the data and its cleaning, the tokenizer, the model, the objective, the
+ * training recipe and the images that run it, and the evaluation that judges it. Left out on purpose:
+ * labels, owner and description; where pods run and how many there are (resources, queue, priority:
+ * the global batch is fixed, so GPU count changes speed, not the model); promotion gates (policy, not
+ * evidence); serving; the namespace and the stack name.
+ */
+export function runIdentity(spec: Spec): unknown {
+  const t = spec.training;
+  return {
+    name: spec.metadata.name,
+    data: spec.data,
+    tokenizer: spec.tokenizer,
+    model: spec.model,
+    objective: spec.objective,
+    training: {
+      token_budget: t.token_budget,
+      global_batch: t.global_batch,
+      micro_batch: t.micro_batch,
+      optimizer: t.optimizer,
+      schedule: t.schedule,
+      gradient_clipping: t.gradient_clipping,
+      parallelism: t.parallelism,
+      seed: t.seed,
+    },
+    eval: spec.eval.suites,
+    images: { data_prep: spec.infra.images.data_prep, trainer: spec.infra.images.trainer, eval: spec.infra.images.eval },
+    storage: spec.infra.storage.uri,
+  };
+}
+
+export function runId(spec: Spec): string {
+  return 'r-' + createHash('sha256').update(canonicalJson(runIdentity(spec))).digest('hex').slice(0, 12);
+}

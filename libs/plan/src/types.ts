@@ -1,0 +1,97 @@
+import type { GpuType } from '@kiln/spec';
+
+export type StageKind = 'data-prep' | 'tokenizer' | 'pack' | 'train' | 'export' | 'eval';
+
+export interface GpuRequest {
+  readonly type: GpuType;
+  /** GPUs per pod. */
+  readonly count: number;
+  /** Extended resource name, e.g. `nvidia.com/gpu`. */
+  readonly resource: string;
+  /** Node label value that selects this GPU model (`nvidia.com/gpu.product`). */
+  readonly product: string;
+}
+
+export interface StageResources {
+  readonly cpu: string;
+  readonly memory: string;
+  /** Size of /dev/shm, when the stage needs more than the default. */
+  readonly shm?: string;
+  readonly gpu?: GpuRequest;
+}
+
+/** How a stage fans out: shards of an Indexed Job, or nodes of a multi-node training job. */
+export type Parallelism = { readonly kind: 'single' } | { readonly kind: 'shards'; readonly shards: number } | { readonly kind: 'nodes'; readonly nodes: number; readonly gpusPerNode: number };
+
+/** One stage of the pipeline: a container command, its config, what it reads and writes. */
+export interface Stage {
+  /** Unique within the plan, DNS-safe: `data-prep`, `train`, `eval-humaneval`. */
+  readonly name: string;
+  readonly kind: StageKind;
+  readonly image: string;
+  readonly command: readonly string[];
+  /** Mounted as JSON at `CONFIG_PATH`. */
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly resources: StageResources;
+  readonly parallelism: Parallelism;
+  /** Artifact URIs read. */
+  readonly inputs: readonly string[];
+  /** Artifact URIs written. */
+  readonly outputs: readonly string[];
+  /** Stages that must succeed first. */
+  readonly dependsOn: readonly string[];
+  /** Attempts before the controller gives up on a retryable failure. */
+  readonly maxAttempts: number;
+}
+
+export interface ServingPlan {
+  readonly name: string;
+  readonly backend: string;
+  readonly precision: string;
+  readonly tensorParallel: number;
+  readonly replicas: { readonly min: number; readonly max: number };
+  readonly autoscaling: { readonly metric: string; readonly target: number };
+  readonly gpu: GpuRequest;
+  readonly maxBatchSize: number;
+  readonly latency: { readonly p50Ms: number; readonly p99Ms: number };
+  readonly canary: number;
+  /** Model repository the target serves, from the run's export stage. */
+  readonly modelRepository: string;
+  readonly image: string;
+}
+
+export interface Estimate {
+  readonly parameters: number;
+  readonly tokens: number;
+  /** Training FLOPs: (6·N + 12·n_layers·d_model·seq_len) per token. */
+  readonly trainingFlops: number;
+  /** Model FLOPs utilisation the estimate assumes. */
+  readonly mfu: number;
+  readonly gpus: number;
+  readonly gpuType: GpuType;
+  readonly gpuHours: number;
+  readonly wallHours: number;
+  /** Training cost from the spec's price table; null when the table has no price for the GPU. */
+  readonly cost: number | null;
+  readonly currency: string;
+}
+
+export interface Plan {
+  readonly apiVersion: 'kiln.dev/v1alpha1';
+  /** Content address of everything that changes the result: `r-` and 12 hex digits. */
+  readonly runId: string;
+  readonly name: string;
+  readonly stack: string | null;
+  readonly namespace: string;
+  /** Where this run's artifacts live: `<storage uri>/<name>/runs/<run id>`. */
+  readonly storagePrefix: string;
+  /** Labels for every object: the spec's own plus kiln's. */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly stages: readonly Stage[];
+  readonly serving: readonly ServingPlan[];
+  readonly gates: Readonly<Record<string, readonly string[]>>;
+  readonly estimate: Estimate;
+}
+
+/** Where a stage finds its config inside its container. */
+export const CONFIG_PATH = '/etc/kiln/stage.json';

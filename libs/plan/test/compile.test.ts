@@ -1,0 +1,139 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { load, loadText, type Spec } from '@kiln/spec';
+import { describe, expect, it } from 'vitest';
+import { canonicalJson, compile, dnsName, estimate, runId, topologicalOrder, type Stage } from '../src/index.ts';
+
+const configs = fileURLToPath(new URL('../../../configs/', import.meta.url));
+
+function spec(file: string, stack?: string): Spec {
+  const r = load(configs + file, stack ? { stack } : {});
+  if (!r.spec) throw new Error(`${file}: ${r.diagnostics.map((d) => d.message).join('; ')}`);
+  return r.spec;
+}
+
+/** configs/tiny.yaml, optionally edited; the edit must leave it valid. */
+function readTiny(edit: (text: string) => string = (t) => t): Spec {
+  const r = loadText(edit(readFileSync(configs + 'tiny.yaml', 'utf8')), 'tiny.yaml');
+  if (!r.spec) throw new Error(r.diagnostics.map((d) => `${d.line}:${d.col} ${d.message}`).join('; '));
+  return r.spec;
+}
+const tiny = () => readTiny();
+
+describe('compile: the stage graph', () => {
+  const plan = compile(spec('replit-code-v1-3b.yaml'));
+
+  it('has data-prep, tokenizer, pack, train, export and one eval per suite, in dependency order', () => {
+    expect(plan.stages.map((s) => s.name)).toEqual(['data-prep', 'tokenizer', 'pack', 'train', 'export', 'eval-humaneval']);
+    expect(topologicalOrder(plan.stages).map((s) => s.name)).toEqual(plan.stages.map((s) => s.name));
+    expect(plan.stages.find((s) => s.name === 'eval-humaneval')?.dependsOn).toEqual(['export']);
+  });
+
+  it('fans data-prep out over the shards and training over 32 nodes × 8 A100-40GB', () => {
+    const byName = Object.fromEntries(plan.stages.map((s) => [s.name, s])) as Record<string, Stage>;
+    expect(byName['data-prep']!.parallelism).toEqual({ kind: 'shards', shards: 256 });
+    expect(byName.train!.parallelism).toEqual({ kind: 'nodes', nodes: 32, gpusPerNode: 8 });
+    expect(byName.train!.resources.gpu).toEqual({ type: 'a100-40gb', count: 8, resource: 'nvidia.com/gpu', product: 'NVIDIA-A100-SXM4-40GB' });
+    expect(byName.train!.command).toEqual(['torchrun', '--nnodes=32', '--nproc-per-node=8', '-m', 'kiln_trainer.train', '--config', '/etc/kiln/stage.json']);
+    expect(byName.train!.maxAttempts).toBeGreaterThan(byName['data-prep']!.maxAttempts);
+  });
+
+  it("wires each stage's outputs into the next stage's inputs, under the run's storage prefix", () => {
+    expect(plan.storagePrefix).toBe(`s3://kiln-artifacts/replit-code-v1-3b/replit-code-v1-3b/runs/${plan.runId}`);
+    const outputs = new Map(plan.stages.flatMap((s) => s.outputs.map((o) => [o, s.name] as const)));
+    for (const s of plan.stages.slice(1)) {
+      for (const input of s.inputs) expect(s.dependsOn.includes(outputs.get(input) ?? '') || topologicalOrder(plan.stages).some((x) => x.outputs.includes(input)), `${s.name} <- ${input}`).toBe(true);
+      for (const o of s.outputs) expect(o.startsWith(plan.storagePrefix)).toBe(true);
+    }
+  });
+
+  it('labels everything with the run id, and serves from the export', () => {
+    expect(plan.labels).toMatchObject({ 'kiln.dev/run-id': plan.runId, 'app.kubernetes.io/managed-by': 'kiln', 'model-family': 'replit-code' });
+    expect(plan.serving[0]).toMatchObject({ name: 'completions', backend: 'fastertransformer', replicas: { min: 2, max: 8 }, modelRepository: `${plan.storagePrefix}/export/completions/` });
+    expect(plan.gates).toEqual({ staging: ['humaneval.pass@1 >= 0.15'], prod: ['humaneval.pass@1 >= 0.20'] });
+  });
+
+  it('builds TensorRT-LLM engines in the export stage on the serving GPU', () => {
+    const p = compile(spec('multinode-7b.yaml'));
+    expect(p.stages.find((s) => s.name === 'export')?.resources.gpu).toMatchObject({ type: 'h100-80gb', count: 2 });
+  });
+
+  it('matches its snapshot for the tiny spec', () => {
+    expect(compile(tiny())).toMatchSnapshot();
+  });
+});
+
+describe('the run id', () => {
+  const base = runId(tiny());
+
+  it('is stable and content-addressed', () => {
+    expect(base).toMatch(/^r-[0-9a-f]{12}$/);
+    expect(runId(tiny())).toBe(base);
+  });
+
+  it.each([
+    ['the learning rate', (t: string) => t.replace('micro_batch: 4', 'micro_batch: 4\n  optimizer: { lr: 0.001 }')],
+    ['the token budget', (t: string) => t.replace('token_budget: 2M', 'token_budget: 3M')],
+    ['the model shape', (t: string) => t.replace('n_layers: 2', 'n_layers: 3')],
+    ['the objective', (t: string) => t.replace('type: next-token', 'type: ul2\n  denoisers: [{ mean_span: 3, corruption_rate: 0.15, paradigm_token: "<|endoftext|>" }]')],
+    ['the data cleaning', (t: string) => t.replace('shards: 2', 'shards: 2\n    pii: { emails: false }')],
+    ['an eval suite', (t: string) => t.replace('samples: 5', 'samples: 10')],
+    ['the trainer image', (t: string) => t.replace('  namespace: kiln-tiny', '  namespace: kiln-tiny\n  images: { trainer: "kiln/trainer:0.2.0" }')],
+  ])('changes with %s', (_what, edit) => {
+    expect(runId(readTiny(edit))).not.toBe(base);
+  });
+
+  it.each([
+    ['labels and owner', (t: string) => t.replace('  owner: kiln-dev', '  owner: someone-else\n  labels: { team: x }')],
+    ['serving replicas', (t: string) => t.replace('replicas: { min: 1, max: 1 }', 'replicas: { min: 1, max: 3 }')],
+    ['promotion gates', (t: string) => t.replace('humaneval.pass@1 >= 0', 'humaneval.pass@1 >= 0.1')],
+    ['the queue and priority', (t: string) => t.replace('micro_batch: 4', 'micro_batch: 4\n  queue: gpu\n  priority: high')],
+    ['the namespace', (t: string) => t.replace('namespace: kiln-tiny', 'namespace: other')],
+  ])('does not change with %s', (_what, edit) => {
+    expect(runId(readTiny(edit))).toBe(base);
+  });
+
+  it('differs between stacks whose overlays change the training', () => {
+    expect(runId(spec('replit-code-v1-3b.yaml', 'dev'))).not.toBe(runId(spec('replit-code-v1-3b.yaml')));
+    expect(runId(spec('replit-code-v1-3b.yaml', 'staging'))).toBe(runId(spec('replit-code-v1-3b.yaml')));
+  });
+
+  it('hashes canonical JSON, independent of key order', () => {
+    expect(canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: null } })).toBe('{"a":{"c":null,"d":[2,{"e":0,"f":1}]},"b":1}');
+  });
+});
+
+describe('the estimate', () => {
+  it('counts 6·N FLOPs per token plus attention, and prices GPU-hours from the spec', () => {
+    const s = spec('replit-code-v1-3b.yaml');
+    const e = estimate(s, 0.4);
+    const m = s.model;
+    const flops = (6 * m.parameters + 12 * m.n_layers * m.d_model * m.max_seq_len) * 525e9;
+    expect(e.trainingFlops).toBe(flops);
+    expect(e.gpuHours).toBeCloseTo(flops / (312e12 * 0.4) / 3600, 6);
+    expect(e.wallHours).toBeCloseTo(e.gpuHours / 256, 6);
+    expect(e.cost).toBeCloseTo(e.gpuHours * 1.29, 6);
+    expect(e.currency).toBe('USD');
+  });
+  it('has no cost when the price table lacks the GPU', () => {
+    expect(estimate(tiny()).cost).toBeNull();
+  });
+});
+
+describe('names', () => {
+  it('are DNS-1123 labels of at most 63 characters, hashed when truncated', () => {
+    expect(dnsName(['Eval', 'HumanEval_Plus'])).toBe('eval-humaneval-plus');
+    const long = dnsName(['a'.repeat(50), 'b'.repeat(50)]);
+    expect(long.length).toBeLessThanOrEqual(63);
+    expect(long).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    expect(dnsName(['a'.repeat(50), 'c'.repeat(50)])).not.toBe(long);
+    expect(dnsName(['x'.repeat(60)], 52).length).toBeLessThanOrEqual(52);
+  });
+});
+
+describe('topologicalOrder', () => {
+  it('refuses a cycle', () => {
+    const s = (name: string, dependsOn: string[]) => ({ name, dependsOn }) as unknown as Stage;
+    expect(() => topologicalOrder([s('a', ['b']), s('b', ['a'])])).toThrow(/cycle/);
+  });
+});
