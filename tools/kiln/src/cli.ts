@@ -18,6 +18,28 @@ const common = {
 } as const;
 
 const COMMANDS: Record<string, Command> = {
+  plan: {
+    summary: 'compile a spec into its stage graph, resources and cost estimate',
+    usage: 'kiln plan <spec> [--stack NAME] [--mfu 0.4] [--json] [--offline]',
+    help: `Compiles the spec (with a stack's overlay) into the plan of one run: the stages in order with their
+images, parallelism and resources, the serving targets, the gates, and an estimate before launch
+(training FLOPs = (6·N + 12·layers·d_model·seq_len) per token; GPU-hours at the stated MFU; cost from
+infra.pricing). The run id is a hash of everything that changes the result.
+
+When a cluster is reachable ($KUBECONFIG, ./.kiln's local cluster, or ~/.kube/config), each GPU request is
+checked against its nodes: a pod that asks for more GPUs than any node of that type has is an error now.
+
+Options:
+  --stack NAME   apply this stack's overlay
+  --mfu X        model FLOPs utilisation assumed by the estimate (default 0.4)
+  --json         the plan and the cluster check as JSON
+  --offline      do not contact a cluster
+
+Exit codes: 0 ok, 1 invalid spec or a capacity problem, 2 usage error.`,
+    options: { ...common, stack: { type: 'string' }, mfu: { type: 'string' }, json: { type: 'boolean' }, format: { type: 'string' }, offline: { type: 'boolean' } },
+    allowPositionals: true,
+    run: async (...a) => (await import('./plan-cmd.ts')).runPlan(...a),
+  },
   cluster: {
     summary: 'run a local Kubernetes control plane with simulated GPU nodes',
     usage: 'kiln cluster <up|down|status|env> [options]',

@@ -6,6 +6,8 @@ export interface KubeAuth {
   readonly ca: string;
   readonly cert: string;
   readonly key: string;
+  readonly token?: string;
+  readonly insecure?: boolean;
 }
 
 export interface KubeResponse {
@@ -21,10 +23,14 @@ export function kube(auth: KubeAuth, method: string, path: string, body?: unknow
       url,
       {
         method,
-        ca: auth.ca,
-        cert: auth.cert,
-        key: auth.key,
-        headers: { accept: 'application/json', ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}) },
+        ...(auth.ca ? { ca: auth.ca } : {}),
+        ...(auth.cert ? { cert: auth.cert, key: auth.key } : {}),
+        ...(auth.insecure ? { rejectUnauthorized: false } : {}),
+        headers: {
+          accept: 'application/json',
+          ...(auth.token ? { authorization: `Bearer ${auth.token}` } : {}),
+          ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}),
+        },
         timeout: timeoutMs,
       },
       (res) => {

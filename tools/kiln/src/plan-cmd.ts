@@ -1,0 +1,109 @@
+import { formatCount, formatDiagnostics, load, type Spec } from '@kiln/spec';
+import { compile, type GpuRequest, type Plan } from '@kiln/plan';
+import { EXIT, UsageError, type Io } from './io.ts';
+import { kube } from './kube-http.ts';
+import { kubeconfigPath, readKubeconfig } from './kubeconfig.ts';
+
+/** A capacity problem found against a live cluster: a pod that could never be scheduled. */
+export interface CapacityProblem {
+  readonly what: string;
+  readonly message: string;
+}
+
+interface NodeInfo {
+  readonly name: string;
+  readonly labels: Record<string, string>;
+  readonly allocatable: Record<string, string>;
+}
+
+/** Checks each GPU request of the plan against the nodes of a cluster: more GPUs per pod than any node has is an error now, not a pod Pending forever. */
+export function checkCapacity(plan: Plan, nodes: readonly NodeInfo[]): CapacityProblem[] {
+  const problems: CapacityProblem[] = [];
+  const check = (what: string, g: GpuRequest) => {
+    const ofType = nodes.filter((n) => n.labels['nvidia.com/gpu.product'] === g.product || (!n.labels['nvidia.com/gpu.product'] && Number(n.allocatable[g.resource] ?? 0) > 0));
+    if (ofType.length === 0) {
+      problems.push({ what, message: `${what} needs ${g.type} GPUs (${g.product}), and no node of the cluster has them` });
+      return;
+    }
+    const most = Math.max(...ofType.map((n) => Number(n.allocatable[g.resource] ?? 0)));
+    if (g.count > most) {
+      problems.push({ what, message: `${what} asks for ${g.count} × ${g.resource} per pod, but the largest ${g.type} node has ${most} (${ofType.length} node${ofType.length === 1 ? '' : 's'}: ${ofType.map((n) => n.name).slice(0, 4).join(', ')}${ofType.length > 4 ? ', …' : ''})` });
+    }
+  };
+  for (const s of plan.stages) if (s.resources.gpu) check(`stage ${s.name}`, s.resources.gpu);
+  for (const t of plan.serving) check(`serving target ${t.name}`, t.gpu);
+  return problems;
+}
+
+async function clusterNodes(): Promise<{ nodes: NodeInfo[]; context: string } | { error: string } | undefined> {
+  const path = kubeconfigPath();
+  if (!path) return undefined;
+  try {
+    const auth = readKubeconfig(path);
+    const r = await kube(auth, 'GET', '/api/v1/nodes', undefined, 3000);
+    if (r.status !== 200) return { error: `listing nodes returned HTTP ${r.status}` };
+    const items = (r.body as { items: { metadata: { name: string; labels?: Record<string, string> }; status?: { allocatable?: Record<string, string> } }[] }).items;
+    return { context: auth.context, nodes: items.map((n) => ({ name: n.metadata.name, labels: n.metadata.labels ?? {}, allocatable: n.status?.allocatable ?? {} })) };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+const hours = (h: number) => (h < 48 ? `${h.toFixed(1)} h` : `${(h / 24).toFixed(1)} days`);
+
+export function formatPlan(plan: Plan): string {
+  const e = plan.estimate;
+  const lines = [
+    `run ${plan.runId} of ${plan.name}${plan.stack ? ` (stack ${plan.stack})` : ''} in namespace ${plan.namespace}`,
+    `artifacts under ${plan.storagePrefix}`,
+    '',
+    'stages:',
+  ];
+  const width = Math.max(...plan.stages.map((s) => s.name.length));
+  for (const s of plan.stages) {
+    const par = s.parallelism.kind === 'shards' ? `${s.parallelism.shards} shards` : s.parallelism.kind === 'nodes' ? `${s.parallelism.nodes} nodes × ${s.parallelism.gpusPerNode} GPUs` : '1 pod';
+    const gpu = s.resources.gpu ? `, ${s.resources.gpu.count} × ${s.resources.gpu.type}` : '';
+    lines.push(`  ${s.name.padEnd(width)}  ${par.padEnd(18)} ${s.resources.cpu} CPU, ${s.resources.memory}${gpu}${s.dependsOn.length ? `   after ${s.dependsOn.join(', ')}` : ''}`);
+  }
+  if (plan.serving.length) {
+    lines.push('', 'serving:');
+    for (const t of plan.serving) lines.push(`  ${t.name}: ${t.backend} ${t.precision}, ${t.replicas.min}–${t.replicas.max} replicas × ${t.gpu.count} ${t.gpu.type}`);
+  }
+  lines.push(
+    '',
+    'estimate:',
+    `  ${formatCount(e.parameters)} parameters × ${formatCount(e.tokens)} tokens = ${e.trainingFlops.toExponential(2)} training FLOPs`,
+    `  ${formatCount(e.gpuHours)} GPU-hours of ${e.gpuType} at ${Math.round(e.mfu * 100)}% MFU; ${hours(e.wallHours)} on ${e.gpus} GPUs`,
+    `  ${e.cost === null ? `cost: no price for ${e.gpuType} in infra.pricing.gpu_hour` : `cost: ${e.cost.toLocaleString('en-US', { maximumFractionDigits: 0 })} ${e.currency} for training`}`,
+  );
+  const gates = Object.entries(plan.gates);
+  if (gates.length) lines.push('', 'gates:', ...gates.map(([stack, g]) => `  ${stack}: ${g.join(' and ')}`));
+  return lines.join('\n');
+}
+
+export async function runPlan(values: Record<string, unknown>, positionals: string[], io: Io): Promise<number> {
+  if (positionals.length !== 1) throw new UsageError('name one spec file, e.g. `kiln plan kiln.yaml --stack dev`');
+  const mfu = values.mfu === undefined ? undefined : Number(values.mfu);
+  if (mfu !== undefined && !(mfu > 0 && mfu <= 1)) throw new UsageError(`--mfu must be a number in (0, 1], not "${String(values.mfu)}"`);
+  const json = values.json === true || values.format === 'json';
+  const file = positionals[0]!;
+  const stack = values.stack as string | undefined;
+  const r = load(file, stack !== undefined ? { stack } : {});
+  if (!r.spec) {
+    if (json) io.out(JSON.stringify({ valid: false, diagnostics: r.diagnostics }, null, 2));
+    else io.err(formatDiagnostics(r.diagnostics, { sources: r.sources, color: io.color }));
+    return EXIT.invalid;
+  }
+  const plan = compile(r.spec as Spec, mfu !== undefined ? { mfu } : {});
+  const live = values.offline ? undefined : await clusterNodes();
+  const problems = live && 'nodes' in live ? checkCapacity(plan, live.nodes) : [];
+  if (json) {
+    io.out(JSON.stringify({ plan, cluster: live ? ('nodes' in live ? { context: live.context, nodes: live.nodes.length, problems } : { error: live.error }) : null }, null, 2));
+  } else {
+    io.out(formatPlan(plan));
+    if (live && 'nodes' in live) io.out(`\ncluster (${live.context}): ${problems.length ? `${problems.length} problem(s)` : `fits on ${live.nodes.length} nodes`}`);
+    else if (live) io.err(`kiln plan: could not check the cluster: ${live.error}`);
+    for (const p of problems) io.err(`error: ${p.message}`);
+  }
+  return problems.length ? EXIT.invalid : EXIT.ok;
+}
