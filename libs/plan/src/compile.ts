@@ -1,4 +1,4 @@
-import { GPUS, type GpuType, type Spec } from '@kiln/spec';
+import { GPUS, load, type Diagnostic, type GpuType, type Spec } from '@kiln/spec';
 import { estimate, DEFAULT_MFU } from './estimate.ts';
 import { dnsName } from './names.ts';
 import { runId } from './run-id.ts';
@@ -225,4 +225,12 @@ export function topologicalOrder(stages: readonly Stage[]): Stage[] {
   };
   stages.forEach(visit);
   return out;
+}
+
+export type CompileFileResult = { readonly plan: Plan; readonly diagnostics: Diagnostic[] } | { readonly plan?: undefined; readonly diagnostics: Diagnostic[] };
+
+/** Loads a spec file (with a stack's overlay) and compiles it; the diagnostics say why when it cannot. */
+export function compileFile(path: string, opts: CompileOptions & { readonly stack?: string } = {}): CompileFileResult {
+  const r = load(path, opts.stack !== undefined ? { stack: opts.stack } : {});
+  return r.spec ? { plan: compile(r.spec, opts), diagnostics: r.diagnostics } : { diagnostics: r.diagnostics };
 }

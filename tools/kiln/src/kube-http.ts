@@ -15,7 +15,7 @@ export interface KubeResponse {
   readonly body: unknown;
 }
 
-export function kube(auth: KubeAuth, method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<KubeResponse> {
+export function kube(auth: KubeAuth, method: string, path: string, body?: unknown, timeoutMs = 10_000, contentType = 'application/json'): Promise<KubeResponse> {
   const url = new URL(path, auth.server);
   const data = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
@@ -29,7 +29,7 @@ export function kube(auth: KubeAuth, method: string, path: string, body?: unknow
         headers: {
           accept: 'application/json',
           ...(auth.token ? { authorization: `Bearer ${auth.token}` } : {}),
-          ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}),
+          ...(data ? { 'content-type': contentType, 'content-length': Buffer.byteLength(data) } : {}),
         },
         timeout: timeoutMs,
       },

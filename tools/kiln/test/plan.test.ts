@@ -8,11 +8,11 @@ import { checkCapacity } from '../src/plan-cmd.ts';
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = fileURLToPath(new URL('../bin/kiln.js', import.meta.url));
 const plan = (file: string) => compile(load(`${root}configs/${file}`).spec!);
-const node = (name: string, product: string | undefined, gpus: number) => ({
-  name,
-  labels: product ? { 'nvidia.com/gpu.product': product } : {},
-  allocatable: { cpu: '96', ...(gpus ? { 'nvidia.com/gpu': String(gpus) } : {}) },
-});
+const node = (name: string, product: string | undefined, gpus: number) => {
+  const labels: Record<string, string> = product ? { 'nvidia.com/gpu.product': product } : {};
+  const allocatable: Record<string, string> = gpus ? { cpu: '96', 'nvidia.com/gpu': String(gpus) } : { cpu: '96' };
+  return { name, labels, allocatable };
+};
 
 describe('checkCapacity', () => {
   it('accepts a plan whose GPU pods fit the nodes', () => {

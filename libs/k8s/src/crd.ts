@@ -1,0 +1,80 @@
+/** The ModelRun custom resource: Pulumi declares one per run; the controller executes it. */
+import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { dnsName, type Plan } from '@kiln/plan';
+import { metadata } from './meta.ts';
+
+export const GROUP = 'kiln.dev';
+export const VERSION = 'v1alpha1';
+
+const open = { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } as const;
+
+export function modelRunCrd(): V1CustomResourceDefinition {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `modelruns.${GROUP}`, labels: { 'app.kubernetes.io/managed-by': 'kiln' } },
+    spec: {
+      group: GROUP,
+      scope: 'Namespaced',
+      names: { kind: 'ModelRun', plural: 'modelruns', singular: 'modelrun', shortNames: ['mr'], categories: ['kiln'] },
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            { name: 'Run', type: 'string', jsonPath: '.spec.runId' },
+            { name: 'Stack', type: 'string', jsonPath: '.spec.stack' },
+            { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+            { name: 'Stage', type: 'string', jsonPath: '.status.currentStage' },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description: 'One run of a kiln pipeline: the compiled plan of a kiln.yaml and its progress.',
+              properties: {
+                spec: {
+                  type: 'object',
+                  required: ['runId', 'name', 'namespace', 'storagePrefix', 'stages'],
+                  properties: {
+                    runId: { type: 'string', pattern: '^r-[0-9a-f]{12}$' },
+                    name: { type: 'string' },
+                    stack: { type: 'string', nullable: true },
+                    namespace: { type: 'string' },
+                    storagePrefix: { type: 'string' },
+                    suspend: { type: 'boolean', description: 'Pause the run: no new stage Jobs are started.' },
+                    stages: { type: 'array', items: open },
+                    serving: { type: 'array', items: open },
+                    gates: open,
+                    estimate: open,
+                    labels: { type: 'object', additionalProperties: { type: 'string' } },
+                  },
+                },
+                status: open,
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+export interface ModelRunObject {
+  readonly apiVersion: string;
+  readonly kind: 'ModelRun';
+  readonly metadata: ReturnType<typeof metadata>;
+  readonly spec: Record<string, unknown>;
+}
+
+export function modelRun(plan: Plan): ModelRunObject {
+  const { apiVersion: _a, ...spec } = plan;
+  return {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'ModelRun',
+    metadata: metadata(plan, dnsName([plan.name, plan.runId]), 'run'),
+    spec: { ...spec, suspend: false },
+  };
+}

@@ -1,0 +1,37 @@
+/** @kiln/k8s: pure, deterministic builders from a Plan to Kubernetes objects. No Pulumi, no I/O. */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Plan } from '@kiln/plan';
+import { controllerDeployment } from './controller.ts';
+import { modelRun, modelRunCrd } from './crd.ts';
+import { platformObjects } from './platform.ts';
+import { servingObjects } from './serving.ts';
+import { stageObjects } from './stages.ts';
+
+export { controllerDeployment, CONTROLLER_IMAGE } from './controller.ts';
+export { modelRun, modelRunCrd, GROUP, VERSION, type ModelRunObject } from './crd.ts';
+export { metadata, stageSelector } from './meta.ts';
+export { platformObjects, PRIORITIES, CONTROLLER_SERVICE_ACCOUNT, type PlatformObjects } from './platform.ts';
+export { servingObjects, servingName, TRITON_PORTS, type ServingObjects } from './serving.ts';
+export { jobName, stageObjects, STAGE_SERVICE_ACCOUNT, TERMINAL_EXIT_CODE, RENDEZVOUS_PORT, type StageObjects } from './stages.ts';
+export { pvcClaim, storageEnv, storageVolumes } from './storage.ts';
+
+/**
+ * Every object a plan can lead to, in apply order: what Pulumi declares (platform, CRD, controller, the
+ * ModelRun, serving) and what the controller creates per stage.
+ */
+export function allObjects(plan: Plan): KubernetesObject[] {
+  const p = platformObjects(plan);
+  return [
+    ...p.priorityClasses,
+    modelRunCrd(),
+    p.namespace,
+    ...p.serviceAccounts,
+    ...p.roles,
+    ...p.roleBindings,
+    ...(p.pvc ? [p.pvc] : []),
+    controllerDeployment(plan),
+    modelRun(plan),
+    ...plan.serving.flatMap((t) => Object.values(servingObjects(plan, t))),
+    ...plan.stages.flatMap((s) => Object.values(stageObjects(plan, s))),
+  ] as KubernetesObject[];
+}

@@ -1,0 +1,102 @@
+/** Triton serving of one target: Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget. */
+import type { V1Deployment, V1PodDisruptionBudget, V1Service, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import { dnsName, type Plan, type ServingPlan } from '@kiln/plan';
+import { metadata } from './meta.ts';
+import { storageEnv, storageVolumes } from './storage.ts';
+
+export const TRITON_PORTS = { http: 8000, grpc: 8001, metrics: 8002 } as const;
+
+export interface ServingObjects {
+  readonly deployment: V1Deployment;
+  readonly service: V1Service;
+  readonly hpa: V2HorizontalPodAutoscaler;
+  readonly pdb: V1PodDisruptionBudget;
+}
+
+/** The Triton metric each autoscaling choice maps to (exposed per pod through the custom metrics API). */
+const METRICS: Record<string, string> = {
+  queue_duration_ms: 'nv_inference_queue_duration_ms',
+  inflight_requests: 'nv_inference_pending_request_count',
+  requests_per_second: 'nv_inference_request_success_per_second',
+};
+
+export function servingName(plan: Plan, target: ServingPlan): string {
+  return dnsName([plan.name, target.name]);
+}
+
+export function servingObjects(plan: Plan, target: ServingPlan): ServingObjects {
+  const name = servingName(plan, target);
+  const selector = { 'app.kubernetes.io/part-of': plan.name, 'kiln.dev/serving-target': target.name };
+  // Serving objects keep their name across runs: a new run rolls the Deployment to the new model.
+  const meta = metadata(plan, name, 'serving', { 'kiln.dev/serving-target': target.name });
+  const gpu = target.gpu;
+  const limits = { cpu: '4', memory: '16Gi', [gpu.resource]: String(gpu.count) };
+  const deployment: V1Deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: meta,
+    spec: {
+      replicas: Math.max(target.replicas.min, 1),
+      selector: { matchLabels: selector },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      template: {
+        metadata: { labels: { ...selector, 'kiln.dev/run-id': plan.runId } },
+        spec: {
+          automountServiceAccountToken: false,
+          nodeSelector: { 'nvidia.com/gpu.product': gpu.product },
+          initContainers: [
+            {
+              name: 'fetch-model',
+              image: target.image,
+              command: ['kiln-fetch-model', '--from', target.modelRepository, '--to', '/models'],
+              env: storageEnv(plan),
+              volumeMounts: [{ name: 'models', mountPath: '/models' }],
+            },
+          ],
+          containers: [
+            {
+              name: 'triton',
+              image: target.image,
+              command: ['tritonserver', '--model-repository=/models', `--http-port=${TRITON_PORTS.http}`, `--grpc-port=${TRITON_PORTS.grpc}`, `--metrics-port=${TRITON_PORTS.metrics}`],
+              ports: Object.entries(TRITON_PORTS).map(([n, p]) => ({ name: n, containerPort: p })),
+              readinessProbe: { httpGet: { path: '/v2/health/ready', port: TRITON_PORTS.http }, periodSeconds: 5, failureThreshold: 3 },
+              livenessProbe: { httpGet: { path: '/v2/health/live', port: TRITON_PORTS.http }, periodSeconds: 10, failureThreshold: 6 },
+              resources: { requests: { ...limits }, limits },
+              volumeMounts: [{ name: 'models', mountPath: '/models', readOnly: true }],
+            },
+          ],
+          volumes: [{ name: 'models', emptyDir: {} }, ...storageVolumes(plan)],
+        },
+      },
+    },
+  };
+  const service: V1Service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta,
+    spec: { selector, ports: Object.entries(TRITON_PORTS).map(([n, p]) => ({ name: n, port: p, targetPort: n })) },
+  };
+  const metric = target.autoscaling.metric;
+  const hpa: V2HorizontalPodAutoscaler = {
+    apiVersion: 'autoscaling/v2',
+    kind: 'HorizontalPodAutoscaler',
+    metadata: meta,
+    spec: {
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
+      minReplicas: Math.max(target.replicas.min, 1),
+      maxReplicas: target.replicas.max,
+      metrics: [
+        metric === 'gpu_utilization'
+          ? { type: 'Pods', pods: { metric: { name: 'DCGM_FI_DEV_GPU_UTIL' }, target: { type: 'AverageValue', averageValue: String(target.autoscaling.target) } } }
+          : { type: 'Pods', pods: { metric: { name: METRICS[metric]! }, target: { type: 'AverageValue', averageValue: String(target.autoscaling.target) } } },
+      ],
+    },
+  };
+  const pdb: V1PodDisruptionBudget = {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: meta,
+    spec: { selector: { matchLabels: selector }, ...(target.replicas.max > 1 ? { minAvailable: 1 } : { maxUnavailable: 1 }) },
+  };
+  return { deployment, service, hpa, pdb };
+}

@@ -1,0 +1,152 @@
+/**
+ * Stage Jobs: one Kubernetes Job per plan stage, with its config in a ConfigMap. Data-prep and pack are
+ * Indexed Jobs (one index per shard); training is a multi-node Indexed Job with a headless Service for
+ * torchrun's rendezvous; eval Jobs are hardened as sandboxes. Pure and deterministic.
+ */
+import type { V1ConfigMap, V1Container, V1EnvVar, V1Job, V1NetworkPolicy, V1PodSpec, V1Service, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
+import { CONFIG_PATH, dnsName, type Plan, type Stage } from '@kiln/plan';
+import { metadata, stageSelector } from './meta.ts';
+import { storageEnv, storageVolumes } from './storage.ts';
+
+/** Exit code a stage uses for an error no retry can fix (bad config, missing input): the Job fails at once. */
+export const TERMINAL_EXIT_CODE = 2;
+/** Port torchrun's rendezvous listens on, on the node of rank 0. */
+export const RENDEZVOUS_PORT = 29500;
+
+export interface StageObjects {
+  readonly configMap: V1ConfigMap;
+  readonly job: V1Job;
+  /** Headless Service giving training pods stable DNS names for rendezvous. */
+  readonly service?: V1Service;
+  /** Egress policy of an eval sandbox. */
+  readonly networkPolicy?: V1NetworkPolicy;
+}
+
+export const jobName = (plan: Plan, stage: Stage) => dnsName([plan.runId, stage.name]);
+const configName = (plan: Plan, stage: Stage) => dnsName([plan.runId, stage.name, 'config']);
+
+/** Service account of stage pods; it has no RBAC bindings (stages never call the Kubernetes API). */
+export const STAGE_SERVICE_ACCOUNT = 'kiln-stage';
+
+export function stageObjects(plan: Plan, stage: Stage, opts: { serviceAccount?: string; nodeSelector?: Record<string, string>; tolerations?: V1PodSpec['tolerations'] } = {}): StageObjects {
+  const name = jobName(plan, stage);
+  const cmName = configName(plan, stage);
+  const meta = (n: string) => metadata(plan, n, 'stage', { 'kiln.dev/stage': stage.name });
+  const configMap: V1ConfigMap = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: meta(cmName),
+    data: { 'stage.json': JSON.stringify({ runId: plan.runId, stage: stage.name, storagePrefix: plan.storagePrefix, ...stage.config }, null, 2) },
+  };
+  const r = stage.resources;
+  const limits: Record<string, string> = { cpu: r.cpu, memory: r.memory };
+  if (r.gpu) limits[r.gpu.resource] = String(r.gpu.count);
+  const volumes: V1Volume[] = [{ name: 'config', configMap: { name: cmName } }, ...storageVolumes(plan)];
+  const mounts: V1VolumeMount[] = [{ name: 'config', mountPath: CONFIG_PATH.slice(0, CONFIG_PATH.lastIndexOf('/')), readOnly: true }];
+  if (plan.storagePrefix.startsWith('pvc://')) mounts.push({ name: 'artifacts', mountPath: '/artifacts' });
+  if (r.shm) {
+    volumes.push({ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: r.shm } });
+    mounts.push({ name: 'dshm', mountPath: '/dev/shm' });
+  }
+  const env: V1EnvVar[] = [
+    { name: 'KILN_RUN_ID', value: plan.runId },
+    { name: 'KILN_STAGE', value: stage.name },
+    { name: 'KILN_CONFIG', value: CONFIG_PATH },
+    ...storageEnv(plan),
+  ];
+  const par = stage.parallelism;
+  let service: V1Service | undefined;
+  let command = [...stage.command];
+  if (par.kind === 'nodes') {
+    // torchrun: every pod knows the rank-0 pod by its stable name under the headless Service.
+    const svc = dnsName([plan.runId, stage.name, 'rdzv']);
+    service = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(svc),
+      spec: { clusterIP: 'None', publishNotReadyAddresses: true, selector: stageSelector(plan, stage.name), ports: [{ name: 'rendezvous', port: RENDEZVOUS_PORT }] },
+    };
+    env.push(
+      { name: 'MASTER_ADDR', value: `${name}-0.${svc}` },
+      { name: 'MASTER_PORT', value: String(RENDEZVOUS_PORT) },
+      { name: 'NODE_RANK', valueFrom: { fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" } } },
+    );
+    command = [command[0]!, `--node-rank=$(NODE_RANK)`, `--master-addr=$(MASTER_ADDR)`, `--master-port=$(MASTER_PORT)`, ...command.slice(1)];
+  }
+  const container: V1Container = {
+    name: stage.kind,
+    image: stage.image,
+    command,
+    env,
+    resources: { requests: { ...limits }, limits },
+    volumeMounts: mounts,
+    terminationMessagePath: '/dev/termination-log',
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+  const pod: V1PodSpec = {
+    restartPolicy: 'Never',
+    serviceAccountName: opts.serviceAccount ?? STAGE_SERVICE_ACCOUNT,
+    automountServiceAccountToken: false,
+    containers: [container],
+    volumes,
+    ...(r.gpu ? { nodeSelector: { 'nvidia.com/gpu.product': r.gpu.product, ...opts.nodeSelector } } : opts.nodeSelector ? { nodeSelector: opts.nodeSelector } : {}),
+    ...(opts.tolerations ? { tolerations: opts.tolerations } : {}),
+    ...(service ? { subdomain: service.metadata!.name! } : {}),
+  };
+  let networkPolicy: V1NetworkPolicy | undefined;
+  if (stage.kind === 'eval') {
+    hardenSandbox(pod, container);
+    networkPolicy = evalNetworkPolicy(plan, stage);
+  }
+  const completions = par.kind === 'shards' ? par.shards : par.kind === 'nodes' ? par.nodes : 1;
+  const job: V1Job = {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: meta(name),
+    spec: {
+      completions,
+      parallelism: completions,
+      ...(completions > 1 || par.kind === 'nodes' ? { completionMode: 'Indexed' as const } : {}),
+      backoffLimit: stage.maxAttempts - 1,
+      ...(par.kind === 'shards' ? { backoffLimitPerIndex: stage.maxAttempts - 1, completionMode: 'Indexed' as const } : {}),
+      podFailurePolicy: {
+        rules: [
+          // A stage's own declared terminal exit (bad config, missing input): no retry can fix it.
+          { action: 'FailJob', onExitCodes: { containerName: container.name, operator: 'In', values: [TERMINAL_EXIT_CODE] } },
+          // Node loss, preemption, eviction: not the stage's fault, and not counted against its attempts.
+          { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] },
+        ],
+      },
+      template: { metadata: { labels: stageSelector(plan, stage.name) }, spec: pod },
+    },
+  };
+  return { configMap, job, ...(service ? { service } : {}), ...(networkPolicy ? { networkPolicy } : {}) };
+}
+
+/** Eval runs model-written code: no API token, non-root, read-only root, no capabilities, seccomp. */
+function hardenSandbox(pod: V1PodSpec, c: V1Container): void {
+  pod.automountServiceAccountToken = false;
+  pod.enableServiceLinks = false;
+  pod.securityContext = { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } };
+  c.securityContext = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } };
+  pod.volumes = [...(pod.volumes ?? []), { name: 'scratch', emptyDir: { sizeLimit: '2Gi' } }];
+  c.volumeMounts = [...(c.volumeMounts ?? []), { name: 'scratch', mountPath: '/tmp' }];
+}
+
+/** Eval pods may reach the model endpoint (the run's eval model server) and DNS, nothing else. */
+function evalNetworkPolicy(plan: Plan, stage: Stage): V1NetworkPolicy {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: metadata(plan, dnsName([plan.runId, stage.name, 'sandbox']), 'stage', { 'kiln.dev/stage': stage.name }),
+    spec: {
+      podSelector: { matchLabels: stageSelector(plan, stage.name) },
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [],
+      egress: [
+        { to: [{ podSelector: { matchLabels: { 'kiln.dev/run-id': plan.runId, 'app.kubernetes.io/component': 'eval-model' } } }], ports: [{ protocol: 'TCP', port: 8000 }, { protocol: 'TCP', port: 8001 }] },
+        { to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+      ],
+    },
+  };
+}

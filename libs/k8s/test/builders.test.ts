@@ -1,0 +1,132 @@
+import { fileURLToPath } from 'node:url';
+import { compileFile, type Plan } from '@kiln/plan';
+import { describe, expect, it } from 'vitest';
+import { allObjects, controllerDeployment, modelRun, modelRunCrd, platformObjects, servingObjects, stageObjects, TERMINAL_EXIT_CODE } from '../src/index.ts';
+
+const configs = fileURLToPath(new URL('../../../configs/', import.meta.url));
+function plan(file: string, stack?: string): Plan {
+  const r = compileFile(configs + file, stack ? { stack } : {});
+  if (!r.plan) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+  return r.plan;
+}
+const stage = (p: Plan, name: string) => p.stages.find((s) => s.name === name)!;
+
+describe('data-prep Job', () => {
+  const p = plan('replit-code-v1-3b.yaml');
+  const { job, configMap } = stageObjects(p, stage(p, 'data-prep'));
+
+  it('is an Indexed Job with one index per shard, retried per index', () => {
+    expect(job.spec).toMatchObject({ completions: 256, parallelism: 256, completionMode: 'Indexed', backoffLimitPerIndex: 2 });
+    expect(job.metadata?.name).toBe(`${p.runId}-data-prep`);
+  });
+  it('fails at once on the terminal exit code and does not count node loss or preemption', () => {
+    expect(job.spec?.podFailurePolicy?.rules).toEqual([
+      { action: 'FailJob', onExitCodes: { containerName: 'data-prep', operator: 'In', values: [TERMINAL_EXIT_CODE] } },
+      { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] },
+    ]);
+  });
+  it('mounts its config, gets no API token, and reports through its termination message', () => {
+    const pod = job.spec!.template.spec!;
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.volumes?.[0]).toEqual({ name: 'config', configMap: { name: configMap.metadata!.name } });
+    expect(pod.containers[0]!.terminationMessagePolicy).toBe('FallbackToLogsOnError');
+    expect(JSON.parse(configMap.data!['stage.json']!)).toMatchObject({ runId: p.runId, stage: 'data-prep', output: `${p.storagePrefix}/data/shards/` });
+  });
+});
+
+describe('training Job', () => {
+  const p = plan('replit-code-v1-3b.yaml');
+  const { job, service } = stageObjects(p, stage(p, 'train'));
+  const pod = job.spec!.template.spec!;
+  const c = pod.containers[0]!;
+
+  it('runs one pod per node as an Indexed Job, all at once', () => {
+    expect(job.spec).toMatchObject({ completions: 32, parallelism: 32, completionMode: 'Indexed', backoffLimit: 4 });
+  });
+  it('gives torchrun a rendezvous through a headless Service and the completion index as rank', () => {
+    expect(service?.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
+    expect(pod.subdomain).toBe(service!.metadata!.name);
+    const env = Object.fromEntries(c.env!.map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
+    expect(env.MASTER_ADDR).toBe(`${job.metadata!.name}-0.${service!.metadata!.name}`);
+    expect(env.NODE_RANK).toBe("metadata.annotations['batch.kubernetes.io/job-completion-index']");
+    expect(c.command?.slice(0, 3)).toEqual(['torchrun', '--node-rank=$(NODE_RANK)', '--master-addr=$(MASTER_ADDR)']);
+  });
+  it('asks for 8 GPUs on nodes of the right GPU model, with shared memory', () => {
+    expect(c.resources?.limits).toMatchObject({ 'nvidia.com/gpu': '8' });
+    expect(pod.nodeSelector).toEqual({ 'nvidia.com/gpu.product': 'NVIDIA-A100-SXM4-40GB' });
+    expect(pod.volumes).toContainEqual({ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: '64Gi' } });
+  });
+});
+
+describe('eval Job', () => {
+  const p = plan('tiny.yaml');
+  const { job, networkPolicy } = stageObjects(p, stage(p, 'eval-humaneval'));
+  const pod = job.spec!.template.spec!;
+
+  it('is hardened as a sandbox', () => {
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.containers[0]!.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } });
+  });
+  it('may only reach the model endpoint and DNS', () => {
+    expect(networkPolicy?.spec?.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(networkPolicy?.spec?.egress?.map((e) => e.to?.[0]?.podSelector?.matchLabels)).toEqual([
+      { 'kiln.dev/run-id': p.runId, 'app.kubernetes.io/component': 'eval-model' },
+      { 'k8s-app': 'kube-dns' },
+    ]);
+  });
+});
+
+describe('Triton serving', () => {
+  const p = plan('multinode-7b.yaml');
+  const o = servingObjects(p, p.serving[0]!);
+
+  it('checks readiness on the v2 health endpoint and exposes HTTP, gRPC and metrics', () => {
+    const c = o.deployment.spec!.template.spec!.containers[0]!;
+    expect(c.readinessProbe?.httpGet).toEqual({ path: '/v2/health/ready', port: 8000 });
+    expect(c.ports?.map((x) => x.containerPort)).toEqual([8000, 8001, 8002]);
+    expect(c.resources?.limits).toMatchObject({ 'nvidia.com/gpu': '2' });
+  });
+  it('scales between the spec bounds and keeps a replica through disruptions', () => {
+    expect(o.hpa.spec).toMatchObject({ minReplicas: 2, maxReplicas: 16 });
+    expect(o.hpa.spec?.metrics?.[0]?.pods?.metric.name).toBe('nv_inference_queue_duration_ms');
+    expect(o.pdb.spec?.minAvailable).toBe(1);
+  });
+});
+
+describe('platform', () => {
+  const p = plan('tiny.yaml');
+  const o = platformObjects(p);
+  it('gives the controller namespaced rights over what it runs, and no access to secrets', () => {
+    const rules = o.roles[0]!.rules!;
+    expect(rules.flatMap((r) => r.resources)).not.toContain('secrets');
+    expect(rules.flatMap((r) => r.verbs)).not.toContain('*');
+    expect(o.roleBindings[0]!.subjects).toEqual([{ kind: 'ServiceAccount', name: 'kiln-controller', namespace: 'kiln-tiny' }]);
+  });
+  it('creates the claim of pvc:// storage', () => {
+    expect(o.pvc?.metadata?.name).toBe('kiln-artifacts');
+  });
+  it('declares the ModelRun CRD with a status subresource and printer columns', () => {
+    const v = modelRunCrd().spec.versions[0]!;
+    expect(v.subresources?.status).toEqual({});
+    expect(v.additionalPrinterColumns?.map((c) => c.name)).toEqual(['Run', 'Stack', 'Phase', 'Stage', 'Age']);
+    expect(modelRun(p).spec).toMatchObject({ runId: p.runId, suspend: false });
+  });
+});
+
+describe('every object of every example spec', () => {
+  it.each(['replit-code-v1-3b.yaml', 'tiny.yaml', 'fim.yaml', 'ul2.yaml', 'multinode-7b.yaml'])('%s: DNS-safe names of at most 63 characters, deterministic', (f) => {
+    const objs = allObjects(plan(f));
+    for (const o of objs) expect(o.metadata?.name, `${o.kind}`).toMatch(/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/);
+    expect(JSON.stringify(allObjects(plan(f)))).toBe(JSON.stringify(objs));
+  });
+});
+
+describe('snapshots (tiny)', () => {
+  const p = plan('tiny.yaml');
+  it.each(p.stages.map((s) => s.name))('stage %s', (name) => expect(stageObjects(p, stage(p, name))).toMatchSnapshot());
+  it('serving', () => expect(servingObjects(p, p.serving[0]!)).toMatchSnapshot());
+  it('platform', () => expect(platformObjects(p)).toMatchSnapshot());
+  it('controller', () => expect(controllerDeployment(p)).toMatchSnapshot());
+  it('model run', () => expect(modelRun(p)).toMatchSnapshot());
+});

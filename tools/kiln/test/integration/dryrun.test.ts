@@ -1,0 +1,67 @@
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { compileFile } from '@kiln/plan';
+import { allObjects, modelRunCrd } from '@kiln/k8s';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kube } from '../../src/kube-http.ts';
+import { clusterAuth, eventually, k } from './helpers.ts';
+
+const configs = fileURLToPath(new URL('../../../../configs/', import.meta.url));
+const files = readdirSync(configs).filter((f) => f.endsWith('.yaml')).sort();
+
+/** The REST path of an object, for server-side apply. */
+function path(o: { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } }): string {
+  const plural: Record<string, string> = {
+    Namespace: 'namespaces', ServiceAccount: 'serviceaccounts', Role: 'roles', RoleBinding: 'rolebindings', PersistentVolumeClaim: 'persistentvolumeclaims',
+    PriorityClass: 'priorityclasses', CustomResourceDefinition: 'customresourcedefinitions', Deployment: 'deployments', ModelRun: 'modelruns',
+    Service: 'services', HorizontalPodAutoscaler: 'horizontalpodautoscalers', PodDisruptionBudget: 'poddisruptionbudgets', ConfigMap: 'configmaps',
+    Job: 'jobs', NetworkPolicy: 'networkpolicies',
+  };
+  const base = o.apiVersion === 'v1' ? '/api/v1' : `/apis/${o.apiVersion}`;
+  const ns = o.metadata?.namespace ? `/namespaces/${o.metadata.namespace}` : '';
+  return `${base}${ns}/${plural[o.kind!]}/${o.metadata!.name}`;
+}
+
+const apply = (o: unknown, dryRun: boolean) =>
+  kube(clusterAuth(), 'PATCH', `${path(o as never)}?fieldManager=kiln&force=true${dryRun ? '&dryRun=All' : ''}`, o, 10_000, 'application/apply-patch+yaml');
+
+const namespaces = new Set<string>();
+
+describe('every example spec compiles to objects the API server accepts (server-side dry-run apply)', () => {
+  beforeAll(async () => {
+    // Custom resources can only be validated once their definition exists.
+    const crd = await apply(modelRunCrd(), false);
+    expect(crd.status, JSON.stringify(crd.body)).toBeLessThan(300);
+    await eventually('the ModelRun CRD to be established', async () => {
+      const r = await k('GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/modelruns.kiln.dev');
+      const conds = (r.body as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? [];
+      return conds.some((c) => c.type === 'Established' && c.status === 'True') ? true : undefined;
+    });
+  });
+  afterAll(async () => {
+    for (const ns of namespaces) await k('DELETE', `/api/v1/namespaces/${ns}`);
+  });
+
+  it('rejects an invalid object through the same path (so this check can fail)', async () => {
+    const bad = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'bad', namespace: 'default' }, spec: { completionMode: 'Indexed', template: { spec: { restartPolicy: 'Always', containers: [{ name: 'c', image: 'x' }] } } } };
+    const res = await apply(bad, true);
+    expect(res.status).toBe(422);
+  });
+
+  it.each(files)('%s', async (f) => {
+    const r = compileFile(configs + f);
+    expect(r.plan).toBeDefined();
+    const objects = allObjects(r.plan!);
+    // Namespaced objects are only checked inside an existing namespace: create it for real.
+    const ns = objects.find((o) => o.kind === 'Namespace')!;
+    namespaces.add(ns.metadata!.name!);
+    expect((await apply(ns, false)).status).toBeLessThan(300);
+    const rejected: string[] = [];
+    for (const o of objects) {
+      if (o.kind === 'Namespace' || o.kind === 'CustomResourceDefinition') continue;
+      const res = await apply(o, true);
+      if (res.status >= 300) rejected.push(`${o.kind} ${o.metadata?.name}: ${(res.body as { message?: string }).message ?? res.status}`);
+    }
+    expect(rejected).toEqual([]);
+  });
+});
