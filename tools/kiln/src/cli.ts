@@ -134,13 +134,17 @@ Options:
   },
   demo: {
     summary: 'validate and summarise every example spec in configs/',
-    usage: 'kiln demo [--format text|json]',
+    usage: 'kiln demo [--validate-only] [--format text|json] [--dir DIR]',
     help: `Validates every spec in the repository's configs/ directory, with each stack overlay, and prints
-what each one would build: model size, tokens, GPUs, objective, eval gates and serving targets.
+what each one would build: model size, tokens, GPUs, objective, eval gates and serving targets. Then
+brings the local cluster up (building the toolchain on first use), runs \`pulumi up\` of the dev stack
+(configs/tiny.yaml) against it, and shows what now exists and what to run next.
 
 Options:
-  --format FORMAT   text (default) or json`,
-    options: { ...common, format: { type: 'string', default: 'text' } },
+  --validate-only   stop after the specs
+  --format FORMAT   text (default) or json (the specs only)
+  --dir DIR         directory holding .kiln/ (default: current directory)`,
+    options: { ...common, format: { type: 'string', default: 'text' }, 'validate-only': { type: 'boolean' }, dir: { type: 'string' } },
     allowPositionals: false,
     run: async (...a) => (await import('./demo.ts')).runDemo(...a),
   },

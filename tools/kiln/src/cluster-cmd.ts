@@ -28,7 +28,8 @@ function explain(e: unknown, io: Io): number {
 
 export function envLines(env: Record<string, string>): string {
   return Object.entries(env)
-    .map(([k, v]) => `export ${k}=${k === 'PATH' ? `"${v.split(':')[0]}:$PATH"` : JSON.stringify(v)}`)
+    // PATH: the toolchain's bin and Node 24's directory (pulumi runs programs on the first `node`), then yours.
+    .map(([k, v]) => `export ${k}=${k === 'PATH' ? `"${v.split(':').slice(0, 2).join(':')}:$PATH"` : JSON.stringify(v)}`)
     .join('\n');
 }
 

@@ -277,6 +277,35 @@ async function ensureNodes(a: KubeAuth, o: Omit<ClusterOptions, 'root'>): Promis
   }
 }
 
+/** Static volumes for `pvc://` storage: the local cluster has no provisioner, so claims bind to these. */
+export const LOCAL_VOLUMES = 16;
+
+async function ensureVolumes(a: KubeAuth, p: Paths): Promise<void> {
+  for (let i = 0; i < LOCAL_VOLUMES; i++) {
+    const name = `kiln-local-pv-${i}`;
+    const r = await kube(a, 'GET', `/api/v1/persistentvolumes/${name}`);
+    if (r.status === 404) {
+      const pv = {
+        apiVersion: 'v1',
+        kind: 'PersistentVolume',
+        metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'kiln', 'kiln.dev/local-volume': 'true' } },
+        spec: {
+          capacity: { storage: '1Ti' },
+          accessModes: ['ReadWriteOnce', 'ReadWriteMany', 'ReadOnlyMany'],
+          persistentVolumeReclaimPolicy: 'Retain',
+          storageClassName: '',
+          hostPath: { path: join(p.cluster, 'volumes', String(i)), type: 'DirectoryOrCreate' },
+        },
+      };
+      const c = await kube(a, 'POST', '/api/v1/persistentvolumes', pv);
+      if (c.status !== 201 && c.status !== 409) throw new ClusterError(`creating volume ${name} failed (HTTP ${c.status})`, JSON.stringify(c.body));
+    } else if ((r.body as { status?: { phase?: string } }).status?.phase === 'Released') {
+      // Its claim was deleted: make it available again (a manual recycle).
+      await kube(a, 'PATCH', `/api/v1/persistentvolumes/${name}`, { spec: { claimRef: null } }, 10_000, 'application/merge-patch+json');
+    }
+  }
+}
+
 async function nodesReady(a: KubeAuth, names: string[]): Promise<boolean> {
   const r = await kube(a, 'GET', '/api/v1/nodes?labelSelector=type%3Dkwok');
   const items = (r.body as { items?: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[] }).items ?? [];
@@ -339,6 +368,7 @@ export async function up(opts: ClusterOptions, log: BuildProgress, toolchain?: T
         break;
       case 'kwok':
         await ensureNodes(a, state.options);
+        await ensureVolumes(a, p);
         await waitFor('the simulated nodes to be Ready', p, c, () => nodesReady(a, nodeNames(state.options)));
         break;
     }
@@ -361,6 +391,8 @@ export function pulumiEnv(p: Paths, tc: Toolchain): Record<string, string> {
     PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? '',
     PULUMI_SKIP_UPDATE_CHECK: 'true',
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: 'true',
+    // Use the provider installed into PULUMI_HOME (by version), not whatever is on PATH.
+    PULUMI_IGNORE_AMBIENT_PLUGINS: 'true',
   };
 }
 

@@ -16,7 +16,14 @@ export function exampleSpecs(dir = CONFIGS_DIR): string[] {
     .map((f) => join(dir, f));
 }
 
-export function runDemo(values: Record<string, unknown>, _positionals: string[], io: Io): number {
+export async function runDemo(values: Record<string, unknown>, positionals: string[], io: Io): Promise<number> {
+  const code = summariseExamples(values, io);
+  // JSON output describes the specs only; provisioning is for people watching.
+  if (code !== EXIT.ok || values['validate-only'] || values.format === 'json') return code;
+  return (await import('./provision.ts')).provisionDemo(values, io);
+}
+
+function summariseExamples(values: Record<string, unknown>, io: Io): number {
   const format = formatOption(values);
   const files = exampleSpecs();
   const rel = (f: string) => relative(process.cwd(), f) || f;
@@ -56,6 +63,5 @@ export function runDemo(values: Record<string, unknown>, _positionals: string[],
     io.out('');
   }
   io.out(errors ? `${errors} error(s): fix them and run \`npm run demo\` again.` : 'All example specs are valid.');
-  io.out(`Next: copy one (\`cp configs/tiny.yaml kiln.yaml\`), edit it with schema completion in your editor, and check it with \`npx kiln validate kiln.yaml\`.`);
   return errors ? EXIT.invalid : EXIT.ok;
 }

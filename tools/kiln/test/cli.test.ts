@@ -116,7 +116,7 @@ describe('kiln schema', () => {
 
 describe('kiln demo', () => {
   it('validates and summarises every example spec', () => {
-    const r = kiln('demo');
+    const r = kiln('demo', '--validate-only');
     expect(r.code).toBe(0);
     for (const name of ['replit-code-v1-3b', 'tiny', 'fim-350m', 'ul2-1b', 'acme-code-7b']) expect(r.out).toContain(name);
     expect(r.out).toMatch(/525B tokens \(\d+ per parameter\) on 256 × a100-40gb/);

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { down, status, up } from '../../src/cluster.ts';
+import { down, up } from '../../src/cluster.ts';
 
 // The directory holding .kiln/: the repository root, unless KILN_ROOT names another.
 export const ROOT = process.env.KILN_ROOT ?? fileURLToPath(new URL('../../../../', import.meta.url));
@@ -7,14 +7,10 @@ export const ROOT = process.env.KILN_ROOT ?? fileURLToPath(new URL('../../../../
 let startedHere = false;
 
 export default async function setup(): Promise<() => Promise<void>> {
-  const before = await status(ROOT);
-  if (!before.healthy) {
-    const r = await up({ root: ROOT, gpuNodes: 4, gpusPerNode: 8, gpuType: 'h100-80gb', cpuNodes: 2, jobDurationMs: 2000 }, (m) => console.log(`[cluster] ${m}`));
-    startedHere = r.started.length > 0;
-    console.log(`[cluster] up in ${r.seconds.toFixed(1)}s`);
-  } else {
-    console.log('[cluster] reusing the running local cluster');
-  }
+  // `up` is idempotent: on a healthy cluster it starts nothing (and recycles released local volumes).
+  const r = await up({ root: ROOT, gpuNodes: 4, gpusPerNode: 8, gpuType: 'h100-80gb', cpuNodes: 2, jobDurationMs: 2000 }, (m) => console.log(`[cluster] ${m}`));
+  startedHere = r.started.length > 0;
+  console.log(startedHere ? `[cluster] up in ${r.seconds.toFixed(1)}s` : '[cluster] reusing the running local cluster');
   return async () => {
     // Leave a cluster someone else started; stop the one this run started.
     if (startedHere && !process.env.KILN_KEEP_CLUSTER) await down(ROOT, (m) => console.log(`[cluster] ${m}`));

@@ -1,0 +1,70 @@
+/** The second half of `kiln demo`: the local cluster, `pulumi up` of the dev stack, and what now exists. */
+import { readFileSync } from 'node:fs';
+import { auth, ClusterError, DEFAULTS, paths, up } from './cluster.ts';
+import { EXIT, type Io } from './io.ts';
+import { kube } from './kube-http.ts';
+import { pulumiOnLocalCluster, STACKS_DIR } from './stack.ts';
+import { ToolchainError } from './toolchain.ts';
+
+const STACK = 'dev';
+
+export async function provisionDemo(values: Record<string, unknown>, io: Io): Promise<number> {
+  const root = (values.dir as string | undefined) ?? process.env.KILN_ROOT ?? process.cwd();
+  const bold = (s: string) => (io.color ? `\x1b[1m${s}\x1b[22m` : s);
+  io.out(`\n${bold(`Provisioning the ${STACK} stack (configs/tiny.yaml) on a local Kubernetes cluster`)}`);
+  try {
+    const r = await up({ root, ...DEFAULTS }, (m) => io.err(`  kiln: ${m}`));
+    io.out(`  cluster ready in ${r.seconds.toFixed(1)}s${r.started.length ? '' : ' (already running)'}; KUBECONFIG=${r.kubeconfig}`);
+  } catch (e) {
+    if (e instanceof ClusterError || e instanceof ToolchainError) {
+      io.err(`kiln demo: ${e.message}\n${e instanceof ClusterError ? (e.detail ?? '') : `command: ${e.command}\nlog: ${e.log}`}`);
+      return EXIT.invalid;
+    }
+    throw e;
+  }
+  const t0 = Date.now();
+  const select = await pulumiOnLocalCluster(root, ['stack', 'select', '--create', STACK]);
+  if (select.code !== 0) {
+    io.err(`kiln demo: pulumi stack select failed:\n${select.out}`);
+    return EXIT.invalid;
+  }
+  io.out(`  pulumi up (stack ${STACK}, project ${STACKS_DIR}):`);
+  const upRes = await pulumiOnLocalCluster(root, ['up', '--yes', '--skip-preview'], { onLine: (l) => l.trim() && io.out(`    | ${l}`) });
+  if (upRes.code !== 0) {
+    io.err('kiln demo: pulumi up failed (output above)');
+    return EXIT.invalid;
+  }
+  io.out(`  pulumi up finished in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+  const outputs = JSON.parse((await pulumiOnLocalCluster(root, ['stack', 'output', '--json'])).out) as { runId: string; namespace: string; endpoints: Record<string, string> };
+  await printWhatExists(root, outputs, io, bold);
+  io.out(`\n${bold('Next')}
+  eval "$(npx kiln cluster env)"              # kubectl and pulumi against the local cluster
+  (cd stacks && pulumi stack output)           # run id, namespace, endpoints, plan summary
+  npx kiln plan configs/tiny.yaml --stack dev  # the stage graph and estimate behind the run
+  edit configs/tiny.yaml, then npm run demo    # a changed hyperparameter starts a new run beside this one
+  npx kiln cluster down                        # stop the cluster and remove its data`);
+  return EXIT.ok;
+}
+
+async function printWhatExists(root: string, o: { runId: string; namespace: string; endpoints: Record<string, string> }, io: Io, bold: (s: string) => string): Promise<void> {
+  const p = paths(root);
+  const state = JSON.parse(readFileSync(p.state, 'utf8')) as { ports: { apiserver: number } };
+  const a = auth(p, state.ports.apiserver);
+  const list = async (path: string) => ((await kube(a, 'GET', path)).body as { items?: Record<string, never>[] }).items ?? [];
+  const ns = o.namespace;
+  io.out(`\n${bold(`What now exists in namespace ${ns}`)} (run ${o.runId})`);
+  for (const r of await list(`/apis/kiln.dev/v1alpha1/namespaces/${ns}/modelruns`)) {
+    const spec = r.spec as unknown as { runId: string; stages: { name: string }[] };
+    io.out(`  ModelRun   ${(r.metadata as unknown as { name: string }).name}: stages ${spec.stages.map((s) => s.name).join(' → ')}`);
+  }
+  for (const d of await list(`/apis/apps/v1/namespaces/${ns}/deployments`)) {
+    const meta = d.metadata as unknown as { name: string };
+    const st = d.status as unknown as { readyReplicas?: number; replicas?: number };
+    io.out(`  Deployment ${meta.name}: ${st.readyReplicas ?? 0}/${st.replicas ?? 0} ready`);
+  }
+  for (const c of await list(`/api/v1/namespaces/${ns}/persistentvolumeclaims`)) {
+    io.out(`  Claim      ${(c.metadata as unknown as { name: string }).name}: ${(c.status as unknown as { phase: string }).phase}`);
+  }
+  for (const [name, url] of Object.entries(o.endpoints)) io.out(`  Endpoint   ${name}: ${url}`);
+  io.out('  (pods are simulated by kwok: scheduled on real GPU capacity, never actually run)');
+}

@@ -1,0 +1,80 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pulumiOnLocalCluster } from '../../src/stack.ts';
+import { eventually, k, ROOT, uniq } from './helpers.ts';
+
+// The real stacks/ project, on a stack of its own whose spec is a copy of configs/tiny.yaml in its own namespace.
+const tiny = readFileSync(fileURLToPath(new URL('../../../../configs/tiny.yaml', import.meta.url)), 'utf8');
+const dir = mkdtempSync(join(tmpdir(), 'kiln-stack-it-'));
+const specPath = join(dir, 'kiln.yaml');
+const stack = uniq('it');
+const ns = uniq('kiln-it-stack');
+const writeSpec = (edit: (t: string) => string = (t) => t) => writeFileSync(specPath, edit(tiny.replace('namespace: kiln-tiny', `namespace: ${ns}`)));
+const pulumi = (...args: string[]) => pulumiOnLocalCluster(ROOT, [...args, '--stack', stack]);
+const runs = async () =>
+  ((await k('GET', `/apis/kiln.dev/v1alpha1/namespaces/${ns}/modelruns`)).body as { items: { spec: { runId: string } }[] }).items.map((r) => r.spec.runId).sort();
+const outputs = async () => JSON.parse((await pulumi('stack', 'output', '--json')).out) as { runId: string; namespace: string };
+
+describe('the stacks/ Pulumi project against the local cluster', () => {
+  beforeAll(async () => {
+    writeSpec();
+    expect((await pulumiOnLocalCluster(ROOT, ['stack', 'init', stack])).code).toBe(0);
+    expect((await pulumi('config', 'set', 'kiln:spec', specPath)).code).toBe(0);
+    expect((await pulumi('config', 'set', 'kiln:overlay', 'dev')).code).toBe(0);
+  });
+  afterAll(async () => {
+    await pulumi('destroy', '--yes');
+    await pulumiOnLocalCluster(ROOT, ['stack', 'rm', '--yes', '--force', stack]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('previews and applies the pipeline: platform, the ModelRun and Triton serving', async () => {
+    const preview = await pulumi('preview');
+    expect(preview.code, preview.out).toBe(0);
+    expect(preview.out).toMatch(/\+ 17 to create/);
+    const r = await pulumi('up', '--yes', '--skip-preview');
+    expect(r.code, r.out).toBe(0);
+    const o = await outputs();
+    expect(o.namespace).toBe(ns);
+    expect(await runs()).toEqual([o.runId]);
+    await eventually('Triton to be ready', async () => {
+      const d = (await k('GET', `/apis/apps/v1/namespaces/${ns}/deployments/tiny-completions`)).body as { status?: { readyReplicas?: number } };
+      return d.status?.readyReplicas === 1 ? true : undefined;
+    });
+  });
+
+  it('reports no changes on a second up', async () => {
+    const r = await pulumi('preview', '--expect-no-changes');
+    expect(r.code, r.out).toBe(0);
+  });
+
+  it('keeps the same run when only replicas or labels change', async () => {
+    const before = (await outputs()).runId;
+    writeSpec((t) => t.replace('replicas: { min: 1, max: 1 }', 'replicas: { min: 1, max: 2 }').replace('  owner: kiln-dev', '  owner: kiln-dev\n  labels: { team: it }'));
+    const r = await pulumi('up', '--yes', '--skip-preview');
+    expect(r.code, r.out).toBe(0);
+    expect((await outputs()).runId).toBe(before);
+    expect(await runs()).toEqual([before]);
+    const hpa = (await k('GET', `/apis/autoscaling/v2/namespaces/${ns}/horizontalpodautoscalers/tiny-completions`)).body as { spec: { maxReplicas: number } };
+    expect(hpa.spec.maxReplicas).toBe(2);
+  });
+
+  it('starts a new run beside the old one when a hyperparameter changes', async () => {
+    const before = (await outputs()).runId;
+    writeSpec((t) => t.replace('micro_batch: 4', 'micro_batch: 4\n  optimizer: { lr: 0.001 }'));
+    const r = await pulumi('up', '--yes', '--skip-preview');
+    expect(r.code, r.out).toBe(0);
+    const after = (await outputs()).runId;
+    expect(after).not.toBe(before);
+    expect(await runs()).toEqual([before, after].sort());
+  });
+
+  it('removes everything on destroy', async () => {
+    const r = await pulumi('destroy', '--yes');
+    expect(r.code, r.out).toBe(0);
+    await eventually('the namespace to disappear', async () => ((await k('GET', `/api/v1/namespaces/${ns}`)).status === 404 ? true : undefined), 120_000);
+  });
+});
