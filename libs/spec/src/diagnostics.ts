@@ -120,7 +120,6 @@ function codeFrame(text: string, d: Diagnostic, c: ReturnType<typeof ansi>): str
 
 /** Keeps control characters from reaching the terminal in a code frame. */
 function printable(line: string): string {
-  // eslint-disable-next-line no-control-regex
   return line.length > 200 ? `${line.slice(0, 200).replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?')}…` : line.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?');
 }
 
