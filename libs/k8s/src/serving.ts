@@ -2,6 +2,7 @@
 import type { V1Deployment, V1PodDisruptionBudget, V1Service, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import { dnsName, type Plan, type ServingPlan } from '@kiln/plan';
 import { metadata } from './meta.ts';
+import { credentialEnv } from './stages.ts';
 import { storageEnv, storageVolumes } from './storage.ts';
 
 export const TRITON_PORTS = { http: 8000, grpc: 8001, metrics: 8002 } as const;
@@ -43,13 +44,14 @@ export function servingObjects(plan: Plan, target: ServingPlan): ServingObjects 
         metadata: { labels: { ...selector, 'kiln.dev/run-id': plan.runId } },
         spec: {
           automountServiceAccountToken: false,
-          nodeSelector: { 'nvidia.com/gpu.product': gpu.product },
+          nodeSelector: { 'nvidia.com/gpu.product': gpu.product, ...target.placement.nodeSelector },
+          ...(target.placement.tolerations.length ? { tolerations: target.placement.tolerations.map((t) => ({ ...t })) } : {}),
           initContainers: [
             {
               name: 'fetch-model',
               image: target.image,
               command: ['kiln-fetch-model', '--from', target.modelRepository, '--to', '/models'],
-              env: storageEnv(plan),
+              env: [...storageEnv(plan), ...credentialEnv(plan, target.credentials)],
               volumeMounts: [{ name: 'models', mountPath: '/models' }],
             },
           ],

@@ -28,7 +28,16 @@ const configName = (plan: Plan, stage: Stage) => dnsName([plan.runId, stage.name
 /** Service account of stage pods; it has no RBAC bindings (stages never call the Kubernetes API). */
 export const STAGE_SERVICE_ACCOUNT = 'kiln-stage';
 
-export function stageObjects(plan: Plan, stage: Stage, opts: { serviceAccount?: string; nodeSelector?: Record<string, string>; tolerations?: V1PodSpec['tolerations'] } = {}): StageObjects {
+/** Environment variables that carry a stage's credentials, by reference to their Secrets. */
+export function credentialEnv(plan: Plan, names: readonly string[]): V1EnvVar[] {
+  return names.map((n) => {
+    const ref = plan.secrets[n];
+    if (!ref) throw new Error(`credentials "${n}" are not in the plan's secrets`);
+    return { name: `KILN_SECRET_${n.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`, valueFrom: { secretKeyRef: { name: ref.secret, key: ref.key } } };
+  });
+}
+
+export function stageObjects(plan: Plan, stage: Stage): StageObjects {
   const name = jobName(plan, stage);
   const cmName = configName(plan, stage);
   const meta = (n: string) => metadata(plan, n, 'stage', { 'kiln.dev/stage': stage.name });
@@ -53,6 +62,7 @@ export function stageObjects(plan: Plan, stage: Stage, opts: { serviceAccount?: 
     { name: 'KILN_STAGE', value: stage.name },
     { name: 'KILN_CONFIG', value: CONFIG_PATH },
     ...storageEnv(plan),
+    ...credentialEnv(plan, stage.credentials),
   ];
   const par = stage.parallelism;
   let service: V1Service | undefined;
@@ -83,14 +93,16 @@ export function stageObjects(plan: Plan, stage: Stage, opts: { serviceAccount?: 
     terminationMessagePath: '/dev/termination-log',
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
+  const nodeSelector = { ...(r.gpu ? { 'nvidia.com/gpu.product': r.gpu.product } : {}), ...stage.placement.nodeSelector };
   const pod: V1PodSpec = {
     restartPolicy: 'Never',
-    serviceAccountName: opts.serviceAccount ?? STAGE_SERVICE_ACCOUNT,
+    serviceAccountName: plan.serviceAccount ?? STAGE_SERVICE_ACCOUNT,
     automountServiceAccountToken: false,
     containers: [container],
     volumes,
-    ...(r.gpu ? { nodeSelector: { 'nvidia.com/gpu.product': r.gpu.product, ...opts.nodeSelector } } : opts.nodeSelector ? { nodeSelector: opts.nodeSelector } : {}),
-    ...(opts.tolerations ? { tolerations: opts.tolerations } : {}),
+    ...(Object.keys(nodeSelector).length ? { nodeSelector } : {}),
+    ...(stage.placement.tolerations.length ? { tolerations: stage.placement.tolerations.map((t) => ({ ...t })) } : {}),
+    ...(stage.priorityClassName ? { priorityClassName: stage.priorityClassName } : {}),
     ...(service ? { subdomain: service.metadata!.name! } : {}),
   };
   let networkPolicy: V1NetworkPolicy | undefined;
@@ -99,10 +111,13 @@ export function stageObjects(plan: Plan, stage: Stage, opts: { serviceAccount?: 
     networkPolicy = evalNetworkPolicy(plan, stage);
   }
   const completions = par.kind === 'shards' ? par.shards : par.kind === 'nodes' ? par.nodes : 1;
+  const jobMeta = meta(name);
+  // Kueue admits Jobs by this label; without a queue the Job starts at once.
+  if (stage.queue) jobMeta.labels = { ...jobMeta.labels, 'kueue.x-k8s.io/queue-name': stage.queue };
   const job: V1Job = {
     apiVersion: 'batch/v1',
     kind: 'Job',
-    metadata: meta(name),
+    metadata: jobMeta,
     spec: {
       completions,
       parallelism: completions,

@@ -53,7 +53,7 @@ describe('training Job', () => {
   });
   it('asks for 8 GPUs on nodes of the right GPU model, with shared memory', () => {
     expect(c.resources?.limits).toMatchObject({ 'nvidia.com/gpu': '8' });
-    expect(pod.nodeSelector).toEqual({ 'nvidia.com/gpu.product': 'NVIDIA-A100-SXM4-40GB' });
+    expect(pod.nodeSelector).toEqual({ 'nvidia.com/gpu.product': 'NVIDIA-A100-SXM4-40GB', 'kiln.dev/pool': 'train-a100' });
     expect(pod.volumes).toContainEqual({ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: '64Gi' } });
   });
 });
@@ -129,4 +129,33 @@ describe('snapshots (tiny)', () => {
   it('platform', () => expect(platformObjects(p)).toMatchSnapshot());
   it('controller', () => expect(controllerDeployment(p)).toMatchSnapshot());
   it('model run', () => expect(modelRun(p)).toMatchSnapshot());
+});
+
+describe('placement, priority and credentials (multinode-7b)', () => {
+  const p = plan('multinode-7b.yaml');
+  const train = stageObjects(p, stage(p, 'train')).job;
+  const prep = stageObjects(p, stage(p, 'data-prep')).job;
+
+  it('runs training on its node pool, at its priority, through its Kueue queue', () => {
+    const pod = train.spec!.template.spec!;
+    expect(pod.nodeSelector).toEqual({ 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3', 'node.kubernetes.io/instance-type': 'p5.48xlarge' });
+    expect(pod.tolerations).toEqual([{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+    expect(pod.priorityClassName).toBe('kiln-high');
+    expect(train.metadata?.labels?.['kueue.x-k8s.io/queue-name']).toBe('llm-training');
+  });
+
+  it('passes credentials by reference to their Secrets, never by value', () => {
+    const env = prep.spec!.template.spec!.containers[0]!.env!.filter((e) => e.name.startsWith('KILN_SECRET_'));
+    expect(env).toEqual([
+      { name: 'KILN_SECRET_ARTIFACTS', valueFrom: { secretKeyRef: { name: 'artifact-writer', key: 'credentials' } } },
+      { name: 'KILN_SECRET_HF_TOKEN', valueFrom: { secretKeyRef: { name: 'huggingface', key: 'token' } } },
+      { name: 'KILN_SECRET_GIT_DEPLOY_KEY', valueFrom: { secretKeyRef: { name: 'monorepo-deploy-key', key: 'ssh-privatekey' } } },
+      { name: 'KILN_SECRET_DATA_BUCKET', valueFrom: { secretKeyRef: { name: 'acme-data-reader', key: 'credentials' } } },
+    ]);
+    expect(prep.spec!.template.spec!.containers[0]!.env!.every((e) => e.value === undefined || !/secret|token|key/i.test(e.name))).toBe(true);
+  });
+
+  it('runs CPU stages on the CPU pool', () => {
+    expect(prep.spec!.template.spec!.nodeSelector).toEqual({ 'node.kubernetes.io/instance-type': 'm7i.8xlarge' });
+  });
 });

@@ -2,7 +2,7 @@ import { GPUS, load, type Diagnostic, type GpuType, type Spec } from '@kiln/spec
 import { estimate, DEFAULT_MFU } from './estimate.ts';
 import { dnsName } from './names.ts';
 import { runId } from './run-id.ts';
-import { CONFIG_PATH, type GpuRequest, type Plan, type ServingPlan, type Stage, type StageResources } from './types.ts';
+import { CONFIG_PATH, type GpuRequest, type Placement, type Plan, type ServingPlan, type Stage, type StageResources } from './types.ts';
 
 /** Resources of the CPU stages, per pod. The spec sizes only training and serving; these fit the workers. */
 export const STAGE_RESOURCES = {
@@ -44,11 +44,24 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
   const t = spec.training;
   const tok = spec.tokenizer;
   const images = spec.infra.images;
-  const common = (kind: Stage['kind']) => ({ kind, maxAttempts: kind === 'train' ? MAX_ATTEMPTS.train : MAX_ATTEMPTS.default });
+  const pools = spec.infra.node_pools;
+  // A GPU stage runs on the pool of its GPU type; other stages on the first CPU pool, if any is declared.
+  const placement = (gpuType?: GpuType): Placement => {
+    const pool = gpuType ? pools.find((p) => p.gpu_type === gpuType) : pools.find((p) => p.gpu_type === undefined);
+    return { nodeSelector: pool?.node_selector ?? {}, tolerations: pool?.tolerations ?? [] };
+  };
+  const storageCreds = spec.infra.storage.credentials ? [spec.infra.storage.credentials] : [];
+  const common = (kind: Stage['kind'], gpuType?: GpuType) => ({
+    kind,
+    maxAttempts: kind === 'train' ? MAX_ATTEMPTS.train : MAX_ATTEMPTS.default,
+    credentials: storageCreds,
+    placement: placement(gpuType),
+  });
 
   const dataPrep: Stage = {
     name: 'data-prep',
     ...common('data-prep'),
+    credentials: [...new Set([...storageCreds, ...spec.data.sources.flatMap((s) => (s.credentials ? [s.credentials] : []))])],
     image: images.data_prep,
     command: ['kiln', 'data', 'prep', '--config', CONFIG_PATH],
     config: {
@@ -99,7 +112,9 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
   const r = t.resources;
   const train: Stage = {
     name: 'train',
-    ...common('train'),
+    ...common('train', r.gpu_type),
+    priorityClassName: `kiln-${t.priority}`,
+    ...(t.queue ? { queue: t.queue } : {}),
     image: images.trainer,
     command: ['torchrun', `--nnodes=${r.nodes}`, `--nproc-per-node=${r.gpus_per_node}`, '-m', 'kiln_trainer.train', '--config', CONFIG_PATH],
     config: {
@@ -121,7 +136,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
   const exportGpu = target && target.backend === 'tensorrtllm' ? gpu(target.gpu.type, target.engine.tensor_parallel) : undefined;
   const exportStage: Stage = {
     name: 'export',
-    ...common('export'),
+    ...common('export', exportGpu?.type),
     image: images.trainer,
     command: ['python', '-m', 'kiln_trainer.export', '--config', CONFIG_PATH],
     config: {
@@ -168,6 +183,8 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     canary: s.canary,
     modelRepository: `${art.export}${s.name}/`,
     image: images.triton,
+    placement: placement(s.gpu.type),
+    credentials: storageCreds,
   }));
 
   return {
@@ -188,6 +205,8 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     serving,
     gates: Object.fromEntries(Object.entries(spec.eval.gates).map(([stack, gates]) => [stack, gates.map((g) => g.expr.trim())])),
     estimate: estimate(spec, opts.mfu ?? DEFAULT_MFU),
+    secrets: spec.infra.secrets,
+    serviceAccount: spec.infra.service_account ?? null,
   };
 }
 

@@ -23,6 +23,23 @@ export interface StageResources {
 /** How a stage fans out: shards of an Indexed Job, or nodes of a multi-node training job. */
 export type Parallelism = { readonly kind: 'single' } | { readonly kind: 'shards'; readonly shards: number } | { readonly kind: 'nodes'; readonly nodes: number; readonly gpusPerNode: number };
 
+/** Where a stage's pods may run: the node pool's selector and tolerations (from infra.node_pools). */
+export interface Placement {
+  readonly nodeSelector: Readonly<Record<string, string>>;
+  readonly tolerations: readonly {
+    readonly key?: string;
+    readonly operator: 'Exists' | 'Equal';
+    readonly value?: string;
+    readonly effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+  }[];
+}
+
+/** A reference to a key of a Kubernetes Secret; the value never appears in a plan. */
+export interface SecretRef {
+  readonly secret: string;
+  readonly key: string;
+}
+
 /** One stage of the pipeline: a container command, its config, what it reads and writes. */
 export interface Stage {
   /** Unique within the plan, DNS-safe: `data-prep`, `train`, `eval-humaneval`. */
@@ -42,6 +59,13 @@ export interface Stage {
   readonly dependsOn: readonly string[];
   /** Attempts before the controller gives up on a retryable failure. */
   readonly maxAttempts: number;
+  /** Entries of `Plan.secrets` the stage's pods get as environment variables. */
+  readonly credentials: readonly string[];
+  readonly placement: Placement;
+  /** PriorityClass of the stage's pods (training only). */
+  readonly priorityClassName?: string;
+  /** Kueue LocalQueue the stage's Job is submitted to (training only). */
+  readonly queue?: string;
 }
 
 export interface ServingPlan {
@@ -58,6 +82,8 @@ export interface ServingPlan {
   /** Model repository the target serves, from the run's export stage. */
   readonly modelRepository: string;
   readonly image: string;
+  readonly placement: Placement;
+  readonly credentials: readonly string[];
 }
 
 export interface Estimate {
@@ -91,6 +117,10 @@ export interface Plan {
   readonly serving: readonly ServingPlan[];
   readonly gates: Readonly<Record<string, readonly string[]>>;
   readonly estimate: Estimate;
+  /** Named Secret references (infra.secrets); stages and targets refer to them by name. */
+  readonly secrets: Readonly<Record<string, SecretRef>>;
+  /** Existing service account for stage pods, when the spec names one. */
+  readonly serviceAccount: string | null;
 }
 
 /** Where a stage finds its config inside its container. */

@@ -44,13 +44,15 @@ export class Platform extends pulumi.ComponentResource {
     // The CRD is cluster-wide and shared by every pipeline's stacks: destroying one stack must not delete
     // it (that would delete every other stack's ModelRuns with it).
     this.crd = new k8s.apiextensions.v1.CustomResourceDefinition(`${name}-crd`, modelRunCrd() as k8s.apiextensions.v1.CustomResourceDefinitionArgs, { parent: this, retainOnDelete: true });
+    // Cluster-wide and shared like the CRD; training pods name them, so they must exist first.
+    const priorities = p.priorityClasses.map((pc) => new k8s.scheduling.v1.PriorityClass(`${name}-priority-${pc.metadata!.name}`, pc as k8s.scheduling.v1.PriorityClassArgs, { parent: this, retainOnDelete: true }));
     const accounts = p.serviceAccounts.map((sa) => new k8s.core.v1.ServiceAccount(`${name}-sa-${sa.metadata!.name}`, sa as k8s.core.v1.ServiceAccountArgs, inNs));
     const roles = p.roles.map((r) => new k8s.rbac.v1.Role(`${name}-role-${r.metadata!.name}`, r as k8s.rbac.v1.RoleArgs, inNs));
     p.roleBindings.forEach((b) => new k8s.rbac.v1.RoleBinding(`${name}-rolebinding-${b.metadata!.name}`, b as k8s.rbac.v1.RoleBindingArgs, { parent: this, dependsOn: [...roles, ...accounts] }));
     if (p.pvc) new k8s.core.v1.PersistentVolumeClaim(`${name}-storage`, withAnnotations(p.pvc, SKIP_AWAIT) as k8s.core.v1.PersistentVolumeClaimArgs, inNs);
     this.controller = new k8s.apps.v1.Deployment(`${name}-controller`, controllerDeployment(args.plan, args.controllerImage) as k8s.apps.v1.DeploymentArgs, {
       parent: this,
-      dependsOn: [this.namespace, this.crd, ...accounts],
+      dependsOn: [this.namespace, this.crd, ...accounts, ...priorities],
     });
     this.namespaceName = this.namespace.metadata.name;
     this.registerOutputs({ namespace: this.namespaceName });
