@@ -50,6 +50,12 @@ export function modelRunCrd(): V1CustomResourceDefinition {
                     gates: open,
                     estimate: open,
                     labels: { type: 'object', additionalProperties: { type: 'string' } },
+                    secrets: {
+                      type: 'object',
+                      description: 'Named references to Secret keys; never values.',
+                      additionalProperties: { type: 'object', required: ['secret', 'key'], properties: { secret: { type: 'string' }, key: { type: 'string' } } },
+                    },
+                    serviceAccount: { type: 'string', nullable: true },
                   },
                 },
                 status: open,

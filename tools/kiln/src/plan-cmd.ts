@@ -1,5 +1,5 @@
 import { formatCount, formatDiagnostics, load, type Spec } from '@kiln/spec';
-import { compile, type GpuRequest, type Plan } from '@kiln/plan';
+import { canonicalJson, compile, type GpuRequest, type Plan, type Stage } from '@kiln/plan';
 import { EXIT, UsageError, type Io } from './io.ts';
 import { kube } from './kube-http.ts';
 import { kubeconfigPath, readKubeconfig } from './kubeconfig.ts';
@@ -35,7 +35,53 @@ export function checkCapacity(plan: Plan, nodes: readonly NodeInfo[]): CapacityP
   return problems;
 }
 
-async function clusterNodes(): Promise<{ nodes: NodeInfo[]; context: string } | { error: string } | undefined> {
+/** A run already declared in the cluster, as its ModelRun object records it. */
+export interface ExistingRun {
+  readonly runId: string;
+  readonly created: string;
+  readonly stages: readonly Pick<Stage, 'name' | 'config' | 'image' | 'resources'>[];
+}
+
+export interface Changes {
+  /** Runs of this pipeline in the cluster, oldest first. */
+  readonly existing: string[];
+  /** Whether the planned run already exists: applying changes nothing about runs. */
+  readonly sameRun: boolean;
+  /** Compared with the newest existing run: stages added, removed, or whose config, image or resources differ. */
+  readonly stages: { readonly name: string; readonly change: 'added' | 'removed' | 'changed' }[];
+}
+
+/** What applying the plan would change, against the runs already in the cluster. */
+export function diffRuns(plan: Plan, existing: readonly ExistingRun[]): Changes {
+  const sorted = [...existing].sort((a, b) => a.created.localeCompare(b.created));
+  const sameRun = sorted.some((r) => r.runId === plan.runId);
+  const latest = sorted.at(-1);
+  const stages: Changes['stages'] = [];
+  if (latest && !sameRun) {
+    // Artifact paths contain the run id, which always differs: compare with it masked. Nulls are dropped:
+    // server-side apply does not store them, so the recorded run has none.
+    const key = (s: Pick<Stage, 'config' | 'image' | 'resources'>, runId: string) =>
+      canonicalJson(JSON.parse(JSON.stringify({ config: s.config, image: s.image, resources: s.resources }, (_k, v: unknown) => (v === null ? undefined : v))))
+        .split(runId)
+        .join('<run>');
+    const old = new Map(latest.stages.map((s) => [s.name, s]));
+    for (const s of plan.stages) {
+      const o = old.get(s.name);
+      if (!o) stages.push({ name: s.name, change: 'added' });
+      else if (key(o, latest.runId) !== key(s, plan.runId)) stages.push({ name: s.name, change: 'changed' });
+    }
+    for (const name of old.keys()) if (!plan.stages.some((s) => s.name === name)) stages.push({ name, change: 'removed' });
+  }
+  return { existing: sorted.map((r) => r.runId), sameRun, stages };
+}
+
+interface Live {
+  readonly context: string;
+  readonly nodes: NodeInfo[];
+  readonly runs: ExistingRun[];
+}
+
+async function clusterState(plan: Plan): Promise<Live | { error: string } | undefined> {
   const path = kubeconfigPath();
   if (!path) return undefined;
   try {
@@ -43,7 +89,15 @@ async function clusterNodes(): Promise<{ nodes: NodeInfo[]; context: string } | 
     const r = await kube(auth, 'GET', '/api/v1/nodes', undefined, 3000);
     if (r.status !== 200) return { error: `listing nodes returned HTTP ${r.status}` };
     const items = (r.body as { items: { metadata: { name: string; labels?: Record<string, string> }; status?: { allocatable?: Record<string, string> } }[] }).items;
-    return { context: auth.context, nodes: items.map((n) => ({ name: n.metadata.name, labels: n.metadata.labels ?? {}, allocatable: n.status?.allocatable ?? {} })) };
+    const selector = encodeURIComponent(`app.kubernetes.io/part-of=${plan.name}`);
+    const mr = await kube(auth, 'GET', `/apis/kiln.dev/v1alpha1/namespaces/${plan.namespace}/modelruns?labelSelector=${selector}`, undefined, 3000);
+    // 404: no ModelRun CRD in this cluster yet, so no runs.
+    const runs = mr.status === 200 ? (mr.body as { items: { metadata: { creationTimestamp: string }; spec: { runId: string; stages: ExistingRun['stages'] } }[] }).items : [];
+    return {
+      context: auth.context,
+      nodes: items.map((n) => ({ name: n.metadata.name, labels: n.metadata.labels ?? {}, allocatable: n.status?.allocatable ?? {} })),
+      runs: runs.map((x) => ({ runId: x.spec.runId, created: x.metadata.creationTimestamp, stages: x.spec.stages ?? [] })),
+    };
   } catch (e) {
     return { error: (e as Error).message };
   }
@@ -95,14 +149,19 @@ export async function runPlan(values: Record<string, unknown>, positionals: stri
     return EXIT.invalid;
   }
   const plan = compile(r.spec as Spec, mfu !== undefined ? { mfu } : {});
-  const live = values.offline ? undefined : await clusterNodes();
+  const live = values.offline ? undefined : await clusterState(plan);
   const problems = live && 'nodes' in live ? checkCapacity(plan, live.nodes) : [];
+  const changes = live && 'nodes' in live ? diffRuns(plan, live.runs) : undefined;
   if (json) {
-    io.out(JSON.stringify({ plan, cluster: live ? ('nodes' in live ? { context: live.context, nodes: live.nodes.length, problems } : { error: live.error }) : null }, null, 2));
+    io.out(JSON.stringify({ plan, cluster: live ? ('nodes' in live ? { context: live.context, nodes: live.nodes.length, problems, changes } : { error: live.error }) : null }, null, 2));
   } else {
     io.out(formatPlan(plan));
-    if (live && 'nodes' in live) io.out(`\ncluster (${live.context}): ${problems.length ? `${problems.length} problem(s)` : `fits on ${live.nodes.length} nodes`}`);
-    else if (live) io.err(`kiln plan: could not check the cluster: ${live.error}`);
+    if (live && 'nodes' in live) {
+      io.out(`\ncluster (${live.context}): ${problems.length ? `${problems.length} problem(s)` : `fits on ${live.nodes.length} nodes`}`);
+      if (changes!.sameRun) io.out(`  run ${plan.runId} already exists: applying starts no new run`);
+      else if (changes!.existing.length === 0) io.out(`  no run of ${plan.name} in namespace ${plan.namespace} yet: applying starts ${plan.runId}`);
+      else io.out(`  applying starts ${plan.runId} beside ${changes!.existing.join(', ')}; against ${changes!.existing.at(-1)}: ${changes!.stages.map((s) => `${s.name} ${s.change}`).join(', ') || 'no stage differs (identity only)'}`);
+    } else if (live) io.err(`kiln plan: could not check the cluster: ${live.error}`);
     for (const p of problems) io.err(`error: ${p.message}`);
   }
   return problems.length ? EXIT.invalid : EXIT.ok;

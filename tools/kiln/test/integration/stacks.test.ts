@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { paths } from '../../src/cluster.ts';
 import { pulumiOnLocalCluster } from '../../src/stack.ts';
 import { eventually, k, ROOT, uniq } from './helpers.ts';
 
@@ -16,6 +18,12 @@ const writeSpec = (edit: (t: string) => string = (t) => t) => writeFileSync(spec
 const pulumi = (...args: string[]) => pulumiOnLocalCluster(ROOT, [...args, '--stack', stack]);
 const runs = async () =>
   ((await k('GET', `/apis/kiln.dev/v1alpha1/namespaces/${ns}/modelruns`)).body as { items: { spec: { runId: string } }[] }).items.map((r) => r.spec.runId).sort();
+/** `kiln plan --json` of the test's spec against the local cluster. */
+const kilnPlan = () => {
+  const bin = fileURLToPath(new URL('../../bin/kiln.js', import.meta.url));
+  const r = spawnSync(process.execPath, [bin, 'plan', specPath, '--stack', 'dev', '--json'], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: paths(ROOT).kubeconfig } });
+  return JSON.parse(r.stdout) as { plan: { runId: string }; cluster: { changes: { sameRun: boolean; existing: string[]; stages: { name: string; change: string }[] } } };
+};
 const outputs = async () => JSON.parse((await pulumi('stack', 'output', '--json')).out) as { runId: string; namespace: string };
 
 describe('the stacks/ Pulumi project against the local cluster', () => {
@@ -34,7 +42,9 @@ describe('the stacks/ Pulumi project against the local cluster', () => {
   it('previews and applies the pipeline: platform, the ModelRun and Triton serving', async () => {
     const preview = await pulumi('preview');
     expect(preview.code, preview.out).toBe(0);
-    expect(preview.out).toMatch(/\+ 17 to create/);
+    for (const line of [/kubernetes:core\/v1:Namespace\s+tiny-namespace\s+create/, /kubernetes:kiln\.dev\/v1alpha1:ModelRun\s+tiny-run-r-[0-9a-f]{12}\s+create/, /kubernetes:apps\/v1:Deployment\s+tiny-completions-deployment\s+create/]) {
+      expect(preview.out).toMatch(line);
+    }
     const r = await pulumi('up', '--yes', '--skip-preview');
     expect(r.code, r.out).toBe(0);
     const o = await outputs();
@@ -46,9 +56,10 @@ describe('the stacks/ Pulumi project against the local cluster', () => {
     });
   });
 
-  it('reports no changes on a second up', async () => {
+  it('reports no changes on a second up, and kiln plan knows the run exists', async () => {
     const r = await pulumi('preview', '--expect-no-changes');
     expect(r.code, r.out).toBe(0);
+    expect(kilnPlan().cluster.changes).toMatchObject({ sameRun: true });
   });
 
   it('keeps the same run when only replicas or labels change', async () => {
@@ -65,6 +76,8 @@ describe('the stacks/ Pulumi project against the local cluster', () => {
   it('starts a new run beside the old one when a hyperparameter changes', async () => {
     const before = (await outputs()).runId;
     writeSpec((t) => t.replace('micro_batch: 4', 'micro_batch: 4\n  optimizer: { lr: 0.001 }'));
+    const planned = kilnPlan();
+    expect(planned.cluster.changes).toEqual({ existing: [before], sameRun: false, stages: [{ name: 'train', change: 'changed' }] });
     const r = await pulumi('up', '--yes', '--skip-preview');
     expect(r.code, r.out).toBe(0);
     const after = (await outputs()).runId;
