@@ -3,7 +3,7 @@ import type { V1Deployment, V1PodDisruptionBudget, V1Service, V2HorizontalPodAut
 import { dnsName, type Plan, type ServingPlan } from '@kiln/plan';
 import { metadata } from './meta.ts';
 import { credentialEnv } from './stages.ts';
-import { storageEnv, storageVolumes } from './storage.ts';
+import { podPath, storageEnv, storageVolumes } from './storage.ts';
 
 export const TRITON_PORTS = { http: 8000, grpc: 8001, metrics: 8002 } as const;
 
@@ -46,28 +46,21 @@ export function servingObjects(plan: Plan, target: ServingPlan): ServingObjects 
           automountServiceAccountToken: false,
           nodeSelector: { 'nvidia.com/gpu.product': gpu.product, ...target.placement.nodeSelector },
           ...(target.placement.tolerations.length ? { tolerations: target.placement.tolerations.map((t) => ({ ...t })) } : {}),
-          initContainers: [
-            {
-              name: 'fetch-model',
-              image: target.image,
-              command: ['kiln-fetch-model', '--from', target.modelRepository, '--to', '/models'],
-              env: [...storageEnv(plan), ...credentialEnv(plan, target.credentials)],
-              volumeMounts: [{ name: 'models', mountPath: '/models' }],
-            },
-          ],
           containers: [
             {
               name: 'triton',
               image: target.image,
-              command: ['tritonserver', '--model-repository=/models', `--http-port=${TRITON_PORTS.http}`, `--grpc-port=${TRITON_PORTS.grpc}`, `--metrics-port=${TRITON_PORTS.metrics}`],
+              // Triton reads s3:// and gs:// model repositories itself; pvc:// is the mounted claim.
+              command: ['tritonserver', `--model-repository=${podPath(target.modelRepository)}`, `--http-port=${TRITON_PORTS.http}`, `--grpc-port=${TRITON_PORTS.grpc}`, `--metrics-port=${TRITON_PORTS.metrics}`],
+              env: [...storageEnv(plan), ...credentialEnv(plan, target.credentials)],
               ports: Object.entries(TRITON_PORTS).map(([n, p]) => ({ name: n, containerPort: p })),
               readinessProbe: { httpGet: { path: '/v2/health/ready', port: TRITON_PORTS.http }, periodSeconds: 5, failureThreshold: 3 },
               livenessProbe: { httpGet: { path: '/v2/health/live', port: TRITON_PORTS.http }, periodSeconds: 10, failureThreshold: 6 },
               resources: { requests: { ...limits }, limits },
-              volumeMounts: [{ name: 'models', mountPath: '/models', readOnly: true }],
+              volumeMounts: storageVolumes(plan).map((v) => ({ name: v.name, mountPath: '/artifacts', readOnly: true })),
             },
           ],
-          volumes: [{ name: 'models', emptyDir: {} }, ...storageVolumes(plan)],
+          volumes: storageVolumes(plan),
         },
       },
     },

@@ -20,3 +20,14 @@ export function storageEnv(plan: Plan): V1EnvVar[] {
   if (claim) env.push({ name: 'KILN_STORAGE_ROOT', value: `/artifacts` });
   return env;
 }
+
+/**
+ * Where a process in a pod finds an artifact URI: object-store URIs as they are (Triton and the stages read
+ * s3:// and gs:// themselves), pvc:// under the claim's mount at /artifacts, file:// as a local path.
+ */
+export function podPath(uri: string): string {
+  const pvc = /^pvc:\/\/[^/]+\/?(.*)$/.exec(uri);
+  if (pvc) return `/artifacts/${pvc[1]}`;
+  if (uri.startsWith('file://')) return uri.slice('file://'.length);
+  return uri;
+}

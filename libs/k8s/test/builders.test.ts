@@ -159,3 +159,16 @@ describe('placement, priority and credentials (multinode-7b)', () => {
     expect(prep.spec!.template.spec!.nodeSelector).toEqual({ 'node.kubernetes.io/instance-type': 'm7i.8xlarge' });
   });
 });
+
+describe('Triton model repository', () => {
+  it('is read from object storage directly, or from the mounted claim for pvc://', () => {
+    const s3 = plan('multinode-7b.yaml');
+    const c3 = servingObjects(s3, s3.serving[0]!).deployment.spec!.template.spec!.containers[0]!;
+    expect(c3.command).toContain(`--model-repository=${s3.storagePrefix}/export/completions/`);
+    const pvc = plan('tiny.yaml');
+    const d = servingObjects(pvc, pvc.serving[0]!).deployment.spec!.template.spec!;
+    expect(d.containers[0]!.command).toContain(`--model-repository=/artifacts/tiny/runs/${pvc.runId}/export/completions/`);
+    expect(d.volumes).toEqual([{ name: 'artifacts', persistentVolumeClaim: { claimName: 'kiln-artifacts' } }]);
+    expect(d.containers[0]!.volumeMounts).toEqual([{ name: 'artifacts', mountPath: '/artifacts', readOnly: true }]);
+  });
+});
