@@ -47,6 +47,7 @@ export function modelRunCrd(): V1CustomResourceDefinition {
                     suspend: { type: 'boolean', description: 'Pause the run: no new stage Jobs are started.' },
                     stages: { type: 'array', items: open },
                     serving: { type: 'array', items: open },
+                    evalModel: open,
                     gates: open,
                     estimate: open,
                     labels: { type: 'object', additionalProperties: { type: 'string' } },

@@ -4,14 +4,14 @@ import type { Plan } from '@kiln/plan';
 import { controllerDeployment } from './controller.ts';
 import { modelRun, modelRunCrd } from './crd.ts';
 import { platformObjects } from './platform.ts';
-import { servingObjects } from './serving.ts';
+import { evalModelObjects, servingObjects } from './serving.ts';
 import { stageObjects } from './stages.ts';
 
 export { controllerDeployment, CONTROLLER_IMAGE } from './controller.ts';
 export { modelRun, modelRunCrd, GROUP, VERSION, type ModelRunObject } from './crd.ts';
 export { metadata, stageSelector } from './meta.ts';
 export { platformObjects, PRIORITIES, CONTROLLER_SERVICE_ACCOUNT, type PlatformObjects } from './platform.ts';
-export { servingObjects, servingName, TRITON_PORTS, type ServingObjects } from './serving.ts';
+export { evalModelObjects, servingObjects, servingName, TRITON_PORTS, type ServingObjects } from './serving.ts';
 export { jobName, stageObjects, STAGE_SERVICE_ACCOUNT, TERMINAL_EXIT_CODE, RENDEZVOUS_PORT, type StageObjects } from './stages.ts';
 export { pvcClaim, storageEnv, storageVolumes } from './storage.ts';
 
@@ -32,6 +32,7 @@ export function allObjects(plan: Plan): KubernetesObject[] {
     controllerDeployment(plan),
     modelRun(plan),
     ...plan.serving.flatMap((t) => Object.values(servingObjects(plan, t))),
+    ...Object.values(evalModelObjects(plan)),
     ...plan.stages.flatMap((s) => Object.values(stageObjects(plan, s))),
   ] as KubernetesObject[];
 }

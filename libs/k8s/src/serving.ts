@@ -1,6 +1,7 @@
 /** Triton serving of one target: Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget. */
 import type { V1Deployment, V1PodDisruptionBudget, V1Service, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
-import { dnsName, type Plan, type ServingPlan } from '@kiln/plan';
+import { dnsName, type GpuRequest, type Placement, type Plan, type ServingPlan } from '@kiln/plan';
+import type { V1PodSpec } from '@kubernetes/client-node';
 import { metadata } from './meta.ts';
 import { credentialEnv } from './stages.ts';
 import { podPath, storageEnv, storageVolumes } from './storage.ts';
@@ -30,8 +31,6 @@ export function servingObjects(plan: Plan, target: ServingPlan): ServingObjects 
   const selector = { 'app.kubernetes.io/part-of': plan.name, 'kiln.dev/serving-target': target.name };
   // Serving objects keep their name across runs: a new run rolls the Deployment to the new model.
   const meta = metadata(plan, name, 'serving', { 'kiln.dev/serving-target': target.name });
-  const gpu = target.gpu;
-  const limits = { cpu: '4', memory: '16Gi', [gpu.resource]: String(gpu.count) };
   const deployment: V1Deployment = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -42,26 +41,7 @@ export function servingObjects(plan: Plan, target: ServingPlan): ServingObjects 
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
         metadata: { labels: { ...selector, 'kiln.dev/run-id': plan.runId } },
-        spec: {
-          automountServiceAccountToken: false,
-          nodeSelector: { 'nvidia.com/gpu.product': gpu.product, ...target.placement.nodeSelector },
-          ...(target.placement.tolerations.length ? { tolerations: target.placement.tolerations.map((t) => ({ ...t })) } : {}),
-          containers: [
-            {
-              name: 'triton',
-              image: target.image,
-              // Triton reads s3:// and gs:// model repositories itself; pvc:// is the mounted claim.
-              command: ['tritonserver', `--model-repository=${podPath(target.modelRepository)}`, `--http-port=${TRITON_PORTS.http}`, `--grpc-port=${TRITON_PORTS.grpc}`, `--metrics-port=${TRITON_PORTS.metrics}`],
-              env: [...storageEnv(plan), ...credentialEnv(plan, target.credentials)],
-              ports: Object.entries(TRITON_PORTS).map(([n, p]) => ({ name: n, containerPort: p })),
-              readinessProbe: { httpGet: { path: '/v2/health/ready', port: TRITON_PORTS.http }, periodSeconds: 5, failureThreshold: 3 },
-              livenessProbe: { httpGet: { path: '/v2/health/live', port: TRITON_PORTS.http }, periodSeconds: 10, failureThreshold: 6 },
-              resources: { requests: { ...limits }, limits },
-              volumeMounts: storageVolumes(plan).map((v) => ({ name: v.name, mountPath: '/artifacts', readOnly: true })),
-            },
-          ],
-          volumes: storageVolumes(plan),
-        },
+        spec: tritonPod(plan, target.image, target.modelRepository, target.gpu, target.placement, target.credentials),
       },
     },
   };
@@ -94,4 +74,53 @@ export function servingObjects(plan: Plan, target: ServingPlan): ServingObjects 
     spec: { selector: { matchLabels: selector }, ...(target.replicas.max > 1 ? { minAvailable: 1 } : { maxUnavailable: 1 }) },
   };
   return { deployment, service, hpa, pdb };
+}
+
+/** A pod running Triton on one model repository: read from object storage directly, or from the mounted claim. */
+function tritonPod(plan: Plan, image: string, repository: string, gpu: GpuRequest, placement: Placement, credentials: readonly string[]): V1PodSpec {
+  const limits = { cpu: '4', memory: '16Gi', [gpu.resource]: String(gpu.count) };
+  return {
+    automountServiceAccountToken: false,
+    nodeSelector: { 'nvidia.com/gpu.product': gpu.product, ...placement.nodeSelector },
+    ...(placement.tolerations.length ? { tolerations: placement.tolerations.map((t) => ({ ...t })) } : {}),
+    containers: [
+      {
+        name: 'triton',
+        image,
+        command: ['tritonserver', `--model-repository=${podPath(repository)}`, `--http-port=${TRITON_PORTS.http}`, `--grpc-port=${TRITON_PORTS.grpc}`, `--metrics-port=${TRITON_PORTS.metrics}`],
+        env: [...storageEnv(plan), ...credentialEnv(plan, credentials)],
+        ports: Object.entries(TRITON_PORTS).map(([n, p]) => ({ name: n, containerPort: p })),
+        readinessProbe: { httpGet: { path: '/v2/health/ready', port: TRITON_PORTS.http }, periodSeconds: 5, failureThreshold: 3 },
+        livenessProbe: { httpGet: { path: '/v2/health/live', port: TRITON_PORTS.http }, periodSeconds: 10, failureThreshold: 6 },
+        resources: { requests: { ...limits }, limits },
+        volumeMounts: storageVolumes(plan).map((v) => ({ name: v.name, mountPath: '/artifacts', readOnly: true })),
+      },
+    ],
+    volumes: storageVolumes(plan),
+  };
+}
+
+/** The run's eval model server (the only thing eval sandboxes may reach): a Deployment and its Service. */
+export function evalModelObjects(plan: Plan): { readonly deployment: V1Deployment; readonly service: V1Service } {
+  const m = plan.evalModel;
+  const labels = { 'kiln.dev/run-id': plan.runId, 'app.kubernetes.io/component': 'eval-model' };
+  const meta = metadata(plan, m.name, 'eval-model');
+  return {
+    deployment: {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: meta,
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: labels },
+        template: { metadata: { labels }, spec: tritonPod(plan, m.image, m.modelRepository, m.gpu, m.placement, plan.serving[0]?.credentials ?? []) },
+      },
+    },
+    service: {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta,
+      spec: { selector: labels, ports: Object.entries(TRITON_PORTS).map(([n, p]) => ({ name: n, port: p, targetPort: n })) },
+    },
+  };
 }

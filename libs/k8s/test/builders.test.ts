@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { compileFile, type Plan } from '@kiln/plan';
 import { describe, expect, it } from 'vitest';
-import { allObjects, controllerDeployment, modelRun, modelRunCrd, platformObjects, servingObjects, stageObjects, TERMINAL_EXIT_CODE } from '../src/index.ts';
+import { allObjects, controllerDeployment, evalModelObjects, modelRun, modelRunCrd, platformObjects, servingObjects, stageObjects, TERMINAL_EXIT_CODE } from '../src/index.ts';
 
 const configs = fileURLToPath(new URL('../../../configs/', import.meta.url));
 function plan(file: string, stack?: string): Plan {
@@ -170,5 +170,17 @@ describe('Triton model repository', () => {
     expect(d.containers[0]!.command).toContain(`--model-repository=/artifacts/tiny/runs/${pvc.runId}/export/completions/`);
     expect(d.volumes).toEqual([{ name: 'artifacts', persistentVolumeClaim: { claimName: 'kiln-artifacts' } }]);
     expect(d.containers[0]!.volumeMounts).toEqual([{ name: 'artifacts', mountPath: '/artifacts', readOnly: true }]);
+  });
+});
+
+describe('eval model server', () => {
+  it('is the endpoint eval stages are given, and what their NetworkPolicy lets them reach', () => {
+    const p = plan('tiny.yaml');
+    const { deployment, service } = evalModelObjects(p);
+    const evalStage = stage(p, 'eval-humaneval');
+    expect((evalStage.config as { endpoint: string }).endpoint).toBe(`http://${service.metadata!.name}.kiln-tiny.svc:8000`);
+    const allowed = stageObjects(p, evalStage).networkPolicy!.spec!.egress![0]!.to![0]!.podSelector!.matchLabels;
+    expect(deployment.spec!.template.metadata!.labels).toMatchObject(allowed!);
+    expect(deployment.spec!.template.spec!.containers[0]!.command).toContain(`--model-repository=/artifacts/tiny/runs/${p.runId}/export/eval/`);
   });
 });

@@ -38,6 +38,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     packed: `${prefix}/packed/`,
     checkpoints: `${prefix}/checkpoints/`,
     export: `${prefix}/export/`,
+    evalModel: `${prefix}/export/eval/`,
     eval: (suite: string) => `${prefix}/eval/${suite}/`,
   };
   const pre = spec.data.preprocessing;
@@ -143,6 +144,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
       checkpoints: art.checkpoints,
       tokenizer: art.tokenizer,
       output: art.export,
+      eval_model: art.evalModel,
       targets: spec.serving.targets.map((s) => ({ name: s.name, backend: s.backend, engine: s.engine, max_batch_size: s.max_batch_size })),
     },
     resources: exportGpu ? { ...STAGE_RESOURCES.export, gpu: exportGpu } : STAGE_RESOURCES.export,
@@ -151,6 +153,17 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     outputs: [art.export],
     dependsOn: ['train'],
   };
+  // Evals query a Triton of their own: the first serving target's engine and GPU, else one training GPU.
+  const evalModelName = dnsName([id, 'eval-model']);
+  const evalGpu = target ? gpu(target.gpu.type, target.gpu.count) : gpu(r.gpu_type, 1);
+  const evalModel = {
+    name: evalModelName,
+    endpoint: `http://${evalModelName}.${spec.infra.namespace}.svc:8000`,
+    modelRepository: art.evalModel,
+    gpu: evalGpu,
+    image: images.triton,
+    placement: placement(evalGpu.type),
+  };
   const evals: Stage[] = spec.eval.suites.map((s) => ({
     name: dnsName(['eval', s.name], 40),
     ...common('eval'),
@@ -158,7 +171,8 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     command: ['kiln', 'eval', 'run', '--config', CONFIG_PATH],
     config: {
       suite: s,
-      model: art.export,
+      endpoint: evalModel.endpoint,
+      model: art.evalModel,
       tokenizer: art.tokenizer,
       fim_sentinels: tok.fim_sentinels ?? null,
       output: art.eval(s.name),
@@ -203,6 +217,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     },
     stages: [dataPrep, tokenizer, pack, train, exportStage, ...evals],
     serving,
+    evalModel,
     gates: Object.fromEntries(Object.entries(spec.eval.gates).map(([stack, gates]) => [stack, gates.map((g) => g.expr.trim())])),
     estimate: estimate(spec, opts.mfu ?? DEFAULT_MFU),
     secrets: spec.infra.secrets,

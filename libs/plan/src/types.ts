@@ -102,6 +102,18 @@ export interface Estimate {
   readonly currency: string;
 }
 
+/** The model server the eval stages query: Triton serving this run's export, inside the run's namespace. */
+export interface EvalModelServer {
+  /** Deployment and Service name. */
+  readonly name: string;
+  /** In-cluster URL of its HTTP endpoint, given to every eval stage. */
+  readonly endpoint: string;
+  readonly modelRepository: string;
+  readonly gpu: GpuRequest;
+  readonly image: string;
+  readonly placement: Placement;
+}
+
 export interface Plan {
   readonly apiVersion: 'kiln.dev/v1alpha1';
   /** Content address of everything that changes the result: `r-` and 12 hex digits. */
@@ -115,6 +127,8 @@ export interface Plan {
   readonly labels: Readonly<Record<string, string>>;
   readonly stages: readonly Stage[];
   readonly serving: readonly ServingPlan[];
+  /** Started by the controller once export succeeds, removed when the evals end. */
+  readonly evalModel: EvalModelServer;
   readonly gates: Readonly<Record<string, readonly string[]>>;
   readonly estimate: Estimate;
   /** Named Secret references (infra.secrets); stages and targets refer to them by name. */
