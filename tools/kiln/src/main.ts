@@ -2,6 +2,14 @@ import { main } from './cli.ts';
 import type { Io } from './io.ts';
 import { EXIT } from './io.ts';
 
+// A reader that stops early (`kiln schema | head`) closes the pipe: that is not an error worth a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 const io: Io = {
   out: (s) => process.stdout.write(s + '\n'),
   err: (s) => process.stderr.write(s + '\n'),

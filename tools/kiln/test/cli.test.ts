@@ -155,3 +155,17 @@ describe('kiln cluster and kiln toolchain (without starting anything)', () => {
     expect(r.code).toBe(j.missing.length ? 1 : 0);
   });
 });
+
+describe('a reader that stops early', () => {
+  it('ends kiln quietly, without a stack trace', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [bin, 'demo', '--validate-only'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    // Close the reading end before kiln writes anything: its first write meets a closed pipe.
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(err).not.toMatch(/EPIPE|at .+:\d+:\d+/);
+    expect(code).toBe(0);
+  });
+});
