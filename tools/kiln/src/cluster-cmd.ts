@@ -1,5 +1,5 @@
 import { GPUS, type GpuType } from '@kiln/spec';
-import { ClusterError, DEFAULTS, down, paths, status, up, type ClusterOptions } from './cluster.ts';
+import { ClusterError, DEFAULTS, down, paths, pulumiEnv, status, up, type ClusterOptions } from './cluster.ts';
 import { EXIT, UsageError, type Io } from './io.ts';
 import { ToolchainError, cacheRoot, diskUse, ensureToolchain, formatDuration, resolveToolchain } from './toolchain.ts';
 
@@ -88,7 +88,6 @@ export async function runCluster(values: Record<string, unknown>, positionals: s
           return EXIT.invalid;
         }
         const tc = resolveToolchain();
-        const { pulumiEnv } = await import('./cluster.ts');
         io.out(envLines({ KUBECONFIG: s.kubeconfig, ...pulumiEnv(paths(root), tc) }));
         return EXIT.ok;
       }

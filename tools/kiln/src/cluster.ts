@@ -29,7 +29,7 @@ export const DEFAULTS: Omit<ClusterOptions, 'root'> = { gpuNodes: 4, gpusPerNode
 export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
 export type Component = (typeof COMPONENTS)[number];
 
-interface State {
+export interface State {
   readonly ports: Record<'etcdClient' | 'etcdPeer' | 'apiserver' | 'controllerManager' | 'scheduler', number>;
   readonly toolchain: string;
   readonly options: Omit<ClusterOptions, 'root'>;
@@ -117,6 +117,19 @@ function writeKubeconfig(p: Paths, port: number): void {
   writeFileSync(p.kubeconfig, stringify(config), { mode: 0o600 });
 }
 
+/** The recorded state of the cluster under `p` (ports, options); undefined when there is none. */
+export function readState(p: Paths): State | undefined {
+  return existsSync(p.state) ? (JSON.parse(readFileSync(p.state, 'utf8')) as State) : undefined;
+}
+
+/** Admin credentials for the cluster under `root`; throws when there is no cluster there. */
+export function clusterAuth(root: string): KubeAuth {
+  const p = paths(root);
+  const state = readState(p);
+  if (!state) throw new ClusterError(`no local cluster in ${p.cluster}`, 'start one with `kiln cluster up`');
+  return auth(p, state.ports.apiserver);
+}
+
 export function auth(p: Paths, port: number): KubeAuth {
   return {
     server: `https://127.0.0.1:${port}`,
@@ -152,16 +165,14 @@ function pidFile(p: Paths, c: Component): string {
 }
 
 /** The pid of a component we started, if that process is still ours and alive. */
-export function runningPid(p: Paths, c: Component, binary?: string): number | undefined {
+export function runningPid(p: Paths, c: Component): number | undefined {
   const f = pidFile(p, c);
   if (!existsSync(f)) return undefined;
   const pid = Number(readFileSync(f, 'utf8'));
   if (!Number.isFinite(pid) || !alive(pid)) return undefined;
   // A recycled pid belongs to someone else: only claim it if it runs the component's binary.
   try {
-    const exe = readlinkSync(`/proc/${pid}/exe`);
-    if (binary && !exe.startsWith(binary) && !exe.endsWith(`/${c}`)) return undefined;
-    if (!binary && !exe.endsWith(`/${c}`)) return undefined;
+    if (!readlinkSync(`/proc/${pid}/exe`).endsWith(`/${c}`)) return undefined;
   } catch {
     /* no /proc: trust the pid file */
   }
@@ -327,10 +338,9 @@ export async function up(opts: ClusterOptions, log: BuildProgress, toolchain?: T
   const tc = toolchain ?? (await ensureToolchain(log));
   const p = paths(opts.root);
   for (const d of [p.cluster, p.logs, p.pids]) mkdirSync(d, { recursive: true });
-  let state: State;
   const { root: _root, ...options } = opts;
-  if (existsSync(p.state)) {
-    state = JSON.parse(readFileSync(p.state, 'utf8')) as State;
+  let state = readState(p);
+  if (state) {
     if (JSON.stringify(state.options) !== JSON.stringify(options)) {
       log(`this cluster was created with ${JSON.stringify(state.options)}; keeping that (run \`kiln cluster down\` first to change nodes or job duration)`);
     }
@@ -428,8 +438,8 @@ export interface ClusterStatus {
 
 export async function status(root: string): Promise<ClusterStatus> {
   const p = paths(root);
-  if (!existsSync(p.state)) return { exists: false, healthy: false, kubeconfig: p.kubeconfig, components: [], nodes: [] };
-  const state = JSON.parse(readFileSync(p.state, 'utf8')) as State;
+  const state = readState(p);
+  if (!state) return { exists: false, healthy: false, kubeconfig: p.kubeconfig, components: [], nodes: [] };
   const a = auth(p, state.ports.apiserver);
   const components: ComponentStatus[] = [];
   for (const c of COMPONENTS) {

@@ -1,6 +1,5 @@
 /** The second half of `kiln demo`: the local cluster, `pulumi up` of the dev stack, and what now exists. */
-import { readFileSync } from 'node:fs';
-import { auth, ClusterError, DEFAULTS, paths, up } from './cluster.ts';
+import { ClusterError, clusterAuth, DEFAULTS, up } from './cluster.ts';
 import { EXIT, type Io } from './io.ts';
 import { kube } from './kube-http.ts';
 import { pulumiOnLocalCluster, STACKS_DIR } from './stack.ts';
@@ -47,9 +46,7 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
 }
 
 async function printWhatExists(root: string, o: { runId: string; namespace: string; endpoints: Record<string, string> }, io: Io, bold: (s: string) => string): Promise<void> {
-  const p = paths(root);
-  const state = JSON.parse(readFileSync(p.state, 'utf8')) as { ports: { apiserver: number } };
-  const a = auth(p, state.ports.apiserver);
+  const a = clusterAuth(root);
   const list = async (path: string) => ((await kube(a, 'GET', path)).body as { items?: Record<string, never>[] }).items ?? [];
   const ns = o.namespace;
   io.out(`\n${bold(`What now exists in namespace ${ns}`)} (run ${o.runId})`);

@@ -1,14 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { auth, paths } from '../../src/cluster.ts';
+import { clusterAuth as authFor } from '../../src/cluster.ts';
 import { kube, type KubeAuth } from '../../src/kube-http.ts';
 import { ROOT } from './global-setup.ts';
 
 export { ROOT };
 
 export function clusterAuth(root = ROOT): KubeAuth {
-  const p = paths(root);
-  const state = JSON.parse(readFileSync(p.state, 'utf8')) as { ports: { apiserver: number } };
-  return auth(p, state.ports.apiserver);
+  return authFor(root);
 }
 
 export async function k(method: string, path: string, body?: unknown) {

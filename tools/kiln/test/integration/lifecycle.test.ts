@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { COMPONENTS, down, paths, runningPid, status, up } from '../../src/cluster.ts';
+import { COMPONENTS, down, paths, readState, runningPid, status, up } from '../../src/cluster.ts';
 import { alive } from '../../src/toolchain.ts';
 import { ROOT } from './helpers.ts';
 
@@ -27,7 +27,7 @@ describe('cluster lifecycle', () => {
   it('runs a second cluster beside the first on other ports, and down stops exactly its processes', async () => {
     const r = await up({ root: second, gpuNodes: 1, gpusPerNode: 4, gpuType: 'a100-80gb', cpuNodes: 0, jobDurationMs: 100 }, () => {});
     expect(r.started).toEqual([...COMPONENTS]);
-    const ports = (root: string) => Object.values((JSON.parse(readFileSync(paths(root).state, 'utf8')) as { ports: Record<string, number> }).ports);
+    const ports = (root: string) => Object.values(readState(paths(root))!.ports);
     const shared = ports(ROOT).filter((p) => ports(second).includes(p));
     expect(shared).toEqual([]);
     const s = await status(second);
