@@ -10,13 +10,13 @@ const scopes = {
   'scope:plan': ['scope:spec'],
   'scope:k8s': ['scope:plan'],
   'scope:pulumi': ['scope:k8s', 'scope:plan'],
-  'scope:cluster': ['scope:plan'],
+  'scope:cluster': ['scope:k8s', 'scope:plan'],
   'scope:controller': ['scope:cluster', 'scope:k8s', 'scope:plan'],
   'scope:data-prep': ['scope:spec'],
   'scope:eval-runner': ['scope:spec'],
   'scope:gateway': ['scope:spec'],
   'scope:stacks': ['scope:pulumi', 'scope:spec'],
-  'scope:cli': ['scope:schema', 'scope:spec', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster'],
+  'scope:cli': ['scope:schema', 'scope:spec', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller'],
 };
 
 const types = {
@@ -24,7 +24,8 @@ const types = {
   'type:lib': ['type:lib', 'type:schema'],
   'type:service': ['type:lib', 'type:schema'],
   'type:stack': ['type:lib'],
-  'type:tool': ['type:lib', 'type:schema'],
+  // The CLI hosts services' entry points (`kiln controller`).
+  'type:tool': ['type:lib', 'type:schema', 'type:service'],
 };
 
 export default [

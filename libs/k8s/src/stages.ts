@@ -22,8 +22,27 @@ export interface StageObjects {
   readonly networkPolicy?: V1NetworkPolicy;
 }
 
-export const jobName = (plan: Plan, stage: Stage) => dnsName([plan.runId, stage.name]);
-const configName = (plan: Plan, stage: Stage) => dnsName([plan.runId, stage.name, 'config']);
+/** What one stage produced, as the next stage's config receives it. */
+export interface UpstreamOutput {
+  /** The stage's summary (its container's termination message, parsed). */
+  readonly summary: Readonly<Record<string, unknown>> | null;
+  /** Where the stage wrote its manifest (paths, digests, counts, metrics). */
+  readonly manifest: string;
+}
+
+/** How the controller runs one attempt of a stage. */
+export interface StageRunOptions {
+  /** 1 for the first attempt; later attempts get Jobs of their own (`<job>-<attempt>`). Default 1. */
+  readonly attempt?: number;
+  /** Outputs of the stages this one depends on, by stage name. Default: none. */
+  readonly upstream?: Readonly<Record<string, UpstreamOutput>>;
+  /** Extra annotations on the stage's pods (the local cluster's simulation reads them). Default: none. */
+  readonly podAnnotations?: Readonly<Record<string, string>>;
+}
+
+/** The Job of one attempt of a stage: deterministic, so a controller that restarts never runs it twice. */
+export const jobName = (plan: Plan, stage: Stage, attempt = 1) => dnsName(attempt === 1 ? [plan.runId, stage.name] : [plan.runId, stage.name, String(attempt)]);
+const configName = (plan: Plan, stage: Stage, attempt: number) => dnsName(attempt === 1 ? [plan.runId, stage.name, 'config'] : [plan.runId, stage.name, String(attempt), 'config']);
 
 /** Service account of stage pods; it has no RBAC bindings (stages never call the Kubernetes API). */
 export const STAGE_SERVICE_ACCOUNT = 'kiln-stage';
@@ -37,15 +56,32 @@ export function credentialEnv(plan: Plan, names: readonly string[]): V1EnvVar[] 
   });
 }
 
-export function stageObjects(plan: Plan, stage: Stage): StageObjects {
-  const name = jobName(plan, stage);
-  const cmName = configName(plan, stage);
+export function stageObjects(plan: Plan, stage: Stage, opts: StageRunOptions = {}): StageObjects {
+  const attempt = opts.attempt ?? 1;
+  const name = jobName(plan, stage, attempt);
+  const cmName = configName(plan, stage, attempt);
   const meta = (n: string) => metadata(plan, n, 'stage', { 'kiln.dev/stage': stage.name });
   const configMap: V1ConfigMap = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: meta(cmName),
-    data: { 'stage.json': JSON.stringify({ runId: plan.runId, stage: stage.name, storagePrefix: plan.storagePrefix, ...stage.config }, null, 2) },
+    data: {
+      'stage.json': JSON.stringify(
+        {
+          runId: plan.runId,
+          stage: stage.name,
+          attempt,
+          storagePrefix: plan.storagePrefix,
+          manifest: stage.manifest,
+          ...stage.config,
+          // A retried stage picks up where the last attempt stopped (training: its latest checkpoint).
+          resume: attempt > 1,
+          upstream: opts.upstream ?? {},
+        },
+        null,
+        2,
+      ),
+    },
   };
   const r = stage.resources;
   const limits: Record<string, string> = { cpu: r.cpu, memory: r.memory };
@@ -61,6 +97,7 @@ export function stageObjects(plan: Plan, stage: Stage): StageObjects {
     { name: 'KILN_RUN_ID', value: plan.runId },
     { name: 'KILN_STAGE', value: stage.name },
     { name: 'KILN_CONFIG', value: CONFIG_PATH },
+    { name: 'KILN_ATTEMPT', value: String(attempt) },
     ...storageEnv(plan),
     ...credentialEnv(plan, stage.credentials),
   ];
@@ -112,6 +149,7 @@ export function stageObjects(plan: Plan, stage: Stage): StageObjects {
   }
   const completions = par.kind === 'shards' ? par.shards : par.kind === 'nodes' ? par.nodes : 1;
   const jobMeta = meta(name);
+  jobMeta.labels = { ...jobMeta.labels, 'kiln.dev/attempt': String(attempt) };
   // Kueue admits Jobs by this label; without a queue the Job starts at once.
   if (stage.queue) jobMeta.labels = { ...jobMeta.labels, 'kueue.x-k8s.io/queue-name': stage.queue };
   const job: V1Job = {
@@ -122,8 +160,9 @@ export function stageObjects(plan: Plan, stage: Stage): StageObjects {
       completions,
       parallelism: completions,
       ...(completions > 1 || par.kind === 'nodes' ? { completionMode: 'Indexed' as const } : {}),
-      backoffLimit: stage.maxAttempts - 1,
-      ...(par.kind === 'shards' ? { backoffLimitPerIndex: stage.maxAttempts - 1, completionMode: 'Indexed' as const } : {}),
+      // The controller owns attempts: a failed pod fails this attempt's Job, and the controller decides whether
+      // to start the next. Shards are the exception: a flaky shard retries alone instead of rerunning all.
+      ...(par.kind === 'shards' ? { backoffLimitPerIndex: stage.maxAttempts - 1, completionMode: 'Indexed' as const } : { backoffLimit: 0 }),
       podFailurePolicy: {
         rules: [
           // A stage's own declared terminal exit (bad config, missing input): no retry can fix it.
@@ -132,7 +171,10 @@ export function stageObjects(plan: Plan, stage: Stage): StageObjects {
           { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] },
         ],
       },
-      template: { metadata: { labels: stageSelector(plan, stage.name) }, spec: pod },
+      template: {
+        metadata: { labels: { ...stageSelector(plan, stage.name), 'kiln.dev/attempt': String(attempt) }, ...(opts.podAnnotations ? { annotations: { ...opts.podAnnotations } } : {}) },
+        spec: pod,
+      },
     },
   };
   return { configMap, job, ...(service ? { service } : {}), ...(networkPolicy ? { networkPolicy } : {}) };

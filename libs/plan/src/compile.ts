@@ -54,6 +54,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
   const storageCreds = spec.infra.storage.credentials ? [spec.infra.storage.credentials] : [];
   const common = (kind: Stage['kind'], gpuType?: GpuType) => ({
     kind,
+    manifest: '',
     maxAttempts: kind === 'train' ? MAX_ATTEMPTS.train : MAX_ATTEMPTS.default,
     credentials: storageCreds,
     placement: placement(gpuType),
@@ -215,7 +216,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
       'app.kubernetes.io/managed-by': 'kiln',
       'kiln.dev/run-id': id,
     },
-    stages: [dataPrep, tokenizer, pack, train, exportStage, ...evals],
+    stages: [dataPrep, tokenizer, pack, train, exportStage, ...evals].map((s) => ({ ...s, manifest: `${prefix}/manifests/${s.name}.json` })),
     serving,
     evalModel,
     gates: Object.fromEntries(Object.entries(spec.eval.gates).map(([stack, gates]) => [stack, gates.map((g) => g.expr.trim())])),

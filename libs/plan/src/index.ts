@@ -5,3 +5,4 @@ export { dnsName } from './names.ts';
 export { canonicalJson, runId, runIdentity } from './run-id.ts';
 export type * from './types.ts';
 export { CONFIG_PATH } from './types.ts';
+export { evaluateGates, evalSuites, type GateResult, type GateVerdict, type SuiteMetrics } from './gates.ts';

@@ -55,6 +55,8 @@ export interface Stage {
   readonly inputs: readonly string[];
   /** Artifact URIs written. */
   readonly outputs: readonly string[];
+  /** Where the stage writes its manifest: what it produced (paths, digests, counts) and its metrics. */
+  readonly manifest: string;
   /** Stages that must succeed first. */
   readonly dependsOn: readonly string[];
   /** Attempts before the controller gives up on a retryable failure. */

@@ -6,5 +6,5 @@ export { SCHEMA } from './schema.ts';
 export { GPUS, PRESETS, DEFAULT_GPUS_PER_NODE, optimalLsh, parameterCount, type GpuInfo } from './hardware.ts';
 export { formatCount, parseBytes, parseTokens } from './quantity.ts';
 export { MAX_FILE_BYTES } from './source.ts';
-export { TOKENS_PER_PARAMETER } from './resolve.ts';
+export { TOKENS_PER_PARAMETER, parseGate } from './resolve.ts';
 export type * from './types.ts';

@@ -40,6 +40,83 @@ Exit codes: 0 ok, 1 invalid spec or a capacity problem, 2 usage error.`,
     allowPositionals: true,
     run: async (...a) => (await import('./plan-cmd.ts')).runPlan(...a),
   },
+  status: {
+    summary: 'show ModelRuns and their stages, progress and gate verdicts',
+    usage: 'kiln status [run] [--watch] [--namespace NS] [--format json]',
+    help: `Without a run: one line per ModelRun (newest first) with its phase, current stage, progress and
+gate verdicts. With a run (its object name, run id, or a unique prefix of either): every stage with its
+phase, attempts and time, a progress bar for the running stage where it reports progress (training: tokens
+of the budget), each environment's gates with the metric they read, and the artifacts with digests.
+
+Options:
+  --watch           redraw on every change; with a run, end when the run does
+  --namespace NS    only this namespace (default: all)
+  --format json     the ModelRun objects as JSON
+  --dir DIR         directory holding .kiln/ (default: current directory)
+
+The cluster is $KUBECONFIG's, else ./.kiln's local cluster, else ~/.kube/config's.
+Exit codes: 0 ok, 1 no such run or the run failed, 2 usage error.`,
+    options: { ...common, watch: { type: 'boolean', short: 'w' }, namespace: { type: 'string', short: 'n' }, format: { type: 'string', default: 'text' }, json: { type: 'boolean' }, dir: { type: 'string' } },
+    allowPositionals: true,
+    run: async (...a) => (await import('./runs-cmd.ts')).runStatus(...a),
+  },
+  logs: {
+    summary: "print a stage's log",
+    usage: 'kiln logs <run> <stage> [--follow] [--attempt N] [--index N] [--tail N]',
+    help: `Prints the log of one pod of a stage: the latest attempt and index 0 (rank 0 of training) unless
+told otherwise. When the pod's node cannot serve logs (the local cluster's pods are simulated), says so
+and prints the stage's termination message, its summary.
+
+Options:
+  -f, --follow      keep streaming until the pod ends
+  --attempt N       which attempt (default: the latest)
+  --index N         which shard or node (default 0)
+  --tail N          only the last N lines
+  --namespace NS    where the run is (default: search all)
+  --dir DIR         directory holding .kiln/ (default: current directory)
+
+Exit codes: 0 ok, 1 no such run, stage or pod, or no log, 2 usage error.`,
+    options: { ...common, follow: { type: 'boolean', short: 'f' }, attempt: { type: 'string' }, index: { type: 'string' }, tail: { type: 'string' }, namespace: { type: 'string', short: 'n' }, dir: { type: 'string' } },
+    allowPositionals: true,
+    run: async (...a) => (await import('./runs-cmd.ts')).runLogs(...a),
+  },
+  controller: {
+    summary: 'run the ModelRun controller against a cluster (the local one by default)',
+    usage: 'kiln controller [--namespace NS | --all-namespaces] [--leader-elect] [--simulate]',
+    help: `Runs ModelRuns stage by stage: creates each stage's Job (in dependency order, named per attempt,
+owned by the run, by server-side apply), passes each stage's summary and manifest to the next, retries
+retryable failures with backoff (training resumes from its checkpoint), stops on a stage's terminal exit
+code (2), and writes progress, artifacts, metrics and gate verdicts to the run's status. In a real cluster
+it runs as the kiln-controller Deployment; on the local cluster, run it here. Stops on Ctrl-C.
+
+Options:
+  --namespace NS        watch one namespace (default: all namespaces)
+  --leader-elect        act only while holding the Lease kiln-controller (several replicas)
+  --lease-namespace NS  where the Lease lives (default: --namespace, else default)
+  --lease-ms N          lease duration (default 15000)
+  --workers N           runs reconciled at once (default 4)
+  --simulate            end stage pods as kwok simulations (default: on for the local cluster)
+  --sim-duration-ms N   how long simulated stages run (default 2000)
+  --retry-base-ms N     backoff before attempt 2; doubles per attempt, at most 5 min (default 10000)
+  --dir DIR             directory holding .kiln/ (default: current directory)
+
+Logs go to standard error, one line per action, each with its reconcile id.`,
+    options: {
+      ...common,
+      namespace: { type: 'string', short: 'n' },
+      'all-namespaces': { type: 'boolean', short: 'A' },
+      'leader-elect': { type: 'boolean' },
+      'lease-namespace': { type: 'string' },
+      'lease-ms': { type: 'string' },
+      workers: { type: 'string' },
+      simulate: { type: 'boolean' },
+      'sim-duration-ms': { type: 'string' },
+      'retry-base-ms': { type: 'string' },
+      dir: { type: 'string' },
+    },
+    allowPositionals: false,
+    run: async (...a) => (await import('./runs-cmd.ts')).runController(...a),
+  },
   cluster: {
     summary: 'run a local Kubernetes control plane with simulated GPU nodes',
     usage: 'kiln cluster <up|down|status|env> [options]',

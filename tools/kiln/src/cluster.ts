@@ -139,7 +139,36 @@ export function auth(p: Paths, port: number): KubeAuth {
   };
 }
 
-/** kwok stages: node set-up and heartbeats, pods Ready when scheduled, Job pods Succeeded after a delay. */
+/**
+ * How a simulated Job pod ends: with the exit code and termination message its annotations ask for (the
+ * controller's simulation sets them per stage and attempt), else exit 0 and no message. `pod-complete.stage.
+ * kwok.x-k8s.io/delay` (a Go duration) overrides how long it runs.
+ */
+export const SIM_ANNOTATIONS = { exitCode: 'kiln.dev/sim-exit-code', message: 'kiln.dev/sim-message', duration: 'pod-complete.stage.kwok.x-k8s.io/delay' } as const;
+const SIMULATED_EXIT = `{{ $now := Now }}
+{{ $root := . }}
+{{ $a := .metadata.annotations | default dict }}
+{{ $code := get $a "${SIM_ANNOTATIONS.exitCode}" | default "0" }}
+{{ $msg := get $a "${SIM_ANNOTATIONS.message}" }}
+containerStatuses:
+{{ range $index, $item := .spec.containers }}
+- image: {{ $item.image | Quote }}
+  name: {{ $item.name | Quote }}
+  ready: false
+  restartCount: 0
+  started: false
+  state:
+    terminated:
+      exitCode: {{ $code }}
+      finishedAt: {{ $now | Quote }}
+      reason: {{ if eq $code "0" }}Completed{{ else }}Error{{ end }}
+      message: {{ $msg | Quote }}
+      startedAt: {{ $root.status.startTime | default $now | Quote }}
+{{ end }}
+phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}
+`;
+
+/** kwok stages: node set-up and heartbeats, pods Ready when scheduled, Job pods end after a delay. */
 function writeStages(p: Paths, tc: Toolchain, jobDurationMs: number): string {
   const stage = join(tc.dir, 'share', 'kwok', 'stage');
   const files = ['node/fast/node-initialize.yaml', 'node/heartbeat-with-lease/node-heartbeat-with-lease.yaml', 'pod/fast/pod-ready.yaml', 'pod/general/pod-complete.yaml', 'pod/fast/pod-delete.yaml'];
@@ -150,6 +179,7 @@ function writeStages(p: Paths, tc: Toolchain, jobDurationMs: number): string {
     if (meta.name === 'pod-complete' && spec.delay) {
       spec.delay.durationMilliseconds = jobDurationMs;
       spec.delay.jitterDurationMilliseconds = 0;
+      (spec as { next: { statusTemplate: string } }).next.statusTemplate = SIMULATED_EXIT;
     } else if (meta.name === 'pod-ready' && spec.delay) {
       spec.delay.durationMilliseconds = 0;
       spec.delay.jitterDurationMilliseconds = 0;

@@ -1,0 +1,3 @@
+/** @kiln/cluster: the ModelRun status contract and @kubernetes/client-node helpers shared by the controller and the CLI. */
+export * from './status.ts';
+export { kubeConfigFrom, runsPath, listRuns, findRun, watchRuns, stagePods, podLog, PLURAL } from './runs.ts';

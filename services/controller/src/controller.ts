@@ -1,0 +1,248 @@
+/**
+ * The run controller: informers feed a per-key work queue; workers reconcile one ModelRun at a time from the
+ * caches (see reconcile.ts) and carry the decision out with server-side apply under one field manager, then
+ * write the status through the status subresource with the resourceVersion they read. With leader
+ * election, only the replica holding the Lease acts.
+ */
+import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject, type V1Deployment, type V1Job, type V1Pod } from '@kubernetes/client-node';
+import { GROUP, VERSION } from '@kiln/k8s';
+import { PLURAL, type ModelRun } from '@kiln/cluster';
+import { hostname } from 'node:os';
+import { systemClock, type Clock } from './clock.ts';
+import { startInformers, type InformerSet, type Kind } from './informers.ts';
+import { campaign, type LeaderOptions } from './leader.ts';
+import { WorkQueue } from './queue.ts';
+import { decide, type DecideOptions, type Decision } from './reconcile.ts';
+
+export const FIELD_MANAGER = 'kiln-controller';
+
+export interface ControllerOptions extends DecideOptions {
+  readonly kubeConfig: KubeConfig;
+  /** Watch one namespace; all namespaces when undefined (needs cluster-wide RBAC). */
+  readonly namespace?: string;
+  /** Runs reconciled at the same time. Default 4. */
+  readonly workers?: number;
+  /** Every run is reconciled at least this often, ms. Default 30 000. */
+  readonly resyncMs?: number;
+  /** Hold a Lease before acting; off when undefined. */
+  readonly leaderElection?: Omit<LeaderOptions, 'identity'> & { readonly identity?: string };
+  readonly clock?: Clock;
+  readonly log?: (line: string) => void;
+  /** Called when leadership is lost; default: log it (the CLI exits the process). */
+  readonly onLostLeadership?: (why: string) => void;
+}
+
+export interface ControllerStats {
+  reconciles: number;
+  errors: number;
+  conflicts: number;
+  applied: number;
+  statusWrites: number;
+}
+
+/** A reconcile that must not be retried: the error is recorded in status instead. */
+export class TerminalError extends Error {}
+
+export class Controller {
+  readonly stats: ControllerStats = { reconciles: 0, errors: 0, conflicts: 0, applied: 0, statusWrites: 0 };
+  private readonly clock: Clock;
+  private readonly queue: WorkQueue;
+  private informers?: InformerSet;
+  private readonly runByRunId = new Map<string, string>();
+  private readonly objects: KubernetesObjectApi;
+  private readonly custom: CustomObjectsApi;
+  private readonly core: CoreV1Api;
+  private workers: Promise<void>[] = [];
+  private stopLeader?: () => Promise<void>;
+  private resyncCancel?: () => void;
+  private seq = 0;
+  private running = false;
+  readonly identity: string;
+  /** Resolves once this replica leads and its caches are synced. */
+  readonly ready: Promise<void>;
+  private markReady!: () => void;
+
+  private readonly o: ControllerOptions;
+  constructor(o: ControllerOptions) {
+    this.o = o;
+    this.clock = o.clock ?? systemClock;
+    this.queue = new WorkQueue(this.clock);
+    this.objects = KubernetesObjectApi.makeApiClient(o.kubeConfig);
+    this.custom = o.kubeConfig.makeApiClient(CustomObjectsApi);
+    this.core = o.kubeConfig.makeApiClient(CoreV1Api);
+    this.identity = o.leaderElection?.identity ?? `${hostname()}-${process.pid}`;
+    this.ready = new Promise((r) => (this.markReady = r));
+  }
+
+  private log(line: string): void {
+    (this.o.log ?? ((l: string) => process.stderr.write(`${l}\n`)))(`${new Date(this.clock.now()).toISOString()} ${line}`);
+  }
+
+  /** Starts campaigning (or acting at once, without leader election). Returns when started, not when done. */
+  async start(): Promise<void> {
+    if (this.o.leaderElection) {
+      const le = { ...this.o.leaderElection, identity: this.identity };
+      this.stopLeader = campaign(this.o.kubeConfig, le, this.clock, () => void this.run(), (why) => this.lost(why), (m) => this.log(m));
+    } else {
+      await this.run();
+    }
+  }
+
+  private lost(why: string): void {
+    this.log(`leader: lost leadership: ${why}; stopping`);
+    void this.stop();
+    this.o.onLostLeadership?.(why);
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    this.informers = startInformers(this.o.kubeConfig, this.o.namespace, (k, obj) => this.onEvent(k, obj), (m) => this.log(m));
+    await this.informers.synced;
+    if (!this.running) return;
+    for (const r of this.informers.caches.runs.list()) this.onEvent('runs', r);
+    this.log(`controller ${this.identity}: caches synced (${this.informers.caches.runs.list().length} runs); watching ${this.o.namespace ? `namespace ${this.o.namespace}` : 'all namespaces'}`);
+    const n = this.o.workers ?? 4;
+    this.workers = Array.from({ length: n }, () => this.worker());
+    this.scheduleResync();
+    this.markReady();
+  }
+
+  private scheduleResync(): void {
+    this.resyncCancel = this.clock.setTimeout(() => {
+      for (const r of this.informers?.caches.runs.list() ?? []) this.queue.add(keyOf(r));
+      if (this.running) this.scheduleResync();
+    }, this.o.resyncMs ?? 30_000);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.resyncCancel?.();
+    this.queue.shutdown();
+    await this.informers?.stop();
+    await Promise.all(this.workers);
+    await this.stopLeader?.();
+  }
+
+  private onEvent(kind: Kind, obj: KubernetesObject): void {
+    if (kind === 'runs') {
+      const run = obj as unknown as ModelRun;
+      this.runByRunId.set(run.spec.runId, keyOf(run));
+      this.queue.add(keyOf(run));
+      return;
+    }
+    const runId = obj.metadata?.labels?.['kiln.dev/run-id'];
+    const key = runId && this.runByRunId.get(runId);
+    if (key) this.queue.add(key);
+  }
+
+  private async worker(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      const id = (++this.seq).toString(16).padStart(6, '0');
+      try {
+        const after = await this.reconcile(key, id);
+        this.queue.forget(key);
+        if (after !== undefined) this.queue.addAfter(key, after);
+      } catch (e) {
+        const conflict = (e as { code?: number }).code === 409;
+        if (conflict) this.stats.conflicts++;
+        else this.stats.errors++;
+        const delay = this.queue.addRateLimited(key);
+        if (!conflict) this.log(`reconcile=${id} run=${key} error: ${errorText(e)}; retrying in ${delay} ms`);
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  /** One reconcile of one run; returns when to look again, if the decision asks. */
+  private async reconcile(key: string, id: string): Promise<number | undefined> {
+    this.stats.reconciles++;
+    const c = this.informers!.caches;
+    const [ns, name] = key.split('/') as [string, string];
+    const run = c.runs.get(name, ns) as ModelRun | undefined;
+    if (!run || run.metadata.deletionTimestamp) return undefined; // Cancelled: owned Jobs go with it.
+    const runId = run.spec.runId;
+    const mine = <T extends KubernetesObject>(xs: readonly T[]) => xs.filter((x) => x.metadata?.labels?.['kiln.dev/run-id'] === runId);
+    const d = decide(
+      {
+        run,
+        jobs: mine(c.jobs.list(ns) as V1Job[]),
+        pods: mine(c.pods.list(ns) as V1Pod[]),
+        ...(run.spec.evalModel ? { evalModel: c.deployments.get(run.spec.evalModel.name, ns) as V1Deployment | undefined } : {}),
+        now: this.clock.now(),
+      },
+      this.o,
+    );
+    await this.execute(run, d, id);
+    return d.requeueAfterMs;
+  }
+
+  private async execute(run: ModelRun, d: Decision, id: string): Promise<void> {
+    const key = keyOf(run);
+    for (const o of d.apply) {
+      await this.objects.patch(o, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      this.stats.applied++;
+      this.log(`reconcile=${id} run=${key} applied ${o.kind} ${o.metadata?.name}`);
+    }
+    for (const p of d.patch) {
+      await this.objects.patch({ apiVersion: p.ref.apiVersion, kind: p.ref.kind, metadata: { name: p.ref.name, namespace: p.ref.namespace }, ...p.patch }, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
+      this.log(`reconcile=${id} run=${key} patched ${p.ref.kind} ${p.ref.name}`);
+    }
+    for (const r of d.remove) {
+      try {
+        await this.objects.delete({ apiVersion: r.apiVersion, kind: r.kind, metadata: { name: r.name, namespace: r.namespace } }, undefined, undefined, undefined, undefined, 'Background');
+        this.log(`reconcile=${id} run=${key} removed ${r.kind} ${r.name}`);
+      } catch (e) {
+        if ((e as { code?: number }).code !== 404) throw e;
+      }
+    }
+    if (canonical(run.status) !== canonical(d.status)) {
+      // The resourceVersion we read makes a stale cache fail with 409 instead of overwriting newer status.
+      await this.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: run.metadata.namespace, plural: PLURAL, name: run.metadata.name, body: { ...run, status: d.status } });
+      this.stats.statusWrites++;
+      if (run.status?.phase !== d.status.phase || run.status?.currentStage !== d.status.currentStage) this.log(`reconcile=${id} run=${key} phase=${d.status.phase} stage=${d.status.currentStage ?? '-'}: ${d.status.message}`);
+      for (const e of d.events) await this.event(run, e.type, e.reason, e.message).catch((err) => this.log(`reconcile=${id} run=${key} event not recorded: ${errorText(err)}`));
+    }
+  }
+
+  private async event(run: ModelRun, type: string, reason: string, message: string): Promise<void> {
+    const now = new Date(this.clock.now());
+    await this.core.createNamespacedEvent({
+      namespace: run.metadata.namespace,
+      body: {
+        metadata: { name: `${run.metadata.name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`, namespace: run.metadata.namespace },
+        involvedObject: { apiVersion: run.apiVersion, kind: 'ModelRun', name: run.metadata.name, namespace: run.metadata.namespace, ...(run.metadata.uid ? { uid: run.metadata.uid } : {}) },
+        type,
+        reason,
+        message: message.slice(0, 1024),
+        source: { component: FIELD_MANAGER },
+        reportingComponent: 'kiln.dev/controller',
+        reportingInstance: this.identity,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
+    });
+  }
+}
+
+export const keyOf = (o: { metadata?: { namespace?: string; name?: string } }) => `${o.metadata?.namespace}/${o.metadata?.name}`;
+
+/** JSON with sorted keys: the API server does not keep our key order, so compare canonically. */
+export function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x));
+}
+
+function errorText(e: unknown): string {
+  const body = (e as { body?: unknown }).body;
+  if (typeof body === 'string') {
+    try {
+      return (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch {
+      return body.slice(0, 300);
+    }
+  }
+  return (e as Error)?.message ?? String(e);
+}

@@ -1,0 +1,84 @@
+/**
+ * Simulation for the local cluster, where kwok plays the pods: the controller annotates each stage pod with
+ * how it should end (exit code, termination message) and kwok's pod-complete stage obeys. Summaries follow
+ * the stage contract so everything downstream (upstream outputs, artifacts, metrics, gates) runs for real.
+ * A ModelRun may ask for faults with the `kiln.dev/simulate` annotation (JSON):
+ *   { "durationMs": 1000, "faults": [{ "stage": "train", "attempt": 1, "exitCode": 1, "message": "..." }],
+ *     "metrics": { "eval-humaneval": { "pass@1": 0.31 } } }
+ */
+import { createHash } from 'node:crypto';
+import type { Plan, Stage } from '@kiln/plan';
+
+export const SIMULATE_ANNOTATION = 'kiln.dev/simulate';
+/** Annotations kwok's pod-complete stage reads on the local cluster (see tools/kiln/src/cluster.ts). */
+export const SIM = { exitCode: 'kiln.dev/sim-exit-code', message: 'kiln.dev/sim-message', duration: 'pod-complete.stage.kwok.x-k8s.io/delay' } as const;
+
+export interface SimFault {
+  readonly stage: string;
+  /** The attempt that fails; default 1. */
+  readonly attempt?: number;
+  readonly exitCode: number;
+  readonly message?: string;
+}
+
+export interface Simulation {
+  readonly durationMs?: number;
+  readonly faults?: readonly SimFault[];
+  readonly metrics?: Readonly<Record<string, Readonly<Record<string, number>>>>;
+}
+
+/** The run's simulation request; a malformed one is reported, never fatal to the controller. */
+export function readSimulation(annotations: Readonly<Record<string, string>> | undefined): { sim: Simulation; error?: string } {
+  const raw = annotations?.[SIMULATE_ANNOTATION];
+  if (!raw) return { sim: {} };
+  try {
+    const v = JSON.parse(raw) as Simulation;
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+    return { sim: v };
+  } catch (e) {
+    return { sim: {}, error: `annotation ${SIMULATE_ANNOTATION} is not valid JSON (${(e as Error).message}); simulating a clean run` };
+  }
+}
+
+const digest = (...parts: string[]) => `sha256:${createHash('sha256').update(parts.join('\0')).digest('hex')}`;
+
+/** The summary a real stage of this kind would report (numbers are made up, marked `simulated`). */
+export function simulatedSummary(plan: Plan, stage: Stage, attempt: number, sim: Simulation): Record<string, unknown> {
+  const out = (stage.outputs[0] ?? `${plan.storagePrefix}/${stage.name}/`) as string;
+  const artifact = (name: string, uri = out) => ({ name, uri, digest: digest(plan.runId, stage.name, name, String(attempt)) });
+  const base = { simulated: true, attempt };
+  switch (stage.kind) {
+    case 'data-prep':
+      return { ...base, metrics: { records_in: 12_000, records_out: 9_412, dedup_removed: 1_733, redacted: 41 }, artifacts: [artifact('shards')] };
+    case 'tokenizer':
+      return { ...base, metrics: { vocab_size: Number((stage.config.tokenizer as { vocab_size?: number })?.vocab_size ?? 0) }, artifacts: [artifact('tokenizer')] };
+    case 'pack':
+      return { ...base, metrics: { sequences: 7_812, tokens: 2_000_000 }, artifacts: [artifact('packed')] };
+    case 'train': {
+      const budget = trainingBudget(stage);
+      return { ...base, metrics: { tokens: budget, loss: 2.41 }, resumedFrom: attempt > 1 ? `${out}latest` : null, artifacts: [artifact('checkpoint', `${out}final/`)] };
+    }
+    case 'export':
+      return { ...base, artifacts: [artifact('model-repository'), artifact('eval-model', String(stage.config.eval_model ?? out))] };
+    case 'eval': {
+      const suite = stage.config.suite as { name: string; k?: number[] };
+      const metrics = sim.metrics?.[stage.name] ?? Object.fromEntries((suite.k ?? [1]).map((k) => [`pass@${k}`, Math.min(1, 0.12 + 0.05 * (k - 1))]));
+      return { ...base, suite: suite.name, metrics, artifacts: [artifact('results')] };
+    }
+  }
+}
+
+/** Tokens a training stage is to see (its progress total). */
+export function trainingBudget(stage: Stage): number {
+  return Number((stage.config.training as { token_budget?: number } | undefined)?.token_budget ?? 0);
+}
+
+/** The pod annotations that make kwok end this attempt as the simulation says. */
+export function simulationAnnotations(plan: Plan, stage: Stage, attempt: number, sim: Simulation): Record<string, string> {
+  const fault = sim.faults?.find((f) => f.stage === stage.name && (f.attempt ?? 1) === attempt);
+  const a: Record<string, string> = fault
+    ? { [SIM.exitCode]: String(fault.exitCode), [SIM.message]: fault.message ?? `simulated failure (exit ${fault.exitCode})` }
+    : { [SIM.exitCode]: '0', [SIM.message]: JSON.stringify(simulatedSummary(plan, stage, attempt, sim)) };
+  if (sim.durationMs !== undefined) a[SIM.duration] = `${Math.max(0, Math.round(sim.durationMs))}ms`;
+  return a;
+}
