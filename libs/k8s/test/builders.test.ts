@@ -34,6 +34,33 @@ describe('data-prep Job', () => {
   });
 });
 
+describe('attempts', () => {
+  const p = plan('tiny.yaml');
+  const train = stage(p, 'train');
+  const upstream = { pack: { summary: { metrics: { tokens: 2 } }, manifest: 'pvc://x/manifests/pack.json' } };
+  const second = stageObjects(p, train, { attempt: 2, upstream, podAnnotations: { 'kiln.dev/sim-exit-code': '0' } });
+  const config = JSON.parse(second.configMap.data!['stage.json']!) as Record<string, unknown>;
+
+  it('gives a later attempt a Job and config of its own, so an earlier attempt is never rerun or rewritten', () => {
+    expect(second.job.metadata!.name).toBe(`${p.runId}-train-2`);
+    expect(second.configMap.metadata!.name).toBe(`${p.runId}-train-2-config`);
+    expect(second.job.metadata!.labels!['kiln.dev/attempt']).toBe('2');
+    expect(second.job.spec!.template.metadata!.labels!['kiln.dev/attempt']).toBe('2');
+    expect(stageObjects(p, train).job.metadata!.name).toBe(`${p.runId}-train`);
+  });
+  it('tells a retried stage to resume and hands it the upstream summaries and manifests', () => {
+    expect(config).toMatchObject({ attempt: 2, resume: true, upstream, manifest: train.manifest });
+    expect(JSON.parse(stageObjects(p, train).configMap.data!['stage.json']!)).toMatchObject({ attempt: 1, resume: false, upstream: {} });
+    const env = Object.fromEntries(second.job.spec!.template.spec!.containers[0]!.env!.map((e) => [e.name, e.value]));
+    expect(env.KILN_ATTEMPT).toBe('2');
+    expect(env.MASTER_ADDR).toBe(`${p.runId}-train-2-0.${p.runId}-train-rdzv`);
+  });
+  it('puts extra pod annotations on the pod template only', () => {
+    expect(second.job.spec!.template.metadata!.annotations).toEqual({ 'kiln.dev/sim-exit-code': '0' });
+    expect(second.job.metadata!.annotations).toBeUndefined();
+  });
+});
+
 describe('training Job', () => {
   const p = plan('replit-code-v1-3b.yaml');
   const { job, service } = stageObjects(p, stage(p, 'train'));
@@ -41,7 +68,8 @@ describe('training Job', () => {
   const c = pod.containers[0]!;
 
   it('runs one pod per node as an Indexed Job, all at once', () => {
-    expect(job.spec).toMatchObject({ completions: 32, parallelism: 32, completionMode: 'Indexed', backoffLimit: 4 });
+    // A failed pod fails the attempt: the whole torchrun group restarts from the checkpoint under the controller.
+    expect(job.spec).toMatchObject({ completions: 32, parallelism: 32, completionMode: 'Indexed', backoffLimit: 0 });
   });
   it('gives torchrun a rendezvous through a headless Service and the completion index as rank', () => {
     expect(service?.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
