@@ -103,7 +103,8 @@ function failure(a: Attempt): { terminal: boolean; message: string } {
   const terminal = !!terminalPod || jobCond?.reason === 'PodFailurePolicy';
   const pod = terminalPod ?? failedPods.find((p) => terminated(p)?.message) ?? failedPods[0];
   const t = pod && terminated(pod);
-  const said = t?.message ? describe(parseSummary(t.message)!) : undefined;
+  const summary = parseSummary(t?.message);
+  const said = summary ? describe(summary) : undefined;
   const why = said ?? (t ? `exit code ${t.exitCode}${t.reason ? ` (${t.reason})` : ''}` : (jobCond?.message ?? jobCond?.reason ?? 'the Job failed'));
   return { terminal, message: pod ? `pod ${pod.metadata?.name}: ${why}` : why };
 }
@@ -198,7 +199,6 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
   const statuses = new Map<string, StageStatus>();
   const evalStages = order.filter((s) => s.kind === 'eval');
   const evalModelReady = (obs.evalModel?.status?.availableReplicas ?? 0) >= 1;
-  let needEvalModel = false;
 
   for (const stage of order) {
     const before = prev?.stages.find((s) => s.name === stage.name);
@@ -215,7 +215,7 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
       try {
         objs = stageObjects(plan, stage, { attempt, upstream, ...(podAnnotations ? { podAnnotations } : {}) });
       } catch (e) {
-        return { ...base, phase: 'Failed', reason: REASONS.InvalidSpec, message: `cannot build the stage's Job: ${(e as Error).message}`, completionTime: iso(now) };
+        return { ...base, phase: 'Failed', reason: REASONS.InvalidSpec, message: `cannot build the stage's Job: ${(e as Error).message}`, completionTime: (before?.phase === 'Failed' && before.completionTime) || iso(now) };
       }
       for (const o of [objs.configMap, objs.service, objs.networkPolicy, objs.job]) if (o) apply.push(owned(run, o as KubernetesObject));
       return {
@@ -230,7 +230,7 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
     };
 
     if (!last) {
-      if (deps.some((d) => d.phase === 'Failed') || (finalFailure && !deps.every((d) => d.phase === 'Succeeded'))) {
+      if (deps.some((d) => d.phase === 'Failed' || d.reason === REASONS.Aborted) || (finalFailure && !deps.every((d) => d.phase === 'Succeeded'))) {
         st = { ...base, phase: 'Pending', reason: REASONS.Aborted, message: 'will not run: an earlier stage failed' };
       } else if (!deps.every((d) => d.phase === 'Succeeded')) {
         st = { ...base, phase: 'Pending', reason: REASONS.Waiting, message: `waiting for ${deps.filter((d) => d.phase !== 'Succeeded').map((d) => d.name).join(', ')}` };
@@ -239,7 +239,6 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
       } else if (suspended) {
         st = { ...base, phase: 'Pending', reason: REASONS.Suspended, message: 'the run is suspended' };
       } else if (stage.kind === 'eval' && !evalModelReady) {
-        needEvalModel = true;
         st = { ...base, phase: 'Pending', reason: REASONS.WaitingForEvalModel, message: `waiting for the eval model server ${plan.evalModel.name}` };
       } else {
         st = start(1);
@@ -269,7 +268,8 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
         st = { ...common, phase: 'Failed', reason: REASONS.Aborted, message: `attempt ${last.attempt} failed (${f.message}); not retried because another stage failed`, completionTime: iso(failedAt) };
       } else {
         const at = failedAt + backoffMs(last.attempt, opts);
-        if (now >= at && !suspended) st = start(last.attempt + 1);
+        // A retried eval waits for its model server like the first attempt did.
+        if (now >= at && !suspended && (stage.kind !== 'eval' || evalModelReady)) st = start(last.attempt + 1);
         else {
           if (!suspended) wake(at - now);
           st = { ...common, phase: 'Retrying', reason: REASONS.BackingOff, message: `attempt ${last.attempt} failed: ${f.message}; attempt ${last.attempt + 1} of ${stage.maxAttempts} ${suspended ? 'waits: the run is suspended' : `starts at ${iso(at)}`}`, nextAttemptAt: iso(at) };
@@ -286,7 +286,7 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
         ...base,
         phase: 'Running',
         reason: suspended ? REASONS.Suspended : REASONS.Running,
-        message: suspended ? 'suspended' : (waitingMessage(last) ?? (last.attempt > 1 ? `attempt ${last.attempt} of ${stage.maxAttempts} running` : 'running')),
+        message: suspended ? 'suspended' : (waitingMessage(last) ?? (!last.pods.length ? `no pods yet: if this lasts, the Job's events say why (kubectl describe job ${last.job.metadata!.name})` : last.attempt > 1 ? `attempt ${last.attempt} of ${stage.maxAttempts} running` : 'running')),
         job: last.job.metadata!.name!,
         startTime: before?.startTime ?? time(attempts[0]!.job.metadata?.creationTimestamp) ?? iso(now),
         ...(progress ? { progress } : {}),
@@ -298,7 +298,8 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
   // The eval model server lives from export's success until the last eval ends.
   const evalsOpen = evalStages.some((s) => !['Succeeded', 'Failed'].includes(statuses.get(s.name)!.phase));
   const exportName = evalStages[0]?.dependsOn[0];
-  const wantEvalModel = !!exportName && exportDone(exportName) && evalsOpen && !finalFailure && !suspended && (needEvalModel || !!obs.evalModel);
+  // Also while an eval Job runs or backs off: a resumed run's server was removed while it was suspended.
+  const wantEvalModel = !!exportName && exportDone(exportName) && evalsOpen && !finalFailure && !suspended;
   if (wantEvalModel && !obs.evalModel) {
     const em = evalModelObjects(plan);
     apply.push(owned(run, em.service as KubernetesObject), owned(run, em.deployment as KubernetesObject));

@@ -175,10 +175,13 @@ function writeStages(p: Paths, tc: Toolchain, jobDurationMs: number): string {
   const docs = files.flatMap((f) => parseAllDocuments(readFileSync(join(stage, f), 'utf8')).map((d) => d.toJS() as Record<string, unknown>));
   for (const d of docs) {
     const meta = d.metadata as { name: string };
-    const spec = d.spec as { delay?: { durationMilliseconds?: number; jitterDurationMilliseconds?: number } };
+    const spec = d.spec as { delay?: { durationMilliseconds?: number; jitterDurationMilliseconds?: number; durationFrom?: unknown; jitterDurationFrom?: unknown } };
     if (meta.name === 'pod-complete' && spec.delay) {
+      // kwok waits min(duration, jitter) when jitter ≤ duration: a jitter of 0 would end pods at once. Equal
+      // values (from the same annotation, when a pod has it) give exactly the duration.
       spec.delay.durationMilliseconds = jobDurationMs;
-      spec.delay.jitterDurationMilliseconds = 0;
+      spec.delay.jitterDurationMilliseconds = jobDurationMs;
+      spec.delay.jitterDurationFrom = spec.delay.durationFrom;
       (spec as { next: { statusTemplate: string } }).next.statusTemplate = SIMULATED_EXIT;
     } else if (meta.name === 'pod-ready' && spec.delay) {
       spec.delay.durationMilliseconds = 0;

@@ -40,10 +40,13 @@ export async function runController(values: Record<string, unknown>, _pos: strin
     onLostLeadership: () => process.exit(1),
   });
   io.err(`kiln controller: ${path}${simulate ? ' (simulating stage pods: local cluster)' : ''}`);
+  // A replica waiting for the Lease has only unref'd timers: keep the process alive until told to stop.
+  const alive = setInterval(() => undefined, 1 << 30);
   await c.start();
   await new Promise<void>((res) => {
     const end = () => {
       io.err('kiln controller: stopping');
+      clearInterval(alive);
       void c.stop().then(res);
     };
     process.once('SIGINT', end);

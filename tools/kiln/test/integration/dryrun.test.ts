@@ -3,27 +3,13 @@ import { fileURLToPath } from 'node:url';
 import { compileFile } from '@kiln/plan';
 import { allObjects, modelRunCrd } from '@kiln/k8s';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kube } from '../../src/kube-http.ts';
+import { applyObject } from '../../src/apply.ts';
 import { clusterAuth, eventually, k } from './helpers.ts';
 
 const configs = fileURLToPath(new URL('../../../../configs/', import.meta.url));
 const files = readdirSync(configs).filter((f) => f.endsWith('.yaml')).sort();
 
-/** The REST path of an object, for server-side apply. */
-function path(o: { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } }): string {
-  const plural: Record<string, string> = {
-    Namespace: 'namespaces', ServiceAccount: 'serviceaccounts', Role: 'roles', RoleBinding: 'rolebindings', PersistentVolumeClaim: 'persistentvolumeclaims',
-    PriorityClass: 'priorityclasses', CustomResourceDefinition: 'customresourcedefinitions', Deployment: 'deployments', ModelRun: 'modelruns',
-    Service: 'services', HorizontalPodAutoscaler: 'horizontalpodautoscalers', PodDisruptionBudget: 'poddisruptionbudgets', ConfigMap: 'configmaps',
-    Job: 'jobs', NetworkPolicy: 'networkpolicies',
-  };
-  const base = o.apiVersion === 'v1' ? '/api/v1' : `/apis/${o.apiVersion}`;
-  const ns = o.metadata?.namespace ? `/namespaces/${o.metadata.namespace}` : '';
-  return `${base}${ns}/${plural[o.kind!]}/${o.metadata!.name}`;
-}
-
-const apply = (o: unknown, dryRun: boolean) =>
-  kube(clusterAuth(), 'PATCH', `${path(o as never)}?fieldManager=kiln&force=true${dryRun ? '&dryRun=All' : ''}`, o, 10_000, 'application/apply-patch+yaml');
+const apply = (o: unknown, dryRun: boolean) => applyObject(clusterAuth(), o, { dryRun });
 
 const namespaces = new Set<string>();
 

@@ -8,8 +8,8 @@ export function clusterAuth(root = ROOT): KubeAuth {
   return authFor(root);
 }
 
-export async function k(method: string, path: string, body?: unknown) {
-  return kube(clusterAuth(), method, path, body);
+export async function k(method: string, path: string, body?: unknown, timeoutMs?: number, contentType?: string) {
+  return kube(clusterAuth(), method, path, body, timeoutMs, contentType);
 }
 
 /** Polls until `check` returns a value, or fails with what it last saw. */

@@ -1,0 +1,131 @@
+import type { ModelRun, ModelRunStatus, StageStatus } from '@kiln/cluster';
+import { describe, expect, it } from 'vitest';
+import { progressBar, renderRun, renderRuns } from '../src/runs-cmd.ts';
+
+const T0 = Date.parse('2026-01-01T00:00:00Z');
+const iso = (ms: number) => new Date(ms).toISOString();
+
+const specStages = [
+  { name: 'data-prep', kind: 'data-prep', maxAttempts: 3, manifest: 'pvc://a/manifests/data-prep.json' },
+  { name: 'train', kind: 'train', maxAttempts: 5, manifest: 'pvc://a/manifests/train.json' },
+  { name: 'eval-humaneval', kind: 'eval', maxAttempts: 3, manifest: 'pvc://a/manifests/eval-humaneval.json' },
+];
+
+function makeRun(status?: ModelRunStatus, o: { name?: string; runId?: string } = {}): ModelRun {
+  const runId = o.runId ?? 'r-0123456789ab';
+  return {
+    apiVersion: 'kiln.dev/v1alpha1',
+    kind: 'ModelRun',
+    metadata: { name: o.name ?? `tiny-${runId}`, namespace: 'kiln-tiny', creationTimestamp: iso(T0) },
+    spec: { runId, name: 'tiny', stack: 'dev', stages: specStages } as unknown as ModelRun['spec'],
+    ...(status ? { status } : {}),
+  };
+}
+
+const stageStatus = (s: Partial<StageStatus> & Pick<StageStatus, 'name' | 'phase'>): StageStatus => ({ kind: s.name, reason: 'Running', message: '', attempts: 0, maxAttempts: 3, manifest: '', ...s });
+
+const running: ModelRunStatus = {
+  phase: 'Running',
+  message: 'train: attempt 2 of 5 running',
+  currentStage: 'train',
+  startTime: iso(T0),
+  stages: [
+    stageStatus({ name: 'data-prep', phase: 'Succeeded', reason: 'Succeeded', message: 'succeeded', attempts: 1, startTime: iso(T0), completionTime: iso(T0 + 90_000) }),
+    stageStatus({ name: 'train', phase: 'Running', message: 'attempt 2 of 5 running', attempts: 2, maxAttempts: 5, startTime: iso(T0 + 90_000), progress: { done: 250_000, total: 500_000, unit: 'tokens' } }),
+    stageStatus({ name: 'eval-humaneval', phase: 'Pending', reason: 'Waiting', message: 'waiting for train' }),
+  ],
+  conditions: [],
+  artifacts: [],
+  metrics: {},
+  gates: {},
+};
+
+const finished: ModelRunStatus = {
+  ...running,
+  phase: 'Succeeded',
+  message: 'all 3 stages succeeded',
+  currentStage: null,
+  completionTime: iso(T0 + 600_000),
+  stages: running.stages.map((s) => ({ ...s, phase: 'Succeeded', message: 'succeeded' })),
+  artifacts: [{ stage: 'train', name: 'checkpoint', uri: 'pvc://a/checkpoints/final/', digest: 'sha256:0123456789abcdef0123456789abcdef' }],
+  gates: {
+    dev: { passed: true, results: [{ expr: 'humaneval.pass@1 >= 0.1', suite: 'humaneval', metric: 'pass@1', op: '>=', threshold: 0.1, value: 0.12, passed: true }] },
+    prod: { passed: false, results: [{ expr: 'humaneval.pass@1 >= 0.5', suite: 'humaneval', metric: 'pass@1', op: '>=', threshold: 0.5, value: 0.12, passed: false }] },
+    staging: { passed: null, results: [{ expr: 'mbpp.pass@1 >= 0.1', suite: 'mbpp', metric: 'pass@1', op: '>=', threshold: 0.1, value: null, passed: null }] },
+  },
+};
+
+const lineOf = (text: string, start: string) => text.split('\n').find((l) => l.startsWith(start)) ?? '';
+
+describe('progressBar', () => {
+  it('shows the share done and the counts with their unit', () => {
+    const bar = progressBar({ done: 250_000, total: 500_000, unit: 'tokens' }, 10);
+    expect(bar).toBe('[█████░░░░░] 50% 250K/500K tokens');
+  });
+
+  it('never goes past 100% when a stage overshoots its budget', () => {
+    expect(progressBar({ done: 600, total: 500, unit: 'steps' }, 4)).toBe('[████] 100% 600/500 steps');
+  });
+
+  it('shows 0% rather than NaN when the total is unknown', () => {
+    expect(progressBar({ done: 5, total: 0, unit: 'tokens' }, 4)).toBe('[░░░░] 0% 5/0 tokens');
+  });
+});
+
+describe('renderRun', () => {
+  it('heads the run with its name, run id, phase and message', () => {
+    const out = renderRun(makeRun(running), T0 + 120_000);
+    expect(out.split('\n')[0]).toBe('tiny-r-0123456789ab (r-0123456789ab)  Running: train: attempt 2 of 5 running');
+  });
+
+  it('shows a row per stage with its phase, attempts, time and detail', () => {
+    const out = renderRun(makeRun(running), T0 + 120_000);
+    expect(lineOf(out, 'data-prep')).toMatch(/^data-prep\s+Succeeded\s+1\/3\s+90s\s+succeeded$/);
+    expect(lineOf(out, 'train')).toMatch(/^train\s+Running\s+2\/5\s+30s\s+\[█+░+\] 50% 250K\/500K tokens$/);
+    expect(lineOf(out, 'eval-humaneval')).toMatch(/^eval-humaneval\s+Pending\s+0\/3\s+-\s+waiting for train$/);
+  });
+
+  it('lists the stages of the spec as pending before the controller wrote a status', () => {
+    const out = renderRun(makeRun(), T0);
+    expect(out.split('\n')[0]).toContain('Pending');
+    expect(lineOf(out, 'train')).toMatch(/^train\s+Pending\s+0\/5/);
+    expect(out).not.toContain('Gates:');
+  });
+
+  it('shows each gate with ✓, ✗ or · and the value it read', () => {
+    const out = renderRun(makeRun(finished), T0 + 600_000);
+    expect(out).toContain('  dev: PASSED\n    ✓ humaneval.pass@1 >= 0.1  (humaneval.pass@1 = 0.12)');
+    expect(out).toContain('  prod: FAILED\n    ✗ humaneval.pass@1 >= 0.5  (humaneval.pass@1 = 0.12)');
+    expect(out).toContain('  staging: pending\n    · mbpp.pass@1 >= 0.1\n');
+  });
+
+  it('lists the artifacts with their stage and a shortened digest', () => {
+    const out = renderRun(makeRun(finished), T0 + 600_000);
+    expect(out.split('\n').slice(-2)).toEqual(['Artifacts:', '  train/checkpoint  pvc://a/checkpoints/final/  sha256:0123456789ab…']);
+  });
+
+  it('says how long a finished run took', () => {
+    expect(renderRun(makeRun(finished), T0 + 86_400_000).split('\n')[1]).toContain('ended after 10m');
+  });
+});
+
+describe('renderRuns', () => {
+  it('says there are no ModelRuns when there are none', () => {
+    expect(renderRuns([])).toContain('No ModelRuns');
+  });
+
+  it('shows one row per run under the header, with its phase, stage, progress, gates and age', () => {
+    const out = renderRuns([makeRun(running), makeRun(finished, { runId: 'r-ffffffffffff' })], T0 + 3 * 60_000);
+    const [header, first, second, ...rest] = out.split('\n');
+    expect(rest).toEqual([]);
+    expect(header).toMatch(/^RUN\s+NAMESPACE\s+PIPELINE\s+STACK\s+PHASE\s+STAGE\s+PROGRESS\s+GATES\s+AGE$/);
+    expect(first).toMatch(/^r-0123456789ab\s+kiln-tiny\s+tiny\s+dev\s+Running\s+train\s+\[█████░░░░░\] 50% 250K\/500K tokens\s+-\s+3m$/);
+    expect(second).toMatch(/^r-ffffffffffff\s+.*Succeeded\s+-\s+3\/3 stages\s+dev:pass prod:FAIL staging:pending\s+3m$/);
+  });
+
+  it('lines the columns up', () => {
+    const out = renderRuns([makeRun(running), makeRun(finished, { runId: 'r-ffffffffffff' })], T0);
+    const [header, ...rows] = out.split('\n');
+    for (const r of rows) expect(r.indexOf('kiln-tiny')).toBe(header!.indexOf('NAMESPACE'));
+  });
+});
