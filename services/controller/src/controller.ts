@@ -20,7 +20,7 @@ export interface ControllerOptions extends DecideOptions {
   readonly kubeConfig: KubeConfig;
   /** Watch one namespace; all namespaces when undefined (needs cluster-wide RBAC). */
   readonly namespace?: string;
-  /** Runs reconciled at the same time. Default 4. */
+  /** Runs reconciled at the same time. Default 8. */
   readonly workers?: number;
   /** Every run is reconciled at least this often, ms. Default 30 000. */
   readonly resyncMs?: number;
@@ -101,20 +101,27 @@ export class Controller {
     if (!this.running) return;
     for (const r of this.informers.caches.runs.list()) this.onEvent('runs', r);
     this.log(`controller ${this.identity}: caches synced (${this.informers.caches.runs.list().length} runs); watching ${this.o.namespace ? `namespace ${this.o.namespace}` : 'all namespaces'}`);
-    const n = this.o.workers ?? 4;
+    const n = this.o.workers ?? 8;
     this.workers = Array.from({ length: n }, () => this.worker());
     this.scheduleResync();
     this.markReady();
   }
 
+  private lastStats = '';
   private scheduleResync(): void {
     this.resyncCancel = this.clock.setTimeout(() => {
+      const st = this.stats;
+      const line = `stats: ${st.reconciles} reconciles, ${st.applied} applied, ${st.statusWrites} status writes, ${st.conflicts} conflicts, ${st.errors} errors`;
+      if (line !== this.lastStats) this.log(`${line}; ${this.queue.length} queued`);
+      this.lastStats = line;
       for (const r of this.informers?.caches.runs.list() ?? []) this.queue.add(keyOf(r));
       if (this.running) this.scheduleResync();
     }, this.o.resyncMs ?? 30_000);
   }
 
   async stop(): Promise<void> {
+    const st = this.stats;
+    if (this.running) this.log(`stats: ${st.reconciles} reconciles, ${st.applied} applied, ${st.statusWrites} status writes, ${st.conflicts} conflicts, ${st.errors} errors`);
     this.running = false;
     this.resyncCancel?.();
     this.queue.shutdown();
@@ -181,11 +188,15 @@ export class Controller {
 
   private async execute(run: ModelRun, d: Decision, id: string): Promise<void> {
     const key = keyOf(run);
-    for (const o of d.apply) {
+    // What a Job needs (its ConfigMap, Service, NetworkPolicy) goes first, together; then the Jobs and the rest.
+    const apply = async (o: KubernetesObject) => {
       await this.objects.patch(o, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
       this.stats.applied++;
       this.log(`reconcile=${id} run=${key} applied ${o.kind} ${o.metadata?.name}`);
-    }
+    };
+    const first = d.apply.filter((o) => o.kind !== 'Job' && o.kind !== 'Deployment');
+    await Promise.all(first.map(apply));
+    await Promise.all(d.apply.filter((o) => !first.includes(o)).map(apply));
     for (const p of d.patch) {
       await this.objects.patch({ apiVersion: p.ref.apiVersion, kind: p.ref.kind, metadata: { name: p.ref.name, namespace: p.ref.namespace }, ...p.patch }, undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch);
       this.log(`reconcile=${id} run=${key} patched ${p.ref.kind} ${p.ref.name}`);
@@ -203,7 +214,8 @@ export class Controller {
       await this.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: run.metadata.namespace, plural: PLURAL, name: run.metadata.name, body: { ...run, status: d.status } });
       this.stats.statusWrites++;
       if (run.status?.phase !== d.status.phase || run.status?.currentStage !== d.status.currentStage) this.log(`reconcile=${id} run=${key} phase=${d.status.phase} stage=${d.status.currentStage ?? '-'}: ${d.status.message}`);
-      for (const e of d.events) await this.event(run, e.type, e.reason, e.message).catch((err) => this.log(`reconcile=${id} run=${key} event not recorded: ${errorText(err)}`));
+      // Events are best effort and must not hold the worker.
+      for (const e of d.events) void this.event(run, e.type, e.reason, e.message).catch((err) => this.log(`reconcile=${id} run=${key} event not recorded: ${errorText(err)}`));
     }
   }
 

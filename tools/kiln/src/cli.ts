@@ -94,7 +94,7 @@ Options:
   --leader-elect        act only while holding the Lease kiln-controller (several replicas)
   --lease-namespace NS  where the Lease lives (default: --namespace, else default)
   --lease-ms N          lease duration (default 15000)
-  --workers N           runs reconciled at once (default 4)
+  --workers N           runs reconciled at once (default 8)
   --simulate            end stage pods as kwok simulations (default: on for the local cluster)
   --sim-duration-ms N   how long simulated stages run (default 2000)
   --retry-base-ms N     backoff before attempt 2; doubles per attempt, at most 5 min (default 10000)

@@ -243,11 +243,15 @@ function commandFor(c: Component, p: Paths, s: State, tc: Toolchain): string[] {
         '--leader-elect=false', `--service-account-private-key-file=${pki('sa.key')}`, `--root-ca-file=${pki('ca.crt')}`,
         '--use-service-account-credentials=true', '--service-cluster-ip-range=10.0.0.0/24', '--bind-address=127.0.0.1',
         `--secure-port=${s.ports.controllerManager}`, '--profiling=false', '--v=1',
+        // Client-side rate limits (20 QPS per controller by default) would pace the Job controller, not the
+        // machine: a few hundred stage Jobs took minutes. kwokctl lifts them the same way.
+        '--kube-api-qps=5000', '--kube-api-burst=10000', '--concurrent-job-syncs=20',
       ];
     case 'kube-scheduler':
       return [
         tc.bins['kube-scheduler']!, `--kubeconfig=${kc}`, `--authentication-kubeconfig=${kc}`, `--authorization-kubeconfig=${kc}`,
         '--leader-elect=false', '--bind-address=127.0.0.1', `--secure-port=${s.ports.scheduler}`, '--profiling=false', '--v=1',
+        '--kube-api-qps=5000', '--kube-api-burst=10000',
       ];
     case 'kwok':
       return [

@@ -36,7 +36,20 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
   io.out(`  pulumi up finished in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
   const outputs = JSON.parse((await pulumiOnLocalCluster(root, ['stack', 'output', '--json'])).out) as { runId: string; namespace: string; endpoints: Record<string, string> };
   await printWhatExists(root, outputs, io, bold);
+  io.out(`\n${bold(`Running ${outputs.runId}`)} stage by stage (the controller that a real cluster runs as the kiln-controller Deployment)`);
+  const run = await (await import('./demo-run.ts')).runUntilDone(root, outputs.namespace, outputs.runId, io);
+  if (!run) {
+    io.err(`kiln demo: run ${outputs.runId} did not finish in time; see \`npx kiln status ${outputs.runId}\``);
+    return EXIT.invalid;
+  }
+  if (run.status?.phase === 'Failed') {
+    io.err(`kiln demo: run ${outputs.runId} failed: ${run.status.message}`);
+    return EXIT.invalid;
+  }
   io.out(`\n${bold('Next')}
+  npx kiln status                              # every run, its stage, progress and gates (--watch to follow)
+  npx kiln status ${outputs.runId}                # this run: stages, attempts, gates, artifacts
+  npx kiln controller                          # run the controller against the local cluster until Ctrl-C
   eval "$(npx kiln cluster env)"              # kubectl and pulumi against the local cluster
   (cd stacks && pulumi stack output)           # run id, namespace, endpoints, plan summary
   npx kiln plan configs/tiny.yaml --stack dev  # the stage graph and estimate behind the run

@@ -10,6 +10,8 @@ import { kubeconfigPath } from './kubeconfig.ts';
 function kubeconfig(values: Record<string, unknown>): { kc: KubeConfig; path: string; local: boolean } {
   const dir = values.dir ? resolve(String(values.dir)) : process.cwd();
   const path = kubeconfigPath(dir);
+  // Inside a pod (the kiln-controller Deployment): the service account's token and CA.
+  if (!path && process.env.KUBERNETES_SERVICE_HOST) return { kc: kubeConfigFrom(), path: 'in-cluster service account', local: false };
   if (!path) throw new UsageError('no cluster: set KUBECONFIG, or start the local one with `kiln cluster up`');
   const abs = isAbsolute(path) ? path : resolve(path);
   return { kc: kubeConfigFrom(abs), path: abs, local: abs.endsWith(join('.kiln', 'cluster', 'kubeconfig')) || abs.includes(`${sep}.kiln${sep}`) };
@@ -31,7 +33,7 @@ export async function runController(values: Record<string, unknown>, _pos: strin
   const c = new Controller({
     kubeConfig: kc,
     ...(ns ? { namespace: ns } : {}),
-    workers: int(values.workers, 'workers', 1) ?? 4,
+    workers: int(values.workers, 'workers', 1) ?? 8,
     simulate,
     ...(values['sim-duration-ms'] !== undefined ? { simDurationMs: int(values['sim-duration-ms'], 'sim-duration-ms') } : {}),
     ...(values['retry-base-ms'] !== undefined ? { retryBaseMs: int(values['retry-base-ms'], 'retry-base-ms') } : {}),
@@ -115,7 +117,7 @@ export function renderRun(run: ModelRun, now = Date.now()): string {
   }
   if (st?.artifacts.length) {
     out.push('', 'Artifacts:');
-    for (const a of st.artifacts) out.push(`  ${a.stage}/${a.name}  ${a.uri}${a.digest ? `  ${a.digest.slice(0, 19)}…` : ''}`);
+    out.push(table(st.artifacts.map((a) => [`  ${a.stage}/${a.name}`, a.uri, a.digest ? `${a.digest.slice(0, 19)}…` : ''])));
   }
   return out.join('\n');
 }
