@@ -49,6 +49,10 @@ export class Controller {
   private readonly queue: WorkQueue;
   private informers?: InformerSet;
   private readonly runByRunId = new Map<string, string>();
+  /** When each waiting key was first added since its last reconcile: the queue wait, for the stats line. */
+  private readonly addedAt = new Map<string, number>();
+  private readonly waits: number[] = [];
+  private readonly durations: number[] = [];
   private readonly objects: KubernetesObjectApi;
   private readonly custom: CustomObjectsApi;
   private readonly core: CoreV1Api;
@@ -112,7 +116,7 @@ export class Controller {
     this.resyncCancel = this.clock.setTimeout(() => {
       const st = this.stats;
       const line = `stats: ${st.reconciles} reconciles, ${st.applied} applied, ${st.statusWrites} status writes, ${st.conflicts} conflicts, ${st.errors} errors`;
-      if (line !== this.lastStats) this.log(`${line}; ${this.queue.length} queued`);
+      if (line !== this.lastStats) this.log(`${line}; ${this.queue.length} queued; ${this.timings()}`);
       this.lastStats = line;
       for (const r of this.informers?.caches.runs.list() ?? []) this.queue.add(keyOf(r));
       if (this.running) this.scheduleResync();
@@ -121,7 +125,7 @@ export class Controller {
 
   async stop(): Promise<void> {
     const st = this.stats;
-    if (this.running) this.log(`stats: ${st.reconciles} reconciles, ${st.applied} applied, ${st.statusWrites} status writes, ${st.conflicts} conflicts, ${st.errors} errors`);
+    if (this.running) this.log(`stats: ${st.reconciles} reconciles, ${st.applied} applied, ${st.statusWrites} status writes, ${st.conflicts} conflicts, ${st.errors} errors; ${this.timings()}`);
     this.running = false;
     this.resyncCancel?.();
     this.queue.shutdown();
@@ -131,15 +135,27 @@ export class Controller {
   }
 
   private onEvent(kind: Kind, obj: KubernetesObject): void {
+    let key: string | undefined;
     if (kind === 'runs') {
       const run = obj as unknown as ModelRun;
-      this.runByRunId.set(run.spec.runId, keyOf(run));
-      this.queue.add(keyOf(run));
-      return;
+      key = keyOf(run);
+      this.runByRunId.set(run.spec.runId, key);
+    } else {
+      const runId = obj.metadata?.labels?.['kiln.dev/run-id'];
+      key = runId ? this.runByRunId.get(runId) : undefined;
     }
-    const runId = obj.metadata?.labels?.['kiln.dev/run-id'];
-    const key = runId && this.runByRunId.get(runId);
-    if (key) this.queue.add(key);
+    if (!key) return;
+    if (!this.addedAt.has(key)) this.addedAt.set(key, performance.now());
+    this.queue.add(key);
+  }
+
+  /** Queue wait and reconcile time since the last stats line, p50/p99 in ms. */
+  private timings(): string {
+    const q = (xs: number[], p: number) => (xs.length ? Math.round([...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(p * xs.length) - 1)]!) : 0);
+    const line = `queue wait p50 ${q(this.waits, 0.5)} ms p99 ${q(this.waits, 0.99)} ms, reconcile p50 ${q(this.durations, 0.5)} ms p99 ${q(this.durations, 0.99)} ms`;
+    this.waits.length = 0;
+    this.durations.length = 0;
+    return line;
   }
 
   private async worker(): Promise<void> {
@@ -147,6 +163,10 @@ export class Controller {
       const key = await this.queue.get();
       if (key === undefined) return;
       const id = (++this.seq).toString(16).padStart(6, '0');
+      const started = performance.now();
+      const added = this.addedAt.get(key);
+      this.addedAt.delete(key);
+      if (added !== undefined) this.waits.push(started - added);
       try {
         const after = await this.reconcile(key, id);
         this.queue.forget(key);
@@ -158,6 +178,7 @@ export class Controller {
         const delay = this.queue.addRateLimited(key);
         if (!conflict) this.log(`reconcile=${id} run=${key} error: ${errorText(e)}; retrying in ${delay} ms`);
       } finally {
+        this.durations.push(performance.now() - started);
         this.queue.done(key);
       }
     }

@@ -43,7 +43,7 @@ export interface DecideOptions {
   /** Delay before attempt n+1 is base·2^(n-1), capped. Defaults 10 s and 5 min. */
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
-  /** How often a running stage's progress is refreshed, ms. Default 2000. */
+  /** How often a running stage's progress is refreshed, ms. Default 5000. */
   readonly progressEveryMs?: number;
 }
 
@@ -281,12 +281,12 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
       const jobSuspended = last.job.spec?.suspend === true;
       if (jobSuspended !== suspended) patch.push({ ref: { apiVersion: 'batch/v1', kind: 'Job', name: last.job.metadata!.name!, namespace: run.metadata.namespace }, patch: { spec: { suspend: suspended } } });
       const progress = opts.simulate && stage.kind === 'train' ? simulatedProgress(stage, last, now, sim.durationMs ?? opts.simDurationMs ?? 2000) : undefined;
-      if (progress && progress.done < progress.total) wake(opts.progressEveryMs ?? 2000);
+      if (progress && progress.done < progress.total) wake(opts.progressEveryMs ?? 5000);
       st = {
         ...base,
         phase: 'Running',
         reason: suspended ? REASONS.Suspended : REASONS.Running,
-        message: suspended ? 'suspended' : (waitingMessage(last) ?? (!last.pods.length ? `no pods yet: if this lasts, the Job's events say why (kubectl describe job ${last.job.metadata!.name})` : last.attempt > 1 ? `attempt ${last.attempt} of ${stage.maxAttempts} running` : 'running')),
+        message: suspended ? 'suspended' : (waitingMessage(last) ?? (!last.pods.length && now - Date.parse(time(last.job.metadata?.creationTimestamp) ?? iso(now)) > 10_000 ? `no pods yet: if this lasts, the Job's events say why (kubectl describe job ${last.job.metadata!.name})` : last.attempt > 1 ? `attempt ${last.attempt} of ${stage.maxAttempts} running` : 'running')),
         job: last.job.metadata!.name!,
         startTime: before?.startTime ?? time(attempts[0]!.job.metadata?.creationTimestamp) ?? iso(now),
         ...(progress ? { progress } : {}),

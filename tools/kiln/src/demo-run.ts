@@ -13,7 +13,7 @@ export async function runUntilDone(root: string, namespace: string, runId: strin
   const logDir = join(root, '.kiln', 'logs');
   mkdirSync(logDir, { recursive: true });
   const logFile = join(logDir, 'demo-controller.log');
-  const ctl = new Controller({ kubeConfig: kc, namespace, simulate: true, log: (l) => appendFileSync(logFile, `${l}\n`) });
+  const ctl = new Controller({ kubeConfig: kc, namespace, simulate: true, progressEveryMs: 700, log: (l) => appendFileSync(logFile, `${l}\n`) });
   await ctl.start();
   io.out(`  controller running here (log: ${logFile}); pods are simulated, each stage takes about 2 s`);
   const t0 = Date.now();

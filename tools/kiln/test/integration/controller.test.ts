@@ -1,9 +1,14 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { paths } from '../../src/cluster.ts';
 import type { ModelRun } from '@kiln/cluster';
-import { eventually, k, uniq } from './helpers.ts';
+import { eventually, k, ROOT, uniq } from './helpers.ts';
 import { createRun, getRun, jobsOf, preparePlatform, runPath, startController, tinyPlan, waitPhase, whenSynced, type ControllerProcess } from './run-helpers.ts';
 
 const STAGES = ['data-prep', 'tokenizer', 'pack', 'train', 'export', 'eval-humaneval'];
+const kiln = (...args: string[]) =>
+  spawnSync(process.execPath, [fileURLToPath(new URL('../../bin/kiln.js', import.meta.url)), ...args], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: paths(ROOT).kubeconfig, NO_COLOR: '1' } });
 
 describe('the run controller on the local cluster (real API server, Job controller and scheduler; kwok pods)', () => {
   const ns = uniq('kiln-it-ctl');
@@ -54,6 +59,20 @@ describe('the run controller on the local cluster (real API server, Job controll
     const reasons = events.items.map((e) => e.reason);
     expect(reasons.filter((r) => r === 'StageStarted')).toHaveLength(STAGES.length);
     expect(reasons).toContain('RunSucceeded');
+
+    // What people use to watch it.
+    const list = kiln('status', '--namespace', ns);
+    expect(list.status, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(new RegExp(`${plan.runId}\\s+${ns}\\s+tiny\\s+dev\\s+Succeeded`));
+    const one = kiln('status', plan.runId.slice(0, 10), '--namespace', ns, '--format', 'json');
+    expect(one.status, one.stderr).toBe(0);
+    expect((JSON.parse(one.stdout) as ModelRun).status!.gates.dev!.passed).toBe(true);
+    const logs = kiln('logs', plan.runId, 'train', '--namespace', ns);
+    expect(logs.status).toBe(1);
+    expect(logs.stderr).toMatch(/simulated/);
+    expect(logs.stderr).toContain('"tokens":500000');
+    expect(kiln('logs', plan.runId, 'nope', '--namespace', ns).stderr).toMatch(/no stage "nope"; stages: data-prep, tokenizer/);
+    expect(kiln('status', 'r-000000000000', '--namespace', ns).status).toBe(1);
   });
 
   it('fails the gates when the eval metric is below the threshold (and still succeeds the run)', async () => {
@@ -92,6 +111,9 @@ describe('the run controller on the local cluster (real API server, Job controll
     await new Promise((r) => setTimeout(r, 1500));
     expect((await jobsOf(plan)).map((j) => j.metadata.labels['kiln.dev/stage']).sort()).toEqual(['data-prep', 'tokenizer']);
     expect(run.status!.conditions.find((c) => c.type === 'Succeeded')).toMatchObject({ status: 'False', reason: 'TerminalFailure' });
+    const shown = kiln('status', plan.runId, '--namespace', ns);
+    expect(shown.status).toBe(1);
+    expect(shown.stdout).toMatch(/tokenizer\s+Failed\s+1\/3/);
   });
 
   it('gives up after the stage\'s attempts are used up', async () => {
