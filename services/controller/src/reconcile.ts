@@ -208,7 +208,7 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
     const deps = stage.dependsOn.map((d) => statuses.get(d)!);
     let st: StageStatus;
 
-    const start = (attempt: number): StageStatus => {
+    const start = (attempt: number, after?: string): StageStatus => {
       const upstream: Record<string, UpstreamOutput> = Object.fromEntries(deps.map((d) => [d.name, { summary: d.summary ?? null, manifest: d.manifest }]));
       const podAnnotations = opts.simulate ? simulationAnnotations(plan, stage, attempt, { ...sim, durationMs: sim.durationMs ?? opts.simDurationMs ?? 2000 }) : undefined;
       let objs;
@@ -223,7 +223,7 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
         attempts: attempt,
         phase: 'Running',
         reason: REASONS.Running,
-        message: attempt > 1 ? `attempt ${attempt} of ${stage.maxAttempts} started${stage.kind === 'train' ? ', resuming from the latest checkpoint' : ''}` : 'started',
+        message: attempt > 1 ? `attempt ${attempt} of ${stage.maxAttempts} started${stage.kind === 'train' ? ', resuming from the latest checkpoint' : ''}${after ? `; attempt ${attempt - 1} failed: ${after}` : ''}` : 'started',
         job: objs.job.metadata!.name!,
         startTime: before?.startTime ?? iso(now),
       };
@@ -269,7 +269,7 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
       } else {
         const at = failedAt + backoffMs(last.attempt, opts);
         // A retried eval waits for its model server like the first attempt did.
-        if (now >= at && !suspended && (stage.kind !== 'eval' || evalModelReady)) st = start(last.attempt + 1);
+        if (now >= at && !suspended && (stage.kind !== 'eval' || evalModelReady)) st = start(last.attempt + 1, f.message);
         else {
           if (!suspended) wake(at - now);
           st = { ...common, phase: 'Retrying', reason: REASONS.BackingOff, message: `attempt ${last.attempt} failed: ${f.message}; attempt ${last.attempt + 1} of ${stage.maxAttempts} ${suspended ? 'waits: the run is suspended' : `starts at ${iso(at)}`}`, nextAttemptAt: iso(at) };
@@ -415,6 +415,8 @@ function transitions(prev: ModelRunStatus | undefined, next: ModelRunStatus): Ki
   for (const s of next.stages) {
     const p = prev?.stages.find((x) => x.name === s.name);
     if (p && p.phase === s.phase && p.attempts === s.attempts) continue;
+    // A retry that started without a visible backoff (the backoff had passed by the time we looked) still says why.
+    if (s.phase === 'Running' && p?.phase === 'Running' && s.attempts > p.attempts) out.push({ type: 'Warning', reason: 'StageRetrying', message: `${s.name}: ${s.message}` });
     if (s.phase === 'Running' && (!p || p.phase !== 'Running' || p.attempts !== s.attempts)) out.push({ type: 'Normal', reason: 'StageStarted', message: `${s.name}: attempt ${s.attempts} started (Job ${s.job})` });
     else if (s.phase === 'Succeeded') out.push({ type: 'Normal', reason: 'StageSucceeded', message: `${s.name}: ${s.message}` });
     else if (s.phase === 'Retrying') out.push({ type: 'Warning', reason: 'StageRetrying', message: `${s.name}: ${s.message}` });

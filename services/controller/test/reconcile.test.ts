@@ -210,6 +210,15 @@ describe('decide: retries', () => {
     expect(stage(d, 'train')).toMatchObject({ phase: 'Running', attempts: 2, job: `${plan.runId}-train-2` });
   });
 
+  it('says why it retried, with a StageRetrying event, even when the backoff had passed before it looked', () => {
+    // The last status it wrote still shows attempt 1 running; by now the attempt failed and the backoff is over.
+    const before = reconcile(makeRun(), world().through('pack').running('train'), T0, opts).status;
+    const d = reconcile(makeRun({ status: before }), failedTrain(), T0 + 10_000, opts);
+    expect(d.events).toContainEqual({ type: 'Warning', reason: 'StageRetrying', message: expect.stringContaining('attempt 1 failed: pod') });
+    expect(d.events.find((e) => e.reason === 'StageRetrying')!.message).toContain('CUDA error: an illegal memory access');
+    expect(d.events.map((e) => e.reason)).toContain('StageStarted');
+  });
+
   it('waits twice as long before the third attempt as before the second', () => {
     const w = failedTrain().failed('train', { attempt: 2, at: T0 + MIN });
     const d = reconcile(makeRun(), w, T0 + MIN + 15_000, opts);
