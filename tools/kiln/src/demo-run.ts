@@ -22,6 +22,10 @@ export async function runUntilDone(root: string, namespace: string, runId: strin
   try {
     while (Date.now() - t0 < timeoutMs) {
       const found = findRun(await listRuns(kc, namespace), runId);
+      if ('error' in found && Date.now() - t0 > 15_000) {
+        io.err(`kiln demo: ${found.error} in namespace ${namespace}`);
+        break;
+      }
       if (!('error' in found)) {
         last = found;
         for (const s of found.status?.stages ?? []) {

@@ -28,7 +28,8 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
     return EXIT.invalid;
   }
   io.out(`  pulumi up (stack ${STACK}, project ${STACKS_DIR}):`);
-  const upRes = await pulumiOnLocalCluster(root, ['up', '--yes', '--skip-preview'], { onLine: (l) => l.trim() && io.out(`    | ${l}`) });
+  // --refresh: objects removed behind Pulumi's back (a deleted namespace) are noticed and made again.
+  const upRes = await pulumiOnLocalCluster(root, ['up', '--yes', '--skip-preview', '--refresh'], { onLine: (l) => l.trim() && io.out(`    | ${l}`) });
   if (upRes.code !== 0) {
     io.err('kiln demo: pulumi up failed (output above)');
     return EXIT.invalid;
