@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paths } from '../../src/cluster.ts';
@@ -75,11 +75,20 @@ describe('the run controller on the local cluster (real API server, Job controll
     expect(kiln('status', 'r-000000000000', '--namespace', ns).status).toBe(1);
   });
 
-  it('fails the gates when the eval metric is below the threshold (and still succeeds the run)', async () => {
+  it('fails the gates when the eval metric is below the threshold (and still succeeds the run); kiln status --watch follows it to the end', async () => {
     const plan = tinyPlan(ns, 2, 'humaneval.pass@1 >= 0.5');
     await createRun(plan);
-    const run = await waitPhase(plan, ['Succeeded', 'Failed']);
+    const watch = spawn(process.execPath, [fileURLToPath(new URL('../../bin/kiln.js', import.meta.url)), 'status', plan.runId, '--watch', '--namespace', ns], { env: { ...process.env, KUBECONFIG: paths(ROOT).kubeconfig, NO_COLOR: '1' } });
+    let out = '';
+    watch.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((r) => watch.once('exit', r));
+    const run = await getRun(plan);
+    expect(run.status!.phase).toBe('Succeeded');
     expect(run.status!.gates.dev).toMatchObject({ passed: false, results: [{ value: 0.12, passed: false }] });
+    // It redrew as the run moved, and ended by itself when the run did.
+    expect(code).toBe(0);
+    expect(out).toMatch(/Running/);
+    expect(out.trimEnd()).toMatch(/dev: FAILED\n\s+✗ humaneval\.pass@1 >= 0\.5 {2}\(humaneval\.pass@1 = 0\.12\)[\s\S]*Artifacts:/);
   });
 
   it('retries a stage that failed with a retryable cause (training resumes) and the run succeeds', async () => {
