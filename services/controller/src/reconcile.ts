@@ -280,7 +280,7 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
       // from its checkpoint when the run is resumed).
       const jobSuspended = last.job.spec?.suspend === true;
       if (jobSuspended !== suspended) patch.push({ ref: { apiVersion: 'batch/v1', kind: 'Job', name: last.job.metadata!.name!, namespace: run.metadata.namespace }, patch: { spec: { suspend: suspended } } });
-      const progress = opts.simulate && stage.kind === 'train' ? simulatedProgress(stage, last, now, sim.durationMs ?? opts.simDurationMs ?? 2000) : undefined;
+      const progress = opts.simulate && stage.kind === 'train' ? simulatedProgress(stage, last, now, sim.stageDurationMs?.[stage.name] ?? sim.durationMs ?? opts.simDurationMs ?? 2000) : undefined;
       if (progress && progress.done < progress.total) wake(opts.progressEveryMs ?? 5000);
       st = {
         ...base,

@@ -3,7 +3,7 @@
  * how it should end (exit code, termination message) and kwok's pod-complete stage obeys. Summaries follow
  * the stage contract so everything downstream (upstream outputs, artifacts, metrics, gates) runs for real.
  * A ModelRun may ask for faults with the `kiln.dev/simulate` annotation (JSON):
- *   { "durationMs": 1000, "faults": [{ "stage": "train", "attempt": 1, "exitCode": 1, "message": "..." }],
+ *   { "durationMs": 1000, "stageDurationMs": { "train": 5000 }, "faults": [{ "stage": "train", "attempt": 1, "exitCode": 1, "message": "..." }],
  *     "metrics": { "eval-humaneval": { "pass@1": 0.31 } } }
  */
 import { createHash } from 'node:crypto';
@@ -23,6 +23,8 @@ export interface SimFault {
 
 export interface Simulation {
   readonly durationMs?: number;
+  /** Per stage, overriding durationMs. */
+  readonly stageDurationMs?: Readonly<Record<string, number>>;
   readonly faults?: readonly SimFault[];
   readonly metrics?: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
@@ -79,6 +81,7 @@ export function simulationAnnotations(plan: Plan, stage: Stage, attempt: number,
   const a: Record<string, string> = fault
     ? { [SIM.exitCode]: String(fault.exitCode), [SIM.message]: fault.message ?? `simulated failure (exit ${fault.exitCode})` }
     : { [SIM.exitCode]: '0', [SIM.message]: JSON.stringify(simulatedSummary(plan, stage, attempt, sim)) };
-  if (sim.durationMs !== undefined) a[SIM.duration] = `${Math.max(0, Math.round(sim.durationMs))}ms`;
+  const ms = sim.stageDurationMs?.[stage.name] ?? sim.durationMs;
+  if (ms !== undefined) a[SIM.duration] = `${Math.max(0, Math.round(ms))}ms`;
   return a;
 }

@@ -465,6 +465,12 @@ describe('decide: simulation', () => {
     expect(a[SIM.message]).toBe('boom');
   });
 
+  it('lets one stage run longer than the others', () => {
+    const sim = { durationMs: 300, stageDurationMs: { train: 4000 } };
+    expect(simulationAnnotations(plan, stageOf('train'), 1, sim)[SIM.duration]).toBe('4000ms');
+    expect(simulationAnnotations(plan, stageOf('pack'), 1, sim)[SIM.duration]).toBe('300ms');
+  });
+
   it('leaves attempts a fault does not name alone', () => {
     const a = podAnnotations(reconcile(faultRun([{ stage: 'data-prep', attempt: 2, exitCode: 1 }]), world(), T0, simulate), 'data-prep')!;
     expect(a[SIM.exitCode]).toBe('0');

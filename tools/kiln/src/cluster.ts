@@ -168,6 +168,43 @@ containerStatuses:
 phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}
 `;
 
+/** A deleted (or evicted) pod of a Job ends Failed with exit 137, as the kubelet would end it. */
+const POD_TERMINATE = {
+  apiVersion: 'kwok.x-k8s.io/v1alpha1',
+  kind: 'Stage',
+  metadata: { name: 'kiln-pod-terminate' },
+  spec: {
+    resourceRef: { apiGroup: 'v1', kind: 'Pod' },
+    selector: {
+      matchExpressions: [
+        { key: '.metadata.deletionTimestamp', operator: 'Exists' },
+        { key: '.status.phase', operator: 'In', values: ['Running', 'Pending'] },
+        { key: '.metadata.ownerReferences.[].kind', operator: 'In', values: ['Job'] },
+      ],
+    },
+    next: {
+      statusTemplate: `{{ $now := Now }}
+containerStatuses:
+{{ range $index, $item := .spec.containers }}
+- image: {{ $item.image | Quote }}
+  name: {{ $item.name | Quote }}
+  ready: false
+  restartCount: 0
+  started: false
+  state:
+    terminated:
+      exitCode: 137
+      finishedAt: {{ $now | Quote }}
+      reason: Error
+      message: "terminated: the pod was deleted"
+      startedAt: {{ $now | Quote }}
+{{ end }}
+phase: Failed
+`,
+    },
+  },
+};
+
 /** kwok stages: node set-up and heartbeats, pods Ready when scheduled, Job pods end after a delay. */
 function writeStages(p: Paths, tc: Toolchain, jobDurationMs: number): string {
   const stage = join(tc.dir, 'share', 'kwok', 'stage');
@@ -183,11 +220,17 @@ function writeStages(p: Paths, tc: Toolchain, jobDurationMs: number): string {
       spec.delay.jitterDurationMilliseconds = jobDurationMs;
       spec.delay.jitterDurationFrom = spec.delay.durationFrom;
       (spec as { next: { statusTemplate: string } }).next.statusTemplate = SIMULATED_EXIT;
+    } else if (meta.name === 'pod-delete') {
+      // A pod a Job still tracks (finalizer) is not deleted outright: kiln-pod-terminate ends it first, as a
+      // kubelet would, so the Job controller sees the failure (and its DisruptionTarget, on eviction).
+      const sel = (d.spec as { selector: { matchExpressions: unknown[] } }).selector;
+      sel.matchExpressions.push({ key: '.metadata.finalizers', operator: 'DoesNotExist' });
     } else if (meta.name === 'pod-ready' && spec.delay) {
       spec.delay.durationMilliseconds = 0;
       spec.delay.jitterDurationMilliseconds = 0;
     }
   }
+  docs.push(POD_TERMINATE);
   const out = join(p.cluster, 'kwok-stages.yaml');
   writeFileSync(out, docs.map((d) => stringify(d)).join('---\n'));
   return out;

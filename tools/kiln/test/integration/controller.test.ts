@@ -106,6 +106,21 @@ describe('the run controller on the local cluster (real API server, Job controll
     expect(events.items.find((e) => e.reason === 'StageRetrying')?.message).toMatch(/NCCL watchdog timeout/);
   });
 
+  it('rides out an eviction of a training pod: the Job replaces the pod, the attempt is not spent', async () => {
+    const plan = tinyPlan(ns, 8);
+    await createRun(plan, { stageDurationMs: { train: 3000 } });
+    const podsOf = async () => ((await k('GET', `/api/v1/namespaces/${ns}/pods?labelSelector=kiln.dev%2Frun-id%3D${plan.runId},kiln.dev%2Fstage%3Dtrain`)).body as { items: { metadata: { name: string }; status: { phase: string } }[] }).items;
+    const victim = await eventually('a running training pod', async () => (await podsOf()).find((p) => p.status.phase === 'Running'), 60_000);
+    const ev = await k('POST', `/api/v1/namespaces/${ns}/pods/${victim.metadata.name}/eviction`, { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: victim.metadata.name, namespace: ns } });
+    expect(ev.status).toBe(201);
+    const run = await waitPhase(plan, ['Succeeded', 'Failed']);
+    expect(run.status!.phase, run.status!.message).toBe('Succeeded');
+    expect(run.status!.stages.find((s) => s.name === 'train')).toMatchObject({ attempts: 1, phase: 'Succeeded' });
+    const pods = await podsOf();
+    expect(pods.map((p) => p.metadata.name)).not.toContain(victim.metadata.name);
+    expect(pods.map((p) => p.status.phase)).toEqual(['Succeeded']);
+  });
+
   it('stops the run on a stage\'s terminal exit code, saying why, and starts nothing after it', async () => {
     const plan = tinyPlan(ns, 4);
     const why = 'tokenizer: sample_size 16MiB but the shards hold 0 bytes (no input)';
