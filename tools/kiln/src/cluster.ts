@@ -145,11 +145,11 @@ export function auth(p: Paths, port: number): KubeAuth {
  * kwok.x-k8s.io/delay` (a Go duration) overrides how long it runs.
  */
 export const SIM_ANNOTATIONS = { exitCode: 'kiln.dev/sim-exit-code', message: 'kiln.dev/sim-message', duration: 'pod-complete.stage.kwok.x-k8s.io/delay' } as const;
-const SIMULATED_EXIT = `{{ $now := Now }}
+/** A kwok status template that ends every container of a pod (`terminated`) and sets the pod's phase. */
+function endPod(t: { vars?: string; exitCode: string; reason: string; message: string; phase: string }): string {
+  return `{{ $now := Now }}
 {{ $root := . }}
-{{ $a := .metadata.annotations | default dict }}
-{{ $code := get $a "${SIM_ANNOTATIONS.exitCode}" | default "0" }}
-{{ $msg := get $a "${SIM_ANNOTATIONS.message}" }}
+${t.vars ?? ''}
 containerStatuses:
 {{ range $index, $item := .spec.containers }}
 - image: {{ $item.image | Quote }}
@@ -159,14 +159,25 @@ containerStatuses:
   started: false
   state:
     terminated:
-      exitCode: {{ $code }}
+      exitCode: ${t.exitCode}
       finishedAt: {{ $now | Quote }}
-      reason: {{ if eq $code "0" }}Completed{{ else }}Error{{ end }}
-      message: {{ $msg | Quote }}
+      reason: ${t.reason}
+      message: ${t.message}
       startedAt: {{ $root.status.startTime | default $now | Quote }}
 {{ end }}
-phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}
+phase: ${t.phase}
 `;
+}
+
+const SIMULATED_EXIT = endPod({
+  vars: `{{ $a := .metadata.annotations | default dict }}
+{{ $code := get $a "${SIM_ANNOTATIONS.exitCode}" | default "0" }}
+{{ $msg := get $a "${SIM_ANNOTATIONS.message}" }}`,
+  exitCode: '{{ $code }}',
+  reason: '{{ if eq $code "0" }}Completed{{ else }}Error{{ end }}',
+  message: '{{ $msg | Quote }}',
+  phase: '{{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}',
+});
 
 /** A deleted (or evicted) pod of a Job ends Failed with exit 137, as the kubelet would end it. */
 const POD_TERMINATE = {
@@ -183,24 +194,7 @@ const POD_TERMINATE = {
       ],
     },
     next: {
-      statusTemplate: `{{ $now := Now }}
-containerStatuses:
-{{ range $index, $item := .spec.containers }}
-- image: {{ $item.image | Quote }}
-  name: {{ $item.name | Quote }}
-  ready: false
-  restartCount: 0
-  started: false
-  state:
-    terminated:
-      exitCode: 137
-      finishedAt: {{ $now | Quote }}
-      reason: Error
-      message: "terminated: the pod was deleted"
-      startedAt: {{ $now | Quote }}
-{{ end }}
-phase: Failed
-`,
+      statusTemplate: endPod({ exitCode: '137', reason: 'Error', message: '"terminated: the pod was deleted"', phase: 'Failed' }),
     },
   },
 };
