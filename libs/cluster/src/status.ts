@@ -46,6 +46,8 @@ export interface Progress {
   readonly done: number;
   readonly total: number;
   readonly unit: string;
+  /** When it was read. */
+  readonly updatedAt?: string;
 }
 
 export interface StageStatus {

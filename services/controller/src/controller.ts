@@ -234,6 +234,7 @@ export class Controller {
       // The resourceVersion we read makes a stale cache fail with 409 instead of overwriting newer status.
       await this.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: run.metadata.namespace, plural: PLURAL, name: run.metadata.name, body: { ...run, status: d.status } });
       this.stats.statusWrites++;
+      if (process.env.KILN_DEBUG_STATUS) this.log(`reconcile=${id} run=${key} status diff: ${diffKeys(run.status, d.status).join(', ')}`);
       if (run.status?.phase !== d.status.phase || run.status?.currentStage !== d.status.currentStage) this.log(`reconcile=${id} run=${key} phase=${d.status.phase} stage=${d.status.currentStage ?? '-'}: ${d.status.message}`);
       // Events are best effort and must not hold the worker.
       for (const e of d.events) void this.event(run, e.type, e.reason, e.message).catch((err) => this.log(`reconcile=${id} run=${key} event not recorded: ${errorText(err)}`));
@@ -278,4 +279,14 @@ function errorText(e: unknown): string {
     }
   }
   return (e as Error)?.message ?? String(e);
+}
+
+/** Paths where two JSON values differ (for KILN_DEBUG_STATUS). */
+function diffKeys(a: unknown, b: unknown, at = ''): string[] {
+  if (canonical(a) === canonical(b)) return [];
+  if (a && b && typeof a === 'object' && typeof b === 'object') {
+    const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+    return [...keys].flatMap((k) => diffKeys((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${at}.${k}`));
+  }
+  return [at || '.'];
 }

@@ -77,7 +77,12 @@ const JOB_NAME_LABEL = 'batch.kubernetes.io/job-name';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const cond = (j: V1Job, type: string) => j.status?.conditions?.find((c) => c.type === type && c.status === 'True');
-const time = (t: Date | string | undefined): string | undefined => (t === undefined ? undefined : t instanceof Date ? t.toISOString() : String(t));
+// Listed objects carry Dates and watched ones strings ("…:01Z"): one form, or a restart rewrites every time.
+const time = (t: Date | string | undefined): string | undefined => {
+  if (t === undefined || t === null) return undefined;
+  const d = t instanceof Date ? t : new Date(t);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+};
 
 /** The run's plan, as Pulumi declared it in the ModelRun's spec. */
 export function planOf(run: ModelRun): Plan {
@@ -280,8 +285,15 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
       // from its checkpoint when the run is resumed).
       const jobSuspended = last.job.spec?.suspend === true;
       if (jobSuspended !== suspended) patch.push({ ref: { apiVersion: 'batch/v1', kind: 'Job', name: last.job.metadata!.name!, namespace: run.metadata.namespace }, patch: { spec: { suspend: suspended } } });
-      const progress = opts.simulate && stage.kind === 'train' ? simulatedProgress(stage, last, now, sim.stageDurationMs?.[stage.name] ?? sim.durationMs ?? opts.simDurationMs ?? 2000) : undefined;
-      if (progress && progress.done < progress.total) wake(opts.progressEveryMs ?? 5000);
+      const fresh = opts.simulate && stage.kind === 'train' ? simulatedProgress(stage, last, now, sim.stageDurationMs?.[stage.name] ?? sim.durationMs ?? opts.simDurationMs ?? 2000) : undefined;
+      // Progress moves with the clock: refresh it at most every progressEveryMs, or every status write would
+      // wake the run again and write once more.
+      const every = opts.progressEveryMs ?? 5000;
+      const old = before?.progress;
+      const age = old?.updatedAt ? now - Date.parse(old.updatedAt) : Infinity;
+      const keep = fresh && old && before?.attempts === last.attempt && (old.done === fresh.done || (age < every && fresh.done < fresh.total));
+      const progress = keep ? old : fresh && { ...fresh, updatedAt: iso(now) };
+      if (progress && progress.done < progress.total) wake(progress === old ? every - age : every);
       st = {
         ...base,
         phase: 'Running',

@@ -486,8 +486,41 @@ describe('decide: simulation', () => {
   it("shows a simulated training stage's progress and asks to be woken to refresh it", () => {
     const w = world().through('pack').running('train', { startedAt: T0 });
     const d = reconcile(makeRun(), w, T0 + 1000, { simulate: true, simDurationMs: 2000, progressEveryMs: 700 });
-    expect(stage(d, 'train').progress).toEqual({ done: 250_000, total: 500_000, unit: 'tokens' });
+    expect(stage(d, 'train').progress).toEqual({ done: 250_000, total: 500_000, unit: 'tokens', updatedAt: iso(T0 + 1000) });
     expect(d.requeueAfterMs).toBe(700);
+  });
+
+  it('refreshes progress no more often than asked, so its own status write does not wake it into another', () => {
+    const w = world().through('pack').running('train', { startedAt: T0 });
+    const opts = { simulate: true, simDurationMs: 2000, progressEveryMs: 700 };
+    const first = reconcile(makeRun(), w, T0 + 1000, opts);
+    const soon = reconcile(makeRun({ status: first.status }), w, T0 + 1300, opts);
+    expect(canonical(soon.status)).toBe(canonical(first.status));
+    expect(soon.requeueAfterMs).toBe(400);
+    const later = reconcile(makeRun({ status: first.status }), w, T0 + 1700, opts);
+    expect(stage(later, 'train').progress).toMatchObject({ done: 425_000, updatedAt: iso(T0 + 1700) });
+  });
+
+  it('leaves progress alone once it is complete while the pod is still finishing', () => {
+    const w = world().through('pack').running('train', { startedAt: T0 });
+    const opts = { simulate: true, simDurationMs: 2000, progressEveryMs: 700 };
+    const done = reconcile(makeRun(), w, T0 + 2500, opts);
+    expect(stage(done, 'train').progress).toMatchObject({ done: 500_000, total: 500_000 });
+    const again = reconcile(makeRun({ status: done.status }), w, T0 + 2600, opts);
+    expect(canonical(again.status)).toBe(canonical(done.status));
+    expect(again.requeueAfterMs).toBeUndefined();
+  });
+
+  it('records the same times whether the Job came from a list (Dates) or a watch (strings)', () => {
+    const listed = world().complete('data-prep');
+    const watched = world().complete('data-prep');
+    const j = watched.jobs[0]!;
+    // The API's own form, without milliseconds, as a watch event delivers it.
+    const apiForm = (o: unknown) => JSON.parse(JSON.stringify(o).replace(/\.000Z"/g, 'Z"')) as never;
+    j.status = apiForm(j.status);
+    j.metadata = apiForm(j.metadata);
+    expect(String(j.status!.completionTime)).toMatch(/:00Z$/);
+    expect(stage(reconcile(makeRun(), watched), 'data-prep').completionTime).toBe(stage(reconcile(makeRun(), listed), 'data-prep').completionTime);
   });
 });
 

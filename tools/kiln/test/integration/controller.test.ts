@@ -2,9 +2,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paths } from '../../src/cluster.ts';
+import { kube } from '../../src/kube-http.ts';
+import { readKubeconfig } from '../../src/kubeconfig.ts';
 import type { ModelRun } from '@kiln/cluster';
 import { eventually, k, ROOT, uniq } from './helpers.ts';
-import { createRun, getRun, jobsOf, preparePlatform, runPath, startController, tinyPlan, waitPhase, whenSynced, type ControllerProcess } from './run-helpers.ts';
+import { createRun, getRun, jobsOf, preparePlatform, runPath, serviceAccountKubeconfig, startController, tinyPlan, waitPhase, whenSynced, type ControllerProcess } from './run-helpers.ts';
 
 const STAGES = ['data-prep', 'tokenizer', 'pack', 'train', 'export', 'eval-humaneval'];
 const kiln = (...args: string[]) =>
@@ -235,6 +237,40 @@ describe('the run controller with leader election', () => {
     await createRun(second);
     expect((await waitPhase(second, ['Succeeded', 'Failed'])).status!.phase).toBe('Succeeded');
     expect(other.log()).toMatch(/applied Job/);
+  });
+});
+
+describe('the run controller as its own service account (least-privilege RBAC)', () => {
+  const ns = uniq('kiln-it-rbac');
+  let ctl: ControllerProcess | undefined;
+  afterAll(async () => {
+    await ctl?.stop();
+    await k('DELETE', `/api/v1/namespaces/${ns}`);
+  });
+
+  it('runs a run to the end with only the kiln-controller Role: Lease, Jobs, eval model server, status, events, suspend', async () => {
+    const plan = tinyPlan(ns, 41);
+    await preparePlatform(plan);
+    const kubeconfig = await serviceAccountKubeconfig(ns, 'kiln-controller');
+    // The Role is namespaced: the service account may not even list ModelRuns elsewhere.
+    ctl = startController(['--namespace', ns, '--leader-elect', '--sim-duration-ms', '300'], `rbac-${process.pid}`, kubeconfig);
+    await createRun(plan, { stageDurationMs: { train: 2000 } });
+    await eventually('train to run', async () => ((await getRun(plan)).status?.stages?.find((s) => s.name === 'train')?.phase === 'Running' ? true : undefined), 60_000);
+    await k('PATCH', runPath(plan), { spec: { suspend: true } }, 10_000, 'application/merge-patch+json');
+    await waitPhase(plan, ['Suspended']);
+    await k('PATCH', runPath(plan), { spec: { suspend: false } }, 10_000, 'application/merge-patch+json');
+    const run = await waitPhase(plan, ['Succeeded', 'Failed']);
+    expect(run.status!.phase, run.status!.message).toBe('Succeeded');
+    expect(ctl.log()).not.toMatch(/forbidden| error: |informer/i);
+    const events = (await k('GET', `/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name%3D${run.metadata.name}`)).body as { items: { reason: string; source?: { component?: string } }[] };
+    expect(events.items.map((e) => e.reason)).toContain('RunSucceeded');
+    const lease = (await k('GET', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/kiln-controller`)).body as { spec: { holderIdentity: string } };
+    expect(ctl.log()).toContain(`leader: ${lease.spec.holderIdentity} holds lease`);
+    // And it really was that account, with no more than the Role: no Secrets, nothing outside its namespace.
+    const sa = readKubeconfig(kubeconfig);
+    expect((await kube(sa, 'GET', `/api/v1/namespaces/${ns}/secrets`)).status).toBe(403);
+    expect((await kube(sa, 'GET', '/apis/kiln.dev/v1alpha1/namespaces/default/modelruns')).status).toBe(403);
+    expect((await kube(sa, 'GET', `/apis/kiln.dev/v1alpha1/namespaces/${ns}/modelruns`)).status).toBe(200);
   });
 });
 

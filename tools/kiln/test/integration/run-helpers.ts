@@ -1,6 +1,6 @@
 /** Helpers for the controller's integration tests and benchmark: plans, ModelRuns and controller processes. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadText } from '@kiln/spec';
@@ -98,14 +98,14 @@ export interface ControllerProcess {
 let n = 0;
 
 /** Starts `kiln controller` as its own process against the local cluster, logging to .kiln/test-logs/. */
-export function startController(args: string[], name = `controller-${process.pid}-${++n}`): ControllerProcess {
+export function startController(args: string[], name = `controller-${process.pid}-${++n}`, kubeconfig = paths(ROOT).kubeconfig): ControllerProcess {
   const dir = join(ROOT, '.kiln', 'test-logs');
   mkdirSync(dir, { recursive: true });
   const logFile = join(dir, `${name}.log`);
   const fd = openSync(logFile, 'w');
   const proc = spawn(process.execPath, [KILN, 'controller', '--dir', ROOT, '--simulate', ...args], {
     stdio: ['ignore', fd, fd],
-    env: { ...process.env, KUBECONFIG: paths(ROOT).kubeconfig },
+    env: { ...process.env, KUBECONFIG: kubeconfig },
   });
   closeSync(fd);
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
@@ -123,4 +123,24 @@ export function startController(args: string[], name = `controller-${process.pid
 /** Waits until a controller says its caches are synced (it acts from then on). */
 export async function whenSynced(c: ControllerProcess, timeoutMs = 30_000): Promise<void> {
   await eventually(`controller ${c.logFile} to sync`, async () => (c.log().includes('caches synced') ? true : undefined), timeoutMs);
+}
+
+/** A kubeconfig that acts as a namespace's service account (a short-lived token from the TokenRequest API). */
+export async function serviceAccountKubeconfig(ns: string, sa: string): Promise<string> {
+  const r = await k('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } });
+  if (r.status !== 201) throw new Error(`TokenRequest: ${r.status} ${JSON.stringify(r.body)}`);
+  const token = (r.body as { status: { token: string } }).status.token;
+  const auth = clusterAuth();
+  const file = join(ROOT, '.kiln', 'test-logs', `${ns}-${sa}.kubeconfig`);
+  mkdirSync(join(ROOT, '.kiln', 'test-logs'), { recursive: true });
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'local', cluster: { server: auth.server, 'certificate-authority-data': Buffer.from(auth.ca).toString('base64') } }],
+    users: [{ name: sa, user: { token } }],
+    contexts: [{ name: sa, context: { cluster: 'local', user: sa, namespace: ns } }],
+    'current-context': sa,
+  };
+  writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
+  return file;
 }
