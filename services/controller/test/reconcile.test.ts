@@ -516,7 +516,7 @@ describe('decide: simulation', () => {
     const watched = world().complete('data-prep');
     const j = watched.jobs[0]!;
     // The API's own form, without milliseconds, as a watch event delivers it.
-    const apiForm = (o: unknown) => JSON.parse(JSON.stringify(o).replace(/\.000Z"/g, 'Z"')) as never;
+    const apiForm = <T,>(o: T): T => JSON.parse(JSON.stringify(o).replace(/\.000Z"/g, 'Z"')) as T;
     j.status = apiForm(j.status);
     j.metadata = apiForm(j.metadata);
     expect(String(j.status!.completionTime)).toMatch(/:00Z$/);
