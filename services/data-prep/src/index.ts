@@ -1,2 +1,3 @@
-/** @kiln/data-prep: the data-prep stage worker (issue #6, in progress): filters and PII/secret redaction so far. */
-export {};
+/** @kiln/data-prep: the data-prep stage worker (issue #6, in progress). */
+export { readInput, readJsonl, readDirectory, walk, isMalformed, type CodeRecord, type Malformed, type MalformedReason, type Item, type ReadOptions } from './read.ts';
+export { Ledger, AccountingError, type LedgerTotals } from './ledger.ts';
