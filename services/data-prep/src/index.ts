@@ -3,3 +3,8 @@ export { readInput, readJsonl, readDirectory, walk, isMalformed, type CodeRecord
 export { Ledger, AccountingError, type LedgerTotals } from './ledger.ts';
 export { signature, similarity, tokenHashes, optimalBands, bandKeys, writeBands, reduceBands, MINHASH_DEFAULTS, type MinHashConfig, type RecordId } from './minhash.ts';
 export { Decontaminator, loadHumanEval, DECONTAMINATION_DEFAULTS, type BenchmarkText, type DecontaminationConfig } from './decontaminate.ts';
+export { prepare, type PrepOptions, type ShardManifest } from './pipeline.ts';
+export { optionsFromSpec, type SpecPrep } from './from-spec.ts';
+export { check, filtersFromSpec, textStats, DROP_REASONS, DEFAULT_FILTERS, type DropReason, type FilterConfig, type FilterResult, type SourceFile } from './filters.ts';
+export { detectLanguage, shebangLanguage } from './language.ts';
+export { redact, detect, PII_KINDS, type PiiKind, type RedactOptions, type RedactResult, type Finding } from './pii.ts';

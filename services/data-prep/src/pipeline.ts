@@ -25,12 +25,16 @@ export interface PrepOptions {
   readonly output: string;
   /** Index of this shard (its outputs are named by it). Default 0. */
   readonly shard?: number;
+  /** Take only the records of shard `index` of `count` (by a hash of their path); default: all. */
+  readonly partition?: { readonly index: number; readonly count: number };
   readonly read?: ReadOptions;
   readonly filters?: FilterConfig;
   /** false turns redaction off. */
   readonly pii?: RedactOptions | false;
   /** false turns near dedup off. */
-  readonly near?: MinHashConfig | false;
+  readonly near?: (MinHashConfig & { readonly bands?: number; readonly rows?: number }) | false;
+  /** Exact dedup by content hash. Default true. */
+  readonly exact?: boolean;
   /** Benchmark texts to decontaminate against; none: no decontamination. */
   readonly benchmarks?: readonly BenchmarkText[];
   readonly decontamination?: DecontaminationConfig;
@@ -52,6 +56,12 @@ export interface ShardManifest {
 
 const pad = (n: number) => String(n).padStart(5, '0');
 
+function fnv(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
 async function write(out: Writable, s: string): Promise<void> {
   if (!out.write(s)) await once(out, 'drain');
 }
@@ -66,7 +76,7 @@ export async function prepare(o: PrepOptions): Promise<ShardManifest> {
   const decon = o.benchmarks?.length ? new Decontaminator(o.benchmarks, o.decontamination) : undefined;
   const pii = Object.fromEntries(PII_KINDS.map((k) => [k, 0])) as Record<PiiKind, number>;
   const near = o.near === false ? undefined : { ...MINHASH_DEFAULTS, ...o.near };
-  const lsh = near ? optimalBands(near.threshold, near.numPerm) : undefined;
+  const lsh = near ? (o.near && o.near.bands && o.near.rows ? { bands: o.near.bands, rows: o.near.rows } : optimalBands(near.threshold, near.numPerm)) : undefined;
   const seen = new Set<string>();
   const spillPath = join(o.output, `.shard-${pad(shard)}.spill.jsonl`);
   const bandsPath = join(o.output, `.shard-${pad(shard)}.bands`);
@@ -77,6 +87,8 @@ export async function prepare(o: PrepOptions): Promise<ShardManifest> {
 
   for (const input of o.inputs) {
     for await (const item of readInput(input, o.read)) {
+      // Another shard's record: not read here, so not counted here.
+      if (o.partition && o.partition.count > 1 && fnv(isMalformed(item) ? item.origin : item.path || item.origin) % o.partition.count !== o.partition.index) continue;
       ledger.read(item.bytes);
       if (++n % 5000 === 0) o.onProgress?.(ledger.totals());
       if (isMalformed(item)) {
@@ -90,7 +102,7 @@ export async function prepare(o: PrepOptions): Promise<ShardManifest> {
         continue;
       }
       const hash = createHash('sha256').update(item.content).digest('base64');
-      if (seen.has(hash)) {
+      if (o.exact !== false && seen.has(hash)) {
         ledger.drop('exact-duplicate');
         continue;
       }

@@ -40,6 +40,31 @@ Exit codes: 0 ok, 1 invalid spec or a capacity problem, 2 usage error.`,
     allowPositionals: true,
     run: async (...a) => (await import('./plan-cmd.ts')).runPlan(...a),
   },
+  data: {
+    summary: 'data prep: filter, redact, dedup and decontaminate code into clean shards',
+    usage: 'kiln data prep (--input <files or dirs...> | --spec kiln.yaml [--stack S] [--shard i/N]) --output DIR [--json]',
+    help: `Reads JSON Lines (plain, .gz, .zst; fields content or text, path, language, repository) and
+directories of raw files, and writes one cleaned shard (shard-NNNNN.jsonl.zst) and its manifest
+(shard-NNNNN.manifest.json) to --output. Every record read is kept or dropped under one reason (bad JSON,
+invalid UTF-8, binary, oversized, line filters, auto-generated, vendored, lock files, exact and near
+duplicates, decontamination); the manifest counts them, with bytes in and out, redacted PII and secrets
+per kind, languages, and the shard's sha256.
+
+Options:
+  --input PATH       a JSON Lines file or a directory (repeat for more)
+  --spec FILE        read the spec's local sources and its preprocessing settings instead
+  --stack NAME       with --spec: apply this stack's overlay
+  --shard i/N        with --spec: take shard i of N (by a hash of each record's path)
+  --output DIR       where the shard and its manifest go (required)
+  --no-pii           do not redact PII and secrets
+  --no-near          skip near-duplicate detection
+  --json             print the manifest as JSON
+
+Exit codes: 0 ok, 1 an input cannot be read or the spec is invalid, 2 usage error.`,
+    options: { ...common, input: { type: 'string', multiple: true }, spec: { type: 'string' }, stack: { type: 'string' }, shard: { type: 'string' }, output: { type: 'string' }, 'no-pii': { type: 'boolean' }, 'no-near': { type: 'boolean' }, json: { type: 'boolean' } },
+    allowPositionals: true,
+    run: async (...a) => (await import('./data-cmd.ts')).runData(...a),
+  },
   status: {
     summary: 'show ModelRuns and their stages, progress and gate verdicts',
     usage: 'kiln status [run] [--watch] [--namespace NS] [--format json]',

@@ -1,0 +1,51 @@
+/** Data-prep options from a spec's `data` section: local sources, filters, dedup, PII, decontamination. */
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import type { Spec } from '@kiln/spec';
+import { loadHumanEval, type BenchmarkText } from './decontaminate.ts';
+import { filtersFromSpec } from './filters.ts';
+import type { PiiKind } from './pii.ts';
+import type { PrepOptions } from './pipeline.ts';
+
+export interface SpecPrep {
+  readonly options: Omit<PrepOptions, 'output'>;
+  /** What the spec asks for that this run cannot do, said plainly. */
+  readonly warnings: string[];
+}
+
+export function optionsFromSpec(spec: Spec, specFile: string): SpecPrep {
+  const pre = spec.data.preprocessing;
+  const base = dirname(resolve(specFile));
+  const warnings: string[] = [];
+  const inputs: string[] = [];
+  for (const s of spec.data.sources) {
+    if (s.type === 'local') inputs.push(isAbsolute(s.path) ? s.path : resolve(base, s.path));
+    else warnings.push(`source "${s.name}" (${s.type}) is not read by local data prep yet; only local sources are`);
+  }
+  const kinds: PiiKind[] = [];
+  if (pre.pii.emails) kinds.push('email');
+  if (pre.pii.ip_addresses) kinds.push('ipv4', 'ipv6');
+  if (pre.pii.keys) kinds.push('aws-key', 'github-token', 'slack-token', 'stripe-key', 'jwt', 'private-key', 'secret');
+  const rep = pre.pii.replacements;
+  const benchmarks: BenchmarkText[] = [];
+  if (pre.decontamination.enabled) {
+    for (const name of pre.decontamination.suites) {
+      const suite = spec.eval.suites.find((x) => x.name === name);
+      const path = suite?.path ? (isAbsolute(suite.path) ? suite.path : resolve(base, suite.path)) : undefined;
+      if (suite?.benchmark === 'humaneval' && path && existsSync(path)) benchmarks.push(...loadHumanEval(path));
+      else warnings.push(`eval suite "${name}" is not decontaminated against: ${path ? `${path} is not a HumanEval-format file here` : 'it has no local path (eval.suites[].path)'}`);
+    }
+  }
+  const near = pre.dedup.near;
+  return {
+    options: {
+      inputs,
+      filters: filtersFromSpec(pre),
+      exact: pre.dedup.exact,
+      pii: pre.pii.enabled ? { kinds, replacements: { email: rep.email, ipv4: rep.ip_address, ipv6: rep.ip_address, ...Object.fromEntries(kinds.filter((k) => !['email', 'ipv4', 'ipv6'].includes(k)).map((k) => [k, rep.key])) } } : false,
+      near: near.enabled ? { numPerm: near.num_perm, ngram: near.ngram, threshold: near.threshold, ...(near.bands && near.rows ? { bands: near.bands, rows: near.rows } : {}) } : false,
+      ...(benchmarks.length ? { benchmarks, decontamination: { ngram: pre.decontamination.ngram } } : {}),
+    },
+    warnings,
+  };
+}

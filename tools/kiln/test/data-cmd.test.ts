@@ -1,0 +1,64 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const bin = fileURLToPath(new URL('../bin/kiln.js', import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'kiln-data-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const kiln = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+
+const code = (i: number) => `"""Module ${i}: helpers for the reporting service."""\n\nimport os\n\n\ndef total_${i}(values):\n    """Sum the values that are set."""\n    result = 0\n    for v in values:\n        if v is not None:\n            result += v * ${i}\n    return result\n\n\ndef describe_${i}(name):\n    return "%s has %d items" % (name, len(os.listdir(".")) + ${i})\n`;
+
+describe('kiln data prep', () => {
+  it('cleans a directory and a JSON Lines file into a shard and a manifest that account for every record', () => {
+    const src = join(tmp, 'src');
+    mkdirSync(src);
+    for (let i = 0; i < 5; i++) writeFileSync(join(src, `m${i}.py`), code(i));
+    writeFileSync(join(src, 'dup.py'), code(0));
+    writeFileSync(join(src, 'owner.py'), `${code(9)}\nOWNER = "ops-team@example-corp.io"\n`);
+    writeFileSync(join(tmp, 'more.jsonl'), `${JSON.stringify({ content: code(7), path: 'x/seven.py' })}\nnot json\n`);
+    const r = kiln('data', 'prep', '--input', 'src', '--input', 'more.jsonl', '--output', 'out', '--json');
+    expect(r.code, r.err).toBe(0);
+    const m = JSON.parse(r.out) as { records: { recordsIn: number; kept: number; dropped: Record<string, number> }; pii: Record<string, number>; outputs: { path: string }[] };
+    expect(m.records.recordsIn).toBe(9);
+    expect(m.records.dropped['exact-duplicate']).toBe(1);
+    expect(m.records.dropped['bad-json']).toBe(1);
+    expect(m.records.kept + Object.values(m.records.dropped).reduce((a, b) => a + b, 0)).toBe(9);
+    expect(m.pii.email).toBe(1);
+    expect(JSON.parse(readFileSync(join(tmp, 'out', 'shard-00000.manifest.json'), 'utf8'))).toEqual(m);
+    const text = kiln('data', 'prep', '--input', 'src', '--output', 'out2');
+    expect(text.code).toBe(0);
+    expect(text.out).toMatch(/^shard 0: 7 records in .*, \d+ kept/);
+    expect(text.out).toMatch(/dropped\s+1\s+exact-duplicate/);
+  });
+
+  it('says what is wrong with its arguments (exit 2) or its inputs (exit 1), without a stack trace', () => {
+    expect(kiln('data', 'prep', '--output', 'o').code).toBe(2);
+    expect(kiln('data', 'prep', '--input', 'src').err).toContain('--output DIR is required');
+    expect(kiln('data', 'frob').code).toBe(2);
+    expect(kiln('data', 'prep', '--spec', 'x.yaml', '--shard', '3/2', '--output', 'o').err).toContain('--shard takes i/N');
+    const missing = kiln('data', 'prep', '--input', 'nope', '--output', 'o');
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/cannot read .*nope: no such file or directory/);
+    expect(missing.err).not.toMatch(/^\s+at /m);
+  });
+
+  it('reads a spec\'s local sources and settings, and says which sources it cannot read', () => {
+    // configs/tiny.yaml with its local source pointing at src/ next to the spec (paths are relative to the spec).
+    const tiny = readFileSync(fileURLToPath(new URL('../../../configs/tiny.yaml', import.meta.url)), 'utf8');
+    writeFileSync(join(tmp, 'kiln.yaml'), tiny.replace('path: .', 'path: src'));
+    const shards = [0, 1].map((i) => kiln('data', 'prep', '--spec', 'kiln.yaml', '--stack', 'dev', '--shard', `${i}/2`, '--output', 'spec-out', '--json'));
+    for (const r of shards) expect(r.code, r.err).toBe(0);
+    const ms = shards.map((r) => JSON.parse(r.out) as { shard: number; records: { recordsIn: number } });
+    expect(ms.map((m) => m.shard)).toEqual([0, 1]);
+    // The two shards split the 7 files between them, each file to exactly one.
+    expect(ms[0]!.records.recordsIn + ms[1]!.records.recordsIn).toBe(7);
+    expect(shards[0]!.err).toMatch(/eval suite "humaneval" is not decontaminated against: it has no local path/);
+  });
+});
