@@ -1,7 +1,7 @@
 /** Data-prep options from a spec's `data` section: local sources, filters, dedup, PII, decontamination. */
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import type { Spec } from '@kiln/spec';
+import type { DataSource, Preprocessing, Spec } from '@kiln/spec';
 import { loadHumanEval, type BenchmarkText } from './decontaminate.ts';
 import { filtersFromSpec } from './filters.ts';
 import type { PiiKind } from './pii.ts';
@@ -14,11 +14,14 @@ export interface SpecPrep {
 }
 
 export function optionsFromSpec(spec: Spec, specFile: string): SpecPrep {
-  const pre = spec.data.preprocessing;
-  const base = dirname(resolve(specFile));
+  return optionsFrom(spec.data.sources, spec.data.preprocessing, spec.eval.suites, dirname(resolve(specFile)));
+}
+
+/** The same from the parts a stage config carries; relative paths resolve against `base`. */
+export function optionsFrom(sources: readonly DataSource[], pre: Preprocessing, suites: readonly { readonly name: string; readonly benchmark: string; readonly path?: string | null }[], base: string): SpecPrep {
   const warnings: string[] = [];
   const inputs: string[] = [];
-  for (const s of spec.data.sources) {
+  for (const s of sources) {
     if (s.type === 'local') inputs.push(isAbsolute(s.path) ? s.path : resolve(base, s.path));
     else warnings.push(`source "${s.name}" (${s.type}) is not read by local data prep yet; only local sources are`);
   }
@@ -30,7 +33,7 @@ export function optionsFromSpec(spec: Spec, specFile: string): SpecPrep {
   const benchmarks: BenchmarkText[] = [];
   if (pre.decontamination.enabled) {
     for (const name of pre.decontamination.suites) {
-      const suite = spec.eval.suites.find((x) => x.name === name);
+      const suite = suites.find((x) => x.name === name);
       const path = suite?.path ? (isAbsolute(suite.path) ? suite.path : resolve(base, suite.path)) : undefined;
       if (suite?.benchmark === 'humaneval' && path && existsSync(path)) benchmarks.push(...loadHumanEval(path));
       else warnings.push(`eval suite "${name}" is not decontaminated against: ${path ? `${path} is not a HumanEval-format file here` : 'it has no local path (eval.suites[].path)'}`);

@@ -8,3 +8,5 @@ export { optionsFromSpec, type SpecPrep } from './from-spec.ts';
 export { check, filtersFromSpec, textStats, DROP_REASONS, DEFAULT_FILTERS, type DropReason, type FilterConfig, type FilterResult, type SourceFile } from './filters.ts';
 export { detectLanguage, shebangLanguage } from './language.ts';
 export { redact, detect, PII_KINDS, type PiiKind, type RedactOptions, type RedactResult, type Finding } from './pii.ts';
+export { runStage, readStageConfig, localPath, StageConfigError, TERMINAL } from './stage.ts';
+export { optionsFrom } from './from-spec.ts';

@@ -42,7 +42,7 @@ Exit codes: 0 ok, 1 invalid spec or a capacity problem, 2 usage error.`,
   },
   data: {
     summary: 'data prep: filter, redact, dedup and decontaminate code into clean shards',
-    usage: 'kiln data prep (--input <files or dirs...> | --spec kiln.yaml [--stack S] [--shard i/N]) --output DIR [--json]',
+    usage: 'kiln data prep (--input <files or dirs...> | --spec kiln.yaml [--stack S] [--shard i/N]) --output DIR [--json] | --config stage.json',
     help: `Reads JSON Lines (plain, .gz, .zst; fields content or text, path, language, repository) and
 directories of raw files, and writes one cleaned shard (shard-NNNNN.jsonl.zst) and its manifest
 (shard-NNNNN.manifest.json) to --output. Every record read is kept or dropped under one reason (bad JSON,
@@ -59,9 +59,11 @@ Options:
   --no-pii           do not redact PII and secrets
   --no-near          skip near-duplicate detection
   --json             print the manifest as JSON
+  --config FILE      run as the pipeline's data-prep stage: config from FILE (/etc/kiln/stage.json), shard
+                     from JOB_COMPLETION_INDEX, output under the run's storage, summary to the termination log
 
-Exit codes: 0 ok, 1 an input cannot be read or the spec is invalid, 2 usage error.`,
-    options: { ...common, input: { type: 'string', multiple: true }, spec: { type: 'string' }, stack: { type: 'string' }, shard: { type: 'string' }, output: { type: 'string' }, 'no-pii': { type: 'boolean' }, 'no-near': { type: 'boolean' }, json: { type: 'boolean' } },
+Exit codes: 0 ok, 1 an input cannot be read or the spec is invalid, 2 usage or stage config error.`,
+    options: { ...common, config: { type: 'string' }, input: { type: 'string', multiple: true }, spec: { type: 'string' }, stack: { type: 'string' }, shard: { type: 'string' }, output: { type: 'string' }, 'no-pii': { type: 'boolean' }, 'no-near': { type: 'boolean' }, json: { type: 'boolean' } },
     allowPositionals: true,
     run: async (...a) => (await import('./data-cmd.ts')).runData(...a),
   },

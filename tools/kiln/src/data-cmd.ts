@@ -1,10 +1,12 @@
 /** `kiln data prep`: the data-prep stage on local inputs or a spec's local sources. */
+import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { formatDiagnostics, load } from '@kiln/spec';
 import { EXIT, UsageError, type Io } from './io.ts';
 
 export async function runData(values: Record<string, unknown>, pos: string[], io: Io): Promise<number> {
   if (pos[0] !== 'prep' || pos.length !== 1) throw new UsageError(pos.length ? `unknown data command "${pos.join(' ')}"; the command is: kiln data prep` : 'missing subcommand: kiln data prep');
+  if (values.config !== undefined) return runAsStage(String(values.config), values, io);
   const output = values.output as string | undefined;
   if (!output) throw new UsageError('--output DIR is required (the cleaned shard and its manifest go there)');
   const inputs = (values.input as string[] | undefined) ?? [];
@@ -66,4 +68,24 @@ export async function runData(values: Record<string, unknown>, pos: string[], io
   io.out(`  languages: ${Object.entries(manifest.languages).slice(0, 8).map(([l, v]) => `${l} ${v.files}`).join(', ') || '-'}`);
   io.out(`  wrote ${manifest.outputs.map((o) => `${resolve(output, o.path)} (${o.records} records, sha256 ${o.sha256.slice(0, 12)}…)`).join(', ')} and its manifest`);
   return EXIT.ok;
+}
+
+/** As a pipeline stage: config from the mounted file, shard from JOB_COMPLETION_INDEX, summary to the termination log. */
+async function runAsStage(config: string, values: Record<string, unknown>, io: Io): Promise<number> {
+  const { runStage, StageConfigError, TERMINAL } = await import('@kiln/data-prep');
+  const shard = values.shard !== undefined ? Number(String(values.shard).split('/')[0]) : undefined;
+  try {
+    const { summary } = await runStage(config, { ...(shard !== undefined ? { shard } : {}), log: (m) => io.err(`kiln data prep: ${m}`) });
+    io.out(JSON.stringify(summary));
+    return EXIT.ok;
+  } catch (e) {
+    if (!(e instanceof StageConfigError)) throw e;
+    io.err(`kiln data prep: ${e.message}`);
+    try {
+      writeFileSync(process.env.KILN_TERMINATION_LOG ?? '/dev/termination-log', JSON.stringify({ error: e.message }));
+    } catch {
+      // Not in a pod.
+    }
+    return TERMINAL;
+  }
 }

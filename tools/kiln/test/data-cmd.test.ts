@@ -15,6 +15,46 @@ const kiln = (...args: string[]) => {
 
 const code = (i: number) => `"""Module ${i}: helpers for the reporting service."""\n\nimport os\n\n\ndef total_${i}(values):\n    """Sum the values that are set."""\n    result = 0\n    for v in values:\n        if v is not None:\n            result += v * ${i}\n    return result\n\n\ndef describe_${i}(name):\n    return "%s has %d items" % (name, len(os.listdir(".")) + ${i})\n`;
 
+describe('kiln data prep --config (as the pipeline stage)', () => {
+  it('reads the stage config the controller mounts, writes its shard under the run storage, and reports a summary', async () => {
+    const { compileFile } = await import('@kiln/plan');
+    const { stageObjects } = await import('@kiln/k8s');
+    const plan = compileFile(fileURLToPath(new URL('../../../configs/tiny.yaml', import.meta.url)), { stack: 'dev' }).plan!;
+    const stage = plan.stages.find((x) => x.name === 'data-prep')!;
+    const config = JSON.parse(stageObjects(plan, stage).configMap.data!['stage.json']!) as Record<string, unknown>;
+    // The pod's view: sources mounted at an absolute path, storage on the claim under KILN_STORAGE_ROOT.
+    const work = join(tmp, 'stage');
+    mkdirSync(join(work, 'code'), { recursive: true });
+    for (let i = 0; i < 6; i++) writeFileSync(join(work, 'code', `m${i}.py`), code(i));
+    (config.sources as { path: string }[])[0]!.path = join(work, 'code');
+    writeFileSync(join(work, 'stage.json'), JSON.stringify(config));
+    const env = { ...process.env, NO_COLOR: '1', KILN_STORAGE_ROOT: join(work, 'artifacts'), KILN_TERMINATION_LOG: join(work, 'termination-log') };
+    const run = (index: number) => spawnSync(process.execPath, [bin, 'data', 'prep', '--config', join(work, 'stage.json')], { encoding: 'utf8', env: { ...env, JOB_COMPLETION_INDEX: String(index) } });
+    const totals = [0, 1].map((i) => {
+      const r = run(i);
+      expect(r.status, r.stderr).toBe(0);
+      const summary = JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')) as { shard: number; metrics: { records_in: number }; artifacts: { uri: string; digest: string }[] };
+      expect(summary.shard).toBe(i);
+      expect(summary.artifacts[0]!.uri).toBe(`${plan.storagePrefix}/data/shards/shard-0000${i}.jsonl.zst`);
+      expect(summary.artifacts[0]!.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+      const rel = `${plan.name}/runs/${plan.runId}`;
+      expect(JSON.parse(readFileSync(join(work, 'artifacts', rel, 'data', 'manifests', `shard-0000${i}.manifest.json`), 'utf8'))).toMatchObject({ shard: i });
+      return summary.metrics.records_in;
+    });
+    // tiny has 2 shards: between them they read each of the 6 files once.
+    expect(totals[0]! + totals[1]!).toBe(6);
+  });
+
+  it('fails as a terminal error (exit 2) on a config it cannot use, and says why in the termination log', () => {
+    const work = join(tmp, 'bad-stage');
+    mkdirSync(work, { recursive: true });
+    writeFileSync(join(work, 'stage.json'), JSON.stringify({ sources: [], preprocessing: { shards: 1 }, output: 's3://bucket/x/', manifests: 's3://bucket/m/' }));
+    const r = spawnSync(process.execPath, [bin, 'data', 'prep', '--config', join(work, 'stage.json')], { encoding: 'utf8', env: { ...process.env, KILN_TERMINATION_LOG: join(work, 'term') } });
+    expect(r.status).toBe(2);
+    expect(JSON.parse(readFileSync(join(work, 'term'), 'utf8')).error).toMatch(/s3:\/\/ is not written by data prep yet/);
+  });
+});
+
 describe('kiln data prep', () => {
   it('cleans a directory and a JSON Lines file into a shard and a manifest that account for every record', () => {
     const src = join(tmp, 'src');

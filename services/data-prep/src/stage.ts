@@ -1,0 +1,82 @@
+/**
+ * data-prep as a pipeline stage (the stage contract of ARCHITECTURE.md): its config comes from the mounted
+ * JSON file, its shard from the Indexed Job's completion index, its output goes under the run's storage
+ * prefix, and a small summary goes to the termination message for the controller. A config it cannot use
+ * is a terminal error (exit 2): no retry fixes it.
+ */
+import { mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DataSource, Preprocessing } from '@kiln/spec';
+import { optionsFrom } from './from-spec.ts';
+import { prepare, type ShardManifest } from './pipeline.ts';
+
+/** Exit code of a configuration error (libs/k8s TERMINAL_EXIT_CODE): the Job fails at once. */
+export const TERMINAL = 2;
+
+export class StageConfigError extends Error {}
+
+interface StageConfig {
+  readonly runId?: string;
+  readonly sources: readonly DataSource[];
+  readonly preprocessing: Preprocessing;
+  readonly decontaminate?: readonly { readonly name: string; readonly benchmark: string; readonly path?: string | null }[];
+  readonly output: string;
+  readonly manifests: string;
+}
+
+/** A storage URI as a local path: `file://` as it is, `pvc://claim/p` under the claim's mount. */
+export function localPath(uri: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (uri.startsWith('file://')) return uri.slice('file://'.length);
+  const pvc = /^pvc:\/\/[^/]+\/?(.*)$/.exec(uri);
+  if (pvc) return join(env.KILN_STORAGE_ROOT ?? '/artifacts', pvc[1]!);
+  throw new StageConfigError(`storage ${uri.split('/')[0]}// is not written by data prep yet; use pvc:// or file://`);
+}
+
+export function readStageConfig(file: string): StageConfig {
+  let c: Partial<StageConfig>;
+  try {
+    c = JSON.parse(readFileSync(file, 'utf8')) as Partial<StageConfig>;
+  } catch (e) {
+    throw new StageConfigError(`cannot read the stage config ${file}: ${(e as Error).message}`);
+  }
+  for (const k of ['sources', 'preprocessing', 'output', 'manifests'] as const) if (c[k] === undefined) throw new StageConfigError(`the stage config ${file} has no "${k}"`);
+  return c as StageConfig;
+}
+
+/** Runs the stage; returns the manifest and the summary it wrote to the termination log. */
+export async function runStage(configFile: string, opts: { shard?: number; env?: NodeJS.ProcessEnv; log?: (m: string) => void } = {}): Promise<{ manifest: ShardManifest; summary: Record<string, unknown> }> {
+  const env = opts.env ?? process.env;
+  const c = readStageConfig(configFile);
+  const count = c.preprocessing.shards ?? 1;
+  const shard = opts.shard ?? Number(env.JOB_COMPLETION_INDEX ?? 0);
+  if (!Number.isInteger(shard) || shard < 0 || shard >= count) throw new StageConfigError(`shard ${shard} is not one of the ${count} shards`);
+  const out = localPath(c.output, env);
+  const manifests = localPath(c.manifests, env);
+  let prep;
+  try {
+    prep = optionsFrom(c.sources, c.preprocessing, c.decontaminate ?? [], process.cwd());
+  } catch (e) {
+    throw new StageConfigError(`the stage config's preprocessing is incomplete (${(e as Error).message}); it comes from the compiled plan, so recompile it with this kiln`);
+  }
+  for (const w of prep.warnings) opts.log?.(`warning: ${w}`);
+  const manifest = await prepare({ ...prep.options, output: out, shard, partition: { index: shard, count }, ...(opts.log ? { onProgress: (t) => opts.log!(`${t.recordsIn} records read, ${t.kept} kept`) } : {}) });
+  mkdirSync(manifests, { recursive: true });
+  const name = `shard-${String(shard).padStart(5, '0')}.manifest.json`;
+  copyFileSync(join(out, name), join(manifests, name));
+  const r = manifest.records;
+  const summary = {
+    shard,
+    metrics: { records_in: r.recordsIn, records_out: r.kept, bytes_in: r.bytesIn, bytes_out: r.bytesOut, ...Object.fromEntries(Object.entries(r.dropped).map(([k, v]) => [`dropped_${k.replace(/-/g, '_')}`, v])), redacted: Object.values(manifest.pii).reduce((a, b) => a + b, 0) },
+    artifacts: manifest.outputs.map((o) => ({ name: `shard-${shard}`, uri: `${c.output.replace(/\/+$/, '')}/${o.path}`, digest: `sha256:${o.sha256}`, bytes: o.bytes })),
+    ...(prep.warnings.length ? { warnings: prep.warnings.slice(0, 5) } : {}),
+  };
+  // The controller reads at most 4 KiB of it.
+  let text = JSON.stringify(summary);
+  if (text.length > 4000) text = JSON.stringify({ ...summary, warnings: undefined, metrics: { records_in: r.recordsIn, records_out: r.kept } });
+  try {
+    writeFileSync(env.KILN_TERMINATION_LOG ?? '/dev/termination-log', text);
+  } catch {
+    // Outside a pod there is no termination log; the manifest holds everything.
+  }
+  return { manifest, summary };
+}
