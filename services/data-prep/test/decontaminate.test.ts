@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { Decontaminator, loadHumanEval } from '../src/decontaminate.ts';
 import { walk } from '../src/read.ts';
 
-const HUMANEVAL = fileURLToPath(new URL('../../../../shared/data/humaneval/HumanEval.jsonl.gz', import.meta.url));
+const HUMANEVAL = fileURLToPath(new URL('../../../data/humaneval/HumanEval.jsonl.gz', import.meta.url));
 const texts = loadHumanEval(HUMANEVAL);
 const d = new Decontaminator(texts);
 const problem = (n: number) => ({ prompt: texts[2 * n]!.text, solution: texts[2 * n + 1]!.text });

@@ -12,7 +12,7 @@ import { prepare } from '../src/pipeline.ts';
 const dir = mkdtempSync(join(tmpdir(), 'kiln-prep-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const stdlib = execFileSync('python3', ['-c', "import sysconfig;print(sysconfig.get_paths()['stdlib'])"], { encoding: 'utf8' }).trim();
-const humaneval = loadHumanEval(fileURLToPath(new URL('../../../../shared/data/humaneval/HumanEval.jsonl.gz', import.meta.url)));
+const humaneval = loadHumanEval(fileURLToPath(new URL('../../../data/humaneval/HumanEval.jsonl.gz', import.meta.url)));
 
 describe('prepare: one shard from local inputs', () => {
   it('keeps or drops every record with a reason, redacts, dedups, decontaminates, and writes a verifiable shard', async () => {
