@@ -10,3 +10,4 @@ export { detectLanguage, shebangLanguage } from './language.ts';
 export { redact, detect, PII_KINDS, type PiiKind, type RedactOptions, type RedactResult, type Finding } from './pii.ts';
 export { runStage, readStageConfig, localPath, StageConfigError, TERMINAL } from './stage.ts';
 export { optionsFrom } from './from-spec.ts';
+export { renderReport, barChart, Log2Histogram, type ReportStats } from './report.ts';

@@ -18,6 +18,7 @@ import { Ledger, type LedgerTotals } from './ledger.ts';
 import { bandKeys, optimalBands, reduceBands, signature, writeBands, MINHASH_DEFAULTS, type MinHashConfig } from './minhash.ts';
 import { PII_KINDS, redact, type PiiKind, type RedactOptions } from './pii.ts';
 import { isMalformed, readInput, type ReadOptions } from './read.ts';
+import { Log2Histogram, renderReport } from './report.ts';
 
 export interface PrepOptions {
   readonly inputs: readonly string[];
@@ -51,6 +52,8 @@ export interface ShardManifest {
   readonly languages: Readonly<Record<string, { readonly files: number; readonly bytes: number }>>;
   readonly outputs: readonly { readonly path: string; readonly format: 'jsonl.zst'; readonly records: number; readonly bytes: number; readonly sha256: string }[];
   readonly nearDedup: { readonly bands: number; readonly rows: number; readonly clusters: number } | null;
+  /** Distributions of the kept files: sizes in bytes and mean line lengths, in power-of-two buckets. */
+  readonly distributions: { readonly fileBytes: ReturnType<Log2Histogram['toJSON']>; readonly meanLineLength: ReturnType<Log2Histogram['toJSON']> };
   readonly seconds: number;
 }
 
@@ -148,6 +151,8 @@ export async function prepare(o: PrepOptions): Promise<ShardManifest> {
   });
   zst.pipe(file);
   const languages: Record<string, { files: number; bytes: number }> = {};
+  const fileBytes = new Log2Histogram();
+  const meanLine = new Log2Histogram();
   let index = 0;
   let written = 0;
   for await (const line of createInterface({ input: createReadStream(spillPath), crlfDelay: Infinity })) {
@@ -161,6 +166,10 @@ export async function prepare(o: PrepOptions): Promise<ShardManifest> {
     await write(zst, out);
     const bytes = Buffer.byteLength(r.content);
     ledger.keep(bytes);
+    fileBytes.add(bytes);
+    let lines = 1;
+    for (let i = r.content.indexOf('\n'); i !== -1; i = r.content.indexOf('\n', i + 1)) lines++;
+    meanLine.add(r.content.length / lines);
     const lang = r.language ?? 'unknown';
     languages[lang] = { files: (languages[lang]?.files ?? 0) + 1, bytes: (languages[lang]?.bytes ?? 0) + bytes };
     written++;
@@ -179,8 +188,10 @@ export async function prepare(o: PrepOptions): Promise<ShardManifest> {
     languages: Object.fromEntries(Object.entries(languages).sort(([, a], [, b]) => b.bytes - a.bytes)),
     outputs: [{ path: outName, format: 'jsonl.zst', records: written, bytes: outBytes, sha256: digest.digest('hex') }],
     nearDedup,
+    distributions: { fileBytes: fileBytes.toJSON(), meanLineLength: meanLine.toJSON() },
     seconds: Number(((performance.now() - t0) / 1000).toFixed(2)),
   };
   writeFileSync(join(o.output, `shard-${pad(shard)}.manifest.json`), `${JSON.stringify(manifest, null, 2)}\n`);
+  writeFileSync(join(o.output, `shard-${pad(shard)}.report.html`), renderReport(manifest, { fileBytes, meanLine }));
   return manifest;
 }

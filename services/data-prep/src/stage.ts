@@ -63,6 +63,8 @@ export async function runStage(configFile: string, opts: { shard?: number; env?:
   mkdirSync(manifests, { recursive: true });
   const name = `shard-${String(shard).padStart(5, '0')}.manifest.json`;
   copyFileSync(join(out, name), join(manifests, name));
+  const report = name.replace('.manifest.json', '.report.html');
+  copyFileSync(join(out, report), join(manifests, report));
   const r = manifest.records;
   const summary = {
     shard,

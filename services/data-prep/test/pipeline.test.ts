@@ -53,6 +53,13 @@ describe('prepare: one shard from local inputs', () => {
     expect(settings.content).not.toContain('AKIAIOSFODNN7EXAMPLQ');
     expect(settings.language).toBe('python');
     expect(JSON.parse(readFileSync(join(out, 'shard-00000.manifest.json'), 'utf8'))).toEqual(m);
-    expect(readdirSync(out).sort()).toEqual(['shard-00000.jsonl.zst', 'shard-00000.manifest.json']);
+    expect(readdirSync(out).sort()).toEqual(['shard-00000.jsonl.zst', 'shard-00000.manifest.json', 'shard-00000.report.html']);
+    // The distributions count every kept file once.
+    expect(m.distributions.fileBytes.reduce((a, b) => a + b.count, 0)).toBe(r.kept);
+    expect(m.distributions.meanLineLength.reduce((a, b) => a + b.count, 0)).toBe(r.kept);
+    const html = readFileSync(join(out, 'shard-00000.report.html'), 'utf8');
+    for (const reason of Object.keys(r.dropped)) expect(html).toContain(`>${reason}</text>`);
+    expect(html).toContain('>python</text>');
+    expect(html).not.toMatch(/<script|https?:\/\//);
   });
 });
