@@ -11,3 +11,4 @@ export { redact, detect, PII_KINDS, type PiiKind, type RedactOptions, type Redac
 export { runStage, readStageConfig, localPath, StageConfigError, TERMINAL } from './stage.ts';
 export { optionsFrom } from './from-spec.ts';
 export { renderReport, barChart, Log2Histogram, type ReportStats } from './report.ts';
+export { ParseFilter, GRAMMARS } from './parse.ts';

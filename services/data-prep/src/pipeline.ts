@@ -19,6 +19,7 @@ import { bandKeys, optimalBands, reduceBands, signature, writeBands, MINHASH_DEF
 import { PII_KINDS, redact, type PiiKind, type RedactOptions } from './pii.ts';
 import { isMalformed, readInput, type ReadOptions } from './read.ts';
 import { Log2Histogram, renderReport } from './report.ts';
+import { ParseFilter } from './parse.ts';
 
 export interface PrepOptions {
   readonly inputs: readonly string[];
@@ -36,6 +37,8 @@ export interface PrepOptions {
   readonly near?: (MinHashConfig & { readonly bands?: number; readonly rows?: number }) | false;
   /** Exact dedup by content hash. Default true. */
   readonly exact?: boolean;
+  /** Languages whose files must parse (tree-sitter); [] turns the parse filter off. Default: python, javascript, typescript, json. */
+  readonly parseLanguages?: readonly string[];
   /** Benchmark texts to decontaminate against; none: no decontamination. */
   readonly benchmarks?: readonly BenchmarkText[];
   readonly decontamination?: DecontaminationConfig;
@@ -81,6 +84,8 @@ export async function prepare(o: PrepOptions): Promise<ShardManifest> {
   const near = o.near === false ? undefined : { ...MINHASH_DEFAULTS, ...o.near };
   const lsh = near ? (o.near && o.near.bands && o.near.rows ? { bands: o.near.bands, rows: o.near.rows } : optimalBands(near.threshold, near.numPerm)) : undefined;
   const seen = new Set<string>();
+  const langs = o.parseLanguages ?? ParseFilter.DEFAULT_LANGUAGES;
+  const parser = langs.length ? await ParseFilter.create(langs) : undefined;
   const spillPath = join(o.output, `.shard-${pad(shard)}.spill.jsonl`);
   const bandsPath = join(o.output, `.shard-${pad(shard)}.bands`);
   const spill = createWriteStream(spillPath);
@@ -102,6 +107,10 @@ export async function prepare(o: PrepOptions): Promise<ShardManifest> {
       const verdict = check({ path: item.path, content: item.content, ...(language ? { language } : {}) }, filters);
       if (!verdict.keep) {
         ledger.drop(verdict.reason);
+        continue;
+      }
+      if (parser?.parses(item.content, language, item.path) === false) {
+        ledger.drop('unparseable');
         continue;
       }
       const hash = createHash('sha256').update(item.content).digest('base64');
