@@ -9,6 +9,12 @@ import { eventually, k, ROOT, uniq } from './helpers.ts';
 import { createRun, getRun, jobsOf, preparePlatform, runPath, serviceAccountKubeconfig, startController, tinyPlan, waitPhase, whenSynced, type ControllerProcess } from './run-helpers.ts';
 
 const STAGES = ['data-prep', 'tokenizer', 'pack', 'train', 'export', 'eval-humaneval'];
+/** The reasons of a run's Events, once one with `reason` is there (they are recorded asynchronously). */
+const eventsOf = (ns: string, name: string, reason: string) =>
+  eventually(`a ${reason} event`, async () => {
+    const items = ((await k('GET', `/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name%3D${name}`)).body as { items: { reason: string }[] }).items.map((e) => e.reason);
+    return items.includes(reason) ? items : undefined;
+  }, 20_000);
 const kiln = (...args: string[]) =>
   spawnSync(process.execPath, [fileURLToPath(new URL('../../bin/kiln.js', import.meta.url)), ...args], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: paths(ROOT).kubeconfig, NO_COLOR: '1' } });
 
@@ -57,10 +63,9 @@ describe('the run controller on the local cluster (real API server, Job controll
     expect(run.status!.conditions.filter((c) => c.type.startsWith('stage.kiln.dev/')).map((c) => c.status)).toEqual(STAGES.map(() => 'True'));
     expect((await k('GET', `/apis/apps/v1/namespaces/${ns}/deployments/${plan.evalModel.name}`)).status).toBe(404);
 
-    const events = (await k('GET', `/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name%3D${run.metadata.name}`)).body as { items: { reason: string }[] };
-    const reasons = events.items.map((e) => e.reason);
+    // Events are recorded off the reconcile path: wait for the last one to land.
+    const reasons = await eventsOf(ns, run.metadata.name, 'RunSucceeded');
     expect(reasons.filter((r) => r === 'StageStarted')).toHaveLength(STAGES.length);
-    expect(reasons).toContain('RunSucceeded');
 
     // What people use to watch it.
     const list = kiln('status', '--namespace', ns);
@@ -104,6 +109,7 @@ describe('the run controller on the local cluster (real API server, Job controll
     expect(names).toEqual([`${plan.runId}-train`, `${plan.runId}-train-2`]);
     const cm = await k('GET', `/api/v1/namespaces/${ns}/configmaps/${plan.runId}-train-2-config`);
     expect(JSON.parse((cm.body as { data: Record<string, string> }).data['stage.json']!)).toMatchObject({ attempt: 2, resume: true });
+    await eventsOf(ns, run.metadata.name, 'StageRetrying');
     const events = (await k('GET', `/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name%3D${run.metadata.name}`)).body as { items: { reason: string; message: string }[] };
     expect(events.items.find((e) => e.reason === 'StageRetrying')?.message).toMatch(/NCCL watchdog timeout/);
   });
@@ -262,8 +268,7 @@ describe('the run controller as its own service account (least-privilege RBAC)',
     const run = await waitPhase(plan, ['Succeeded', 'Failed']);
     expect(run.status!.phase, run.status!.message).toBe('Succeeded');
     expect(ctl.log()).not.toMatch(/forbidden| error: |informer/i);
-    const events = (await k('GET', `/api/v1/namespaces/${ns}/events?fieldSelector=involvedObject.name%3D${run.metadata.name}`)).body as { items: { reason: string; source?: { component?: string } }[] };
-    expect(events.items.map((e) => e.reason)).toContain('RunSucceeded');
+    expect(await eventsOf(ns, run.metadata.name, 'RunSucceeded')).toContain('StageSucceeded');
     const lease = (await k('GET', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/kiln-controller`)).body as { spec: { holderIdentity: string } };
     expect(ctl.log()).toContain(`leader: ${lease.spec.holderIdentity} holds lease`);
     // And it really was that account, with no more than the Role: no Secrets, nothing outside its namespace.
