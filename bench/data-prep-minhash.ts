@@ -5,7 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { bandKeys, optimalBands, signature } from '../services/data-prep/src/minhash.ts';
+import { optimalLsh } from '@kiln/spec';
+import { bandKeys, signature } from '../services/data-prep/src/minhash.ts';
 import { walk } from '../services/data-prep/src/read.ts';
 
 const { values } = parseArgs({ options: { dir: { type: 'string' }, json: { type: 'boolean' } } });
@@ -18,7 +19,7 @@ for await (const f of walk(dir)) {
   texts.push(t);
   bytes += Buffer.byteLength(t);
 }
-const { bands, rows } = optimalBands(0.7, 256);
+const { bands, rows } = optimalLsh(0.7, 256);
 // One warm-up pass over a slice, then the timed pass over everything.
 for (const t of texts.slice(0, 200)) signature(t);
 const t0 = performance.now();

@@ -114,8 +114,7 @@ export class Controller {
   private lastStats = '';
   private scheduleResync(): void {
     this.resyncCancel = this.clock.setTimeout(() => {
-      const st = this.stats;
-      const line = `stats: ${st.reconciles} reconciles, ${st.applied} applied, ${st.statusWrites} status writes, ${st.conflicts} conflicts, ${st.errors} errors`;
+      const line = this.counts();
       if (line !== this.lastStats) this.log(`${line}; ${this.queue.length} queued; ${this.timings()}`);
       this.lastStats = line;
       for (const r of this.informers?.caches.runs.list() ?? []) this.queue.add(keyOf(r));
@@ -124,8 +123,7 @@ export class Controller {
   }
 
   async stop(): Promise<void> {
-    const st = this.stats;
-    if (this.running) this.log(`stats: ${st.reconciles} reconciles, ${st.applied} applied, ${st.statusWrites} status writes, ${st.conflicts} conflicts, ${st.errors} errors; ${this.timings()}`);
+    if (this.running) this.log(`${this.counts()}; ${this.timings()}`);
     this.running = false;
     this.resyncCancel?.();
     this.queue.shutdown();
@@ -147,6 +145,11 @@ export class Controller {
     if (!key) return;
     if (!this.addedAt.has(key)) this.addedAt.set(key, performance.now());
     this.queue.add(key);
+  }
+
+  private counts(): string {
+    const st = this.stats;
+    return `stats: ${st.reconciles} reconciles, ${st.applied} applied, ${st.statusWrites} status writes, ${st.conflicts} conflicts, ${st.errors} errors`;
   }
 
   /** Queue wait and reconcile time since the last stats line, p50/p99 in ms. */

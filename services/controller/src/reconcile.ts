@@ -187,11 +187,14 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
   const { sim, error: simError } = opts.simulate ? readSimulation(run.metadata.annotations) : { sim: {} as Simulation };
   if (simError && !prev) events.push({ type: 'Warning', reason: 'BadSimulation', message: simError });
 
-  const attemptsOf = (s: Stage): Attempt[] =>
+  const collect = (s: Stage): Attempt[] =>
     obs.jobs
       .filter((j) => j.metadata?.labels?.['kiln.dev/stage'] === s.name)
       .map((job) => ({ job, attempt: Number(job.metadata?.labels?.[ATTEMPT_LABEL] ?? 1), pods: obs.pods.filter((p) => p.metadata?.labels?.[JOB_NAME_LABEL] === job.metadata?.name) }))
       .sort((a, b) => a.attempt - b.attempt);
+  // Each stage's attempts, gathered once: the failure check and the stage loop both read them.
+  const attemptsByStage = new Map(order.map((s) => [s.name, collect(s)]));
+  const attemptsOf = (s: Stage): Attempt[] => attemptsByStage.get(s.name)!;
 
   // A stage that has failed for good stops the run: nothing new starts after it.
   const finalFailure = order.some((s) => {

@@ -1,6 +1,6 @@
 /**
  * Near-duplicate detection with MinHash and LSH, BigCode's way (256 permutations, 5-gram shingles of
- * `[A-Za-z_0-9]+` tokens, Jaccard 0.7, bands × rows chosen to balance false positives and negatives), in
+ * `[A-Za-z_0-9]+` tokens, Jaccard 0.7, bands × rows from @kiln/spec `optimalLsh`), in
  * three steps that scale out: each shard computes band keys per record and writes them to a file
  * (`writeBands`); one reduce step reads those files, joins records that share a band key with union-find,
  * and keeps one record per cluster, chosen deterministically (`reduceBands`); each shard then drops what is
@@ -105,28 +105,6 @@ export function similarity(x: Uint32Array, y: Uint32Array): number {
   let same = 0;
   for (let i = 0; i < x.length; i++) if (x[i] === y[i]) same++;
   return same / x.length;
-}
-
-/** Bands × rows for a threshold, minimising false positives + false negatives (weights ½, ½), as BigCode does. */
-export function optimalBands(threshold: number, numPerm: number): { bands: number; rows: number } {
-  const integrate = (f: (s: number) => number, lo: number, hi: number) => {
-    const steps = 200;
-    const h = (hi - lo) / steps;
-    let area = 0;
-    for (let i = 0; i < steps; i++) area += f(lo + (i + 0.5) * h) * h;
-    return area;
-  };
-  let best = { bands: 1, rows: numPerm, err: Infinity };
-  for (let b = 1; b <= numPerm; b++) {
-    const maxR = Math.floor(numPerm / b);
-    for (let r = 1; r <= maxR; r++) {
-      const fp = integrate((s) => 1 - (1 - s ** r) ** b, 0, threshold);
-      const fn = integrate((s) => 1 - (1 - (1 - s ** r) ** b), threshold, 1);
-      const err = 0.5 * fp + 0.5 * fn;
-      if (err < best.err) best = { bands: b, rows: r, err };
-    }
-  }
-  return { bands: best.bands, rows: best.rows };
 }
 
 /** One 32-bit key per band: the band's rows hashed together. */

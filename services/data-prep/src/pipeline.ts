@@ -15,7 +15,8 @@ import { Decontaminator, type BenchmarkText, type DecontaminationConfig } from '
 import { check, DEFAULT_FILTERS, type FilterConfig } from './filters.ts';
 import { detectLanguage } from './language.ts';
 import { Ledger, type LedgerTotals } from './ledger.ts';
-import { bandKeys, optimalBands, reduceBands, signature, writeBands, MINHASH_DEFAULTS, type MinHashConfig } from './minhash.ts';
+import { optimalLsh } from '@kiln/spec';
+import { bandKeys, reduceBands, signature, writeBands, MINHASH_DEFAULTS, type MinHashConfig } from './minhash.ts';
 import { PII_KINDS, redact, type PiiKind, type RedactOptions } from './pii.ts';
 import { isMalformed, readInput, type ReadOptions } from './read.ts';
 import { Log2Histogram, renderReport } from './report.ts';
@@ -82,7 +83,7 @@ export async function prepare(o: PrepOptions): Promise<ShardManifest> {
   const decon = o.benchmarks?.length ? new Decontaminator(o.benchmarks, o.decontamination) : undefined;
   const pii = Object.fromEntries(PII_KINDS.map((k) => [k, 0])) as Record<PiiKind, number>;
   const near = o.near === false ? undefined : { ...MINHASH_DEFAULTS, ...o.near };
-  const lsh = near ? (o.near && o.near.bands && o.near.rows ? { bands: o.near.bands, rows: o.near.rows } : optimalBands(near.threshold, near.numPerm)) : undefined;
+  const lsh = near ? (o.near && o.near.bands && o.near.rows ? { bands: o.near.bands, rows: o.near.rows } : optimalLsh(near.threshold, near.numPerm)) : undefined;
   const seen = new Set<string>();
   const langs = o.parseLanguages ?? ParseFilter.DEFAULT_LANGUAGES;
   const parser = langs.length ? await ParseFilter.create(langs) : undefined;

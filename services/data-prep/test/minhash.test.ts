@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bandKeys, optimalBands, reduceBands, signature, similarity, tokenHashes, writeBands } from '../src/minhash.ts';
+import { optimalLsh } from '@kiln/spec';
+import { bandKeys, reduceBands, signature, similarity, tokenHashes, writeBands } from '../src/minhash.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-minhash-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,15 +39,11 @@ describe('MinHash signatures', () => {
     expect(similarity(signature(a)!, signature(mutate(a, 10))!)).toBeGreaterThan(0.7);
     expect(similarity(signature(a)!, signature(b)!)).toBeLessThan(0.2);
   });
-
-  it('choose (25, 10) bands × rows for threshold 0.7 and 256 permutations, as BigCode does', () => {
-    expect(optimalBands(0.7, 256)).toEqual({ bands: 25, rows: 10 });
-  });
 });
 
 describe('near-dedup across shards (band files and a reduce step)', () => {
   it('finds mutated copies planted in other shards, keeps the first copy, and nothing else', async () => {
-    const { bands, rows } = optimalBands(0.7, 256);
+    const { bands, rows } = optimalLsh(0.7, 256);
     // Shard 0 holds the originals; shard 1 a lightly edited copy of the first 10 and 10 other files;
     // shard 2 an exact copy of original 3 and heavily edited copies (every line) of originals 4 and 5.
     const originals = pyFiles.slice(0, 30);

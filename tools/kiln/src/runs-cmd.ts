@@ -1,5 +1,5 @@
 /** `kiln controller`, `kiln status` and `kiln logs`: run ModelRuns and watch them. */
-import { isAbsolute, join, resolve, sep } from 'node:path';
+import { isAbsolute, resolve, sep } from 'node:path';
 import { Writable } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { findRun, kubeConfigFrom, listRuns, podLog, stagePods, watchRuns, type ModelRun, type StageStatus } from '@kiln/cluster';
@@ -14,7 +14,7 @@ function kubeconfig(values: Record<string, unknown>): { kc: KubeConfig; path: st
   if (!path && process.env.KUBERNETES_SERVICE_HOST) return { kc: kubeConfigFrom(), path: 'in-cluster service account', local: false };
   if (!path) throw new UsageError('no cluster: set KUBECONFIG, or start the local one with `kiln cluster up`');
   const abs = isAbsolute(path) ? path : resolve(path);
-  return { kc: kubeConfigFrom(abs), path: abs, local: abs.endsWith(join('.kiln', 'cluster', 'kubeconfig')) || abs.includes(`${sep}.kiln${sep}`) };
+  return { kc: kubeConfigFrom(abs), path: abs, local: abs.includes(`${sep}.kiln${sep}`) };
 }
 
 const int = (v: unknown, name: string, min = 0): number | undefined => {
@@ -122,9 +122,36 @@ export function renderRun(run: ModelRun, now = Date.now()): string {
   return out.join('\n');
 }
 
+/** What went wrong talking to the cluster, said so a person can act on it; undefined for anything else. */
+export function clusterProblem(e: unknown, kc: KubeConfig): string | undefined {
+  const server = kc.getCurrentCluster()?.server ?? 'the cluster';
+  const code = (e as { code?: number }).code;
+  if (code === 401 || code === 403) return `${server} refused the request (HTTP ${code}): the kubeconfig's user may not read ModelRuns, pods or logs here`;
+  if (code === 404) return `${server} has no ModelRuns API: the ModelRun CRD is not installed (pulumi up of a stack installs it; see npm run demo)`;
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  if ((e as Error)?.message === 'fetch failed' || cause?.code) return `cannot reach ${server} (${cause?.code ?? cause?.message ?? 'no answer'}): is it running? For the local cluster: kiln cluster status`;
+  return undefined;
+}
+
+/** Runs `fn`; a failure to talk to the cluster becomes a clear message and exit 1. */
+async function withCluster(name: string, kc: KubeConfig, io: Io, fn: () => Promise<number>): Promise<number> {
+  try {
+    return await fn();
+  } catch (e) {
+    const problem = clusterProblem(e, kc);
+    if (!problem) throw e;
+    io.err(`kiln ${name}: ${problem}`);
+    return EXIT.invalid;
+  }
+}
+
 export async function runStatus(values: Record<string, unknown>, pos: string[], io: Io): Promise<number> {
-  if (pos.length > 1) throw new UsageError(`expected at most one run, got ${pos.length}`);
   const { kc } = kubeconfig(values);
+  return withCluster('status', kc, io, () => status(kc, values, pos, io));
+}
+
+async function status(kc: KubeConfig, values: Record<string, unknown>, pos: string[], io: Io): Promise<number> {
+  if (pos.length > 1) throw new UsageError(`expected at most one run, got ${pos.length}`);
   const ns = values.namespace as string | undefined;
   const ref = pos[0];
   const json = values.format === 'json' || values.json === true;
@@ -176,8 +203,11 @@ export async function runStatus(values: Record<string, unknown>, pos: string[], 
 
 export async function runLogs(values: Record<string, unknown>, pos: string[], io: Io): Promise<number> {
   if (pos.length !== 2) throw new UsageError('give a run and a stage: kiln logs <run> <stage>');
-  const [ref, stageName] = pos as [string, string];
   const { kc } = kubeconfig(values);
+  return withCluster('logs', kc, io, () => logs(kc, values, pos as [string, string], io));
+}
+
+async function logs(kc: KubeConfig, values: Record<string, unknown>, [ref, stageName]: [string, string], io: Io): Promise<number> {
   const found = findRun(await listRuns(kc, values.namespace as string | undefined), ref);
   if ('error' in found) {
     io.err(`kiln logs: ${found.error}`);

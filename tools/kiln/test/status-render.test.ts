@@ -129,3 +129,31 @@ describe('renderRuns', () => {
     for (const r of rows) expect(r.indexOf('kiln-tiny')).toBe(header!.indexOf('NAMESPACE'));
   });
 });
+
+describe('kiln status and logs against a cluster that is not there', () => {
+  it('say which server they could not reach and what to do, exit 1, no stack trace', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { createServer } = await import('node:net');
+    // A port that was free a moment ago: nothing listens there.
+    const port = await new Promise<number>((res) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => res(p));
+      });
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-dead-'));
+    const kc = join(dir, 'kubeconfig');
+    writeFileSync(kc, `apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:${port}", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n`);
+    const bin = new URL('../bin/kiln.js', import.meta.url).pathname;
+    for (const args of [['status'], ['logs', 'r-1', 'train']]) {
+      const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: kc, NO_COLOR: '1' } });
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toContain(`cannot reach https://127.0.0.1:${port} (ECONNREFUSED): is it running?`);
+      expect(r.stderr).not.toMatch(/internal error|^\s+at /m);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
