@@ -7,6 +7,8 @@ import { CONFIG_PATH, type GpuRequest, type Placement, type Plan, type ServingPl
 /** Resources of the CPU stages, per pod. The spec sizes only training and serving; these fit the workers. */
 export const STAGE_RESOURCES = {
   'data-prep': { cpu: '2', memory: '8Gi' },
+  // The reduce step holds 8 bytes per record and one map of band keys (at most 8M); then rewrites shards.
+  dedup: { cpu: '2', memory: '8Gi' },
   tokenizer: { cpu: '8', memory: '32Gi' },
   pack: { cpu: '2', memory: '8Gi' },
   export: { cpu: '8', memory: '64Gi' },
@@ -42,6 +44,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     eval: (suite: string) => `${prefix}/eval/${suite}/`,
   };
   const pre = spec.data.preprocessing;
+  const crossShard = pre.dedup.near.enabled && pre.shards > 1;
   const t = spec.training;
   const tok = spec.tokenizer;
   const images = spec.infra.images;
@@ -72,6 +75,8 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
       decontaminate: spec.eval.suites.filter((s) => pre.decontamination.suites.includes(s.name)).map((s) => ({ name: s.name, benchmark: s.benchmark, path: s.path ?? null, languages: s.languages })),
       output: art.shards,
       manifests: art.manifests,
+      // With several shards, near dedup spans them: each pod maps its shard, the dedup stage reduces.
+      ...(crossShard ? { phase: 'map' } : {}),
     },
     resources: STAGE_RESOURCES['data-prep'],
     parallelism: { kind: 'shards', shards: pre.shards },
@@ -79,6 +84,20 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     outputs: [art.shards, art.manifests],
     dependsOn: [],
   };
+  const dedup: Stage | undefined = crossShard
+    ? {
+        name: 'dedup',
+        ...common('dedup'),
+        image: images.data_prep,
+        command: ['kiln', 'data', 'dedup', '--config', CONFIG_PATH],
+        config: { input: art.shards, manifests: art.manifests, shards: pre.shards },
+        resources: STAGE_RESOURCES.dedup,
+        parallelism: { kind: 'single' },
+        inputs: [art.shards],
+        outputs: [art.shards, art.manifests],
+        dependsOn: ['data-prep'],
+      }
+    : undefined;
   const tokenizer: Stage = {
     name: 'tokenizer',
     ...common('tokenizer'),
@@ -89,7 +108,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     parallelism: { kind: 'single' },
     inputs: tok.kind === 'train' ? [art.shards] : [tok.path ?? `hf://${tok.hub}@${tok.revision}`],
     outputs: [art.tokenizer],
-    dependsOn: ['data-prep'],
+    dependsOn: [dedup ? 'dedup' : 'data-prep'],
   };
   const pack: Stage = {
     name: 'pack',
@@ -216,7 +235,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
       'app.kubernetes.io/managed-by': 'kiln',
       'kiln.dev/run-id': id,
     },
-    stages: [dataPrep, tokenizer, pack, train, exportStage, ...evals].map((s) => ({ ...s, manifest: `${prefix}/manifests/${s.name}.json` })),
+    stages: [dataPrep, ...(dedup ? [dedup] : []), tokenizer, pack, train, exportStage, ...evals].map((s) => ({ ...s, manifest: `${prefix}/manifests/${s.name}.json` })),
     serving,
     evalModel,
     gates: Object.fromEntries(Object.entries(spec.eval.gates).map(([stack, gates]) => [stack, gates.map((g) => g.expr.trim())])),

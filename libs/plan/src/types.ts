@@ -1,6 +1,6 @@
 import type { GpuType } from '@kiln/spec';
 
-export type StageKind = 'data-prep' | 'tokenizer' | 'pack' | 'train' | 'export' | 'eval';
+export type StageKind = 'data-prep' | 'dedup' | 'tokenizer' | 'pack' | 'train' | 'export' | 'eval';
 
 export interface GpuRequest {
   readonly type: GpuType;

@@ -23,10 +23,24 @@ const tiny = () => readTiny();
 describe('compile: the stage graph', () => {
   const plan = compile(spec('replit-code-v1-3b.yaml'));
 
-  it('has data-prep, tokenizer, pack, train, export and one eval per suite, in dependency order', () => {
-    expect(plan.stages.map((s) => s.name)).toEqual(['data-prep', 'tokenizer', 'pack', 'train', 'export', 'eval-humaneval']);
+  it('has data-prep, dedup, tokenizer, pack, train, export and one eval per suite, in dependency order', () => {
+    expect(plan.stages.map((s) => s.name)).toEqual(['data-prep', 'dedup', 'tokenizer', 'pack', 'train', 'export', 'eval-humaneval']);
     expect(topologicalOrder(plan.stages).map((s) => s.name)).toEqual(plan.stages.map((s) => s.name));
     expect(plan.stages.find((s) => s.name === 'eval-humaneval')?.dependsOn).toEqual(['export']);
+  });
+
+  it('reduces near duplicates across shards in a dedup stage; one shard, or near dedup off, needs none', () => {
+    const byName = Object.fromEntries(plan.stages.map((s) => [s.name, s])) as Record<string, Stage>;
+    expect(byName['data-prep']!.config.phase).toBe('map');
+    expect(byName.dedup!).toMatchObject({ kind: 'dedup', parallelism: { kind: 'single' }, dependsOn: ['data-prep'], command: ['kiln', 'data', 'dedup', '--config', '/etc/kiln/stage.json'] });
+    expect(byName.dedup!.config).toEqual({ input: byName['data-prep']!.config.output, manifests: byName['data-prep']!.config.manifests, shards: 256 });
+    expect(byName.tokenizer!.dependsOn).toEqual(['dedup']);
+    for (const edit of [(t: string) => t.replace('shards: 2', 'shards: 1'), (t: string) => t.replace('near: { num_perm: 64', 'near: { enabled: false, num_perm: 64')]) {
+      const p = compile(readTiny(edit));
+      expect(p.stages.map((s) => s.name)).not.toContain('dedup');
+      expect(p.stages.find((s) => s.name === 'data-prep')!.config.phase).toBeUndefined();
+      expect(p.stages.find((s) => s.name === 'tokenizer')!.dependsOn).toEqual(['data-prep']);
+    }
   });
 
   it('fans data-prep out over the shards and training over 32 nodes × 8 A100-40GB', () => {

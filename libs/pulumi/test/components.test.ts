@@ -76,7 +76,7 @@ describe('pipeline', () => {
     const out = lib.pipeline(p);
     expect(out.runId).toBe(p.runId);
     expect(out.endpoints).toEqual({ completions: 'http://acme-code-7b-completions.acme-code.svc:8000' });
-    expect(out.plan.stages).toEqual(['data-prep', 'tokenizer', 'pack', 'train', 'export', 'eval-humaneval', 'eval-multipl-e']);
+    expect(out.plan.stages).toEqual(['data-prep', 'dedup', 'tokenizer', 'pack', 'train', 'export', 'eval-humaneval', 'eval-multipl-e']);
     expect(Object.keys(out).sort()).toEqual(['endpoints', 'namespace', 'plan', 'runId']);
     expect(Object.keys(out.plan).sort()).toEqual(['cost', 'currency', 'gpuHours', 'gpus', 'stages', 'wallHours']);
   });

@@ -52,6 +52,8 @@ export function simulatedSummary(plan: Plan, stage: Stage, attempt: number, sim:
   switch (stage.kind) {
     case 'data-prep':
       return { ...base, metrics: { records_in: 12_000, records_out: 9_412, dedup_removed: 1_733, redacted: 41 }, artifacts: [artifact('shards')] };
+    case 'dedup':
+      return { ...base, metrics: { records_in: 9_412, records_out: 8_007, near_duplicates: 1_405, clusters: 611 }, artifacts: [artifact('shards')] };
     case 'tokenizer':
       return { ...base, metrics: { vocab_size: Number((stage.config.tokenizer as { vocab_size?: number })?.vocab_size ?? 0) }, artifacts: [artifact('tokenizer')] };
     case 'pack':

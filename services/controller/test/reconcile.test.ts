@@ -11,7 +11,7 @@ import { readSimulation, SIM, SIMULATE_ANNOTATION, simulatedSummary, simulationA
 const compiled = compileFile(fileURLToPath(new URL('../../../configs/tiny.yaml', import.meta.url)), { stack: 'dev' });
 if (!compiled.plan) throw new Error(compiled.diagnostics.map((d) => d.message).join('; '));
 const plan: Plan = compiled.plan;
-const ORDER = plan.stages.map((s) => s.name); // data-prep, tokenizer, pack, train, export, eval-humaneval
+const ORDER = plan.stages.map((s) => s.name); // data-prep, dedup, tokenizer, pack, train, export, eval-humaneval
 const stageOf = (name: string) => plan.stages.find((s) => s.name === name)!;
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -171,13 +171,13 @@ describe('decide: a new run', () => {
 describe('decide: passing a stage output downstream', () => {
   const d = reconcile(makeRun(), world().complete('data-prep'));
 
-  it('starts tokenizer once data-prep completed, and nothing else', () => {
-    expect(applied(d, 'Job')).toEqual([name('tokenizer')]);
+  it('starts the next stage (dedup) once data-prep completed, and nothing else', () => {
+    expect(applied(d, 'Job')).toEqual([name('dedup')]);
     expect(stage(d, 'data-prep')).toMatchObject({ phase: 'Succeeded', completionTime: iso(T0 + 5 * MIN) });
   });
 
-  it("hands tokenizer data-prep's summary, numeric metrics summed over its shards, and its manifest", () => {
-    const upstream = (stageJson(d, 'tokenizer').upstream as Record<string, { summary: Record<string, unknown>; manifest: string }>)['data-prep']!;
+  it("hands dedup data-prep's summary, numeric metrics summed over its shards, and its manifest", () => {
+    const upstream = (stageJson(d, 'dedup').upstream as Record<string, { summary: Record<string, unknown>; manifest: string }>)['data-prep']!;
     expect(upstream.summary).toEqual(stage(d, 'data-prep').summary);
     expect(upstream.summary).toMatchObject({ shards: 2, metrics: { records: 100 + 200 } });
     expect(upstream.summary.artifacts).toHaveLength(1); // the same artifact from both shards, once
@@ -285,7 +285,7 @@ describe('decide: suspend', () => {
   it('starts no new stage while suspended', () => {
     const d = reconcile(suspended, world().complete('data-prep'));
     expect(d.apply).toEqual([]);
-    expect(stage(d, 'tokenizer')).toMatchObject({ phase: 'Pending', reason: 'Suspended' });
+    expect(stage(d, 'dedup')).toMatchObject({ phase: 'Pending', reason: 'Suspended' });
     expect(d.status.phase).toBe('Suspended');
   });
 
@@ -379,7 +379,7 @@ describe('decide: a finished run', () => {
   const d = reconcile(prev, world().through('eval-humaneval').evalServer(1));
 
   it('succeeds when every stage succeeded, ending when the last stage ended', () => {
-    expect(d.status).toMatchObject({ phase: 'Succeeded', currentStage: null, completionTime: iso(T0 + 55 * MIN) });
+    expect(d.status).toMatchObject({ phase: 'Succeeded', currentStage: null, completionTime: iso(T0 + (ORDER.length - 1) * 10 * MIN + 5 * MIN) });
     expect(d.status.conditions[0]).toMatchObject({ type: 'Succeeded', status: 'True' });
   });
 
@@ -402,10 +402,10 @@ describe('decide: level-triggered', () => {
   const suspendedRun = makeRun({ spec: { suspend: true } });
   const badCredentials = makeRun({ spec: { stages: plan.stages.map((s) => (s.name === 'data-prep' ? { ...s, credentials: ['no-such-secret'] } : s)) } });
   const worlds: [string, ModelRun, () => World, number][] = [
-    ['mid-run', makeRun(), () => world().complete('data-prep').running('tokenizer'), LATER],
+    ['mid-run', makeRun(), () => world().complete('data-prep').running('dedup'), LATER],
     ['backing off', makeRun(), () => world().through('pack').failed('train', { at: LATER - 1000 }), LATER],
     ['failed for good', makeRun(), () => world().through('pack').failed('train', { exitCode: TERMINAL_EXIT_CODE }), LATER],
-    ['suspended', suspendedRun, () => world().complete('data-prep').running('tokenizer', { suspended: true }), LATER],
+    ['suspended', suspendedRun, () => world().complete('data-prep').running('dedup', { suspended: true }), LATER],
     ['finished', makeRun(), () => world().through('eval-humaneval'), LATER],
     ['a stage Job that cannot be built', badCredentials, () => world(), LATER],
   ];

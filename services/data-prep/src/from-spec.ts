@@ -1,9 +1,10 @@
-/** Data-prep options from a spec's `data` section: local sources, filters, dedup, PII, decontamination. */
-import { existsSync } from 'node:fs';
+/** Data-prep options from a spec's `data` section: local sources (raw, JSON Lines, Parquet), filters, dedup, PII, decontamination. */
+import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { DataSource, Preprocessing, Spec } from '@kiln/spec';
 import { loadHumanEval, type BenchmarkText } from './decontaminate.ts';
 import { filtersFromSpec } from './filters.ts';
+import { listParquetFiles } from './parquet.ts';
 import type { PiiKind } from './pii.ts';
 import type { PrepOptions } from './pipeline.ts';
 
@@ -12,6 +13,8 @@ export interface SpecPrep {
   /** What the spec asks for that this run cannot do, said plainly. */
   readonly warnings: string[];
 }
+
+const isDirectory = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
 
 export function optionsFromSpec(spec: Spec, specFile: string): SpecPrep {
   return optionsFrom(spec.data.sources, spec.data.preprocessing, spec.eval.suites, dirname(resolve(specFile)));
@@ -22,8 +25,16 @@ export function optionsFrom(sources: readonly DataSource[], pre: Preprocessing, 
   const warnings: string[] = [];
   const inputs: string[] = [];
   for (const s of sources) {
-    if (s.type === 'local') inputs.push(isAbsolute(s.path) ? s.path : resolve(base, s.path));
-    else warnings.push(`source "${s.name}" (${s.type}) is not read by local data prep yet; only local sources are`);
+    if (s.type === 'local') {
+      const path = isAbsolute(s.path) ? s.path : resolve(base, s.path);
+      // A directory is read as raw files unless the source says Parquet: then its `.parquet` files are the
+      // inputs. A Parquet file is known by its name or its magic bytes (`readInput`), whatever the format says.
+      if (s.format === 'parquet' && isDirectory(path)) {
+        const files = listParquetFiles(path);
+        if (files.length) inputs.push(...files);
+        else warnings.push(`source "${s.name}" (format: parquet) has no .parquet files under ${path}`);
+      } else inputs.push(path);
+    } else warnings.push(`source "${s.name}" (${s.type}) is not read by local data prep yet; only local sources are`);
   }
   const kinds: PiiKind[] = [];
   if (pre.pii.emails) kinds.push('email');

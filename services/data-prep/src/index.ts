@@ -1,14 +1,15 @@
 /** @kiln/data-prep: the data-prep stage worker (issue #6, in progress). */
-export { readInput, readJsonl, readDirectory, walk, isMalformed, type CodeRecord, type Malformed, type MalformedReason, type Item, type ReadOptions } from './read.ts';
+export { readInput, readJsonl, readDirectory, walk, isMalformed, isParquetFile, type CodeRecord, type Malformed, type MalformedReason, type Item, type ReadOptions } from './read.ts';
+export { readParquet, readParquetSource, readParquetDirectory, openParquetSource, listParquetFiles, PARQUET_CODECS, type ParquetSource } from './parquet.ts';
 export { Ledger, AccountingError, type LedgerTotals } from './ledger.ts';
-export { signature, similarity, tokenHashes, bandKeys, writeBands, reduceBands, MINHASH_DEFAULTS, type MinHashConfig, type RecordId } from './minhash.ts';
+export { signature, similarity, tokenHashes, bandKeys, BandWriter, writeBands, reduceBands, writeDropList, readDropList, MINHASH_DEFAULTS, type MinHashConfig, type ReduceResult } from './minhash.ts';
 export { Decontaminator, loadHumanEval, DECONTAMINATION_DEFAULTS, type BenchmarkText, type DecontaminationConfig } from './decontaminate.ts';
-export { prepare, type PrepOptions, type ShardManifest } from './pipeline.ts';
+export { prepare, mapShard, reduceShards, applyShard, dedupShards, mappedShards, shardFile, type PrepOptions, type ShardManifest, type PartialShard, type DedupResult } from './pipeline.ts';
 export { optionsFromSpec, type SpecPrep } from './from-spec.ts';
 export { check, filtersFromSpec, textStats, DROP_REASONS, DEFAULT_FILTERS, type DropReason, type FilterConfig, type FilterResult, type SourceFile } from './filters.ts';
-export { detectLanguage, shebangLanguage } from './language.ts';
+export { detectLanguage, shebangLanguage, normalizeLanguage } from './language.ts';
 export { redact, detect, PII_KINDS, type PiiKind, type RedactOptions, type RedactResult, type Finding } from './pii.ts';
-export { runStage, readStageConfig, localPath, StageConfigError, TERMINAL } from './stage.ts';
+export { runStage, runDedupStage, readStageConfig, localPath, StageConfigError, TERMINAL } from './stage.ts';
 export { optionsFrom } from './from-spec.ts';
 export { renderReport, barChart, Log2Histogram, type ReportStats } from './report.ts';
 export { ParseFilter, GRAMMARS } from './parse.ts';

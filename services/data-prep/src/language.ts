@@ -102,3 +102,18 @@ export function detectLanguage(path: string, head?: string): string | undefined 
   }
   return head === undefined ? undefined : shebangLanguage(head);
 }
+
+/** Labels other datasets use (The Stack's `lang`: `Python`, `C++`, `C#`…) → the names used here. */
+const LABELS: Readonly<Record<string, string>> = {
+  'c++': 'cpp', 'c#': 'csharp', 'f#': 'fsharp', 'objective-c++': 'objective-c', 'objc': 'objective-c', js: 'javascript', ts: 'typescript',
+  py: 'python', python3: 'python', golang: 'go', rs: 'rust', rb: 'ruby', sh: 'shell', bash: 'shell', 'emacs lisp': 'emacs-lisp',
+  'common lisp': 'common-lisp', 'visual basic': 'visual-basic', 'batchfile': 'batchfile', 'jupyter notebook': 'jupyter', 'tsx': 'typescript', 'jsx': 'javascript',
+};
+
+/** A source's language label in the names used here (lower case, dataset aliases mapped); undefined for blank. */
+export function normalizeLanguage(label: string | undefined | null): string | undefined {
+  if (!label) return undefined;
+  const l = label.trim().toLowerCase();
+  if (!l) return undefined;
+  return LABELS[l] ?? l.replace(/\s+/g, '-');
+}

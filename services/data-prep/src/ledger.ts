@@ -47,6 +47,25 @@ export class Ledger {
     this.open--;
   }
 
+  /** Records read and not yet kept or dropped (near-dedup candidates between the map and apply steps). */
+  undecided(): number {
+    return this.open;
+  }
+
+  /** A ledger carried over from an earlier step (its totals, and how many records are still undecided). */
+  static resume(t: LedgerTotals, undecided: number): Ledger {
+    const l = new Ledger();
+    l.recordsIn = t.recordsIn;
+    l.kept = t.kept;
+    l.bytesIn = t.bytesIn;
+    l.bytesOut = t.bytesOut;
+    for (const [k, v] of Object.entries(t.dropped)) l.dropped.set(k, v);
+    l.open = undecided;
+    const dropped = Object.values(t.dropped).reduce((a, b) => a + b, 0);
+    if (t.recordsIn !== t.kept + dropped + undecided) throw new AccountingError(`carried-over records do not add up: ${t.recordsIn} read, ${t.kept} kept, ${dropped} dropped, ${undecided} undecided`);
+    return l;
+  }
+
   /** The totals so far. */
   totals(): LedgerTotals {
     return {

@@ -1,22 +1,29 @@
 /**
- * One data-prep run over local inputs, in one process: read → heuristic filters → exact dedup →
- * decontamination → PII and secret redaction → near dedup → cleaned shard (`.jsonl.zst`) and manifest.
- * Near dedup needs every signature before it can decide, so kept records wait in a spill file (not in
- * memory) until the reduce step has run; the ledger holds them as undecided until then.
+ * Data prep in three steps, so near dedup can span shards that run in different pods:
+ * 1. **map** (`mapShard`, one per shard): read → heuristic filters → parse filter → exact dedup →
+ *    decontamination → PII and secret redaction; the surviving records go to a candidates file
+ *    (`shard-N.candidates.jsonl.zst`), their MinHash band keys to a band directory (`shard-N.bands/`), and
+ *    the ledger so far, with the candidates still undecided, to `shard-N.partial.json`.
+ * 2. **reduce** (`dedupShards`, once, over every shard's band directory): clusters near duplicates and
+ *    writes a drop list per shard (`shard-N.drop`).
+ * 3. **apply** (`applyShard`, per shard): the candidates minus the drop list become the cleaned shard
+ *    (`shard-N.jsonl.zst`), with its manifest and report; the intermediate files are removed.
+ * `prepare` runs all three for one shard in one process (near dedup then only sees that shard).
+ * Memory stays bounded by the largest record in every step; the reduce step holds 8 bytes per record.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { createZstdCompress } from 'node:zlib';
+import { createZstdCompress, createZstdDecompress } from 'node:zlib';
 import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
 import { Decontaminator, type BenchmarkText, type DecontaminationConfig } from './decontaminate.ts';
 import { check, DEFAULT_FILTERS, type FilterConfig } from './filters.ts';
-import { detectLanguage } from './language.ts';
+import { detectLanguage, normalizeLanguage } from './language.ts';
 import { Ledger, type LedgerTotals } from './ledger.ts';
 import { optimalLsh } from '@kiln/spec';
-import { bandKeys, reduceBands, signature, writeBands, MINHASH_DEFAULTS, type MinHashConfig } from './minhash.ts';
+import { BandWriter, bandKeys, readDropList, reduceBands, signature, writeDropList, MINHASH_DEFAULTS, type MinHashConfig } from './minhash.ts';
 import { PII_KINDS, redact, type PiiKind, type RedactOptions } from './pii.ts';
 import { isMalformed, readInput, type ReadOptions } from './read.ts';
 import { Log2Histogram, renderReport } from './report.ts';
@@ -47,6 +54,20 @@ export interface PrepOptions {
   readonly onProgress?: (t: LedgerTotals) => void;
 }
 
+/** What the map step leaves for the reduce and apply steps (`shard-N.partial.json`). */
+export interface PartialShard {
+  readonly kiln: 'data-prep/partial/v1';
+  readonly shard: number;
+  readonly inputs: readonly string[];
+  /** The ledger so far; `candidates` records are read but not yet kept or dropped. */
+  readonly records: LedgerTotals;
+  readonly candidates: number;
+  readonly pii: Readonly<Record<PiiKind, number>>;
+  /** The near-dedup settings the band keys were made with; null: near dedup is off. */
+  readonly near: { readonly bands: number; readonly rows: number; readonly numPerm: number; readonly ngram: number; readonly threshold: number; readonly seed: number } | null;
+  readonly seconds: number;
+}
+
 export interface ShardManifest {
   readonly kiln: 'data-prep/v1';
   readonly shard: number;
@@ -55,7 +76,8 @@ export interface ShardManifest {
   readonly pii: Readonly<Record<PiiKind, number>>;
   readonly languages: Readonly<Record<string, { readonly files: number; readonly bytes: number }>>;
   readonly outputs: readonly { readonly path: string; readonly format: 'jsonl.zst'; readonly records: number; readonly bytes: number; readonly sha256: string }[];
-  readonly nearDedup: { readonly bands: number; readonly rows: number; readonly clusters: number } | null;
+  /** Near dedup: the banding, how many shards were deduplicated together, and the clusters found among them. */
+  readonly nearDedup: { readonly bands: number; readonly rows: number; readonly shards: number; readonly clusters: number; readonly duplicates: number } | null;
   /** Distributions of the kept files: sizes in bytes and mean line lengths, in power-of-two buckets. */
   readonly distributions: { readonly fileBytes: ReturnType<Log2Histogram['toJSON']>; readonly meanLineLength: ReturnType<Log2Histogram['toJSON']> };
   readonly seconds: number;
@@ -73,11 +95,17 @@ async function write(out: Writable, s: string): Promise<void> {
   if (!out.write(s)) await once(out, 'drain');
 }
 
-/** Runs data prep over `inputs`; writes `shard-NNNNN.jsonl.zst` and `shard-NNNNN.manifest.json` under `output`. */
-export async function prepare(o: PrepOptions): Promise<ShardManifest> {
+export const shardFile = (shard: number, suffix: string) => `shard-${pad(shard)}.${suffix}`;
+
+/**
+ * The map step for one shard: everything up to near dedup. Writes the candidates, the band keys and the
+ * partial ledger under `o.output`; nothing is final until `applyShard`.
+ */
+export async function mapShard(o: PrepOptions): Promise<PartialShard> {
   const t0 = performance.now();
   const shard = o.shard ?? 0;
   mkdirSync(o.output, { recursive: true });
+  for (const stale of [shardFile(shard, 'drop'), shardFile(shard, 'manifest.json')]) rmSync(join(o.output, stale), { force: true });
   const ledger = new Ledger();
   const filters = o.filters ?? DEFAULT_FILTERS;
   const decon = o.benchmarks?.length ? new Decontaminator(o.benchmarks, o.decontamination) : undefined;
@@ -87,11 +115,11 @@ export async function prepare(o: PrepOptions): Promise<ShardManifest> {
   const seen = new Set<string>();
   const langs = o.parseLanguages ?? ParseFilter.DEFAULT_LANGUAGES;
   const parser = langs.length ? await ParseFilter.create(langs) : undefined;
-  const spillPath = join(o.output, `.shard-${pad(shard)}.spill.jsonl`);
-  const bandsPath = join(o.output, `.shard-${pad(shard)}.bands`);
-  const spill = createWriteStream(spillPath);
-  const bands: { index: number; keys: Uint32Array }[] = [];
-  let spilled = 0;
+  const zst = createZstdCompress();
+  const file = createWriteStream(join(o.output, shardFile(shard, 'candidates.jsonl.zst')));
+  zst.pipe(file);
+  const bands = near && lsh ? BandWriter.open(join(o.output, shardFile(shard, 'bands')), shard, lsh.bands, lsh.rows) : undefined;
+  let candidates = 0;
   let n = 0;
 
   for (const input of o.inputs) {
@@ -104,7 +132,7 @@ export async function prepare(o: PrepOptions): Promise<ShardManifest> {
         ledger.drop(item.malformed);
         continue;
       }
-      const language = item.language ?? detectLanguage(item.path, item.content.slice(0, 200));
+      const language = normalizeLanguage(item.language) ?? detectLanguage(item.path, item.content.slice(0, 200));
       const verdict = check({ path: item.path, content: item.content, ...(language ? { language } : {}) }, filters);
       if (!verdict.keep) {
         ledger.drop(verdict.reason);
@@ -131,26 +159,99 @@ export async function prepare(o: PrepOptions): Promise<ShardManifest> {
         for (const k of PII_KINDS) pii[k] += r.counts[k] ?? 0;
       }
       const sig = near ? signature(content, near) : undefined;
-      if (sig && lsh) bands.push({ index: spilled, keys: bandKeys(sig, lsh.bands, lsh.rows) });
-      await write(spill, `${JSON.stringify({ content, path: item.path, language: language ?? null, repository: item.repository ?? null, bytes: item.bytes })}\n`);
-      spilled++;
+      if (sig && lsh && bands) await bands.add(candidates, bandKeys(sig, lsh.bands, lsh.rows));
+      await write(zst, `${JSON.stringify({ content, path: item.path, language: language ?? null, repository: item.repository ?? null })}\n`);
+      candidates++;
     }
   }
-  spill.end();
-  await once(spill, 'finish');
+  zst.end();
+  await once(file, 'finish');
+  await bands?.close();
+  const partial: PartialShard = {
+    kiln: 'data-prep/partial/v1',
+    shard,
+    inputs: [...o.inputs],
+    records: ledger.totals(),
+    candidates,
+    pii,
+    near: near && lsh ? { bands: lsh.bands, rows: lsh.rows, numPerm: near.numPerm, ngram: near.ngram, threshold: near.threshold, seed: near.seed } : null,
+    seconds: Number(((performance.now() - t0) / 1000).toFixed(2)),
+  };
+  writeFileSync(join(o.output, shardFile(shard, 'partial.json')), `${JSON.stringify(partial, null, 2)}\n`);
+  return partial;
+}
 
-  let dropNear = new Set<number>();
-  let nearDedup: ShardManifest['nearDedup'] = null;
-  if (near && lsh) {
-    await writeBands(bandsPath, shard, bands);
-    const r = await reduceBands([bandsPath], lsh.bands);
-    dropNear = r.drop.get(shard) ?? new Set();
-    nearDedup = { bands: lsh.bands, rows: lsh.rows, clusters: r.clusters };
+function readPartial(dir: string, shard: number): PartialShard {
+  const f = join(dir, shardFile(shard, 'partial.json'));
+  try {
+    const p = JSON.parse(readFileSync(f, 'utf8')) as PartialShard;
+    if (p.kiln !== 'data-prep/partial/v1') throw new Error(`kiln is ${JSON.stringify(p.kiln)}`);
+    return p;
+  } catch (e) {
+    throw new Error(`${f}: cannot read shard ${shard}'s map output (${(e as Error).message}); run its map step (kiln data prep --shard ${shard}/N) first`);
   }
+}
 
-  // Second pass: the spill file becomes the shard, without the near duplicates.
-  const outName = `shard-${pad(shard)}.jsonl.zst`;
-  const outPath = join(o.output, outName);
+/** The shards whose map step has finished in `dir` (they have a partial ledger). */
+export function mappedShards(dir: string): number[] {
+  return readdirSync(dir)
+    .map((f) => /^shard-(\d+)\.partial\.json$/.exec(f))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b);
+}
+
+export interface DedupResult {
+  readonly shards: number;
+  readonly records: number;
+  readonly clusters: number;
+  readonly duplicates: number;
+  readonly seconds: number;
+}
+
+/**
+ * The reduce step over mapped shards in `dir` (all of them unless `shards` says which): reads their band
+ * directories, clusters near duplicates across shards and writes each shard's drop list. Refuses shards
+ * mapped with different near-dedup settings.
+ */
+export async function reduceShards(dir: string, opts: { shards?: readonly number[]; expect?: number; maxKeys?: number; /** Write `near-dedup.json` (default true). */ record?: boolean } = {}): Promise<DedupResult> {
+  const t0 = performance.now();
+  const shards = opts.shards ?? mappedShards(dir);
+  if (opts.expect !== undefined) {
+    const missing = Array.from({ length: opts.expect }, (_, i) => i).filter((i) => !shards.includes(i));
+    if (missing.length) throw new Error(`${dir}: shards ${missing.join(', ')} of ${opts.expect} have not been mapped (no ${shardFile(missing[0]!, 'partial.json')})`);
+  }
+  const partials = shards.map((s) => readPartial(dir, s));
+  const near = partials.filter((p) => p.near);
+  if (near.length === 0) {
+    for (const p of partials) writeDropList(join(dir, shardFile(p.shard, 'drop')), new Uint32Array(0));
+    return { shards: shards.length, records: 0, clusters: 0, duplicates: 0, seconds: 0 };
+  }
+  const first = JSON.stringify(near[0]!.near);
+  const odd = partials.find((p) => JSON.stringify(p.near) !== first);
+  if (odd) throw new Error(`shard ${odd.shard} was mapped with near-dedup settings ${JSON.stringify(odd.near)}, shard ${near[0]!.shard} with ${first}; map every shard with the same settings`);
+  const r = await reduceBands(
+    partials.map((p) => join(dir, shardFile(p.shard, 'bands'))),
+    opts.maxKeys !== undefined ? { maxKeys: opts.maxKeys } : {},
+  );
+  for (const p of partials) writeDropList(join(dir, shardFile(p.shard, 'drop')), r.drop.get(p.shard) ?? new Uint32Array(0));
+  if (opts.record !== false) writeFileSync(join(dir, 'near-dedup.json'), `${JSON.stringify({ kiln: 'data-prep/near-dedup/v1', shards, ...near[0]!.near, records: r.records, clusters: r.clusters, duplicates: r.duplicates, passesPerBand: r.passesPerBand }, null, 2)}\n`);
+  return { shards: shards.length, records: r.records, clusters: r.clusters, duplicates: r.duplicates, seconds: Number(((performance.now() - t0) / 1000).toFixed(2)) };
+}
+
+/**
+ * The apply step for one shard: its candidates minus its drop list become `shard-N.jsonl.zst`, with the
+ * manifest (the ledger closed: every record kept or dropped) and the report. Removes the intermediates.
+ */
+export async function applyShard(dir: string, shard: number, dedup?: DedupResult): Promise<ShardManifest> {
+  const t0 = performance.now();
+  const partial = readPartial(dir, shard);
+  const ledger = Ledger.resume(partial.records, partial.candidates);
+  const dropFile = join(dir, shardFile(shard, 'drop'));
+  if (partial.near && !existsSync(dropFile)) throw new Error(`${dropFile}: no drop list for shard ${shard}; run the reduce step (kiln data dedup) over all shards first`);
+  const drop = partial.near ? readDropList(dropFile) : new Set<number>();
+  const outName = shardFile(shard, 'jsonl.zst');
+  const outPath = join(dir, outName);
   const zst = createZstdCompress();
   const file = createWriteStream(outPath);
   const digest = createHash('sha256');
@@ -165,15 +266,15 @@ export async function prepare(o: PrepOptions): Promise<ShardManifest> {
   const meanLine = new Log2Histogram();
   let index = 0;
   let written = 0;
-  for await (const line of createInterface({ input: createReadStream(spillPath), crlfDelay: Infinity })) {
+  const candidates = createReadStream(join(dir, shardFile(shard, 'candidates.jsonl.zst'))).pipe(createZstdDecompress());
+  for await (const line of createInterface({ input: candidates, crlfDelay: Infinity })) {
     if (!line) continue;
-    if (dropNear.has(index++)) {
+    if (drop.has(index++)) {
       ledger.drop('near-duplicate');
       continue;
     }
     const r = JSON.parse(line) as { content: string; path: string; language: string | null; repository: string | null };
-    const out = `${JSON.stringify({ content: r.content, path: r.path, language: r.language, repository: r.repository })}\n`;
-    await write(zst, out);
+    await write(zst, `${line}\n`);
     const bytes = Buffer.byteLength(r.content);
     ledger.keep(bytes);
     fileBytes.add(bytes);
@@ -186,22 +287,44 @@ export async function prepare(o: PrepOptions): Promise<ShardManifest> {
   }
   zst.end();
   await once(file, 'finish');
-  rmSync(spillPath, { force: true });
-  rmSync(bandsPath, { force: true });
+  if (index !== partial.candidates) throw new Error(`${shardFile(shard, 'candidates.jsonl.zst')}: ${index} candidates, the partial ledger says ${partial.candidates}; map shard ${shard} again`);
 
   const manifest: ShardManifest = {
     kiln: 'data-prep/v1',
     shard,
-    inputs: [...o.inputs],
+    inputs: partial.inputs,
     records: ledger.close(),
-    pii,
+    pii: partial.pii,
     languages: Object.fromEntries(Object.entries(languages).sort(([, a], [, b]) => b.bytes - a.bytes)),
     outputs: [{ path: outName, format: 'jsonl.zst', records: written, bytes: outBytes, sha256: digest.digest('hex') }],
-    nearDedup,
+    nearDedup: partial.near ? { bands: partial.near.bands, rows: partial.near.rows, shards: dedup?.shards ?? 1, clusters: dedup?.clusters ?? 0, duplicates: dedup?.duplicates ?? 0 } : null,
     distributions: { fileBytes: fileBytes.toJSON(), meanLineLength: meanLine.toJSON() },
-    seconds: Number(((performance.now() - t0) / 1000).toFixed(2)),
+    seconds: Number((partial.seconds + (dedup?.seconds ?? 0) + (performance.now() - t0) / 1000).toFixed(2)),
   };
-  writeFileSync(join(o.output, `shard-${pad(shard)}.manifest.json`), `${JSON.stringify(manifest, null, 2)}\n`);
-  writeFileSync(join(o.output, `shard-${pad(shard)}.report.html`), renderReport(manifest, { fileBytes, meanLine }));
+  writeFileSync(join(dir, shardFile(shard, 'manifest.json')), `${JSON.stringify(manifest, null, 2)}\n`);
+  writeFileSync(join(dir, shardFile(shard, 'report.html')), renderReport(manifest, { fileBytes, meanLine }));
+  for (const f of ['candidates.jsonl.zst', 'bands', 'partial.json', 'drop']) rmSync(join(dir, shardFile(shard, f)), { recursive: true, force: true });
   return manifest;
+}
+
+/** Reduce and apply over every mapped shard in `dir`: the second half of a sharded data prep. */
+export async function dedupShards(dir: string, opts: { expect?: number; maxKeys?: number; onShard?: (m: ShardManifest) => void } = {}): Promise<{ dedup: DedupResult; manifests: ShardManifest[] }> {
+  const shards = mappedShards(dir);
+  if (shards.length === 0) throw new Error(`${dir}: no mapped shards (shard-N.partial.json); run kiln data prep --shard i/N for each shard first`);
+  const dedup = await reduceShards(dir, { shards, ...(opts.expect !== undefined ? { expect: opts.expect } : {}), ...(opts.maxKeys !== undefined ? { maxKeys: opts.maxKeys } : {}) });
+  const manifests: ShardManifest[] = [];
+  for (const s of shards) {
+    const m = await applyShard(dir, s, dedup);
+    opts.onShard?.(m);
+    manifests.push(m);
+  }
+  return { dedup, manifests };
+}
+
+/** Runs data prep over `inputs` in one process: map, reduce (this shard alone) and apply. */
+export async function prepare(o: PrepOptions): Promise<ShardManifest> {
+  const shard = o.shard ?? 0;
+  await mapShard(o);
+  const dedup = await reduceShards(o.output, { shards: [shard], record: false });
+  return applyShard(o.output, shard, dedup);
 }

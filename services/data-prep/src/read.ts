@@ -1,7 +1,8 @@
 /**
  * Reading sources as a stream of records, with memory bounded by the longest record allowed, not by the
- * shard: JSON Lines (plain, gzip, zstd) and directories of raw files (git checkouts included). A record that
- * cannot be read is not an error: it comes out as a `Malformed` item with its reason, so it is counted.
+ * shard: JSON Lines (plain, gzip, zstd), Parquet (`parquet.ts`: one row group at a time) and directories of
+ * raw files (git checkouts included). A record that cannot be read is not an error: it comes out as a
+ * `Malformed` item with its reason, so it is counted.
  */
 import { createReadStream, type Dirent } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
@@ -15,7 +16,7 @@ export interface CodeRecord {
   readonly path: string;
   readonly language?: string;
   readonly repository?: string;
-  /** Where it came from: `file:line` for JSON Lines, the file for directories. */
+  /** Where it came from: `file:line` for JSON Lines, `file:row` (from 1) for Parquet, the file for directories. */
   readonly origin: string;
   /** Its size in the source, bytes. */
   readonly bytes: number;
@@ -36,12 +37,39 @@ export type Item = CodeRecord | Malformed;
 export const isMalformed = (i: Item): i is Malformed => 'malformed' in i;
 
 export interface ReadOptions {
-  /** Largest record (a JSON line, or a file) read, bytes; larger ones are `oversized`. Default 1 MiB. */
+  /** Largest record (a JSON line, a Parquet row's content, or a file) read, bytes; larger ones are `oversized`. Default 1 MiB. */
   readonly maxBytes?: number;
 }
 
-const DEFAULT_MAX = 1 << 20;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+export const DEFAULT_MAX = 1 << 20;
+export const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Where a record's parts are read from, in JSON Lines and Parquet alike: the first name present with a string
+ * value wins. The later names are The Stack's (v1: `max_stars_repo_path`, `max_stars_repo_name`, `lang`).
+ */
+export const FIELDS = {
+  content: ['content', 'text'],
+  path: ['path', 'max_stars_repo_path', 'file_path'],
+  language: ['language', 'lang'],
+  repository: ['repository', 'max_stars_repo_name', 'repo_name'],
+} as const;
+
+/** The first of `names` whose value in `o` is a string. */
+export function firstString(o: Readonly<Record<string, unknown>>, names: readonly string[]): string | undefined {
+  for (const n of names) {
+    const v = o[n];
+    if (typeof v === 'string') return v;
+  }
+  return undefined;
+}
+
+/** A record's path (`''` when none), language and repository, by `FIELDS`. */
+export function recordFields(o: Readonly<Record<string, unknown>>): { path: string; language?: string; repository?: string } {
+  const language = firstString(o, FIELDS.language);
+  const repository = firstString(o, FIELDS.repository);
+  return { path: firstString(o, FIELDS.path) ?? '', ...(language !== undefined ? { language } : {}), ...(repository !== undefined ? { repository } : {}) };
+}
 
 /** Lines of a byte stream, each at most `max` bytes; a longer line yields `{ over: n }` without being held. */
 async function* lines(src: Readable, max: number): AsyncGenerator<Buffer | { over: number }> {
@@ -113,24 +141,18 @@ export async function* readJsonl(file: string, opts: ReadOptions = {}): AsyncGen
       continue;
     }
     const o = v as Record<string, unknown>;
-    const content = typeof o.content === 'string' ? o.content : typeof o.text === 'string' ? o.text : undefined;
+    const content = firstString(o, FIELDS.content);
     if (content === undefined) {
       yield { malformed: 'no-content', origin, bytes: line.length, detail: 'no string "content" or "text" field' };
       continue;
     }
-    yield {
-      content,
-      path: typeof o.path === 'string' ? o.path : typeof o.max_stars_repo_path === 'string' ? o.max_stars_repo_path : '',
-      ...(typeof o.language === 'string' ? { language: o.language } : typeof o.lang === 'string' ? { language: o.lang } : {}),
-      ...(typeof o.repository === 'string' ? { repository: o.repository } : typeof o.repo_name === 'string' ? { repository: o.repo_name } : {}),
-      origin,
-      bytes: line.length,
-    };
+    // A NUL byte in a JSON string is not dropped here but by the filters (`nul-byte`), as it is for Parquet.
+    yield { content, ...recordFields(o), origin, bytes: line.length };
   }
 }
 
 /** Directories never read: version control internals. */
-const SKIP_DIRS = new Set(['.git', '.hg', '.svn']);
+export const SKIP_DIRS: ReadonlySet<string> = new Set(['.git', '.hg', '.svn']);
 
 /** Every regular file under `dir`, in a stable (sorted) order, depth first; symlinks are not followed. */
 export async function* walk(dir: string): AsyncGenerator<string> {
@@ -193,9 +215,36 @@ export async function* readDirectory(dir: string, opts: ReadOptions = {}): Async
   }
 }
 
-/** Records of any input: a directory, or a JSON Lines file. */
+/** Whether `file` is Parquet: its name ends in `.parquet`, or it starts with Parquet's magic `PAR1`. */
+export async function isParquetFile(file: string): Promise<boolean> {
+  if (file.toLowerCase().endsWith('.parquet')) return true;
+  try {
+    const fh = await open(file, 'r');
+    try {
+      const head = Buffer.alloc(4);
+      const { bytesRead } = await fh.read(head, 0, 4, 0);
+      return bytesRead === 4 && head.toString('latin1') === 'PAR1';
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Records of any input: a directory of raw files, a Parquet file (by its name or its magic bytes), or a JSON
+ * Lines file. A `.parquet` file inside a directory is one of its raw files (so, with its NUL bytes, `binary`),
+ * not a table: a directory is a checkout of source code, where a Parquet file is test data of the project, not
+ * a set of records. A directory of Parquet files is read as such when the spec's source says `format:
+ * parquet`: `optionsFrom` then lists its `.parquet` files as the inputs (or call `readParquetDirectory`).
+ */
 export async function* readInput(input: string, opts: ReadOptions = {}): AsyncGenerator<Item> {
   const s = await stat(input);
   if (s.isDirectory()) yield* readDirectory(input, opts);
-  else yield* readJsonl(input, opts);
+  else if (await isParquetFile(input)) {
+    // Loaded on first use: `parquet.ts` imports this module, and JSON Lines runs need none of it.
+    const { readParquet } = await import('./parquet.ts');
+    yield* readParquet(input, opts);
+  } else yield* readJsonl(input, opts);
 }

@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DataSource, Preprocessing } from '@kiln/spec';
 import { optionsFrom } from './from-spec.ts';
-import { prepare, type ShardManifest } from './pipeline.ts';
+import { dedupShards, mapShard, prepare, type PartialShard, type ShardManifest } from './pipeline.ts';
 
 /** Exit code of a configuration error (libs/k8s TERMINAL_EXIT_CODE): the Job fails at once. */
 export const TERMINAL = 2;
@@ -22,7 +22,36 @@ interface StageConfig {
   readonly decontaminate?: readonly { readonly name: string; readonly benchmark: string; readonly path?: string | null }[];
   readonly output: string;
   readonly manifests: string;
+  /** 'map': stop before near dedup; the plan's dedup stage reduces across shards and applies. Default 'all'. */
+  readonly phase?: 'all' | 'map';
 }
+
+interface DedupStageConfig {
+  readonly input: string;
+  readonly manifests: string;
+  readonly shards: number;
+}
+
+/** The summary as JSON that fits the controller's 4 KiB: warnings go first, then the artifact list. */
+function fit(summary: Record<string, unknown>): string {
+  let text = JSON.stringify(summary);
+  if (text.length > 4000) text = JSON.stringify({ ...summary, warnings: undefined });
+  if (text.length > 4000) text = JSON.stringify({ ...summary, warnings: undefined, artifacts: undefined });
+  return text;
+}
+
+function writeTermination(env: NodeJS.ProcessEnv, text: string): void {
+  try {
+    writeFileSync(env.KILN_TERMINATION_LOG ?? '/dev/termination-log', text);
+  } catch {
+    // Outside a pod there is no termination log; the manifests hold everything.
+  }
+}
+
+const metricsOf = (r: ShardManifest['records'] | PartialShard['records']) => ({
+  records_in: r.recordsIn,
+  ...Object.fromEntries(Object.entries(r.dropped).map(([k, v]) => [`dropped_${k.replace(/-/g, '_')}`, v])),
+});
 
 /** A storage URI as a local path: `file://` as it is, `pvc://claim/p` under the claim's mount. */
 export function localPath(uri: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -44,7 +73,7 @@ export function readStageConfig(file: string): StageConfig {
 }
 
 /** Runs the stage; returns the manifest and the summary it wrote to the termination log. */
-export async function runStage(configFile: string, opts: { shard?: number; env?: NodeJS.ProcessEnv; log?: (m: string) => void } = {}): Promise<{ manifest: ShardManifest; summary: Record<string, unknown> }> {
+export async function runStage(configFile: string, opts: { shard?: number; env?: NodeJS.ProcessEnv; log?: (m: string) => void } = {}): Promise<{ manifest?: ShardManifest; partial?: PartialShard; summary: Record<string, unknown> }> {
   const env = opts.env ?? process.env;
   const c = readStageConfig(configFile);
   const count = c.preprocessing.shards ?? 1;
@@ -59,6 +88,12 @@ export async function runStage(configFile: string, opts: { shard?: number; env?:
     throw new StageConfigError(`the stage config's preprocessing is incomplete (${(e as Error).message}); it comes from the compiled plan, so recompile it with this kiln`);
   }
   for (const w of prep.warnings) opts.log?.(`warning: ${w}`);
+  if (c.phase === 'map') {
+    const partial = await mapShard({ ...prep.options, output: out, shard, partition: { index: shard, count }, ...(opts.log ? { onProgress: (t) => opts.log!(`${t.recordsIn} records read`) } : {}) });
+    const summary = { shard, phase: 'map', metrics: { ...metricsOf(partial.records), candidates: partial.candidates, redacted: Object.values(partial.pii).reduce((a, b) => a + b, 0) }, ...(prep.warnings.length ? { warnings: prep.warnings.slice(0, 5) } : {}) };
+    writeTermination(env, fit(summary));
+    return { partial, summary };
+  }
   const manifest = await prepare({ ...prep.options, output: out, shard, partition: { index: shard, count }, ...(opts.log ? { onProgress: (t) => opts.log!(`${t.recordsIn} records read, ${t.kept} kept`) } : {}) });
   mkdirSync(manifests, { recursive: true });
   const name = `shard-${String(shard).padStart(5, '0')}.manifest.json`;
@@ -75,10 +110,50 @@ export async function runStage(configFile: string, opts: { shard?: number; env?:
   // The controller reads at most 4 KiB of it.
   let text = JSON.stringify(summary);
   if (text.length > 4000) text = JSON.stringify({ ...summary, warnings: undefined, metrics: { records_in: r.recordsIn, records_out: r.kept } });
-  try {
-    writeFileSync(env.KILN_TERMINATION_LOG ?? '/dev/termination-log', text);
-  } catch {
-    // Outside a pod there is no termination log; the manifest holds everything.
-  }
+  writeTermination(env, text);
   return { manifest, summary };
+}
+
+function readDedupConfig(file: string): DedupStageConfig {
+  let c: Partial<DedupStageConfig>;
+  try {
+    c = JSON.parse(readFileSync(file, 'utf8')) as Partial<DedupStageConfig>;
+  } catch (e) {
+    throw new StageConfigError(`cannot read the stage config ${file}: ${(e as Error).message}`);
+  }
+  for (const k of ['input', 'manifests', 'shards'] as const) if (c[k] === undefined) throw new StageConfigError(`the stage config ${file} has no "${k}"`);
+  return c as DedupStageConfig;
+}
+
+/**
+ * The dedup stage: the reduce step over every shard the data-prep stage mapped, then the apply step per
+ * shard; the manifests and reports go to the run's manifests location.
+ */
+export async function runDedupStage(configFile: string, opts: { env?: NodeJS.ProcessEnv; log?: (m: string) => void } = {}): Promise<{ manifests: ShardManifest[]; summary: Record<string, unknown> }> {
+  const env = opts.env ?? process.env;
+  const c = readDedupConfig(configFile);
+  const dir = localPath(c.input, env);
+  const manifestsDir = localPath(c.manifests, env);
+  let result;
+  try {
+    result = await dedupShards(dir, { expect: c.shards, onShard: (m) => opts.log?.(`shard ${m.shard}: ${m.records.kept} of ${m.records.recordsIn} kept`) });
+  } catch (e) {
+    // Missing or mismatched map output will not appear by retrying: the data-prep stage must run again.
+    throw new StageConfigError((e as Error).message);
+  }
+  mkdirSync(manifestsDir, { recursive: true });
+  for (const m of result.manifests) {
+    for (const suffix of ['manifest.json', 'report.html']) {
+      const name = `shard-${String(m.shard).padStart(5, '0')}.${suffix}`;
+      copyFileSync(join(dir, name), join(manifestsDir, name));
+    }
+  }
+  copyFileSync(join(dir, 'near-dedup.json'), join(manifestsDir, 'near-dedup.json'));
+  const sum = (f: (m: ShardManifest) => number) => result.manifests.reduce((a, m) => a + f(m), 0);
+  const summary = {
+    metrics: { shards: result.dedup.shards, records_in: sum((m) => m.records.recordsIn), records_out: sum((m) => m.records.kept), bytes_out: sum((m) => m.records.bytesOut), near_duplicates: result.dedup.duplicates, clusters: result.dedup.clusters },
+    artifacts: result.manifests.length <= 16 ? result.manifests.flatMap((m) => m.outputs.map((o) => ({ name: `shard-${m.shard}`, uri: `${c.input.replace(/\/+$/, '')}/${o.path}`, digest: `sha256:${o.sha256}`, bytes: o.bytes }))) : [{ name: 'shards', uri: c.input }],
+  };
+  writeTermination(env, fit(summary));
+  return { manifests: result.manifests, summary };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { detectLanguage, shebangLanguage } from '../src/language.ts';
+import { detectLanguage, normalizeLanguage, shebangLanguage } from '../src/language.ts';
 
 describe('detectLanguage by file name', () => {
   it.each([
@@ -72,5 +72,13 @@ describe('detectLanguage by shebang', () => {
     expect(shebangLanguage('#!/usr/bin/env frobnicate\n')).toBeUndefined();
     expect(detectLanguage('scripts/tool', 'echo hi\n')).toBeUndefined();
     expect(shebangLanguage('#!/usr/bin/env constructor\n')).toBeUndefined();
+  });
+});
+
+describe('normalizeLanguage', () => {
+  it("maps other datasets' labels to the names the filters use", () => {
+    expect(['Python', 'C++', 'C#', 'JavaScript', 'TypeScript', 'Go', ' Rust ', 'Jupyter Notebook', 'Emacs Lisp'].map((l) => normalizeLanguage(l))).toEqual(['python', 'cpp', 'csharp', 'javascript', 'typescript', 'go', 'rust', 'jupyter', 'emacs-lisp']);
+    expect(normalizeLanguage('')).toBeUndefined();
+    expect(normalizeLanguage(null)).toBeUndefined();
   });
 });

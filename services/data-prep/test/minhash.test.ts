@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -41,33 +41,78 @@ describe('MinHash signatures', () => {
   });
 });
 
-describe('near-dedup across shards (band files and a reduce step)', () => {
-  it('finds mutated copies planted in other shards, keeps the first copy, and nothing else', async () => {
-    const { bands, rows } = optimalLsh(0.7, 256);
-    // Shard 0 holds the originals; shard 1 a lightly edited copy of the first 10 and 10 other files;
-    // shard 2 an exact copy of original 3 and heavily edited copies (every line) of originals 4 and 5.
-    const originals = pyFiles.slice(0, 30);
-    const others = pyFiles.slice(30, 40);
-    expect(others.length).toBe(10);
-    const shards = [originals, [...originals.slice(0, 10).map((t) => mutate(t, 12)), ...others], [originals[3]!, ...originals.slice(4, 6).map((t) => mutate(t, 1))]];
-    const files: string[] = [];
-    for (const [s, texts] of shards.entries()) {
-      const file = join(dir, `bands-${s}.bin`);
-      await writeBands(file, s, texts.map((t, index) => ({ index, keys: bandKeys(signature(t)!, bands, rows) })));
-      files.push(file);
+describe('near-dedup across shards (band directories and a reduce step)', () => {
+  const { bands, rows } = optimalLsh(0.7, 256);
+  // Shard 0 holds the originals; shard 1 a lightly edited copy of the first 10 and 10 other files;
+  // shard 2 an exact copy of original 3 and heavily edited copies (every line) of originals 4 and 5.
+  const originals = pyFiles.slice(0, 30);
+  const others = pyFiles.slice(30, 40);
+  const shards = [originals, [...originals.slice(0, 10).map((t) => mutate(t, 12)), ...others], [originals[3]!, ...originals.slice(4, 6).map((t) => mutate(t, 1))]];
+  // Record indexes need not be dense: the map step only writes keys for records with a signature.
+  const index = (i: number) => i * 2 + 1;
+  async function write(prefix: string, order: number[]) {
+    const dirs: string[] = [];
+    for (const s of order) {
+      const d = join(dir, `${prefix}-${s}`);
+      await writeBands(d, s, bands, rows, shards[s]!.map((t, i) => ({ index: index(i), keys: bandKeys(signature(t)!, bands, rows) })));
+      dirs.push(d);
     }
-    const r = await reduceBands(files, bands);
+    return dirs;
+  }
+
+  it('finds mutated copies planted in other shards, keeps the first copy, and nothing else', async () => {
+    expect(others.length).toBe(10);
+    const r = await reduceBands(await write('a', [0, 1, 2]));
     expect(r.records).toBe(30 + 20 + 3);
-    expect([...(r.drop.get(0) ?? [])]).toEqual([]);
-    expect([...r.drop.get(1)!].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect([...r.drop.get(0)!]).toEqual([]);
+    expect([...r.drop.get(1)!]).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map(index));
     // The exact copy goes; copies with every line edited are different enough to stay.
-    expect([...r.drop.get(2)!]).toEqual([0]);
-    expect(r.clusters).toBe(r.records - 11);
+    expect([...r.drop.get(2)!]).toEqual([index(0)]);
+    expect(r.duplicates).toBe(11);
+    expect(r.clusters).toBe(10); // original 3 has two copies
+    expect(r.passesPerBand).toBe(1);
   });
 
-  it('refuses a truncated band file', async () => {
-    const file = join(dir, 'bad.bin');
-    await writeBands(file, 0, [{ index: 0, keys: new Uint32Array(3) }]);
-    await expect(reduceBands([file], 4)).rejects.toThrow(/truncated/);
+  it('gives the same answer whatever order the shards come in, and in several passes per band', async () => {
+    const dirs = await write('b', [2, 0, 1]);
+    const one = await reduceBands(dirs);
+    const many = await reduceBands(dirs, { maxKeys: 7 });
+    expect(many.passesPerBand).toBe(Math.ceil(53 / 7));
+    for (const s of [0, 1, 2]) expect([...many.drop.get(s)!]).toEqual([...one.drop.get(s)!]);
+    expect([...one.drop.get(1)!]).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map(index));
+  });
+
+  it('keeps 64-bit band keys: no chance collisions among 200k random signatures', { timeout: 60_000 }, async () => {
+    // With 32-bit keys about 200k²/2³³ ≈ 4.7 false pairs per band (≈ 116 over 25 bands) would be expected; 64-bit: none.
+    const n = 200_000;
+    let x = 12345;
+    const rnd = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0);
+    const d = join(dir, 'random');
+    const sig = new Uint32Array(bands * rows);
+    const recs = function* () {
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < sig.length; j++) sig[j] = rnd();
+        yield { index: i, keys: bandKeys(sig, bands, rows) };
+      }
+    };
+    await writeBands(d, 0, bands, rows, recs());
+    const r = await reduceBands([d]);
+    expect(r.records).toBe(n);
+    expect(r.duplicates).toBe(0);
+  });
+
+  it('refuses truncated band files, unfinished shards and mixed settings', async () => {
+    const d = join(dir, 'bad');
+    await writeBands(d, 0, 4, 2, [{ index: 0, keys: new Uint32Array(8) }]);
+    writeFileSync(join(d, 'band-001.u64'), Buffer.alloc(3));
+    await expect(reduceBands([d])).rejects.toThrow(/truncated/);
+    rmSync(join(d, 'meta.json'));
+    await expect(reduceBands([d])).rejects.toThrow(/not a finished band directory/);
+    const e = join(dir, 'other');
+    await writeBands(e, 1, 4, 2, []);
+    const f = join(dir, 'other2');
+    await writeBands(f, 2, 2, 4, []);
+    await expect(reduceBands([e, f])).rejects.toThrow(/same near-dedup settings/);
+    await expect(writeBands(join(dir, 'x'), 0, 4, 2, [{ index: 0, keys: new Uint32Array(3) }])).rejects.toThrow(/expected 4 band keys/);
   });
 });

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { zstdDecompressSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadHumanEval } from '../src/decontaminate.ts';
-import { prepare } from '../src/pipeline.ts';
+import { applyShard, dedupShards, mapShard, prepare } from '../src/pipeline.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-prep-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -64,3 +64,60 @@ describe('prepare: one shard from local inputs', () => {
     expect(html).not.toMatch(/<script|https?:\/\//);
   });
 });
+
+describe('sharded: map per shard, one reduce across shards, apply per shard', () => {
+  const real = readdirSync(stdlib).filter((f) => f.endsWith('.py')).sort().map((f) => readFileSync(join(stdlib, f), 'utf8')).filter((t) => t.length > 3000 && t.length < 60_000).slice(20, 60);
+  const tweak = (t: string) => t.split('\n').map((l, i) => (i % 15 === 0 ? `${l}  # tweak` : l)).join('\n');
+  const SHARDS = 3;
+
+  it('drops near duplicates that landed in different shards, keeps the lowest (shard, index), and accounts for every record', async () => {
+    const repo = join(dir, 'sharded');
+    mkdirSync(repo, { recursive: true });
+    real.forEach((t, i) => writeFileSync(join(repo, `orig${i}.py`), t));
+    // Ten lightly edited copies under other names: the path hash puts most of them in another shard.
+    real.slice(0, 10).forEach((t, i) => writeFileSync(join(repo, `copy${i}.py`), tweak(t)));
+    const out = join(dir, 'sharded-out');
+    const maps = [];
+    for (let i = 0; i < SHARDS; i++) maps.push(await mapShard({ inputs: [repo], output: out, shard: i, partition: { index: i, count: SHARDS } }));
+    // Before the reduce, nothing is final, and the partial ledgers hold the candidates as undecided.
+    expect(readdirSync(out).filter((f) => f.endsWith('.manifest.json'))).toEqual([]);
+    expect(maps.reduce((a, m) => a + m.records.recordsIn, 0)).toBe(50);
+    await expect(applyShard(out, 0)).rejects.toThrow(/no drop list for shard 0; run the reduce step/);
+
+    const { dedup, manifests } = await dedupShards(out, { expect: SHARDS });
+    expect(dedup.shards).toBe(SHARDS);
+    expect(dedup.duplicates).toBe(10);
+    expect(dedup.clusters).toBe(10);
+    const total = manifests.reduce((a, m) => a + m.records.recordsIn, 0);
+    const kept = manifests.reduce((a, m) => a + m.records.kept, 0);
+    const near = manifests.reduce((a, m) => a + (m.records.dropped['near-duplicate'] ?? 0), 0);
+    expect(total).toBe(50);
+    expect(near).toBe(10);
+    for (const m of manifests) {
+      expect(m.records.kept + Object.values(m.records.dropped).reduce((a, b) => a + b, 0)).toBe(m.records.recordsIn);
+      expect(m.nearDedup).toMatchObject({ shards: SHARDS, clusters: 10, duplicates: 10 });
+    }
+    // What survives: every original or its copy, exactly one of each pair, chosen by (shard, index).
+    const paths = manifests.flatMap((m) => zstdDecompressSync(readFileSync(join(out, m.outputs[0]!.path))).toString('utf8').trim().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { path: string }).path));
+    expect(paths).toHaveLength(kept);
+    expect(kept).toBe(40);
+    for (let i = 0; i < 10; i++) expect([paths.includes(`orig${i}.py`), paths.includes(`copy${i}.py`)].filter(Boolean)).toHaveLength(1);
+    for (let i = 10; i < 40; i++) expect(paths).toContain(`orig${i}.py`);
+    // Deduplicating each shard alone would miss the pairs split across shards.
+    let alone = 0;
+    for (let i = 0; i < SHARDS; i++) alone += (await prepare({ inputs: [repo], output: join(dir, 'alone'), shard: i, partition: { index: i, count: SHARDS } })).records.dropped['near-duplicate'] ?? 0;
+    expect(alone).toBeLessThan(5);
+    // The intermediates are gone; the cross-shard summary stays.
+    expect(readdirSync(out).filter((f) => !/^shard-\d{5}\.(jsonl\.zst|manifest\.json|report\.html)$/.test(f))).toEqual(['near-dedup.json']);
+  });
+
+  it('refuses to reduce before every shard is mapped, and shards mapped with different settings', async () => {
+    const out = join(dir, 'partial-out');
+    const repo = join(dir, 'sharded');
+    await mapShard({ inputs: [repo], output: out, shard: 0, partition: { index: 0, count: 2 } });
+    await expect(dedupShards(out, { expect: 2 })).rejects.toThrow(/shards 1 of 2 have not been mapped/);
+    await mapShard({ inputs: [repo], output: out, shard: 1, partition: { index: 1, count: 2 }, near: { numPerm: 128 } });
+    await expect(dedupShards(out, { expect: 2 })).rejects.toThrow(/map every shard with the same settings/);
+  });
+});
+

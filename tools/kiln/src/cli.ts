@@ -42,7 +42,7 @@ Exit codes: 0 ok, 1 invalid spec or a capacity problem, 2 usage error.`,
   },
   data: {
     summary: 'data prep: filter, redact, dedup and decontaminate code into clean shards',
-    usage: 'kiln data prep (--input <files or dirs...> | --spec kiln.yaml [--stack S] [--shard i/N]) --output DIR [--json] | --config stage.json',
+    usage: 'kiln data prep (--input <files or dirs...> | --spec kiln.yaml [--stack S] [--shard i/N]) --output DIR [--json] | --config stage.json\n       kiln data dedup --output DIR [--shards N] [--json] | --config stage.json',
     help: `Reads JSON Lines (plain, .gz, .zst; fields content or text, path, language, repository) and
 directories of raw files, and writes one cleaned shard (shard-NNNNN.jsonl.zst) and its manifest
 (shard-NNNNN.manifest.json) to --output. Every record read is kept or dropped under one reason (bad JSON,
@@ -54,7 +54,10 @@ Options:
   --input PATH       a JSON Lines file or a directory (repeat for more)
   --spec FILE        read the spec's local sources and its preprocessing settings instead
   --stack NAME       with --spec: apply this stack's overlay
-  --shard i/N        with --spec: take shard i of N (by a hash of each record's path)
+  --shard i/N        take shard i of N (by a hash of each record's path). With near dedup on, this maps
+                     the shard only (candidates and MinHash band keys); near duplicates span shards, so
+                     once all N are mapped, \`kiln data dedup --output DIR\` clusters them and writes
+                     the cleaned shards and manifests
   --output DIR       where the shard and its manifest go (required)
   --no-pii           do not redact PII and secrets
   --no-near          skip near-duplicate detection
@@ -62,8 +65,12 @@ Options:
   --config FILE      run as the pipeline's data-prep stage: config from FILE (/etc/kiln/stage.json), shard
                      from JOB_COMPLETION_INDEX, output under the run's storage, summary to the termination log
 
-Exit codes: 0 ok, 1 an input cannot be read or the spec is invalid, 2 usage or stage config error.`,
-    options: { ...common, config: { type: 'string' }, input: { type: 'string', multiple: true }, spec: { type: 'string' }, stack: { type: 'string' }, shard: { type: 'string' }, output: { type: 'string' }, 'no-pii': { type: 'boolean' }, 'no-near': { type: 'boolean' }, json: { type: 'boolean' } },
+kiln data dedup --output DIR [--shards N] [--json]: the reduce step over every shard mapped in DIR (with
+--shards N, refuses to start unless shards 0..N-1 are all there), then each shard's cleaned file, manifest
+and report. With --config FILE it is the pipeline's dedup stage.
+
+Exit codes: 0 ok, 1 an input cannot be read, the spec is invalid or shards are missing, 2 usage or stage config error.`,
+    options: { ...common, config: { type: 'string' }, shards: { type: 'string' }, input: { type: 'string', multiple: true }, spec: { type: 'string' }, stack: { type: 'string' }, shard: { type: 'string' }, output: { type: 'string' }, 'no-pii': { type: 'boolean' }, 'no-near': { type: 'boolean' }, json: { type: 'boolean' } },
     allowPositionals: true,
     run: async (...a) => (await import('./data-cmd.ts')).runData(...a),
   },

@@ -1,11 +1,15 @@
-/** `kiln data prep`: the data-prep stage on local inputs or a spec's local sources. */
+/**
+ * `kiln data prep`: the data-prep stage on local inputs or a spec's local sources; `kiln data dedup`: near
+ * dedup across the shards that `kiln data prep --shard i/N` mapped.
+ */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { formatDiagnostics, load } from '@kiln/spec';
 import { EXIT, UsageError, type Io } from './io.ts';
 
 export async function runData(values: Record<string, unknown>, pos: string[], io: Io): Promise<number> {
-  if (pos[0] !== 'prep' || pos.length !== 1) throw new UsageError(pos.length ? `unknown data command "${pos.join(' ')}"; the command is: kiln data prep` : 'missing subcommand: kiln data prep');
+  if (!['prep', 'dedup'].includes(pos[0] ?? '') || pos.length !== 1) throw new UsageError(pos.length ? `unknown data command "${pos.join(' ')}"; the commands are: kiln data prep, kiln data dedup` : 'missing subcommand: kiln data prep or kiln data dedup');
+  if (pos[0] === 'dedup') return runDedup(values, io);
   if (values.config !== undefined) return runAsStage(String(values.config), values, io);
   const output = values.output as string | undefined;
   if (!output) throw new UsageError('--output DIR is required (the cleaned shard and its manifest go there)');
@@ -21,7 +25,7 @@ export async function runData(values: Record<string, unknown>, pos: string[], io
     shard = Number(m[1]);
     partition = { index: shard, count: Number(m[2]) };
   }
-  const { prepare, optionsFromSpec } = await import('@kiln/data-prep');
+  const { prepare, mapShard, optionsFromSpec } = await import('@kiln/data-prep');
   let options;
   if (spec) {
     const r = load(spec, values.stack !== undefined ? { stack: String(values.stack) } : {});
@@ -36,8 +40,27 @@ export async function runData(values: Record<string, unknown>, pos: string[], io
     options = { inputs: inputs.map((i) => resolve(i)) };
   }
   const t0 = Date.now();
+  // Sharded with near dedup: this shard is mapped now; the reduce across shards comes after the last one.
+  const mapOnly = partition !== undefined && partition.count > 1 && !values['no-near'];
   let manifest;
   try {
+    if (mapOnly) {
+      const partial = await mapShard({
+        ...options,
+        output: resolve(output),
+        shard,
+        partition: partition!,
+        ...(values['no-pii'] ? { pii: false as const } : {}),
+        onProgress: (t) => io.err(`kiln data prep: ${t.recordsIn} records read, ${((Date.now() - t0) / 1000).toFixed(0)}s`),
+      });
+      if (values.json) io.out(JSON.stringify(partial, null, 2));
+      else {
+        const r = partial.records;
+        io.out(`shard ${shard} of ${partition!.count} mapped: ${r.recordsIn} records in, ${partial.candidates} candidates, ${r.recordsIn - partial.candidates} dropped, in ${partial.seconds}s`);
+        io.out(`  near dedup spans shards: once all ${partition!.count} are mapped, run: kiln data dedup --output ${output}`);
+      }
+      return EXIT.ok;
+    }
     manifest = await prepare({
       ...options,
       output: resolve(output),
@@ -67,6 +90,49 @@ export async function runData(values: Record<string, unknown>, pos: string[], io
   if (pii.length) io.out(`  redacted ${pii.map(([k, n]) => `${n} ${k}`).join(', ')}`);
   io.out(`  languages: ${Object.entries(manifest.languages).slice(0, 8).map(([l, v]) => `${l} ${v.files}`).join(', ') || '-'}`);
   io.out(`  wrote ${manifest.outputs.map((o) => `${resolve(output, o.path)} (${o.records} records, sha256 ${o.sha256.slice(0, 12)}…)`).join(', ')} and its manifest`);
+  return EXIT.ok;
+}
+
+/** `kiln data dedup`: the reduce step over every mapped shard in --output, then the apply step per shard. */
+async function runDedup(values: Record<string, unknown>, io: Io): Promise<number> {
+  const { dedupShards, runDedupStage, StageConfigError, TERMINAL } = await import('@kiln/data-prep');
+  if (values.config !== undefined) {
+    try {
+      const { summary } = await runDedupStage(String(values.config), { log: (m) => io.err(`kiln data dedup: ${m}`) });
+      io.out(JSON.stringify(summary));
+      return EXIT.ok;
+    } catch (e) {
+      if (!(e instanceof StageConfigError)) throw e;
+      io.err(`kiln data dedup: ${e.message}`);
+      try {
+        writeFileSync(process.env.KILN_TERMINATION_LOG ?? '/dev/termination-log', JSON.stringify({ error: e.message }));
+      } catch {
+        // Not in a pod.
+      }
+      return TERMINAL;
+    }
+  }
+  const output = values.output as string | undefined;
+  if (!output) throw new UsageError('--output DIR is required: the directory kiln data prep --shard i/N wrote to');
+  let expect: number | undefined;
+  if (values.shards !== undefined) {
+    expect = Number(values.shards);
+    if (!Number.isInteger(expect) || expect < 1) throw new UsageError(`--shards takes the number of shards N, not "${String(values.shards)}"`);
+  }
+  let r: Awaited<ReturnType<typeof dedupShards>>;
+  try {
+    r = await dedupShards(resolve(output), { ...(expect !== undefined ? { expect } : {}), onShard: (m) => io.err(`kiln data dedup: shard ${m.shard}: ${m.records.kept} of ${m.records.recordsIn} kept`) });
+  } catch (e) {
+    io.err(`kiln data dedup: ${(e as Error).message}`);
+    return EXIT.invalid;
+  }
+  if (values.json) {
+    io.out(JSON.stringify({ dedup: r.dedup, manifests: r.manifests }, null, 2));
+    return EXIT.ok;
+  }
+  const sum = (f: (m: (typeof r.manifests)[number]) => number) => r.manifests.reduce((a, m) => a + f(m), 0);
+  io.out(`${r.dedup.shards} shards: ${r.dedup.records} signed records, ${r.dedup.clusters} clusters of near duplicates, ${r.dedup.duplicates} dropped (${r.dedup.seconds}s)`);
+  io.out(`  kept ${sum((m) => m.records.kept)} of ${sum((m) => m.records.recordsIn)} records; manifests and reports in ${output}`);
   return EXIT.ok;
 }
 

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,19 +30,30 @@ describe('kiln data prep --config (as the pipeline stage)', () => {
     writeFileSync(join(work, 'stage.json'), JSON.stringify(config));
     const env = { ...process.env, NO_COLOR: '1', KILN_STORAGE_ROOT: join(work, 'artifacts'), KILN_TERMINATION_LOG: join(work, 'termination-log') };
     const run = (index: number) => spawnSync(process.execPath, [bin, 'data', 'prep', '--config', join(work, 'stage.json')], { encoding: 'utf8', env: { ...env, JOB_COMPLETION_INDEX: String(index) } });
+    const rel = `${plan.name}/runs/${plan.runId}`;
+    // tiny has 2 shards and near dedup: each data-prep pod maps its shard; the dedup stage finishes them.
     const totals = [0, 1].map((i) => {
       const r = run(i);
       expect(r.status, r.stderr).toBe(0);
-      const summary = JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')) as { shard: number; metrics: { records_in: number }; artifacts: { uri: string; digest: string }[] };
-      expect(summary.shard).toBe(i);
-      expect(summary.artifacts[0]!.uri).toBe(`${plan.storagePrefix}/data/shards/shard-0000${i}.jsonl.zst`);
-      expect(summary.artifacts[0]!.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
-      const rel = `${plan.name}/runs/${plan.runId}`;
-      expect(JSON.parse(readFileSync(join(work, 'artifacts', rel, 'data', 'manifests', `shard-0000${i}.manifest.json`), 'utf8'))).toMatchObject({ shard: i });
+      const summary = JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')) as { shard: number; phase: string; metrics: { records_in: number; candidates: number } };
+      expect(summary).toMatchObject({ shard: i, phase: 'map' });
       return summary.metrics.records_in;
     });
-    // tiny has 2 shards: between them they read each of the 6 files once.
+    // Between them they read each of the 6 files once.
     expect(totals[0]! + totals[1]!).toBe(6);
+    const dedupStage = plan.stages.find((x) => x.name === 'dedup')!;
+    writeFileSync(join(work, 'dedup.json'), stageObjects(plan, dedupStage).configMap.data!['stage.json']!);
+    const d = spawnSync(process.execPath, [bin, 'data', 'dedup', '--config', join(work, 'dedup.json')], { encoding: 'utf8', env });
+    expect(d.status, d.stderr).toBe(0);
+    const summary = JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')) as { metrics: Record<string, number>; artifacts: { uri: string; digest: string }[] };
+    expect(summary.metrics).toMatchObject({ shards: 2, records_in: 6 });
+    expect(summary.artifacts.map((a) => a.uri)).toEqual([0, 1].map((i) => `${plan.storagePrefix}/data/shards/shard-0000${i}.jsonl.zst`));
+    for (const a of summary.artifacts) expect(a.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    for (const i of [0, 1]) expect(JSON.parse(readFileSync(join(work, 'artifacts', rel, 'data', 'manifests', `shard-0000${i}.manifest.json`), 'utf8'))).toMatchObject({ shard: i, nearDedup: { shards: 2 } });
+    // A dedup stage that finds a shard unmapped fails terminally (exit 2): the data-prep stage must run again.
+    const again = spawnSync(process.execPath, [bin, 'data', 'dedup', '--config', join(work, 'dedup.json')], { encoding: 'utf8', env });
+    expect(again.status).toBe(2);
+    expect(JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')).error).toMatch(/no mapped shards|have not been mapped/);
   });
 
   it('fails as a terminal error (exit 2) on a config it cannot use, and says why in the termination log', () => {
@@ -100,5 +111,22 @@ describe('kiln data prep', () => {
     // The two shards split the 7 files between them, each file to exactly one.
     expect(ms[0]!.records.recordsIn + ms[1]!.records.recordsIn).toBe(7);
     expect(shards[0]!.err).toMatch(/eval suite "humaneval" is not decontaminated against: it has no local path/);
+    // Mapped, not final: the text form says what to run next; dedup refuses a shard count it has not seen.
+    const text = kiln('data', 'prep', '--spec', 'kiln.yaml', '--stack', 'dev', '--shard', '1/2', '--output', 'spec-out');
+    expect(text.out).toMatch(/shard 1 of 2 mapped: \d+ records in/);
+    expect(text.out).toContain('kiln data dedup --output spec-out');
+    const three = kiln('data', 'dedup', '--output', 'spec-out', '--shards', '3');
+    expect(three.code).toBe(1);
+    expect(three.err).toContain('shards 2 of 3 have not been mapped');
+    const d = kiln('data', 'dedup', '--output', 'spec-out', '--shards', '2', '--json');
+    expect(d.code, d.err).toBe(0);
+    const r = JSON.parse(d.out) as { dedup: { shards: number; duplicates: number }; manifests: { records: { recordsIn: number; kept: number; dropped: Record<string, number> } }[] };
+    expect(r.dedup.shards).toBe(2);
+    // Every record of both shards is accounted for.
+    const recs = r.manifests.map((m) => m.records);
+    expect(recs.reduce((a, x) => a + x.recordsIn, 0)).toBe(7);
+    expect(recs.reduce((a, x) => a + x.kept + Object.values(x.dropped).reduce((p, q) => p + q, 0), 0)).toBe(7);
+    expect(readdirSync(join(tmp, 'spec-out')).sort()).toEqual(['near-dedup.json', 'shard-00000.jsonl.zst', 'shard-00000.manifest.json', 'shard-00000.report.html', 'shard-00001.jsonl.zst', 'shard-00001.manifest.json', 'shard-00001.report.html']);
+    expect(kiln('data', 'dedup').code).toBe(2);
   });
 });

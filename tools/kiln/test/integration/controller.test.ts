@@ -8,7 +8,7 @@ import type { ModelRun } from '@kiln/cluster';
 import { eventually, k, ROOT, uniq } from './helpers.ts';
 import { createRun, getRun, jobsOf, preparePlatform, runPath, serviceAccountKubeconfig, startController, tinyPlan, waitPhase, whenSynced, type ControllerProcess } from './run-helpers.ts';
 
-const STAGES = ['data-prep', 'tokenizer', 'pack', 'train', 'export', 'eval-humaneval'];
+const STAGES = ['data-prep', 'dedup', 'tokenizer', 'pack', 'train', 'export', 'eval-humaneval'];
 /** The reasons of a run's Events, once one with `reason` is there (they are recorded asynchronously). */
 const eventsOf = (ns: string, name: string, reason: string) =>
   eventually(`a ${reason} event`, async () => {
@@ -51,7 +51,7 @@ describe('the run controller on the local cluster (real API server, Job controll
     // A stage's summary (its termination message) reaches the next stage's config, with its manifest.
     const prep = run.status!.stages.find((s) => s.name === 'data-prep')!;
     expect(prep.summary).toMatchObject({ metrics: { records_in: 24_000 }, shards: 2 });
-    const cm = await k('GET', `/api/v1/namespaces/${ns}/configmaps/${plan.runId}-tokenizer-config`);
+    const cm = await k('GET', `/api/v1/namespaces/${ns}/configmaps/${plan.runId}-dedup-config`);
     const config = JSON.parse((cm.body as { data: Record<string, string> }).data['stage.json']!) as { upstream: Record<string, { summary: unknown; manifest: string }> };
     expect(config.upstream['data-prep']).toEqual({ summary: prep.summary, manifest: plan.stages[0]!.manifest });
 
@@ -78,7 +78,7 @@ describe('the run controller on the local cluster (real API server, Job controll
     expect(logs.status).toBe(1);
     expect(logs.stderr).toMatch(/simulated/);
     expect(logs.stderr).toContain('"tokens":500000');
-    expect(kiln('logs', plan.runId, 'nope', '--namespace', ns).stderr).toMatch(/no stage "nope"; stages: data-prep, tokenizer/);
+    expect(kiln('logs', plan.runId, 'nope', '--namespace', ns).stderr).toMatch(/no stage "nope"; stages: data-prep, dedup, tokenizer/);
     expect(kiln('status', 'r-000000000000', '--namespace', ns).status).toBe(1);
   });
 
@@ -141,7 +141,7 @@ describe('the run controller on the local cluster (real API server, Job controll
     expect(run.status!.stages.find((s) => s.name === 'pack')).toMatchObject({ phase: 'Pending', reason: 'Aborted' });
     // Give a wrong controller the chance to retry, then check it did not.
     await new Promise((r) => setTimeout(r, 1500));
-    expect((await jobsOf(plan)).map((j) => j.metadata.labels['kiln.dev/stage']).sort()).toEqual(['data-prep', 'tokenizer']);
+    expect((await jobsOf(plan)).map((j) => j.metadata.labels['kiln.dev/stage']).sort()).toEqual(['data-prep', 'dedup', 'tokenizer']);
     expect(run.status!.conditions.find((c) => c.type === 'Succeeded')).toMatchObject({ status: 'False', reason: 'TerminalFailure' });
     const shown = kiln('status', plan.runId, '--namespace', ns);
     expect(shown.status).toBe(1);
