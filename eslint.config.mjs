@@ -16,7 +16,7 @@ const scopes = {
   'scope:eval-runner': ['scope:spec'],
   'scope:gateway': ['scope:spec'],
   'scope:stacks': ['scope:pulumi', 'scope:spec'],
-  'scope:cli': ['scope:schema', 'scope:spec', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep'],
+  'scope:cli': ['scope:schema', 'scope:spec', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner'],
 };
 
 const types = {
