@@ -1,4 +1,5 @@
 /** Data-prep options from a spec's `data` section: local sources (raw, JSON Lines, Parquet), filters, dedup, PII, decontamination. */
+import { fileURLToPath } from 'node:url';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { DataSource, Preprocessing, Spec } from '@kiln/spec';
@@ -15,6 +16,9 @@ export interface SpecPrep {
 }
 
 const isDirectory = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
+
+/** The copy of HumanEval in the repository (and in the stage image, which is built from it). */
+export const BUNDLED_HUMANEVAL = fileURLToPath(new URL('../../../data/humaneval/HumanEval.jsonl.gz', import.meta.url));
 
 export function optionsFromSpec(spec: Spec, specFile: string): SpecPrep {
   return optionsFrom(spec.data.sources, spec.data.preprocessing, spec.eval.suites, dirname(resolve(specFile)));
@@ -45,7 +49,8 @@ export function optionsFrom(sources: readonly DataSource[], pre: Preprocessing, 
   if (pre.decontamination.enabled) {
     for (const name of pre.decontamination.suites) {
       const suite = suites.find((x) => x.name === name);
-      const path = suite?.path ? (isAbsolute(suite.path) ? suite.path : resolve(base, suite.path)) : undefined;
+      // HumanEval ships with kiln (data/humaneval); a suite without a path is decontaminated against that copy.
+      const path = suite?.path ? (isAbsolute(suite.path) ? suite.path : resolve(base, suite.path)) : suite?.benchmark === 'humaneval' ? BUNDLED_HUMANEVAL : undefined;
       if (suite?.benchmark === 'humaneval' && path && existsSync(path)) benchmarks.push(...loadHumanEval(path));
       else warnings.push(`eval suite "${name}" is not decontaminated against: ${path ? `${path} is not a HumanEval-format file here` : 'it has no local path (eval.suites[].path)'}`);
     }
