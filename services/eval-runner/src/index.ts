@@ -66,3 +66,33 @@ export {
   type RetryEvent,
   type TritonClientOptions,
 } from './client.ts';
+export { evaluate, EvalInputError, type EvaluateOptions, type EvaluateResult, type Execute, type Progress, type SuiteSettings } from './runner.ts';
+export { runEvalStage, readEvalConfig, writeOutputs, benchmarkPath, localPath, StageConfigError, TERMINAL, BUNDLED_HUMANEVAL, type EvalStageOptions } from './stage.ts';
+export { startFixtureServer, type FixtureServer, type FixtureServerOptions } from './fixture-server.ts';
+export {
+  DEFAULT_LIMITS,
+  findExecutable,
+  Sandbox,
+  SandboxError,
+  type Isolation,
+  type IsolationMode,
+  type KilledFor,
+  type Limits,
+  type RunRequest,
+  type RunResult,
+  type RunStep,
+  type SandboxOptions,
+  type StepsRequest,
+} from './sandbox.ts';
+export {
+  execute,
+  EXECUTOR_LANGUAGES,
+  executorFor,
+  executorLanguage,
+  toolchains,
+  type ExecLanguage,
+  type ExecuteOptions,
+  type Toolchain,
+  type ToolchainOptions,
+  type Toolchains,
+} from './executors.ts';

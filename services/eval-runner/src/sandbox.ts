@@ -25,7 +25,7 @@
  *      even to 127.0.0.1 of the host); processes (own PID namespace: the program cannot see or signal anything
  *      outside, `kill -9 -1` and killing its parent hit only itself; when the sandbox's init ends the kernel kills
  *      everything left, so `setsid` + a background process leaves nothing behind); user (each slot has its own
- *      unprivileged uid/gid, 60000+slot by default, no supplementary groups, no capabilities, no_new_privs: so
+ *      unprivileged uid/gid (each sandbox claims a block from 60000), no supplementary groups, no capabilities, no_new_privs: so
  *      RLIMIT_NPROC counts per slot, a fork bomb stops at the limit, setuid binaries give nothing, and files of
  *      root or of other slots cannot be written); filesystem (`/` and every other writable mount is remounted
  *      read-only inside the namespace; /tmp, /var/tmp, /dev/shm and other world-writable dirs are private
@@ -58,12 +58,19 @@
  *      escape the process group (setsid) are found afterwards by a tag in their environment and killed; a program
  *      that also scrubs its environment can outlive its run.
  *
+ * If the runner itself dies (even by SIGKILL), namespace modes still end the sample: the namespace's init (a
+ * root shell that ran the mounts and runs the program as its child) keeps a watchdog on a pipe from the runner
+ * and kills everything in the namespace at EOF. The base dirs of dead runners are removed by the next
+ * `Sandbox.create()` on the same root. (In `uid`/`none` modes a sample outlives a killed runner until its rlimits
+ * end it.) In namespace modes an exit status above 128 is read as a signal (the shell's 128+n convention), so a
+ * program that exits 137 on purpose is reported as killed by SIGKILL.
+ *
  * Tools needed: /bin/sh, util-linux unshare/setpriv/prlimit/mount (each mode falls back when one is missing).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsc, existsSync, lstatSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -112,7 +119,10 @@ export interface SandboxOptions {
   readonly limits?: Partial<Limits>;
   /** Force a mode instead of probing ('auto'). A forced mode that does not work makes create() throw. */
   readonly isolation?: IsolationMode | 'auto';
-  /** First slot uid (root modes). Default 60000: slot i runs as uid/gid 60000+i. */
+  /**
+   * First slot uid (root modes): slot i runs as uid/gid uidBase+i. Default: the first free block of 1000 from
+   * 60000 (each sandbox on the machine claims its own block).
+   */
   readonly uidBase?: number;
   /** PATH given to programs. Default: the runner's PATH. */
   readonly path?: string;
@@ -303,10 +313,11 @@ class Capture {
   }
 }
 
-/** Real uid of a process, from /proc (undefined when it is gone). */
+/** Real uid of a live process, from /proc (undefined when it is gone or a zombie: dead, only not reaped yet). */
 function procUid(pid: string): number | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    if (/^State:\s+[ZX]/m.test(status)) return undefined;
     const m = /^Uid:\s+(\d+)/m.exec(status);
     return m ? Number(m[1]) : undefined;
   } catch {
@@ -388,6 +399,69 @@ function tasksOfMyUid(): number {
   return n + 1;
 }
 
+const UID_BLOCK_START = 60000;
+const UID_BLOCK = 1000;
+
+function ownerAlive(text: string): boolean {
+  const [pidText, host] = text.trim().split('\n');
+  const pid = Number(pidText);
+  // Another host (or container) sharing the directory: its pids mean nothing here, so count it as alive.
+  return host !== os.hostname() || !Number.isInteger(pid) || pid <= 0 || existsSync(`/proc/${pid}`);
+}
+
+/**
+ * Claims a block of slot uids for this sandbox (root modes): each sandbox on the machine needs its own, since
+ * RLIMIT_NPROC counts per uid and leftovers are found and killed by uid. A lock file per block (pid + host)
+ * says who holds it; a block whose holder is dead is taken over; a block some process already runs as is skipped.
+ */
+async function claimUids(start: number, count: number, fixed: boolean): Promise<{ base: number; lock: string }> {
+  const dir = path.join(os.tmpdir(), 'kiln-uid-locks');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const owner = `${process.pid}\n${os.hostname()}\n`;
+  for (let base = start; base + count <= 2 ** 31 - 2 && base < start + 200 * UID_BLOCK; base += UID_BLOCK) {
+    // Never hand out nobody/nogroup (65534) or the 16-bit -1.
+    if (!fixed && base <= 65535 && base + count > 65534) continue;
+    const lock = path.join(dir, String(base));
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await writeFile(lock, owner, { flag: 'wx', mode: 0o600 });
+      } catch {
+        const holder = await readFile(lock, 'utf8').catch(() => '');
+        if (holder && ownerAlive(holder)) break;
+        await rm(lock, { force: true });
+        continue;
+      }
+      const running = new Set(procPids().map(procUid));
+      if (Array.from({ length: count }, (_, i) => base + i).some((u) => running.has(u))) {
+        await rm(lock, { force: true });
+        break;
+      }
+      return { base, lock };
+    }
+    if (fixed) break;
+  }
+  throw new SandboxError(fixed ? `slot uids ${start}..${start + count - 1} are in use` : 'no free block of slot uids');
+}
+
+/** Base dirs left by runners that died without close() (SIGKILL, OOM): their owner pid is gone. */
+async function removeStale(root: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(root);
+  } catch {
+    return;
+  }
+  for (const e of entries.filter((n) => n.startsWith('kiln-sandbox-'))) {
+    const dir = path.join(root, e);
+    try {
+      if (ownerAlive(await readFile(path.join(dir, '.owner'), 'utf8'))) continue;
+      await rm(dir, { recursive: true, force: true });
+    } catch {
+      /* not ours to judge (no .owner, or not readable) */
+    }
+  }
+}
+
 export class Sandbox {
   readonly mode: IsolationMode;
   readonly baseDir: string;
@@ -408,7 +482,11 @@ export class Sandbox {
   private readonly warnings: string[];
   private readonly nprocBaseline: number;
   private closed = false;
-  private readonly onExit = () => this.removeBaseDirSync();
+  private uidLock: string | undefined;
+  private readonly onExit = () => {
+    this.removeBaseDirSync();
+    if (this.uidLock) rmSync(this.uidLock, { force: true });
+  };
 
   private constructor(mode: IsolationMode, baseDir: string, opts: SandboxOptions, tools: Tools, warnings: string[]) {
     this.mode = mode;
@@ -443,7 +521,9 @@ export class Sandbox {
         continue;
       }
       await mkdir(root, { recursive: true });
+      await removeStale(root);
       const baseDir = await mkdtemp(path.join(root, 'kiln-sandbox-'));
+      await writeFile(path.join(baseDir, '.owner'), `${process.pid}\n${os.hostname()}\n`);
       const sb = new Sandbox(mode, baseDir, opts, tools, [...warnings]);
       try {
         await sb.init(opts);
@@ -497,19 +577,15 @@ export class Sandbox {
     const perSlot = this.perSlotUid;
     await chmod(this.baseDir, perSlot ? 0o711 : 0o700);
     process.on('exit', this.onExit);
-    let uidBase = opts.uidBase ?? 60000;
-    if (perSlot && opts.uidBase === undefined) {
-      // A uid range that nothing runs as (leftovers would be killed as ours).
-      for (let tries = 0; tries < 20; tries++) {
-        const uids = new Set(procPids().map(procUid));
-        let clash = false;
-        for (let i = 0; i < this.concurrency; i++) if (uids.has(uidBase + i)) clash = true;
-        if (!clash) break;
-        uidBase += 1000;
-      }
+    let uidBase = opts.uidBase ?? UID_BLOCK_START;
+    if (perSlot) {
+      if (this.concurrency > UID_BLOCK) throw new SandboxError(`at most ${UID_BLOCK} slots`);
+      const claim = await claimUids(uidBase, this.concurrency, opts.uidBase !== undefined);
+      uidBase = claim.base;
+      this.uidLock = claim.lock;
     }
     if (this.namespaced) {
-      const ww = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock', '/var/lock'];
+      const ww = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock', '/var/lock', '/dev/mqueue'];
       for (const d of ww) {
         try {
           const st = lstatSync(d);
@@ -632,7 +708,7 @@ export class Sandbox {
     const sh = this.tools.sh ?? '/bin/sh';
     let ok = false;
     try {
-      const r = await this.run({ argv: [sh, '-c', `test -d ${shQuote(`{cache}/${name}`)} && exit 7`], files: {}, writableCache: true, env: {}, limits: { timeoutMs: 10_000 } });
+      const r = await this.run({ argv: [sh, '-c', 'test -d "$KILN_SEED" && exit 7'], files: {}, writableCache: true, env: { KILN_SEED: `{cache}/${name}` }, limits: { timeoutMs: 10_000 } });
       ok = r.exitCode === 7;
     } catch {
       ok = false;
@@ -695,7 +771,9 @@ export class Sandbox {
       if ([...this.covers.keys()].some((c) => isUnder(mp, c)) || isUnder(mp, '/dev/shm')) continue;
       lines.push(`${shQuote(mount)} -o remount,bind,ro ${shQuote(mp)} || ${fail}`);
     }
-    lines.push(`cd "$2" || ${fail}`, 'shift 2', '"$@"', 's=$?', 'exit $s');
+    // Watchdog: fd 3 is a pipe from the runner that it never writes; EOF means the runner is gone (even killed
+    // with SIGKILL), and then everything in the namespace is killed. The program itself does not get fd 3.
+    lines.push(`cd "$2" || ${fail}`, 'shift 2', '( read -r _ <&3; kill -KILL -1 ) &', 'exec 3<&-', '"$@"', 's=$?', 'exit $s');
     return lines.join('\n');
   }
 
@@ -789,7 +867,8 @@ export class Sandbox {
     const t = this.tools;
     const cpu = limits.cpuSeconds ?? Math.ceil(limits.timeoutMs / 1000) + 1;
     const nproc = limits.processes + this.nprocBaseline;
-    const rl = [`--cpu=${cpu}:${cpu}`, `--fsize=${limits.fileSizeBytes}:${limits.fileSizeBytes}`, `--nproc=${nproc}:${nproc}`, `--nofile=${limits.openFiles}:${limits.openFiles}`, '--core=0:0'];
+    // CPU: SIGXCPU at the soft limit (reported as killedFor 'cpu'), SIGKILL a second later.
+    const rl = [`--cpu=${cpu}:${cpu + 1}`, `--fsize=${limits.fileSizeBytes}:${limits.fileSizeBytes}`, `--nproc=${nproc}:${nproc}`, `--nofile=${limits.openFiles}:${limits.openFiles}`, '--core=0:0'];
     if (limits.memoryRlimit === 'as') rl.push(`--as=${limits.memoryBytes}:${limits.memoryBytes}`);
     if (limits.memoryRlimit === 'data') rl.push(`--data=${limits.memoryBytes}:${limits.memoryBytes}`);
     const limited = t.prlimit ? [t.prlimit, ...rl, '--', ...step.argv] : [...step.argv];
@@ -825,7 +904,9 @@ export class Sandbox {
     return new Promise<RunResult>((resolve, reject) => {
       let child: ChildProcess;
       try {
-        child = spawn(argv[0]!, argv.slice(1), { cwd: work, env, detached: true, stdio: [step.stdin !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+        const stdio: ('pipe' | 'ignore')[] = [step.stdin !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'];
+        if (this.namespaced) stdio.push('pipe'); // the watchdog's pipe (see setupScript)
+        child = spawn(argv[0]!, argv.slice(1), { cwd: work, env, detached: true, stdio });
       } catch (e) {
         reject(new SandboxError(`cannot start ${argv[0]}: ${(e as Error).message}`));
         return;
@@ -968,6 +1049,7 @@ export class Sandbox {
     for (const s of this.slots) await this.killSlot(s);
     process.off('exit', this.onExit);
     await this.removeTree(this.baseDir);
+    if (this.uidLock) await rm(this.uidLock, { force: true });
   }
 
   private removeBaseDirSync(): void {

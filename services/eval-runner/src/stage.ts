@@ -1,0 +1,121 @@
+/**
+ * The eval stage (the stage contract of ARCHITECTURE.md): the suite and the eval model server's endpoint come
+ * from the mounted config; completions are generated from that endpoint, executed in the sandbox and scored;
+ * the report (JSON and HTML) and every sample's result go under the run's storage; a summary small enough for
+ * the termination message goes to the controller, which reads gates from its metrics. A config it cannot use
+ * is a terminal error (exit 2).
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BenchmarkError } from './benchmarks.ts';
+import { createClient, type CompletionClient } from './client.ts';
+import { renderHtml, stageSummary, type EvalReport, type SummaryArtifact } from './report.ts';
+import { evaluate, EvalInputError, type Execute, type Progress, type SuiteSettings } from './runner.ts';
+
+/** Exit code of a configuration error (libs/k8s TERMINAL_EXIT_CODE): the Job fails at once. */
+export const TERMINAL = 2;
+
+export class StageConfigError extends Error {}
+
+/** The copy of HumanEval in the repository (and in the image built from it). */
+export const BUNDLED_HUMANEVAL = fileURLToPath(new URL('../../../data/humaneval/HumanEval.jsonl.gz', import.meta.url));
+
+interface EvalStageConfig {
+  readonly suite: SuiteSettings & { readonly path?: string | null };
+  readonly endpoint: string;
+  readonly fim_sentinels?: { readonly prefix: string; readonly middle: string; readonly suffix: string } | null;
+  readonly output: string;
+  /** The served model's name: Triton's model (default `ensemble`, TensorRT-LLM's convention) or the OpenAI model. */
+  readonly served_model?: string;
+  readonly api?: 'triton' | 'openai';
+}
+
+/** A storage URI as a local path: `file://` as it is, `pvc://claim/p` under the claim's mount. */
+export function localPath(uri: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (uri.startsWith('file://')) return uri.slice('file://'.length);
+  const pvc = /^pvc:\/\/[^/]+\/?(.*)$/.exec(uri);
+  if (pvc) return join(env.KILN_STORAGE_ROOT ?? '/artifacts', pvc[1]!);
+  throw new StageConfigError(`storage ${uri.split('/')[0]}// is not written by the eval runner yet; use pvc:// or file://`);
+}
+
+/** Where a suite's benchmark is: its path, else the bundled HumanEval; MultiPL-E and custom suites need a path. */
+export function benchmarkPath(suite: { readonly name: string; readonly benchmark: string; readonly path?: string | null }, base = process.cwd()): string {
+  if (suite.path) return suite.path.startsWith('/') ? suite.path : join(base, suite.path);
+  if (suite.benchmark === 'humaneval') return BUNDLED_HUMANEVAL;
+  throw new StageConfigError(`eval suite "${suite.name}" (${suite.benchmark}) has no path: kiln ships only HumanEval; set eval.suites[].path to the benchmark file or directory`);
+}
+
+export function readEvalConfig(file: string): EvalStageConfig {
+  let c: Partial<EvalStageConfig>;
+  try {
+    c = JSON.parse(readFileSync(file, 'utf8')) as Partial<EvalStageConfig>;
+  } catch (e) {
+    throw new StageConfigError(`cannot read the stage config ${file}: ${(e as Error).message}`);
+  }
+  for (const k of ['suite', 'endpoint', 'output'] as const) if (c[k] === undefined) throw new StageConfigError(`the stage config ${file} has no "${k}"`);
+  return c as EvalStageConfig;
+}
+
+/** Writes report.json, report.html and results.jsonl under `dir`; returns them as artifacts (with digests). */
+export function writeOutputs(dir: string, uriPrefix: string, report: EvalReport, results: readonly unknown[]): SummaryArtifact[] {
+  mkdirSync(dir, { recursive: true });
+  const files: [string, string][] = [
+    ['report.json', `${JSON.stringify(report, null, 2)}\n`],
+    ['report.html', renderHtml(report)],
+    ['results.jsonl', results.map((r) => JSON.stringify(r)).join('\n') + (results.length ? '\n' : '')],
+  ];
+  return files.map(([name, text]) => {
+    writeFileSync(join(dir, name), text);
+    return { name, uri: `${uriPrefix.replace(/\/+$/, '')}/${name}`, digest: `sha256:${createHash('sha256').update(text).digest('hex')}`, bytes: Buffer.byteLength(text) };
+  });
+}
+
+function writeTermination(env: NodeJS.ProcessEnv, text: string): void {
+  try {
+    writeFileSync(env.KILN_TERMINATION_LOG ?? '/dev/termination-log', text);
+  } catch {
+    // Outside a pod there is no termination log; the report holds everything.
+  }
+}
+
+export interface EvalStageOptions {
+  readonly execute: Execute;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly log?: (m: string) => void;
+  readonly onProgress?: (p: Progress) => void;
+  /** Tests: a client instead of the one the config describes. */
+  readonly client?: CompletionClient;
+}
+
+/** Runs the stage; returns the report and the summary it wrote to the termination log. */
+export async function runEvalStage(configFile: string, opts: EvalStageOptions): Promise<{ report: EvalReport; summary: Record<string, unknown> }> {
+  const env = opts.env ?? process.env;
+  const c = readEvalConfig(configFile);
+  const out = localPath(c.output, env);
+  const bench = benchmarkPath(c.suite);
+  if (!existsSync(bench)) throw new StageConfigError(`eval suite "${c.suite.name}": ${bench} does not exist`);
+  const api = c.api ?? 'triton';
+  const client =
+    opts.client ??
+    createClient({
+      kind: api,
+      url: c.endpoint,
+      model: c.served_model ?? (api === 'triton' ? 'ensemble' : 'model'),
+      onRetry: (e) => opts.log?.(`retrying ${e.url} in ${Math.round(e.delayMs)} ms: ${e.error.message}`),
+    });
+  let r;
+  try {
+    r = await evaluate({ suite: c.suite, benchmark: bench, client, execute: opts.execute, fimSentinels: c.fim_sentinels ?? null, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  } catch (e) {
+    // A benchmark that does not load, or a suite that cannot be asked of this model, will not load on a retry.
+    if (e instanceof BenchmarkError || e instanceof EvalInputError) throw new StageConfigError(e.message);
+    throw e;
+  }
+  for (const w of r.warnings) opts.log?.(`warning: ${w}`);
+  const artifacts = writeOutputs(out, c.output, r.report, r.results);
+  const summary = stageSummary(r.report, { artifacts }) as unknown as Record<string, unknown>;
+  writeTermination(env, JSON.stringify(summary));
+  return { report: r.report, summary };
+}

@@ -1,0 +1,220 @@
+/**
+ * `kiln eval score` (completions made elsewhere), `kiln eval run` (generate from an endpoint, or a spec's
+ * suites, or as the pipeline's eval stage) and `kiln eval toolchains` (what this machine can execute).
+ */
+import { writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { formatDiagnostics, load, type Suite } from '@kiln/spec';
+import { EXIT, UsageError, type Io } from './io.ts';
+
+type Runner = typeof import('@kiln/eval-runner');
+
+const SUBCOMMANDS = ['score', 'run', 'toolchains'];
+
+function ks(v: unknown, fallback: readonly number[]): number[] {
+  if (v === undefined) return [...fallback];
+  const list = String(v).split(',').map((x) => Number(x.trim()));
+  if (!list.length || list.some((k) => !Number.isInteger(k) || k < 1)) throw new UsageError(`--k takes positive integers separated by commas (1,10,100), not "${String(v)}"`);
+  return list;
+}
+
+function num(v: unknown, name: string, fallback: number, check: (n: number) => boolean = (n) => n > 0): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || !check(n)) throw new UsageError(`--${name} takes a number, not "${String(v)}"`);
+  return n;
+}
+
+async function sandboxFor(er: Runner, values: Record<string, unknown>, timeoutMs: number, io: Io) {
+  const concurrency = values.concurrency !== undefined ? num(values.concurrency, 'concurrency', 1, (n) => Number.isInteger(n) && n >= 1) : undefined;
+  const sandbox = await er.Sandbox.create({ ...(concurrency ? { concurrency } : {}), limits: { timeoutMs } });
+  const d = sandbox.describe();
+  io.err(`kiln eval: sandbox: ${d.mode} isolation (network ${d.network}, ${d.user}, pid ${d.pid}, filesystem ${d.filesystem}), ${d.concurrency} at a time, ${timeoutMs} ms per program`);
+  for (const w of d.warnings) io.err(`kiln eval: warning: ${w}`);
+  return sandbox;
+}
+
+/** Progress on stderr, at most every 2 s (and at the end). */
+function progress(io: Io) {
+  const t0 = Date.now();
+  let last = 0;
+  return (p: { generated: number; executed: number; total: number; passed: number }) => {
+    const now = Date.now();
+    if (now - last < 2000 && p.executed < p.total) return;
+    last = now;
+    const secs = (now - t0) / 1000;
+    io.err(`kiln eval: ${p.generated}/${p.total} generated, ${p.executed}/${p.total} executed, ${p.passed} passed (${(p.executed / Math.max(secs, 0.001)).toFixed(1)} programs/s)`);
+  };
+}
+
+function writeOutput(er: Runner, values: Record<string, unknown>, report: import('@kiln/eval-runner').EvalReport, results: readonly unknown[], io: Io): void {
+  if (values.output === undefined) return;
+  const dir = resolve(String(values.output));
+  const files = er.writeOutputs(dir, `file://${dir}`, report, results);
+  io.err(`kiln eval: wrote ${files.map((f) => f.name).join(', ')} to ${dir}`);
+}
+
+export async function runEval(values: Record<string, unknown>, pos: string[], io: Io): Promise<number> {
+  const sub = pos[0];
+  if (!sub || !SUBCOMMANDS.includes(sub) || pos.length !== 1) throw new UsageError(sub ? `unknown eval command "${pos.join(' ')}"; the commands are: kiln eval score, kiln eval run, kiln eval toolchains` : 'missing subcommand: kiln eval score, run or toolchains');
+  const er = await import('@kiln/eval-runner');
+  if (sub === 'toolchains') return toolchainsCmd(er, values, io);
+  if (sub === 'run' && values.config !== undefined) return runAsStage(er, String(values.config), values, io);
+  try {
+    return sub === 'score' ? await score(er, values, io) : await run(er, values, io);
+  } catch (e) {
+    if (e instanceof er.BenchmarkError || e instanceof er.EvalInputError || e instanceof er.EndpointError) {
+      io.err(`kiln eval: ${e.message}`);
+      return EXIT.invalid;
+    }
+    throw e;
+  }
+}
+
+async function toolchainsCmd(er: Runner, values: Record<string, unknown>, io: Io): Promise<number> {
+  const tc = await er.toolchains();
+  const sandbox = await er.Sandbox.create({});
+  const iso = sandbox.describe();
+  await sandbox.close();
+  if (values.json) {
+    io.out(JSON.stringify({ toolchains: tc, sandbox: iso }, null, 2));
+    return EXIT.ok;
+  }
+  for (const [lang, t] of Object.entries(tc)) io.out(`${lang.padEnd(11)} ${t.available ? `yes  ${t.version ?? ''}` : `no   ${t.reason ?? ''}`}`);
+  io.out(`sandbox: ${iso.mode} (network ${iso.network}, ${iso.user}, pid ${iso.pid}, filesystem ${iso.filesystem}); limits: ${iso.limits.join(', ')}`);
+  for (const w of iso.warnings) io.out(`  warning: ${w}`);
+  return EXIT.ok;
+}
+
+function print(er: Runner, values: Record<string, unknown>, report: import('@kiln/eval-runner').EvalReport, warnings: readonly string[], io: Io): void {
+  for (const w of warnings) io.err(`kiln eval: warning: ${w}`);
+  if (values.json) io.out(JSON.stringify(report, null, 2));
+  else io.out(er.renderTable(report));
+}
+
+async function score(er: Runner, values: Record<string, unknown>, io: Io): Promise<number> {
+  const benchmark = values.benchmark as string | undefined;
+  const samplesFile = values.samples as string | undefined;
+  if (!benchmark || !samplesFile) throw new UsageError('kiln eval score needs --benchmark <HumanEval-format file> and --samples <samples.jsonl>');
+  const k = ks(values.k, [1, 10, 100]);
+  const timeoutMs = Math.round(num(values.timeout, 'timeout', 3) * 1000);
+  const samples = await er.loadSamples(resolve(samplesFile));
+  const sandbox = await sandboxFor(er, values, timeoutMs, io);
+  try {
+    const suite = { name: values.suite ? String(values.suite) : 'humaneval', benchmark: (values.format as 'humaneval' | 'multipl-e' | 'custom' | undefined) ?? 'humaneval', samples: 0, temperature: 0, top_p: 1, max_new_tokens: 0, k, timeout_seconds: timeoutMs / 1000 };
+    const r = await er.evaluate({ suite, benchmark: resolve(benchmark), samples, execute: er.executorFor(sandbox), onProgress: progress(io) });
+    // pass@k for a k above the samples per problem is left out; say so rather than print nothing.
+    writeOutput(er, values, r.report, r.results, io);
+    print(er, values, r.report, r.warnings, io);
+    return EXIT.ok;
+  } finally {
+    await sandbox.close();
+  }
+}
+
+async function run(er: Runner, values: Record<string, unknown>, io: Io): Promise<number> {
+  const endpoint = values.endpoint as string | undefined;
+  if (!endpoint) throw new UsageError('kiln eval run needs --endpoint URL (an OpenAI-style completions server or Triton); or --config stage.json as the pipeline stage');
+  const api = (values.api as string | undefined) ?? 'openai';
+  if (api !== 'openai' && api !== 'triton') throw new UsageError(`--api is openai or triton, not "${api}"`);
+  const limit = values.limit !== undefined ? num(values.limit, 'limit', 1, (n) => Number.isInteger(n) && n >= 1) : undefined;
+  // The suites: one from the flags, or the spec's (with its gates for --stack).
+  let suites: { suite: Suite; benchmark: string }[];
+  let gates: import('@kiln/spec').Gate[] = [];
+  let fim: { prefix: string; middle: string; suffix: string } | null = null;
+  const spec = values.spec as string | undefined;
+  if (spec) {
+    const r = load(spec, values.stack !== undefined ? { stack: String(values.stack) } : {});
+    if (!r.spec) {
+      io.err(formatDiagnostics(r.diagnostics, { sources: r.sources, color: io.color }));
+      return EXIT.invalid;
+    }
+    const wanted = values.suite as string | undefined;
+    const chosen = r.spec.eval.suites.filter((s) => !wanted || s.name === wanted);
+    if (!chosen.length) throw new UsageError(`the spec has no eval suite "${wanted}"; it has: ${r.spec.eval.suites.map((s) => s.name).join(', ')}`);
+    try {
+      suites = chosen.map((s) => ({ suite: s, benchmark: er.benchmarkPath(s, dirname(resolve(spec))) }));
+    } catch (e) {
+      io.err(`kiln eval: ${(e as Error).message}`);
+      return EXIT.invalid;
+    }
+    if (values.stack !== undefined) gates = [...(r.spec.eval.gates[String(values.stack)] ?? [])];
+    fim = r.spec.tokenizer.fim_sentinels ?? null;
+  } else {
+    const benchmark = values.benchmark as string | undefined;
+    if (!benchmark) throw new UsageError('give --benchmark FILE (and the sampling flags), or --spec kiln.yaml to run its eval suites');
+    const samples = num(values['samples-per-problem'], 'samples-per-problem', 1, (n) => Number.isInteger(n) && n >= 1);
+    const suite: Suite = {
+      name: values.suite ? String(values.suite) : 'eval',
+      benchmark: (values.format as Suite['benchmark'] | undefined) ?? 'humaneval',
+      languages: [],
+      samples,
+      temperature: num(values.temperature, 'temperature', samples > 1 ? 0.2 : 0, (n) => n >= 0),
+      top_p: num(values['top-p'], 'top-p', 0.95, (n) => n > 0 && n <= 1),
+      max_new_tokens: num(values['max-new-tokens'], 'max-new-tokens', 512),
+      k: ks(values.k, [1]),
+      timeout_seconds: num(values.timeout, 'timeout', 3),
+      fim: false,
+    };
+    suites = [{ suite, benchmark: resolve(benchmark) }];
+  }
+  const client = er.createClient({
+    kind: api,
+    url: endpoint,
+    model: (values.model as string | undefined) ?? (api === 'triton' ? 'ensemble' : 'model'),
+    ...(values['api-key-env'] ? { apiKeyEnv: String(values['api-key-env']) } : {}),
+    onRetry: (e) => io.err(`kiln eval: retrying in ${Math.round(e.delayMs)} ms: ${e.error.message}`),
+  });
+  const timeoutMs = Math.max(...suites.map((s) => s.suite.timeout_seconds)) * 1000;
+  const sandbox = await sandboxFor(er, values, timeoutMs, io);
+  let failed = false;
+  const reports = [];
+  try {
+    for (const { suite, benchmark } of suites) {
+      io.err(`kiln eval: suite ${suite.name}: ${benchmark}, ${suite.samples} sample(s) per problem at temperature ${suite.temperature}`);
+      const r = await er.evaluate({ suite, benchmark, client, fimSentinels: fim, ...(limit ? { limit } : {}), execute: er.executorFor(sandbox), onProgress: progress(io), model: client.model });
+      if (suites.length > 1 && values.output !== undefined) writeOutput(er, { output: resolve(String(values.output), suite.name) }, r.report, r.results, io);
+      else writeOutput(er, values, r.report, r.results, io);
+      for (const w of r.warnings) io.err(`kiln eval: warning: ${w}`);
+      reports.push(r.report);
+      if (!values.json) io.out(er.renderTable(r.report));
+    }
+  } finally {
+    await sandbox.close();
+  }
+  const verdicts = reports.flatMap((rep) => er.gateVerdicts(rep, gates.filter((g) => g.suite === rep.suite)));
+  if (values.json) io.out(JSON.stringify(reports.length === 1 && !gates.length ? reports[0] : { reports, gates: verdicts }, null, 2));
+  else if (gates.length) {
+    io.out(`gates (${String(values.stack)}):`);
+    for (const v of verdicts) io.out(`  ${v.passed === true ? '✓' : v.passed === false ? '✗' : '·'} ${v.expr}${v.value !== null && v.value !== undefined ? `  (${v.value.toFixed(3)})` : v.reason ? `  (${v.reason})` : ''}`);
+  }
+  failed = verdicts.some((v) => v.passed !== true);
+  return failed ? EXIT.invalid : EXIT.ok;
+}
+
+/** As the pipeline's eval stage: config from the mounted file, summary to the termination log. */
+async function runAsStage(er: Runner, config: string, values: Record<string, unknown>, io: Io): Promise<number> {
+  let timeoutMs = 3000;
+  try {
+    timeoutMs = Math.round(er.readEvalConfig(config).suite.timeout_seconds * 1000) || 3000;
+  } catch {
+    // runEvalStage reports it below.
+  }
+  const sandbox = await sandboxFor(er, values, timeoutMs, io);
+  try {
+    const { summary } = await er.runEvalStage(config, { execute: er.executorFor(sandbox), log: (m) => io.err(`kiln eval: ${m}`), onProgress: progress(io) });
+    io.out(JSON.stringify(summary));
+    return EXIT.ok;
+  } catch (e) {
+    if (!(e instanceof er.StageConfigError)) throw e;
+    io.err(`kiln eval: ${e.message}`);
+    try {
+      writeFileSync(process.env.KILN_TERMINATION_LOG ?? '/dev/termination-log', JSON.stringify({ error: e.message }));
+    } catch {
+      // Not in a pod.
+    }
+    return er.TERMINAL;
+  } finally {
+    await sandbox.close();
+  }
+}
