@@ -3,7 +3,7 @@
  * self-contained HTML page, gate verdicts, and the small summary the stage writes to its termination message.
  */
 import { parseGate, type Gate } from '@kiln/spec';
-import { metricName, scoreResults, STATUSES, type OmittedK, type ProblemOutcomes, type StatusCounts } from './passk.ts';
+import { metricName, scoreResults, STATUSES, type OmittedK, type ProblemOutcomes, type StatusCounts, type GroupScore } from './passk.ts';
 import type { Language, OutcomeStatus } from './types.ts';
 
 /** How much of a failing completion and its stderr the report keeps. */
@@ -34,15 +34,8 @@ export interface ProblemReport {
   readonly noToolchain?: true;
 }
 
-export interface LanguageReport {
-  /** Problems scored. */
-  readonly problems: number;
-  /** Problems left out for lack of a toolchain. */
-  readonly noToolchain: number;
-  readonly passAtK: Readonly<Record<string, number>>;
-  readonly omitted: readonly OmittedK[];
-  readonly counts: StatusCounts;
-}
+/** A language's scores: the same shape as a group's in `scoreResults`. */
+export type LanguageReport = GroupScore;
 
 export interface EvalTiming {
   readonly startedAt?: string;

@@ -4,25 +4,15 @@
  * Generation and execution overlap: a problem's programs start running as soon as its completions arrive,
  * while other prompts are still being generated.
  */
-import { assemble, fimPrompt, loadBenchmark, type BenchmarkFormat } from './benchmarks.ts';
+import type { Suite } from '@kiln/spec';
+import { assemble, fimPrompt, loadBenchmark } from './benchmarks.ts';
 import type { CompletionClient } from './client-base.ts';
 import { buildReport, type EvalReport } from './report.ts';
 import type { ProblemOutcomes } from './passk.ts';
 import type { Completion, Language, Outcome, Problem } from './types.ts';
 
-/** The suite as the spec writes it (libs/spec `Suite`), with the fields the runner reads. */
-export interface SuiteSettings {
-  readonly name: string;
-  readonly benchmark: BenchmarkFormat;
-  readonly languages?: readonly string[];
-  readonly samples: number;
-  readonly temperature: number;
-  readonly top_p: number;
-  readonly max_new_tokens: number;
-  readonly k: readonly number[];
-  readonly timeout_seconds: number;
-  readonly fim?: boolean;
-}
+/** The suite as the spec writes it (libs/spec `Suite`); `languages`, `fim` and `path` are optional here. */
+export type SuiteSettings = Pick<Suite, 'name' | 'benchmark' | 'samples' | 'temperature' | 'top_p' | 'max_new_tokens' | 'k' | 'timeout_seconds'> & Partial<Pick<Suite, 'languages' | 'fim'>>;
 
 /** Runs one program; the sandbox's executors implement it. */
 export type Execute = (language: Language, program: string, opts: { readonly timeoutMs: number }) => Promise<Outcome>;
