@@ -673,14 +673,16 @@ export class Sandbox {
         continue;
       }
       if (this.exposed.has(real)) continue;
+      // A toolchain under a directory the sandbox covers (a checkout in /tmp, say) is bound back read-only.
+      const covered = this.namespaced && [...this.covers.keys()].some((c) => isUnder(real, c));
       const closed = this.perSlotUid ? closedAncestor(real) : undefined;
-      if (!closed) continue;
-      if (this.mode !== 'full') {
+      if (!closed && !covered) continue;
+      if (closed && this.mode !== 'full') {
         unreachable.push(real);
         continue;
       }
       this.exposed.add(real);
-      if (![...this.covers.keys()].some((c) => isUnder(closed, c))) this.covers.set(closed, { path: closed, mode: '0755', size: 1024 * 1024 });
+      if (closed && ![...this.covers.keys()].some((c) => isUnder(closed, c))) this.covers.set(closed, { path: closed, mode: '0755', size: 1024 * 1024 });
       changed = true;
     }
     if (changed) await this.writeFstabs();
@@ -843,7 +845,9 @@ export class Sandbox {
         if (r.exitCode !== 0) break;
       }
     } finally {
-      if (!this.namespaced) await this.killSlot(slot);
+      // Namespaced: the PID namespace dies with its init, but the kernel tears it down asynchronously (a fork
+      // bomb's thousands of processes take a while). The slot is not reused until all of them are gone.
+      await this.killSlot(slot);
       await this.removeTree(work);
     }
     return results;

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -79,6 +79,25 @@ describe('sandbox: isolation detection', () => {
     expect(d.limits).toEqual(expect.arrayContaining(['RLIMIT_CPU', 'RLIMIT_FSIZE', 'RLIMIT_NOFILE', 'RLIMIT_CORE=0']));
     if (expectedMode !== 'full') expect(d.warnings.length).toBeGreaterThan(1);
     expect(existsSync(d.baseDir)).toBe(true);
+  });
+});
+
+describe('sandbox: toolchains in covered directories', () => {
+  it.runIf(namespaced)('binds back, read-only, a toolchain that lives under /tmp (a checkout cloned there)', async () => {
+    const dir = mkdtempSync('/tmp/kiln-toolchain-');
+    try {
+      chmodSync(dir, 0o755);
+      writeFileSync(path.join(dir, 'tool.sh'), 'echo tool ran\n', { mode: 0o755 });
+      // /tmp inside is a private tmpfs: the file is not there until exposed.
+      const before = await sh(`/bin/sh ${dir}/tool.sh`);
+      expect(before.exitCode).not.toBe(0);
+      expect(await sb.expose([dir])).toEqual([]);
+      const after = await sh(`/bin/sh ${dir}/tool.sh; echo x > ${dir}/written || echo refused`);
+      expect(after.stdout).toBe('tool ran\nrefused\n');
+      expect(existsSync(path.join(dir, 'written'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
