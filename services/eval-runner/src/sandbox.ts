@@ -730,7 +730,8 @@ export class Sandbox {
     // Stage everything that a cover will hide, then cover, then bind back.
     L.push(`${esc(slot.dir)} ${STAGE}/slot none bind,X-mount.mkdir=0700 0 0`);
     const exposed = [...this.exposed];
-    exposed.forEach((p, i) => L.push(`${esc(p)} ${STAGE}/e${i} none bind,X-mount.mkdir=0700 0 0`));
+    // nofail: an exposed directory removed since (a deleted checkout) must not break every later run.
+    exposed.forEach((p, i) => L.push(`${esc(p)} ${STAGE}/e${i} none bind,nofail,X-mount.mkdir=0700 0 0`));
     const seeds = writableCache ? [...this.seeds] : [];
     seeds.forEach(([, lower], i) => L.push(`${esc(lower)} ${STAGE}/s${i} none bind,X-mount.mkdir=0700 0 0`));
     const covers = [...this.covers.values()].sort((a, b) => a.path.length - b.path.length);
@@ -741,7 +742,7 @@ export class Sandbox {
       L.push(`kiln-cover ${esc(c.path)} tmpfs size=${c.size},mode=${c.mode},nosuid,nodev,X-mount.mkdir 0 0`);
     }
     L.push(`${STAGE}/slot ${esc(slot.dir)} none bind,X-mount.mkdir=0755 0 0`);
-    exposed.forEach((p, i) => L.push(`${STAGE}/e${i} ${esc(p)} none bind,ro,nosuid,nodev,X-mount.mkdir=0755 0 0`));
+    exposed.forEach((p, i) => L.push(`${STAGE}/e${i} ${esc(p)} none bind,ro,nosuid,nodev,nofail,X-mount.mkdir=0755 0 0`));
     if (writableCache) {
       seeds.forEach(([name], i) => {
         const ovl = path.join(slot.dir, '.ovl', name);

@@ -83,20 +83,25 @@ describe('sandbox: isolation detection', () => {
 });
 
 describe('sandbox: toolchains in covered directories', () => {
-  it.runIf(namespaced)('binds back, read-only, a toolchain that lives under /tmp (a checkout cloned there)', async () => {
+  it.runIf(namespaced)('binds back, read-only, a toolchain that lives under /tmp (a checkout cloned there), and survives its removal', async () => {
     const dir = mkdtempSync('/tmp/kiln-toolchain-');
+    const own = await Sandbox.create({ concurrency: 1 });
+    const run = (script: string) => own.run({ argv: ['/bin/sh', '-c', script], files: {} });
     try {
       chmodSync(dir, 0o755);
       writeFileSync(path.join(dir, 'tool.sh'), 'echo tool ran\n', { mode: 0o755 });
       // /tmp inside is a private tmpfs: the file is not there until exposed.
-      const before = await sh(`/bin/sh ${dir}/tool.sh`);
-      expect(before.exitCode).not.toBe(0);
-      expect(await sb.expose([dir])).toEqual([]);
-      const after = await sh(`/bin/sh ${dir}/tool.sh; echo x > ${dir}/written || echo refused`);
+      expect((await run(`/bin/sh ${dir}/tool.sh`)).exitCode).not.toBe(0);
+      expect(await own.expose([dir])).toEqual([]);
+      const after = await run(`/bin/sh ${dir}/tool.sh; echo x > ${dir}/written || echo refused`);
       expect(after.stdout).toBe('tool ran\nrefused\n');
       expect(existsSync(path.join(dir, 'written'))).toBe(false);
+      // The directory goes away: later runs still work.
+      rmSync(dir, { recursive: true, force: true });
+      expect(await run('echo still fine')).toMatchObject({ exitCode: 0, stdout: 'still fine\n' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
+      await own.close();
     }
   });
 });
