@@ -133,6 +133,9 @@ async function runDedup(values: Record<string, unknown>, io: Io): Promise<number
   const sum = (f: (m: (typeof r.manifests)[number]) => number) => r.manifests.reduce((a, m) => a + f(m), 0);
   io.out(`${r.dedup.shards} shards: ${r.dedup.records} signed records, ${r.dedup.clusters} clusters of near duplicates, ${r.dedup.duplicates} dropped (${r.dedup.seconds}s)`);
   io.out(`  kept ${sum((m) => m.records.kept)} of ${sum((m) => m.records.recordsIn)} records; manifests and reports in ${output}`);
+  const dropped = new Map<string, number>();
+  for (const m of r.manifests) for (const [k, v] of Object.entries(m.records.dropped)) dropped.set(k, (dropped.get(k) ?? 0) + v);
+  for (const [reason, n] of [...dropped].sort(([, a], [, b]) => b - a)) io.out(`  dropped ${String(n).padStart(7)}  ${reason}`);
   return EXIT.ok;
 }
 

@@ -47,6 +47,11 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
     io.err(`kiln demo: run ${outputs.runId} failed: ${run.status.message}`);
     return EXIT.invalid;
   }
+  const workers = await (await import('./demo-workers.ts')).showWorkers(root, io, bold);
+  if (workers !== EXIT.ok) {
+    io.err('kiln demo: a stage worker failed (output above)');
+    return workers;
+  }
   io.out(`\n${bold('Next')}
   npx kiln status                              # every run, its stage, progress and gates (--watch to follow)
   npx kiln status ${outputs.runId}                # this run: stages, attempts, gates, artifacts
@@ -55,6 +60,7 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
   (cd stacks && pulumi stack output)           # run id, namespace, endpoints, plan summary
   npx kiln plan configs/tiny.yaml --stack dev  # the stage graph and estimate behind the run
   edit configs/tiny.yaml, then npm run demo    # a changed hyperparameter starts a new run beside this one
+  npx kiln eval toolchains                     # which languages the eval sandbox can run here, and how it is isolated
   npx kiln cluster down                        # stop the cluster and remove its data`);
   return EXIT.ok;
 }

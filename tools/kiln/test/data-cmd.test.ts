@@ -119,14 +119,15 @@ describe('kiln data prep', () => {
     const three = kiln('data', 'dedup', '--output', 'spec-out', '--shards', '3');
     expect(three.code).toBe(1);
     expect(three.err).toContain('shards 2 of 3 have not been mapped');
-    const d = kiln('data', 'dedup', '--output', 'spec-out', '--shards', '2', '--json');
+    const d = kiln('data', 'dedup', '--output', 'spec-out', '--shards', '2');
     expect(d.code, d.err).toBe(0);
-    const r = JSON.parse(d.out) as { dedup: { shards: number; duplicates: number }; manifests: { records: { recordsIn: number; kept: number; dropped: Record<string, number> } }[] };
-    expect(r.dedup.shards).toBe(2);
-    // Every record of both shards is accounted for.
-    const recs = r.manifests.map((m) => m.records);
+    expect(d.out).toMatch(/^2 shards: \d+ signed records, \d+ clusters of near duplicates/);
+    expect(d.out).toMatch(/kept \d+ of 7 records/);
+    const recs = [0, 1].map((i) => (JSON.parse(readFileSync(join(tmp, 'spec-out', `shard-0000${i}.manifest.json`), 'utf8')) as { records: { recordsIn: number; kept: number; dropped: Record<string, number> } }).records);
+    // Every record of both shards is accounted for, and the text names each reason with its total.
     expect(recs.reduce((a, x) => a + x.recordsIn, 0)).toBe(7);
     expect(recs.reduce((a, x) => a + x.kept + Object.values(x.dropped).reduce((p, q) => p + q, 0), 0)).toBe(7);
+    for (const reason of new Set(recs.flatMap((x) => Object.keys(x.dropped)))) expect(d.out).toMatch(new RegExp(`dropped\\s+${recs.reduce((a, x) => a + (x.dropped[reason] ?? 0), 0)}\\s+${reason}`));
     expect(readdirSync(join(tmp, 'spec-out')).sort()).toEqual(['near-dedup.json', 'shard-00000.jsonl.zst', 'shard-00000.manifest.json', 'shard-00000.report.html', 'shard-00001.jsonl.zst', 'shard-00001.manifest.json', 'shard-00001.report.html']);
     expect(kiln('data', 'dedup').code).toBe(2);
   });
