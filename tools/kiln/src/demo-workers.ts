@@ -14,7 +14,10 @@ const HUMANEVAL = join(REPO, 'data/humaneval/HumanEval.jsonl.gz');
 
 /** Standard output indented, standard error (progress) and hints for people running it by hand dropped. */
 function quiet(io: Io): Io {
-  const out = (t: string) => io.out(t.split('\n').filter((l) => !l.includes('near dedup spans shards')).join('\n').replace(/^/gm, '    '));
+  const out = (t: string) => {
+    const kept = t.split('\n').filter((l) => !l.includes('near dedup spans shards'));
+    if (kept.some((l) => l.trim())) io.out(kept.join('\n').replace(/^/gm, '    '));
+  };
   return { out, err: () => {}, isTTY: io.isTTY, color: io.color };
 }
 
