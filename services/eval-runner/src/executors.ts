@@ -21,7 +21,7 @@ import type { Language, Outcome } from './types.ts';
 import { findExecutable, type Limits, type RunResult, type RunStep, type Sandbox } from './sandbox.ts';
 
 /** The languages with an executor (canonical names). */
-export const EXECUTOR_LANGUAGES = ['python', 'javascript', 'typescript', 'go', 'rust', 'java', 'cpp'] as const;
+export const EXECUTOR_LANGUAGES = ['python', 'javascript', 'typescript', 'go', 'rust', 'java', 'cpp', 'shell'] as const;
 export type ExecLanguage = (typeof EXECUTOR_LANGUAGES)[number];
 
 const ALIASES: Record<string, ExecLanguage> = {
@@ -32,6 +32,7 @@ const ALIASES: Record<string, ExecLanguage> = {
   rs: 'rust', rust: 'rust',
   java: 'java',
   cpp: 'cpp', 'c++': 'cpp', cc: 'cpp', cxx: 'cpp',
+  sh: 'shell', shell: 'shell', bash: 'shell',
 };
 
 /** The executor for a language name (canonical, MultiPL-E short, or another common spelling); undefined when there is none. */
@@ -162,9 +163,17 @@ async function detectCpp(searchPath: string): Promise<Toolchain> {
   return { available: true, version: r.stdout.trim(), commands: { 'g++': gpp }, roots: [path.dirname(path.dirname(real(gpp)))] };
 }
 
+async function detectShell(searchPath: string): Promise<Toolchain> {
+  const bash = findExecutable('bash', searchPath);
+  if (!bash) return missing('bash');
+  const r = await run(bash, ['-c', 'echo $BASH_VERSION'], searchPath);
+  if (!r.ok) return { available: false, reason: `${bash} does not run: ${r.stderr.trim().split('\n')[0] ?? ''}` };
+  return { available: true, version: r.stdout.trim(), commands: { bash }, roots: [path.dirname(real(bash))] };
+}
+
 async function detect(searchPath: string): Promise<Toolchains> {
-  const [python, node, go, rust, java, cpp] = await Promise.all([detectPython(searchPath), detectNode(), detectGo(searchPath), detectRust(searchPath), detectJava(searchPath), detectCpp(searchPath)]);
-  return { python, javascript: node.js, typescript: node.ts, go, rust, java, cpp };
+  const [python, node, go, rust, java, cpp, shell] = await Promise.all([detectPython(searchPath), detectNode(), detectGo(searchPath), detectRust(searchPath), detectJava(searchPath), detectCpp(searchPath), detectShell(searchPath)]);
+  return { python, javascript: node.js, typescript: node.ts, go, rust, java, cpp, shell };
 }
 
 export interface ExecuteOptions {
@@ -237,6 +246,12 @@ function pythonPlan(program: string, marker: string, tc: Toolchain, site: boolea
   if (site) return { files: { 'main.py': src }, run: { argv: [python, '-I', 'main.py'], limits: { memoryRlimit: 'as' } } };
   const boot = `import sys, runpy; sys.path.extend(${JSON.stringify(tc.sitePackages ?? [])}); sys.argv = sys.argv[1:]; runpy.run_path('main.py', run_name='__main__')`;
   return { files: { 'main.py': src }, run: { argv: [python, '-E', '-s', '-S', '-c', boot, 'main.py'], limits: { memoryRlimit: 'as' } } };
+}
+
+/** Bash (MultiPL-E's `sh`): the tests fail by exiting non-zero (`set -e` in MultiPL-E's); the marker follows them. */
+function shellPlan(program: string, marker: string, tc: Toolchain): Plan {
+  // A trailing newline ends a last line without one; `exit` anywhere before the marker ends the script without it.
+  return { files: { 'main.sh': `${program}\n\nprintf '%s\\n' ${JSON.stringify(marker)}\n` }, run: { argv: [tc.commands!.bash!, 'main.sh'], limits: { memoryRlimit: 'as' } } };
 }
 
 function nodePlan(program: string, marker: string, tc: Toolchain, ts: boolean, memoryBytes: number): Plan {
@@ -375,6 +390,8 @@ function failureDetail(lang: ExecLanguage, stdout: string, stderr: string): stri
       const l = pick(/^Exception in thread /);
       return l?.replace(/^Exception in thread "[^"]*" /, '') ?? pick(/^Error: /);
     }
+    case 'shell':
+      return lines.at(-1);
     case 'cpp': {
       const a = pick(/Assertion .* failed/);
       return a ? a.replace(/^.*?(Assertion )/, '$1') : pick(/terminate called/);
@@ -455,6 +472,9 @@ export async function execute(sandbox: Sandbox, language: Language, program: str
       break;
     case 'java':
       plan = javaPlan(program, marker, tc, compileTimeoutMs, memoryBytes);
+      break;
+    case 'shell':
+      plan = shellPlan(program, marker, tc);
       break;
   }
   if (typeof plan === 'string') return outcome('failed', plan);

@@ -28,6 +28,13 @@ interface Case {
 }
 
 const CASES: Record<ExecLanguage, Case> = {
+  shell: {
+    // MultiPL-E's bash style: set -e in the tests, a failing [[ ]] ends the script.
+    pass: '#!/bin/bash\nadd() {\n    echo $(( $1 + $2 ))\n}\n\nset -e\ncandidate() {\n    add "$@"\n}\n[[ $(candidate "2" "3") = "5" ]]\n',
+    fail: '#!/bin/bash\nadd() {\n    echo $(( $1 - $2 ))\n}\n\nset -e\ncandidate() {\n    add "$@"\n}\n[[ $(candidate "2" "3") = "5" ]] || { echo "add(2, 3) != 5" >&2; exit 1; }\n',
+    early: ['#!/bin/bash\nadd() {\n    exit 0\n}\n\nset -e\ncandidate() {\n    add "$@"\n}\ncandidate 2 3\n[[ $(candidate "2" "3") = "5" ]]\n'],
+    failReason: /^add\(2, 3\) != 5$/,
+  },
   python: {
     pass: 'def add(x: int, y: int) -> int:\n    return x + y\n\ndef check(candidate):\n    assert candidate(2, 3) == 5\n\ncheck(add)\n',
     fail: 'def add(x: int, y: int) -> int:\n    return x - y\n\ndef check(candidate):\n    assert candidate(2, 3) == 5\n\ncheck(add)\n',
