@@ -13,3 +13,4 @@ export { runStage, runDedupStage, readStageConfig, localPath, StageConfigError, 
 export { optionsFrom } from './from-spec.ts';
 export { renderReport, barChart, Log2Histogram, type ReportStats } from './report.ts';
 export { ParseFilter, GRAMMARS } from './parse.ts';
+export { RecordWork, WorkPool, defaultWorkers, usableCpus, type WorkConfig, type WorkInput, type WorkOutput } from './map-work.ts';

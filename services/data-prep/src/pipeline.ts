@@ -18,13 +18,13 @@ import { join } from 'node:path';
 import { createZstdCompress, createZstdDecompress } from 'node:zlib';
 import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
-import { Decontaminator, type BenchmarkText, type DecontaminationConfig } from './decontaminate.ts';
-import { check, DEFAULT_FILTERS, type FilterConfig } from './filters.ts';
-import { detectLanguage, normalizeLanguage } from './language.ts';
+import type { BenchmarkText, DecontaminationConfig } from './decontaminate.ts';
+import { DEFAULT_FILTERS, type FilterConfig } from './filters.ts';
 import { Ledger, type LedgerTotals } from './ledger.ts';
 import { optimalLsh } from '@kiln/spec';
-import { BandWriter, bandKeys, readDropList, reduceBands, signature, writeDropList, MINHASH_DEFAULTS, type MinHashConfig } from './minhash.ts';
-import { PII_KINDS, redact, type PiiKind, type RedactOptions } from './pii.ts';
+import { defaultWorkers, WorkPool, type WorkInput, type WorkOutput } from './map-work.ts';
+import { BandWriter, readDropList, reduceBands, writeDropList, MINHASH_DEFAULTS, type MinHashConfig } from './minhash.ts';
+import { PII_KINDS, type PiiKind, type RedactOptions } from './pii.ts';
 import { isMalformed, readInput, type ReadOptions } from './read.ts';
 import { Log2Histogram, renderReport } from './report.ts';
 import { ParseFilter } from './parse.ts';
@@ -52,6 +52,8 @@ export interface PrepOptions {
   readonly decontamination?: DecontaminationConfig;
   /** Called every few thousand records. */
   readonly onProgress?: (t: LedgerTotals) => void;
+  /** Worker threads for the per-record work (filters, parse, redaction, MinHash); 0 runs it in this thread. Default: one per core, at most 8 (none on one core). */
+  readonly workers?: number;
 }
 
 /** What the map step leaves for the reduce and apply steps (`shard-N.partial.json`). */
@@ -107,14 +109,22 @@ export async function mapShard(o: PrepOptions): Promise<PartialShard> {
   mkdirSync(o.output, { recursive: true });
   for (const stale of [shardFile(shard, 'drop'), shardFile(shard, 'manifest.json')]) rmSync(join(o.output, stale), { force: true });
   const ledger = new Ledger();
-  const filters = o.filters ?? DEFAULT_FILTERS;
-  const decon = o.benchmarks?.length ? new Decontaminator(o.benchmarks, o.decontamination) : undefined;
   const pii = Object.fromEntries(PII_KINDS.map((k) => [k, 0])) as Record<PiiKind, number>;
   const near = o.near === false ? undefined : { ...MINHASH_DEFAULTS, ...o.near };
   const lsh = near ? (o.near && o.near.bands && o.near.rows ? { bands: o.near.bands, rows: o.near.rows } : optimalLsh(near.threshold, near.numPerm)) : undefined;
+  const pool = await WorkPool.create(
+    {
+      filters: o.filters ?? DEFAULT_FILTERS,
+      parseLanguages: o.parseLanguages ?? ParseFilter.DEFAULT_LANGUAGES,
+      pii: o.pii === false ? false : (o.pii ?? {}),
+      near: near ? { numPerm: near.numPerm, ngram: near.ngram, threshold: near.threshold, seed: near.seed } : null,
+      lsh: lsh ? { bands: lsh.bands, rows: lsh.rows } : null,
+      benchmarks: o.benchmarks ?? [],
+      ...(o.decontamination ? { decontamination: o.decontamination } : {}),
+    },
+    o.workers ?? defaultWorkers(),
+  );
   const seen = new Set<string>();
-  const langs = o.parseLanguages ?? ParseFilter.DEFAULT_LANGUAGES;
-  const parser = langs.length ? await ParseFilter.create(langs) : undefined;
   const zst = createZstdCompress();
   const file = createWriteStream(join(o.output, shardFile(shard, 'candidates.jsonl.zst')));
   zst.pipe(file);
@@ -122,47 +132,66 @@ export async function mapShard(o: PrepOptions): Promise<PartialShard> {
   let candidates = 0;
   let n = 0;
 
-  for (const input of o.inputs) {
-    for await (const item of readInput(input, o.read)) {
-      // Another shard's record: not read here, so not counted here.
-      if (o.partition && o.partition.count > 1 && fnv(isMalformed(item) ? item.origin : item.path || item.origin) % o.partition.count !== o.partition.index) continue;
-      ledger.read(item.bytes);
-      if (++n % 5000 === 0) o.onProgress?.(ledger.totals());
-      if (isMalformed(item)) {
-        ledger.drop(item.malformed);
+  // Records go out in batches and their results are taken in the order sent, so every decision that depends
+  // on order (the first copy is kept; candidates are numbered) is the same as in one thread.
+  const inFlight: { paths: string[]; repos: (string | undefined)[]; outputs: Promise<WorkOutput[]> }[] = [];
+  const most = Math.max(2, 2 * pool.size);
+  let batch: WorkInput[] = [];
+  let repos: (string | undefined)[] = [];
+  let batchChars = 0;
+  const settle = async () => {
+    const b = inFlight.shift()!;
+    const outputs = await b.outputs;
+    for (const [i, r] of outputs.entries()) {
+      if ('drop' in r) {
+        ledger.drop(r.drop);
         continue;
       }
-      const language = normalizeLanguage(item.language) ?? detectLanguage(item.path, item.content.slice(0, 200));
-      const verdict = check({ path: item.path, content: item.content, ...(language ? { language } : {}) }, filters);
-      if (!verdict.keep) {
-        ledger.drop(verdict.reason);
-        continue;
-      }
-      if (parser?.parses(item.content, language, item.path) === false) {
-        ledger.drop('unparseable');
-        continue;
-      }
-      const hash = createHash('sha256').update(item.content).digest('base64');
-      if (o.exact !== false && seen.has(hash)) {
+      if (o.exact !== false && seen.has(r.hash)) {
         ledger.drop('exact-duplicate');
         continue;
       }
-      seen.add(hash);
-      if (decon?.check(item.content)) {
+      seen.add(r.hash);
+      if (r.contaminated) {
         ledger.drop('decontaminated');
         continue;
       }
-      let content = item.content;
-      if (o.pii !== false) {
-        const r = redact(content, o.pii ?? {});
-        content = r.text;
-        for (const k of PII_KINDS) pii[k] += r.counts[k] ?? 0;
-      }
-      const sig = near ? signature(content, near) : undefined;
-      if (sig && lsh && bands) await bands.add(candidates, bandKeys(sig, lsh.bands, lsh.rows));
-      await write(zst, `${JSON.stringify({ content, path: item.path, language: language ?? null, repository: item.repository ?? null })}\n`);
+      for (const [k, v] of Object.entries(r.pii)) pii[k as PiiKind] += v;
+      if (r.keys && bands) await bands.add(candidates, r.keys);
+      await write(zst, `${JSON.stringify({ content: r.content, path: b.paths[i], language: r.language, repository: b.repos[i] ?? null })}\n`);
       candidates++;
     }
+  };
+  const send = async () => {
+    if (!batch.length) return;
+    inFlight.push({ paths: batch.map((r) => r.path), repos, outputs: pool.submit(batch) });
+    batch = [];
+    repos = [];
+    batchChars = 0;
+    while (inFlight.length >= most) await settle();
+  };
+
+  try {
+    for (const input of o.inputs) {
+      for await (const item of readInput(input, o.read)) {
+        // Another shard's record: not read here, so not counted here.
+        if (o.partition && o.partition.count > 1 && fnv(isMalformed(item) ? item.origin : item.path || item.origin) % o.partition.count !== o.partition.index) continue;
+        ledger.read(item.bytes);
+        if (++n % 5000 === 0) o.onProgress?.(ledger.totals());
+        if (isMalformed(item)) {
+          ledger.drop(item.malformed);
+          continue;
+        }
+        batch.push({ path: item.path, content: item.content, ...(item.language ? { language: item.language } : {}) });
+        repos.push(item.repository);
+        batchChars += item.content.length;
+        if (batch.length >= 64 || batchChars >= 4 << 20) await send();
+      }
+    }
+    await send();
+    while (inFlight.length) await settle();
+  } finally {
+    await pool.close();
   }
   zst.end();
   await once(file, 'finish');

@@ -15,7 +15,7 @@ const stdlib = execFileSync('python3', ['-c', "import sysconfig;print(sysconfig.
 const humaneval = loadHumanEval(fileURLToPath(new URL('../../../data/humaneval/HumanEval.jsonl.gz', import.meta.url)));
 
 describe('prepare: one shard from local inputs', () => {
-  it('keeps or drops every record with a reason, redacts, dedups, decontaminates, and writes a verifiable shard', async () => {
+  it('keeps or drops every record with a reason, redacts, dedups, decontaminates, and writes a verifiable shard', { timeout: 30_000 }, async () => {
     const repo = join(dir, 'repo');
     mkdirSync(repo, { recursive: true });
     // 20 ordinary files from the standard library; one exact copy; one lightly edited copy.
@@ -70,7 +70,7 @@ describe('sharded: map per shard, one reduce across shards, apply per shard', ()
   const tweak = (t: string) => t.split('\n').map((l, i) => (i % 15 === 0 ? `${l}  # tweak` : l)).join('\n');
   const SHARDS = 3;
 
-  it('drops near duplicates that landed in different shards, keeps the lowest (shard, index), and accounts for every record', async () => {
+  it('drops near duplicates that landed in different shards, keeps the lowest (shard, index), and accounts for every record', { timeout: 60_000 }, async () => {
     const repo = join(dir, 'sharded');
     mkdirSync(repo, { recursive: true });
     real.forEach((t, i) => writeFileSync(join(repo, `orig${i}.py`), t));
@@ -111,13 +111,33 @@ describe('sharded: map per shard, one reduce across shards, apply per shard', ()
     expect(readdirSync(out).filter((f) => !/^shard-\d{5}\.(jsonl\.zst|manifest\.json|report\.html)$/.test(f))).toEqual(['near-dedup.json']);
   });
 
-  it('refuses to reduce before every shard is mapped, and shards mapped with different settings', async () => {
+  it('refuses to reduce before every shard is mapped, and shards mapped with different settings', { timeout: 30_000 }, async () => {
     const out = join(dir, 'partial-out');
     const repo = join(dir, 'sharded');
     await mapShard({ inputs: [repo], output: out, shard: 0, partition: { index: 0, count: 2 } });
     await expect(dedupShards(out, { expect: 2 })).rejects.toThrow(/shards 1 of 2 have not been mapped/);
     await mapShard({ inputs: [repo], output: out, shard: 1, partition: { index: 1, count: 2 }, near: { numPerm: 128 } });
     await expect(dedupShards(out, { expect: 2 })).rejects.toThrow(/map every shard with the same settings/);
+  });
+});
+
+describe('worker threads', () => {
+  it('give the same shard, byte for byte, and the same accounting as one thread', { timeout: 60_000 }, async () => {
+    const repo = join(dir, 'threads');
+    mkdirSync(repo, { recursive: true });
+    const real = readdirSync(stdlib).filter((f) => f.endsWith('.py')).sort().map((f) => readFileSync(join(stdlib, f), 'utf8')).filter((t) => t.length > 2000 && t.length < 40_000).slice(0, 80);
+    real.forEach((t, i) => writeFileSync(join(repo, `m${i}.py`), t));
+    // Exact and near copies, so that which copy is kept depends on order.
+    real.slice(0, 8).forEach((t, i) => writeFileSync(join(repo, `z-copy${i}.py`), i % 2 ? t : t.split('\n').map((l, j) => (j % 15 === 0 ? `${l}  # tweak` : l)).join('\n')));
+    writeFileSync(join(repo, 'secrets.py'), `${real[9]!}\nADMIN = "root@example-corp.io"\n`);
+    const one = await prepare({ inputs: [repo], output: join(dir, 'threads-0'), benchmarks: humaneval, workers: 0 });
+    const two = await prepare({ inputs: [repo], output: join(dir, 'threads-2'), benchmarks: humaneval, workers: 2 });
+    expect(two.outputs[0]!.sha256).toBe(one.outputs[0]!.sha256);
+    expect(two.records).toEqual(one.records);
+    expect(two.pii).toEqual(one.pii);
+    expect(one.records.dropped['exact-duplicate']).toBeGreaterThan(0);
+    expect(one.records.dropped['near-duplicate']).toBeGreaterThan(0);
+    expect(one.pii.email).toBeGreaterThan(0);
   });
 });
 
