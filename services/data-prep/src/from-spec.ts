@@ -1,8 +1,7 @@
 /** Data-prep options from a spec's `data` section: local sources (raw, JSON Lines, Parquet), filters, dedup, PII, decontamination. */
-import { fileURLToPath } from 'node:url';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import type { DataSource, Preprocessing, Spec } from '@kiln/spec';
+import { BUNDLED_HUMANEVAL, type DataSource, type Preprocessing, type Spec } from '@kiln/spec';
 import { loadHumanEval, type BenchmarkText } from './decontaminate.ts';
 import { filtersFromSpec } from './filters.ts';
 import { listParquetFiles } from './parquet.ts';
@@ -16,9 +15,6 @@ export interface SpecPrep {
 }
 
 const isDirectory = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
-
-/** The copy of HumanEval in the repository (and in the stage image, which is built from it). */
-export const BUNDLED_HUMANEVAL = fileURLToPath(new URL('../../../data/humaneval/HumanEval.jsonl.gz', import.meta.url));
 
 export function optionsFromSpec(spec: Spec, specFile: string): SpecPrep {
   return optionsFrom(spec.data.sources, spec.data.preprocessing, spec.eval.suites, dirname(resolve(specFile)));

@@ -4,16 +4,15 @@
  * prefix, and a small summary goes to the termination message for the controller. A config it cannot use
  * is a terminal error (exit 2): no retry fixes it.
  */
-import { mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdirSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DataSource, Preprocessing } from '@kiln/spec';
+import { readStageConfig as readConfig, StageConfigError, storagePath, TERMINAL_EXIT, writeTerminationMessage, type DataSource, type Preprocessing } from '@kiln/spec';
 import { optionsFrom } from './from-spec.ts';
 import { dedupShards, mapShard, prepare, type PartialShard, type ShardManifest } from './pipeline.ts';
 
 /** Exit code of a configuration error (libs/k8s TERMINAL_EXIT_CODE): the Job fails at once. */
-export const TERMINAL = 2;
-
-export class StageConfigError extends Error {}
+export const TERMINAL = TERMINAL_EXIT;
+export { StageConfigError };
 
 interface StageConfig {
   readonly runId?: string;
@@ -40,37 +39,15 @@ function fit(summary: Record<string, unknown>): string {
   return text;
 }
 
-function writeTermination(env: NodeJS.ProcessEnv, text: string): void {
-  try {
-    writeFileSync(env.KILN_TERMINATION_LOG ?? '/dev/termination-log', text);
-  } catch {
-    // Outside a pod there is no termination log; the manifests hold everything.
-  }
-}
-
 const metricsOf = (r: ShardManifest['records'] | PartialShard['records']) => ({
   records_in: r.recordsIn,
   ...Object.fromEntries(Object.entries(r.dropped).map(([k, v]) => [`dropped_${k.replace(/-/g, '_')}`, v])),
 });
 
-/** A storage URI as a local path: `file://` as it is, `pvc://claim/p` under the claim's mount. */
-export function localPath(uri: string, env: NodeJS.ProcessEnv = process.env): string {
-  if (uri.startsWith('file://')) return uri.slice('file://'.length);
-  const pvc = /^pvc:\/\/[^/]+\/?(.*)$/.exec(uri);
-  if (pvc) return join(env.KILN_STORAGE_ROOT ?? '/artifacts', pvc[1]!);
-  throw new StageConfigError(`storage ${uri.split('/')[0]}// is not written by data prep yet; use pvc:// or file://`);
-}
+/** A storage URI as a local path; a scheme data prep cannot reach as files is a config error. */
+export const localPath = (uri: string, env: NodeJS.ProcessEnv = process.env): string => storagePath(uri, 'data prep', env);
 
-export function readStageConfig(file: string): StageConfig {
-  let c: Partial<StageConfig>;
-  try {
-    c = JSON.parse(readFileSync(file, 'utf8')) as Partial<StageConfig>;
-  } catch (e) {
-    throw new StageConfigError(`cannot read the stage config ${file}: ${(e as Error).message}`);
-  }
-  for (const k of ['sources', 'preprocessing', 'output', 'manifests'] as const) if (c[k] === undefined) throw new StageConfigError(`the stage config ${file} has no "${k}"`);
-  return c as StageConfig;
-}
+export const readStageConfig = (file: string): StageConfig => readConfig<StageConfig>(file, ['sources', 'preprocessing', 'output', 'manifests']);
 
 /** Runs the stage; returns the manifest and the summary it wrote to the termination log. */
 export async function runStage(configFile: string, opts: { shard?: number; env?: NodeJS.ProcessEnv; log?: (m: string) => void } = {}): Promise<{ manifest?: ShardManifest; partial?: PartialShard; summary: Record<string, unknown> }> {
@@ -91,7 +68,7 @@ export async function runStage(configFile: string, opts: { shard?: number; env?:
   if (c.phase === 'map') {
     const partial = await mapShard({ ...prep.options, output: out, shard, partition: { index: shard, count }, ...(opts.log ? { onProgress: (t) => opts.log!(`${t.recordsIn} records read`) } : {}) });
     const summary = { shard, phase: 'map', metrics: { ...metricsOf(partial.records), candidates: partial.candidates, redacted: Object.values(partial.pii).reduce((a, b) => a + b, 0) }, ...(prep.warnings.length ? { warnings: prep.warnings.slice(0, 5) } : {}) };
-    writeTermination(env, fit(summary));
+    writeTerminationMessage(fit(summary), env);
     return { partial, summary };
   }
   const manifest = await prepare({ ...prep.options, output: out, shard, partition: { index: shard, count }, ...(opts.log ? { onProgress: (t) => opts.log!(`${t.recordsIn} records read, ${t.kept} kept`) } : {}) });
@@ -103,27 +80,14 @@ export async function runStage(configFile: string, opts: { shard?: number; env?:
   const r = manifest.records;
   const summary = {
     shard,
-    metrics: { records_in: r.recordsIn, records_out: r.kept, bytes_in: r.bytesIn, bytes_out: r.bytesOut, ...Object.fromEntries(Object.entries(r.dropped).map(([k, v]) => [`dropped_${k.replace(/-/g, '_')}`, v])), redacted: Object.values(manifest.pii).reduce((a, b) => a + b, 0) },
+    metrics: { ...metricsOf(r), records_out: r.kept, bytes_in: r.bytesIn, bytes_out: r.bytesOut, redacted: Object.values(manifest.pii).reduce((a, b) => a + b, 0) },
     artifacts: manifest.outputs.map((o) => ({ name: `shard-${shard}`, uri: `${c.output.replace(/\/+$/, '')}/${o.path}`, digest: `sha256:${o.sha256}`, bytes: o.bytes })),
     ...(prep.warnings.length ? { warnings: prep.warnings.slice(0, 5) } : {}),
   };
-  // The controller reads at most 4 KiB of it.
-  let text = JSON.stringify(summary);
-  if (text.length > 4000) text = JSON.stringify({ ...summary, warnings: undefined, metrics: { records_in: r.recordsIn, records_out: r.kept } });
-  writeTermination(env, text);
+  writeTerminationMessage(fit(summary), env);
   return { manifest, summary };
 }
 
-function readDedupConfig(file: string): DedupStageConfig {
-  let c: Partial<DedupStageConfig>;
-  try {
-    c = JSON.parse(readFileSync(file, 'utf8')) as Partial<DedupStageConfig>;
-  } catch (e) {
-    throw new StageConfigError(`cannot read the stage config ${file}: ${(e as Error).message}`);
-  }
-  for (const k of ['input', 'manifests', 'shards'] as const) if (c[k] === undefined) throw new StageConfigError(`the stage config ${file} has no "${k}"`);
-  return c as DedupStageConfig;
-}
 
 /**
  * The dedup stage: the reduce step over every shard the data-prep stage mapped, then the apply step per
@@ -131,7 +95,7 @@ function readDedupConfig(file: string): DedupStageConfig {
  */
 export async function runDedupStage(configFile: string, opts: { env?: NodeJS.ProcessEnv; log?: (m: string) => void } = {}): Promise<{ manifests: ShardManifest[]; summary: Record<string, unknown> }> {
   const env = opts.env ?? process.env;
-  const c = readDedupConfig(configFile);
+  const c = readConfig<DedupStageConfig>(configFile, ['input', 'manifests', 'shards']);
   const dir = localPath(c.input, env);
   const manifestsDir = localPath(c.manifests, env);
   let result;
@@ -154,6 +118,6 @@ export async function runDedupStage(configFile: string, opts: { env?: NodeJS.Pro
     metrics: { shards: result.dedup.shards, records_in: sum((m) => m.records.recordsIn), records_out: sum((m) => m.records.kept), bytes_out: sum((m) => m.records.bytesOut), near_duplicates: result.dedup.duplicates, clusters: result.dedup.clusters },
     artifacts: result.manifests.length <= 16 ? result.manifests.flatMap((m) => m.outputs.map((o) => ({ name: `shard-${m.shard}`, uri: `${c.input.replace(/\/+$/, '')}/${o.path}`, digest: `sha256:${o.sha256}`, bytes: o.bytes }))) : [{ name: 'shards', uri: c.input }],
   };
-  writeTermination(env, fit(summary));
+  writeTerminationMessage(fit(summary), env);
   return { manifests: result.manifests, summary };
 }

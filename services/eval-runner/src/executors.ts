@@ -17,6 +17,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
+import { canonicalLanguage } from './benchmarks.ts';
 import type { Language, Outcome } from './types.ts';
 import { findExecutable, type Limits, type RunResult, type RunStep, type Sandbox } from './sandbox.ts';
 
@@ -24,20 +25,14 @@ import { findExecutable, type Limits, type RunResult, type RunStep, type Sandbox
 export const EXECUTOR_LANGUAGES = ['python', 'javascript', 'typescript', 'go', 'rust', 'java', 'cpp', 'shell'] as const;
 export type ExecLanguage = (typeof EXECUTOR_LANGUAGES)[number];
 
-const ALIASES: Record<string, ExecLanguage> = {
-  py: 'python', python: 'python', python3: 'python',
-  js: 'javascript', javascript: 'javascript', node: 'javascript',
-  ts: 'typescript', typescript: 'typescript',
-  go: 'go', golang: 'go',
-  rs: 'rust', rust: 'rust',
-  java: 'java',
-  cpp: 'cpp', 'c++': 'cpp', cc: 'cpp', cxx: 'cpp',
-  sh: 'shell', shell: 'shell', bash: 'shell',
-};
+/** Spellings beyond the canonical names and MultiPL-E's codes (which `canonicalLanguage` maps). */
+const ALIASES: Readonly<Record<string, ExecLanguage>> = { python3: 'python', node: 'javascript', golang: 'go', 'c++': 'cpp', cc: 'cpp', cxx: 'cpp', bash: 'shell' };
 
 /** The executor for a language name (canonical, MultiPL-E short, or another common spelling); undefined when there is none. */
 export function executorLanguage(language: Language): ExecLanguage | undefined {
-  return ALIASES[language.toLowerCase()];
+  const name = canonicalLanguage(language);
+  if (ALIASES[name]) return ALIASES[name];
+  return (EXECUTOR_LANGUAGES as readonly string[]).includes(name) ? (name as ExecLanguage) : undefined;
 }
 
 export interface Toolchain {

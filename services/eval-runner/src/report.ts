@@ -3,7 +3,7 @@
  * self-contained HTML page, gate verdicts, and the small summary the stage writes to its termination message.
  */
 import { parseGate, type Gate } from '@kiln/spec';
-import { metricName, scoreResults, STATUSES, type OmittedK, type ProblemOutcomes, type StatusCounts, type GroupScore } from './passk.ts';
+import { metricName, scoreResults, STATUSES, type OmittedK, type ProblemOutcomes, type StatusCounts, type GroupScore, type ProblemScore } from './passk.ts';
 import type { Language, OutcomeStatus } from './types.ts';
 
 /** How much of a failing completion and its stderr the report keeps. */
@@ -19,15 +19,8 @@ export interface FirstFailure {
   readonly stderr?: string;
 }
 
-export interface ProblemReport {
-  readonly id: string;
-  readonly language: Language;
-  /** Samples counted (outcomes other than `no-toolchain`). */
-  readonly n: number;
-  /** Samples that passed. */
-  readonly c: number;
-  readonly passAtK: Readonly<Record<string, number>>;
-  readonly counts: StatusCounts;
+/** A problem's scores (as `scoreResults` gives them, less `scored`), with its first failure. */
+export interface ProblemReport extends Omit<ProblemScore, 'scored'> {
   /** The first outcome that failed or timed out. */
   readonly firstFailure?: FirstFailure;
   /** True when the language has no toolchain here: left out of pass@k, never counted as a model failure. */

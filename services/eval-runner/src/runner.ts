@@ -5,7 +5,7 @@
  * while other prompts are still being generated.
  */
 import type { Suite } from '@kiln/spec';
-import { assemble, fimPrompt, loadBenchmark } from './benchmarks.ts';
+import { assemble, canonicalLanguage, fimPrompt, loadBenchmark } from './benchmarks.ts';
 import type { CompletionClient } from './client-base.ts';
 import { buildReport, type EvalReport } from './report.ts';
 import type { ProblemOutcomes } from './passk.ts';
@@ -60,9 +60,8 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluateResult> {
   let problems: Problem[] = await loadBenchmark(o.benchmark, { format: o.suite.benchmark });
   // A suite's languages narrow a multi-language benchmark; HumanEval is Python whatever the list says.
   if (langs.length && o.suite.benchmark !== 'humaneval') {
-    const all = await Promise.all(langs.map((l) => loadBenchmark(o.benchmark, { format: o.suite.benchmark, language: l })));
-    const ids = new Set(all.flat().map((p) => p.id));
-    problems = problems.filter((p) => ids.has(p.id));
+    const wanted = new Set(langs.map(canonicalLanguage));
+    problems = problems.filter((p) => wanted.has(p.language));
   }
   if (o.limit !== undefined) problems = problems.slice(0, o.limit);
   if (problems.length === 0) throw new EvalInputError(`${o.benchmark}: no problems${langs.length ? ` in ${langs.join(', ')}` : ''}`);
@@ -98,7 +97,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluateResult> {
   let passed = 0;
   const tick = () => o.onProgress?.({ generated, executed, total, passed });
   const timeoutMs = Math.round(o.suite.timeout_seconds * 1000);
-  const genMs = { total: 0 };
+  let generationMs = 0;
 
   const runProblem = async (p: Problem): Promise<ProblemOutcomes> => {
     let completions: string[];
@@ -116,7 +115,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluateResult> {
         stop: p.stop,
         ...(o.signal ? { signal: o.signal } : {}),
       });
-      genMs.total += performance.now() - t;
+      generationMs += performance.now() - t;
       generated += completions.length;
       tick();
     }
@@ -143,7 +142,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluateResult> {
     ...(o.model ? { model: o.model } : {}),
     startedAt,
     finishedAt: new Date(),
-    ...(given ? {} : { generationMs: Math.round(genMs.total) }),
+    ...(given ? {} : { generationMs: Math.round(generationMs) }),
   });
   return {
     report,

@@ -6,21 +6,17 @@
  * is a terminal error (exit 2).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { BUNDLED_HUMANEVAL, readStageConfig, StageConfigError, storagePath, TERMINAL_EXIT, writeTerminationMessage } from '@kiln/spec';
 import { BenchmarkError } from './benchmarks.ts';
 import { createClient, type CompletionClient } from './client.ts';
 import { renderHtml, stageSummary, type EvalReport, type SummaryArtifact } from './report.ts';
 import { evaluate, EvalInputError, type Execute, type Progress, type SuiteSettings } from './runner.ts';
 
 /** Exit code of a configuration error (libs/k8s TERMINAL_EXIT_CODE): the Job fails at once. */
-export const TERMINAL = 2;
-
-export class StageConfigError extends Error {}
-
-/** The copy of HumanEval in the repository (and in the image built from it). */
-export const BUNDLED_HUMANEVAL = fileURLToPath(new URL('../../../data/humaneval/HumanEval.jsonl.gz', import.meta.url));
+export const TERMINAL = TERMINAL_EXIT;
+export { StageConfigError };
 
 interface EvalStageConfig {
   readonly suite: SuiteSettings & { readonly path?: string | null };
@@ -32,13 +28,8 @@ interface EvalStageConfig {
   readonly api?: 'triton' | 'openai';
 }
 
-/** A storage URI as a local path: `file://` as it is, `pvc://claim/p` under the claim's mount. */
-export function localPath(uri: string, env: NodeJS.ProcessEnv = process.env): string {
-  if (uri.startsWith('file://')) return uri.slice('file://'.length);
-  const pvc = /^pvc:\/\/[^/]+\/?(.*)$/.exec(uri);
-  if (pvc) return join(env.KILN_STORAGE_ROOT ?? '/artifacts', pvc[1]!);
-  throw new StageConfigError(`storage ${uri.split('/')[0]}// is not written by the eval runner yet; use pvc:// or file://`);
-}
+/** A storage URI as a local path; a scheme the eval runner cannot reach as files is a config error. */
+export const localPath = (uri: string, env: NodeJS.ProcessEnv = process.env): string => storagePath(uri, 'the eval runner', env);
 
 /** Where a suite's benchmark is: its path, else the bundled HumanEval; MultiPL-E and custom suites need a path. */
 export function benchmarkPath(suite: { readonly name: string; readonly benchmark: string; readonly path?: string | null }, base = process.cwd()): string {
@@ -47,16 +38,7 @@ export function benchmarkPath(suite: { readonly name: string; readonly benchmark
   throw new StageConfigError(`eval suite "${suite.name}" (${suite.benchmark}) has no path: kiln ships only HumanEval; set eval.suites[].path to the benchmark file or directory`);
 }
 
-export function readEvalConfig(file: string): EvalStageConfig {
-  let c: Partial<EvalStageConfig>;
-  try {
-    c = JSON.parse(readFileSync(file, 'utf8')) as Partial<EvalStageConfig>;
-  } catch (e) {
-    throw new StageConfigError(`cannot read the stage config ${file}: ${(e as Error).message}`);
-  }
-  for (const k of ['suite', 'endpoint', 'output'] as const) if (c[k] === undefined) throw new StageConfigError(`the stage config ${file} has no "${k}"`);
-  return c as EvalStageConfig;
-}
+export const readEvalConfig = (file: string): EvalStageConfig => readStageConfig<EvalStageConfig>(file, ['suite', 'endpoint', 'output']);
 
 /** Writes report.json, report.html and results.jsonl under `dir`; returns them as artifacts (with digests). */
 export function writeOutputs(dir: string, uriPrefix: string, report: EvalReport, results: readonly unknown[]): SummaryArtifact[] {
@@ -70,14 +52,6 @@ export function writeOutputs(dir: string, uriPrefix: string, report: EvalReport,
     writeFileSync(join(dir, name), text);
     return { name, uri: `${uriPrefix.replace(/\/+$/, '')}/${name}`, digest: `sha256:${createHash('sha256').update(text).digest('hex')}`, bytes: Buffer.byteLength(text) };
   });
-}
-
-function writeTermination(env: NodeJS.ProcessEnv, text: string): void {
-  try {
-    writeFileSync(env.KILN_TERMINATION_LOG ?? '/dev/termination-log', text);
-  } catch {
-    // Outside a pod there is no termination log; the report holds everything.
-  }
 }
 
 export interface EvalStageOptions {
@@ -95,6 +69,7 @@ export async function runEvalStage(configFile: string, opts: EvalStageOptions): 
   const c = readEvalConfig(configFile);
   const out = localPath(c.output, env);
   const bench = benchmarkPath(c.suite);
+  opts.log?.(`suite ${c.suite.name}: ${bench}, ${c.suite.samples} sample(s) per problem, ${c.suite.timeout_seconds} s per program`);
   if (!existsSync(bench)) throw new StageConfigError(`eval suite "${c.suite.name}": ${bench} does not exist`);
   const api = c.api ?? 'triton';
   const client =
@@ -116,6 +91,6 @@ export async function runEvalStage(configFile: string, opts: EvalStageOptions): 
   for (const w of r.warnings) opts.log?.(`warning: ${w}`);
   const artifacts = writeOutputs(out, c.output, r.report, r.results);
   const summary = stageSummary(r.report, { artifacts }) as unknown as Record<string, unknown>;
-  writeTermination(env, JSON.stringify(summary));
+  writeTerminationMessage(JSON.stringify(summary), env);
   return { report: r.report, summary };
 }

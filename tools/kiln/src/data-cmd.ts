@@ -2,10 +2,10 @@
  * `kiln data prep`: the data-prep stage on local inputs or a spec's local sources; `kiln data dedup`: near
  * dedup across the shards that `kiln data prep --shard i/N` mapped.
  */
-import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { formatDiagnostics, load } from '@kiln/spec';
 import { EXIT, UsageError, type Io } from './io.ts';
+import { stageConfigFailure } from './stage-exit.ts';
 
 export async function runData(values: Record<string, unknown>, pos: string[], io: Io): Promise<number> {
   if (!['prep', 'dedup'].includes(pos[0] ?? '') || pos.length !== 1) throw new UsageError(pos.length ? `unknown data command "${pos.join(' ')}"; the commands are: kiln data prep, kiln data dedup` : 'missing subcommand: kiln data prep or kiln data dedup');
@@ -95,21 +95,14 @@ export async function runData(values: Record<string, unknown>, pos: string[], io
 
 /** `kiln data dedup`: the reduce step over every mapped shard in --output, then the apply step per shard. */
 async function runDedup(values: Record<string, unknown>, io: Io): Promise<number> {
-  const { dedupShards, runDedupStage, StageConfigError, TERMINAL } = await import('@kiln/data-prep');
+  const { dedupShards, runDedupStage } = await import('@kiln/data-prep');
   if (values.config !== undefined) {
     try {
       const { summary } = await runDedupStage(String(values.config), { log: (m) => io.err(`kiln data dedup: ${m}`) });
       io.out(JSON.stringify(summary));
       return EXIT.ok;
     } catch (e) {
-      if (!(e instanceof StageConfigError)) throw e;
-      io.err(`kiln data dedup: ${e.message}`);
-      try {
-        writeFileSync(process.env.KILN_TERMINATION_LOG ?? '/dev/termination-log', JSON.stringify({ error: e.message }));
-      } catch {
-        // Not in a pod.
-      }
-      return TERMINAL;
+      return stageConfigFailure('kiln data dedup', e, io);
     }
   }
   const output = values.output as string | undefined;
@@ -141,20 +134,13 @@ async function runDedup(values: Record<string, unknown>, io: Io): Promise<number
 
 /** As a pipeline stage: config from the mounted file, shard from JOB_COMPLETION_INDEX, summary to the termination log. */
 async function runAsStage(config: string, values: Record<string, unknown>, io: Io): Promise<number> {
-  const { runStage, StageConfigError, TERMINAL } = await import('@kiln/data-prep');
+  const { runStage } = await import('@kiln/data-prep');
   const shard = values.shard !== undefined ? Number(String(values.shard).split('/')[0]) : undefined;
   try {
     const { summary } = await runStage(config, { ...(shard !== undefined ? { shard } : {}), log: (m) => io.err(`kiln data prep: ${m}`) });
     io.out(JSON.stringify(summary));
     return EXIT.ok;
   } catch (e) {
-    if (!(e instanceof StageConfigError)) throw e;
-    io.err(`kiln data prep: ${e.message}`);
-    try {
-      writeFileSync(process.env.KILN_TERMINATION_LOG ?? '/dev/termination-log', JSON.stringify({ error: e.message }));
-    } catch {
-      // Not in a pod.
-    }
-    return TERMINAL;
+    return stageConfigFailure('kiln data prep', e, io);
   }
 }

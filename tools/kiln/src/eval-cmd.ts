@@ -2,10 +2,10 @@
  * `kiln eval score` (completions made elsewhere), `kiln eval run` (generate from an endpoint, or a spec's
  * suites, or as the pipeline's eval stage) and `kiln eval toolchains` (what this machine can execute).
  */
-import { writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { formatDiagnostics, load, type Suite } from '@kiln/spec';
 import { EXIT, UsageError, type Io } from './io.ts';
+import { stageConfigFailure } from './stage-exit.ts';
 
 type Runner = typeof import('@kiln/eval-runner');
 
@@ -25,11 +25,11 @@ function num(v: unknown, name: string, fallback: number, check: (n: number) => b
   return n;
 }
 
-async function sandboxFor(er: Runner, values: Record<string, unknown>, timeoutMs: number, io: Io) {
+async function sandboxFor(er: Runner, values: Record<string, unknown>, timeoutMs: number | undefined, io: Io) {
   const concurrency = values.concurrency !== undefined ? num(values.concurrency, 'concurrency', 1, (n) => Number.isInteger(n) && n >= 1) : undefined;
-  const sandbox = await er.Sandbox.create({ ...(concurrency ? { concurrency } : {}), limits: { timeoutMs } });
+  const sandbox = await er.Sandbox.create({ ...(concurrency ? { concurrency } : {}), ...(timeoutMs ? { limits: { timeoutMs } } : {}) });
   const d = sandbox.describe();
-  io.err(`kiln eval: sandbox: ${d.mode} isolation (network ${d.network}, ${d.user}, pid ${d.pid}, filesystem ${d.filesystem}), ${d.concurrency} at a time, ${timeoutMs} ms per program`);
+  io.err(`kiln eval: sandbox: ${d.mode} isolation (network ${d.network}, ${d.user}, pid ${d.pid}, filesystem ${d.filesystem}), ${d.concurrency} at a time${timeoutMs ? `, ${timeoutMs} ms per program` : ''}`);
   for (const w of d.warnings) io.err(`kiln eval: warning: ${w}`);
   return sandbox;
 }
@@ -103,7 +103,6 @@ async function score(er: Runner, values: Record<string, unknown>, io: Io): Promi
   try {
     const suite = { name: values.suite ? String(values.suite) : 'humaneval', benchmark: (values.format as 'humaneval' | 'multipl-e' | 'custom' | undefined) ?? 'humaneval', samples: 0, temperature: 0, top_p: 1, max_new_tokens: 0, k, timeout_seconds: timeoutMs / 1000 };
     const r = await er.evaluate({ suite, benchmark: resolve(benchmark), samples, execute: er.executorFor(sandbox), onProgress: progress(io) });
-    // pass@k for a k above the samples per problem is left out; say so rather than print nothing.
     writeOutput(er, values, r.report, r.results, io);
     print(er, values, r.report, r.warnings, io);
     return EXIT.ok;
@@ -167,7 +166,6 @@ async function run(er: Runner, values: Record<string, unknown>, io: Io): Promise
   });
   const timeoutMs = Math.max(...suites.map((s) => s.suite.timeout_seconds)) * 1000;
   const sandbox = await sandboxFor(er, values, timeoutMs, io);
-  let failed = false;
   const reports = [];
   try {
     for (const { suite, benchmark } of suites) {
@@ -188,32 +186,19 @@ async function run(er: Runner, values: Record<string, unknown>, io: Io): Promise
     io.out(`gates (${String(values.stack)}):`);
     for (const v of verdicts) io.out(`  ${v.passed === true ? '✓' : v.passed === false ? '✗' : '·'} ${v.expr}${v.value !== null && v.value !== undefined ? `  (${v.value.toFixed(3)})` : v.reason ? `  (${v.reason})` : ''}`);
   }
-  failed = verdicts.some((v) => v.passed !== true);
-  return failed ? EXIT.invalid : EXIT.ok;
+  return verdicts.some((v) => v.passed !== true) ? EXIT.invalid : EXIT.ok;
 }
 
 /** As the pipeline's eval stage: config from the mounted file, summary to the termination log. */
 async function runAsStage(er: Runner, config: string, values: Record<string, unknown>, io: Io): Promise<number> {
-  let timeoutMs = 3000;
-  try {
-    timeoutMs = Math.round(er.readEvalConfig(config).suite.timeout_seconds * 1000) || 3000;
-  } catch {
-    // runEvalStage reports it below.
-  }
-  const sandbox = await sandboxFor(er, values, timeoutMs, io);
+  // The suite's timeout reaches every program through the runner; the sandbox's own is only a default.
+  const sandbox = await sandboxFor(er, values, undefined, io);
   try {
     const { summary } = await er.runEvalStage(config, { execute: er.executorFor(sandbox), log: (m) => io.err(`kiln eval: ${m}`), onProgress: progress(io) });
     io.out(JSON.stringify(summary));
     return EXIT.ok;
   } catch (e) {
-    if (!(e instanceof er.StageConfigError)) throw e;
-    io.err(`kiln eval: ${e.message}`);
-    try {
-      writeFileSync(process.env.KILN_TERMINATION_LOG ?? '/dev/termination-log', JSON.stringify({ error: e.message }));
-    } catch {
-      // Not in a pod.
-    }
-    return er.TERMINAL;
+    return stageConfigFailure('kiln eval', e, io);
   } finally {
     await sandbox.close();
   }
