@@ -6,6 +6,7 @@ import { diagnostic, type Diagnostic } from './diagnostics.ts';
 import { pathOf, type Locator } from './locate.ts';
 import type { Json } from './source.ts';
 import { didYouMean } from './suggest.ts';
+import { MAX_DIAGNOSTICS, tooManyProblems } from './source.ts';
 
 /** A JSON Schema node, loosely typed: the schema file is data. */
 export interface SchemaNode {
@@ -111,6 +112,11 @@ export function schemaDiagnostics(errors: readonly ErrorObject[], locator: Locat
   const typeErrorAt = new Set(errors.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
 
   for (const e of errors) {
+    if (out.length >= MAX_DIAGNOSTICS) {
+      // Locating and suggesting for each of thousands of errors would take seconds and help nobody.
+      out.push(tooManyProblems(locator.locate(pathOf(e.instancePath)), errors.length));
+      break;
+    }
     const path: (string | number)[] = pathOf(e.instancePath);
     const where = humanPath(path);
     const parent = e.parentSchema as SchemaNode | undefined;
