@@ -59,6 +59,7 @@ const wholeFile = (file: string): Location => ({ file, line: 1, col: 1, endLine:
 
 /** The name `readSource` gives standard input, read when the path is `-`. */
 export const STDIN = '<stdin>';
+const STDIN_PATHS = new Set(['/dev/stdin', '/dev/fd/0', '/proc/self/fd/0']);
 
 /** Why a file cannot be read, by errno, in words that name the cause. */
 function unreadable(file: string, e: unknown): ReadResult {
@@ -116,12 +117,15 @@ function tooLarge(file: string, size?: number): ReadResult {
  * input (reported as `<stdin>`); pipes and character devices such as /dev/stdin are read as streams.
  */
 export function readSource(file: string): ReadResult {
-  if (file === '-') {
+  if (file === '-' || STDIN_PATHS.has(file)) {
+    // Read the descriptor itself: when standard input is a socket (as Node's child processes get), opening
+    // /dev/stdin by name fails (ENXIO).
+    const name = file === '-' ? STDIN : file;
     try {
       const bytes = readStream(0);
-      return bytes.length > MAX_FILE_BYTES ? tooLarge(STDIN) : parseSource(STDIN, bytes);
+      return bytes.length > MAX_FILE_BYTES ? tooLarge(name) : parseSource(name, bytes);
     } catch (e) {
-      return unreadable(STDIN, e);
+      return unreadable(name, e);
     }
   }
   let size: number;

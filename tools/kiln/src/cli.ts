@@ -256,7 +256,8 @@ $KILN_TOOLCHAIN_DIR, else $XDG_CACHE_HOME/kiln/toolchain, else ~/.cache/kiln/too
     usage: 'kiln validate <files...> [--stack NAME] [--overlay FILE] [--resolved] [--format text|json]',
     help: `Validates each spec against the schema and the checks the schema cannot express, then validates the
 result of every stack overlay the spec declares. Every problem in a file is reported in one run, as
-file:line:col with a code frame and a hint.
+file:line:col with a code frame and a hint. \`-\` (or /dev/stdin) reads a spec from standard input,
+reported as <stdin>.
 
 Options:
   --stack NAME       validate only the result of this stack's overlay (dev, staging, prod, ...)

@@ -14,7 +14,12 @@ const tmp = mkdtempSync(join(tmpdir(), 'kiln-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function kiln(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 });
+  return kilnIn(undefined, ...args);
+}
+
+/** Runs kiln with `input` on its standard input (a pipe). */
+function kilnIn(input: string | undefined, ...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000, ...(input === undefined ? {} : { input }) });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -91,6 +96,18 @@ describe('kiln validate', () => {
       expect(r.err).toMatch(/error KL1\d\d /);
       noStackTrace(r.err);
     }
+  });
+
+  it('reads a spec from standard input with `-` or /dev/stdin', () => {
+    const tiny = readFileSync(join(root, 'configs/tiny.yaml'), 'utf8');
+    const dash = kilnIn(tiny, 'validate', '-');
+    expect([dash.code, dash.err.trim()]).toEqual([0, '✓ <stdin> is valid, stacks dev']);
+    const dev = kilnIn(tiny, 'validate', '/dev/stdin');
+    expect([dev.code, dev.err.trim()]).toEqual([0, '✓ /dev/stdin is valid, stacks dev']);
+    const bad = kilnIn(tiny.replace('  name: tiny\n', '  name: Bad_Name\n'), 'validate', '-');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/^<stdin>:8:9 error KL205 /m);
+    expect(bad.err).toContain('> 8 |   name: Bad_Name');
   });
 
   it('refuses an unknown stack with a suggestion', () => {
