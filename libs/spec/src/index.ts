@@ -3,6 +3,7 @@ export { load, loadText, mergePatch, validateFile, type LoadOptions, type LoadRe
 export { CODES, type Code, type CodeInfo, type Severity } from './codes.ts';
 export { formatDiagnostic, formatDiagnostics, hasErrors, sortDiagnostics, type Diagnostic, type FormatOptions } from './diagnostics.ts';
 export { SCHEMA } from './schema.ts';
+export { didYouMean } from './suggest.ts';
 export { GPUS, PRESETS, DEFAULT_GPUS_PER_NODE, optimalLsh, parameterCount, type GpuInfo } from './hardware.ts';
 export { formatCount, parseBytes, parseTokens } from './quantity.ts';
 export { MAX_FILE_BYTES, STDIN } from './source.ts';

@@ -242,12 +242,12 @@ export function parseSource(file: string, input: Uint8Array | string): ReadResul
 
   const doc = docs[0];
   if (!doc || doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
-    diagnostics.push(diagnostic('KL106', `${file} is empty`, wholeFile(file), '', { hint: 'start from an example: `cp configs/tiny.yaml kiln.yaml`' }));
+    diagnostics.push(diagnostic('KL106', `${file} is empty`, wholeFile(file), '', { hint: 'start from an example: `kiln init` (`kiln init --list` shows them)' }));
     return { source, diagnostics };
   }
   if (!isMap(doc.contents)) {
     const r = doc.contents.range ?? [0, 0, 0];
-    diagnostics.push(diagnostic('KL113', 'a spec must be a mapping of sections (apiVersion, metadata, data, ...)', loc(r[0], r[1]), '', { hint: 'start from an example: `cp configs/tiny.yaml kiln.yaml`' }));
+    diagnostics.push(diagnostic('KL113', 'a spec must be a mapping of sections (apiVersion, metadata, data, ...)', loc(r[0], r[1]), '', { hint: 'start from an example: `kiln init` (`kiln init --list` shows them)' }));
     return { source, diagnostics };
   }
   const converter = new Converter(source.aliases, anchors, file, lineCounter, diagnostics);
