@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { AJV_OPTIONS, generateValidatorSource } from '../src/compile.ts';
-import { FIXED_KEYS, withOverlay } from '../src/overlay-schema.ts';
+import { FIXED_KEYS, overlayFileSchema, withOverlay } from '../src/overlay-schema.ts';
 import { CODES, GPUS, SCHEMA } from '../src/index.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -114,6 +114,8 @@ describe('the schema of a stack overlay', () => {
   it('is generated from the spec schema and up to date (run `npm run gen -w libs/spec` after editing it)', () => {
     expect(JSON.stringify(withOverlay(SCHEMA as Node)) === JSON.stringify(SCHEMA)).toBe(true);
     expect(((SCHEMA.properties as Record<string, Node>).stacks!.additionalProperties as Node).$ref).toBe('#/$defs/overlay');
+    expect(JSON.parse(readFileSync(root + 'schemas/kiln-overlay.schema.json', 'utf8'))).toEqual(overlayFileSchema());
+    expect(overlayFileSchema().$ref).toBe('kiln.schema.json#/$defs/overlay');
   });
 
   it('has every section of the spec but none of the fixed keys, and requires nothing', () => {
