@@ -218,13 +218,19 @@ export function parseSource(file: string, input: Uint8Array | string): ReadResul
       diagnostics.push(diagnostic('KL112', 'a spec file holds exactly one YAML document; found another one here', loc(start, start + 3), '', { hint: 'remove the `---` separator and what follows, or move it to its own file' }));
       break;
     }
-    let exhausted = false;
+    const exhausted = doc.errors.find((e) => e.code === 'RESOURCE_EXHAUSTION');
+    if (exhausted) {
+      // The parser caught its own stack overflow on deep nesting; what else it reports (once per level it
+      // unwinds, an unclosed bracket each) is noise.
+      const [start, end] = exhausted.pos;
+      diagnostics.push(diagnostic('KL115', `${file} is nested too deeply to parse`, loc(start, end), '', { hint: `specs nest a few levels; at most ${MAX_DEPTH} are accepted` }));
+      break;
+    }
     for (const err of doc.errors) {
       const [start, end] = err.pos;
-      if (err.code === 'RESOURCE_EXHAUSTION') {
-        // The parser catches its own stack overflow on deep nesting (and reports it once per level it unwinds).
-        if (!exhausted) diagnostics.push(diagnostic('KL115', `${file} is nested too deeply to parse`, loc(start, end), '', { hint: `specs nest a few levels; at most ${MAX_DEPTH} are accepted` }));
-        exhausted = true;
+      if (diagnostics.length >= MAX_DIAGNOSTICS) {
+        diagnostics.push(tooManyProblems(loc(start, end), doc.errors.length));
+        break;
       } else {
         diagnostics.push(diagnostic('KL107', `YAML syntax error: ${cleanYamlMessage(err.message)}`, loc(start, end), '', { hint: yamlHint(err.code) }));
       }
