@@ -100,6 +100,10 @@ export function runInit(values: Record<string, unknown>, positionals: string[], 
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"; name the file with --output`);
   const all = examples();
   if (values.list) {
+    if (values.json) {
+      io.out(JSON.stringify({ examples: all.map((e) => ({ name: e.name, file: e.file, summary: e.summary })) }, null, 2));
+      return EXIT.ok;
+    }
     const width = Math.max(...all.map((e) => e.name.length));
     io.out(`Examples (kiln init --from NAME):\n${all.map((e) => `  ${e.name.padEnd(width)}  ${e.summary}`).join('\n')}`);
     return EXIT.ok;

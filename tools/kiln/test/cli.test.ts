@@ -180,6 +180,7 @@ describe('kiln init', () => {
     const list = kiln('init', '--list');
     expect(list.code).toBe(0);
     for (const name of ['tiny', 'fim', 'ul2', 'replit-code-v1-3b', 'multinode-7b']) expect(list.out).toMatch(new RegExp(`^  ${name} `, 'm'));
+    expect(JSON.parse(kiln('init', '--list', '--json').out).examples.map((e: { name: string }) => e.name)).toContain('tiny');
     const r = kiln('init', '--from', 'tiyn', '--output', join(tmp, 'never.yaml'));
     expect(r.code).toBe(2);
     expect(r.err).toContain('did you mean "tiny"?');
