@@ -237,9 +237,8 @@ export function parseSource(file: string, input: Uint8Array | string): ReadResul
       if (diagnostics.length >= MAX_DIAGNOSTICS) {
         diagnostics.push(tooManyProblems(loc(start, end), doc.errors.length));
         break;
-      } else {
-        diagnostics.push(diagnostic('KL107', `YAML syntax error: ${cleanYamlMessage(err.message)}`, loc(start, end), '', { hint: yamlHint(err.code) }));
       }
+      diagnostics.push(diagnostic('KL107', `YAML syntax error: ${cleanYamlMessage(err.message)}`, loc(start, end), '', { hint: yamlHint(err.code) }));
     }
     for (const warn of doc.warnings) {
       const [start, end] = warn.pos;
