@@ -45,7 +45,7 @@ export function fileLine(f: FileReport, color: boolean): string {
 export function runValidate(values: Record<string, unknown>, files: string[], io: Io): number {
   const format = formatOption(values);
   if (files.length === 0) throw new UsageError('name at least one spec file, e.g. `kiln validate kiln.yaml` (or `-` for standard input)');
-  if (files.filter((f) => f === '-').length > 1) throw new UsageError('standard input (`-`) can be read only once');
+  if (files.filter((f) => f === '-').length + (values.overlay === '-' ? 1 : 0) > 1) throw new UsageError('standard input (`-`) can be read only once');
   const opts: { stack?: string; overlay?: string } = {};
   if (typeof values.stack === 'string') opts.stack = values.stack;
   if (typeof values.overlay === 'string') opts.overlay = values.overlay;

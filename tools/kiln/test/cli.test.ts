@@ -108,6 +108,11 @@ describe('kiln validate', () => {
     expect(bad.code).toBe(1);
     expect(bad.err).toMatch(/^<stdin>:8:9 error KL205 /m);
     expect(bad.err).toContain('> 8 |   name: Bad_Name');
+    // An overlay from standard input, over a spec file; and standard input cannot be read twice.
+    const overlay = kilnIn('training:\n  micro_batch: 0\n', 'validate', 'configs/tiny.yaml', '--overlay', '-');
+    expect(overlay.code).toBe(1);
+    expect(overlay.err).toMatch(/^<stdin>:2:16 error KL206 /m);
+    expect(kilnIn(tiny, 'validate', '-', '--overlay', '-').code).toBe(2);
   });
 
   it('refuses an unknown stack with a suggestion', () => {
