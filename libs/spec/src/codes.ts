@@ -27,6 +27,8 @@ export const CODES = {
   KL114: { title: 'key is not a plain string', severity: 'error' },
   KL115: { title: 'nesting too deep', severity: 'error' },
   KL116: { title: 'file cannot be read', severity: 'error' },
+  KL117: { title: 'alias without an anchor', severity: 'error' },
+  KL118: { title: 'too many problems to report', severity: 'error' },
   // Schema violations.
   KL201: { title: 'unknown key', severity: 'error' },
   KL202: { title: 'missing required field', severity: 'error' },

@@ -3,9 +3,10 @@ export { load, loadText, mergePatch, validateFile, type LoadOptions, type LoadRe
 export { CODES, type Code, type CodeInfo, type Severity } from './codes.ts';
 export { formatDiagnostic, formatDiagnostics, hasErrors, sortDiagnostics, type Diagnostic, type FormatOptions } from './diagnostics.ts';
 export { SCHEMA } from './schema.ts';
+export { didYouMean } from './suggest.ts';
 export { GPUS, PRESETS, DEFAULT_GPUS_PER_NODE, optimalLsh, parameterCount, type GpuInfo } from './hardware.ts';
 export { formatCount, parseBytes, parseTokens } from './quantity.ts';
-export { MAX_FILE_BYTES } from './source.ts';
+export { MAX_FILE_BYTES, STDIN } from './source.ts';
 export { TOKENS_PER_PARAMETER, parseGate } from './resolve.ts';
 export type * from './types.ts';
 export { BUNDLED_HUMANEVAL, readStageConfig, StageConfigError, storagePath, TERMINAL_EXIT, writeTerminationMessage } from './stage-io.ts';

@@ -1,4 +1,4 @@
-import { isAlias, isMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, type Node as YamlNode, type Pair, type YAMLMap } from 'yaml';
 import type { Location } from './diagnostics.ts';
 import { rangeLocation, type Json, type SourceFile } from './source.ts';
 
@@ -31,6 +31,23 @@ interface Found {
   readonly complete: boolean;
 }
 
+// Pairs of a mapping by key, built on first use: locating thousands of diagnostics in one wide mapping
+// (a label table) would otherwise scan it once per diagnostic.
+const pairIndex = new WeakMap<YAMLMap, Map<string, Pair>>();
+
+function pairOf(map: YAMLMap, key: string): Pair | undefined {
+  let index = pairIndex.get(map);
+  if (!index) {
+    index = new Map();
+    for (const p of map.items as Pair[]) {
+      const k = isScalar(p.key) ? String(p.key.value) : undefined;
+      if (k !== undefined && !index.has(k)) index.set(k, p);
+    }
+    pairIndex.set(map, index);
+  }
+  return index.get(key);
+}
+
 function walk(source: SourceFile, base: readonly (string | number)[], path: readonly (string | number)[]): Found {
   const doc = source.doc;
   if (!doc) return { node: null, key: null, complete: false };
@@ -38,9 +55,9 @@ function walk(source: SourceFile, base: readonly (string | number)[], path: read
   let key: YamlNode | null = null;
   for (const seg of [...base, ...path]) {
     let n: unknown = node;
-    for (let hops = 0; isAlias(n) && hops < 100; hops++) n = n.resolve(doc);
+    for (let hops = 0; isAlias(n) && hops < 100; hops++) n = source.aliases.get(n);
     if (isMap(n)) {
-      const pair = n.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+      const pair = pairOf(n, String(seg));
       if (!pair) return { node, key, complete: false };
       key = pair.key as YamlNode;
       node = (pair.value as YamlNode | null) ?? null;

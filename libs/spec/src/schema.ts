@@ -6,6 +6,7 @@ import { diagnostic, type Diagnostic } from './diagnostics.ts';
 import { pathOf, type Locator } from './locate.ts';
 import type { Json } from './source.ts';
 import { didYouMean } from './suggest.ts';
+import { MAX_DIAGNOSTICS, tooManyProblems } from './source.ts';
 
 /** A JSON Schema node, loosely typed: the schema file is data. */
 export interface SchemaNode {
@@ -88,10 +89,19 @@ const expected = (t: unknown): string => {
   return list.length > 1 ? `${list.slice(0, -1).join(', ')} or ${list.at(-1)}` : list[0]!;
 };
 
+/**
+ * Errors found inside a stack overlay by `$defs/overlay`. That schema is for editors; `kiln validate` checks
+ * each stack's merged result and reports there, at the overlay line and tagged with the stack, so the base
+ * spec's report leaves them out (else each would appear twice). An overlay that is not a mapping stays.
+ */
+const insideOverlay = (e: ErrorObject): boolean =>
+  /^\/stacks\/[^/]+\//.test(e.instancePath) || (/^\/stacks\/[^/]+$/.test(e.instancePath) && e.keyword !== 'type');
+
 /** Validates plain spec data against the schema; diagnostics are located through `locator`. */
 export function validateSchema(value: Json, locator: Locator, stack?: string): Diagnostic[] {
   if (validate(value)) return [];
-  return schemaDiagnostics(validate.errors ?? [], locator, stack);
+  const errors = (validate.errors ?? []).filter((e) => !insideOverlay(e));
+  return errors.length ? schemaDiagnostics(errors, locator, stack) : [];
 }
 
 export function schemaDiagnostics(errors: readonly ErrorObject[], locator: Locator, stack?: string): Diagnostic[] {
@@ -111,6 +121,11 @@ export function schemaDiagnostics(errors: readonly ErrorObject[], locator: Locat
   const typeErrorAt = new Set(errors.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
 
   for (const e of errors) {
+    if (out.length >= MAX_DIAGNOSTICS) {
+      // Locating and suggesting for each of thousands of errors would take seconds and help nobody.
+      out.push(tooManyProblems(locator.locate(pathOf(e.instancePath)), errors.length));
+      break;
+    }
     const path: (string | number)[] = pathOf(e.instancePath);
     const where = humanPath(path);
     const parent = e.parentSchema as SchemaNode | undefined;

@@ -1,24 +1,38 @@
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import {
   isAlias,
+  isCollection,
   isMap,
   isPair,
   isScalar,
   isSeq,
   LineCounter,
   parseAllDocuments,
+  type Alias,
   type Document,
   type Node as YamlNode,
   type Pair,
 } from 'yaml';
 import { diagnostic, type Diagnostic, type Location } from './diagnostics.ts';
 
-/** Specs are a few kilobytes; anything near this size is a mistake or an attack. */
-export const MAX_FILE_BYTES = 1024 * 1024;
+/**
+ * Specs are a few kilobytes (the largest example is 5 KB); anything near this size is a mistake or an
+ * attack. The cap bounds the work too: the YAML parser reads about 1 MB/s on a small machine, so at
+ * 256 KiB any file validates in a fraction of a second (at 1 MiB it took two).
+ */
+export const MAX_FILE_BYTES = 256 * 1024;
 /** Nodes produced while expanding aliases; caps "billion laughs" documents. */
 export const MAX_EXPANDED_NODES = 100_000;
 /** Deepest nesting of mappings and lists accepted. */
 export const MAX_DEPTH = 64;
+/** Problems reported per file and stage (reading, schema); past this, one KL118 says how many there are. */
+export const MAX_DIAGNOSTICS = 200;
+
+/** The diagnostic that ends a list cut at MAX_DIAGNOSTICS, placed at the first problem not reported. */
+export function tooManyProblems(at: Location, found: number | undefined): Diagnostic {
+  const more = found === undefined ? 'more' : `${found - MAX_DIAGNOSTICS} more`;
+  return diagnostic('KL118', `over ${MAX_DIAGNOSTICS} problems: ${more} are not reported`, at, '', { hint: 'fix the ones reported (they are often one mistake repeated, such as an anchor used many times) and validate again' });
+}
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
@@ -32,6 +46,12 @@ export interface SourceFile {
   readonly lineCounter: LineCounter;
   /** The document as plain JSON data; undefined when it could not be parsed. */
   readonly value: Json | undefined;
+  /**
+   * What each `*alias` of the document refers to: the last node anchored with its name before it, or
+   * undefined when there is none. Built in one pass: `Alias.resolve(doc)` walks the whole document on every
+   * call, which made a file with thousands of aliases take a minute to validate.
+   */
+  readonly aliases: ReadonlyMap<Alias, YamlNode | undefined>;
 }
 
 export interface ReadResult {
@@ -41,31 +61,105 @@ export interface ReadResult {
 
 const wholeFile = (file: string): Location => ({ file, line: 1, col: 1, endLine: 1, endCol: 1 });
 
-/** Reads a spec file defensively: every failure becomes a diagnostic, never an exception. */
+/** The name `readSource` gives standard input, read when the path is `-`. */
+export const STDIN = '<stdin>';
+const STDIN_PATHS = new Set(['/dev/stdin', '/dev/fd/0', '/proc/self/fd/0']);
+
+/** Why a file cannot be read, by errno, in words that name the cause. */
+function unreadable(file: string, e: unknown): ReadResult {
+  const code = (e as NodeJS.ErrnoException).code ?? 'unknown error';
+  switch (code) {
+    case 'ENOENT':
+    case 'ENOTDIR':
+      return fail(file, 'KL101', `${file} does not exist`, 'check the path; specs usually live in configs/ or at the repository root as kiln.yaml');
+    case 'ELOOP':
+      return fail(file, 'KL116', `${file} cannot be read: it is a loop of symbolic links (ELOOP)`, 'point the link at the spec itself: `ls -l` shows where each link in the chain goes');
+    case 'EACCES':
+    case 'EPERM':
+      return fail(file, 'KL116', `${file} cannot be read: permission denied (${code})`, 'check the file permissions');
+    case 'EISDIR':
+      return fail(file, 'KL102', `${file} is a directory, not a spec file`, 'pass the YAML file itself, e.g. `kiln validate configs/*.yaml`');
+    case 'ENAMETOOLONG':
+      return fail(file, 'KL116', `${file} cannot be read: the path is too long (ENAMETOOLONG)`, 'check the path');
+    case 'EAGAIN':
+      return fail(file, 'KL116', `${file} cannot be read: it is a non-blocking stream with no data yet (EAGAIN)`, 'pipe the spec in (`cat kiln.yaml | kiln validate -`) or pass its path');
+    default:
+      return fail(file, 'KL116', `${file} cannot be read (${code})`, 'check that the path names a readable YAML file');
+  }
+}
+
+/**
+ * Reads a stream (standard input, a pipe, a terminal, /dev/fd/N) up to one byte past the size cap, so that
+ * an endless stream (/dev/zero) ends as "too large" instead of exhausting memory.
+ */
+function readStream(fd: number): Buffer {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  while (total <= MAX_FILE_BYTES) {
+    const chunk = Buffer.alloc(64 * 1024);
+    let n: number;
+    try {
+      n = readSync(fd, chunk, 0, chunk.length, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EOF') break;
+      throw e;
+    }
+    if (n === 0) break;
+    chunks.push(chunk.subarray(0, n));
+    total += n;
+  }
+  return Buffer.concat(chunks);
+}
+
+/** `size` undefined: a stream, read only up to the cap, so its size is unknown. */
+function tooLarge(file: string, size?: number): ReadResult {
+  const limit = `${MAX_FILE_BYTES / 1024} KiB (${MAX_FILE_BYTES.toLocaleString('en')} bytes)`;
+  const message = size === undefined ? `${file} is larger than ${limit}, the most a spec may be` : `${file} is ${size.toLocaleString('en')} bytes; a spec may be at most ${limit}`;
+  return fail(file, 'KL103', message, 'a spec describes data, it does not contain it: point `data.sources` at the files instead');
+}
+
+/**
+ * Reads a spec file defensively: every failure becomes a diagnostic, never an exception. `-` reads standard
+ * input (reported as `<stdin>`); pipes and character devices such as /dev/stdin are read as streams.
+ */
 export function readSource(file: string): ReadResult {
+  if (file === '-' || STDIN_PATHS.has(file)) {
+    // Read the descriptor itself: when standard input is a socket (as Node's child processes get), opening
+    // /dev/stdin by name fails (ENXIO).
+    const name = file === '-' ? STDIN : file;
+    try {
+      const bytes = readStream(0);
+      return bytes.length > MAX_FILE_BYTES ? tooLarge(name) : parseSource(name, bytes);
+    } catch (e) {
+      return unreadable(name, e);
+    }
+  }
   let size: number;
   try {
     const st = statSync(file);
     if (st.isDirectory()) {
       return fail(file, 'KL102', `${file} is a directory, not a spec file`, 'pass the YAML file itself, e.g. `kiln validate configs/*.yaml`');
     }
-    if (!st.isFile()) return fail(file, 'KL102', `${file} is not a regular file`, 'pass a YAML file');
+    if (st.isFIFO() || st.isCharacterDevice()) {
+      const fd = openSync(file, 'r');
+      try {
+        const bytes = readStream(fd);
+        return bytes.length > MAX_FILE_BYTES ? tooLarge(file) : parseSource(file, bytes);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    if (!st.isFile()) return fail(file, 'KL102', `${file} is not a regular file (a ${st.isSocket() ? 'socket' : 'block device'})`, 'pass a YAML file, or `-` to read standard input');
     size = st.size;
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
-      return fail(file, 'KL101', `${file} does not exist`, 'check the path; specs usually live in configs/ or at the repository root as kiln.yaml');
-    }
-    return fail(file, 'KL116', `${file} cannot be read (${code ?? 'unknown error'})`, 'check the file permissions');
+    return unreadable(file, e);
   }
-  if (size > MAX_FILE_BYTES) {
-    return fail(file, 'KL103', `${file} is ${(size / 1024 / 1024).toFixed(1)} MiB; a spec may be at most 1 MiB`, 'a spec describes data, it does not contain it: point `data.sources` at the files instead');
-  }
+  if (size > MAX_FILE_BYTES) return tooLarge(file, size);
   let bytes: Buffer;
   try {
     bytes = readFileSync(file);
   } catch (e) {
-    return fail(file, 'KL116', `${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'unknown error'})`, 'check the file permissions');
+    return unreadable(file, e);
   }
   return parseSource(file, bytes);
 }
@@ -94,6 +188,9 @@ export function parseSource(file: string, input: Uint8Array | string): ReadResul
     }
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  // Old Mac line ends (CR alone): the yaml package does not break lines on them, so a file whose first line
+  // is a comment would read as one long comment. CR -> LF keeps every offset, hence every line and column.
+  if (text.includes('\r')) text = text.replace(/\r(?!\n)/g, '\n');
   const lineCounter = new LineCounter();
   const diagnostics: Diagnostic[] = [];
   const loc = (start: number, end: number): Location => rangeLocation(file, lineCounter, start, end);
@@ -102,7 +199,9 @@ export function parseSource(file: string, input: Uint8Array | string): ReadResul
   try {
     docs = parseAllDocuments(text, {
       lineCounter,
-      uniqueKeys: true,
+      // Duplicate keys are found by the converter with a set per mapping: the parser's own check compares
+      // each key with every earlier one, seconds for a mapping of thousands of keys.
+      uniqueKeys: false,
       prettyErrors: false,
       schema: 'core',
       merge: false,
@@ -116,7 +215,8 @@ export function parseSource(file: string, input: Uint8Array | string): ReadResul
     throw e;
   }
   if (!Array.isArray(docs)) docs = [];
-  const source: SourceFile = { file, text, doc: docs[0], lineCounter, value: undefined };
+  const { targets, anchors } = aliasTargets(docs[0]);
+  const source: SourceFile = { file, text, doc: docs[0], lineCounter, value: undefined, aliases: targets };
 
   for (const [i, doc] of docs.entries()) {
     if (i > 0) {
@@ -124,13 +224,21 @@ export function parseSource(file: string, input: Uint8Array | string): ReadResul
       diagnostics.push(diagnostic('KL112', 'a spec file holds exactly one YAML document; found another one here', loc(start, start + 3), '', { hint: 'remove the `---` separator and what follows, or move it to its own file' }));
       break;
     }
+    const exhausted = doc.errors.find((e) => e.code === 'RESOURCE_EXHAUSTION');
+    if (exhausted) {
+      // The parser caught its own stack overflow on deep nesting; what else it reports (once per level it
+      // unwinds, an unclosed bracket each) is noise.
+      const [start, end] = exhausted.pos;
+      diagnostics.push(diagnostic('KL115', `${file} is nested too deeply to parse`, loc(start, end), '', { hint: `specs nest a few levels; at most ${MAX_DEPTH} are accepted` }));
+      break;
+    }
     for (const err of doc.errors) {
       const [start, end] = err.pos;
-      if (err.code === 'DUPLICATE_KEY') {
-        diagnostics.push(diagnostic('KL108', 'duplicate key: this key already appears earlier in the same mapping', loc(start, end), '', { hint: 'keep one of the entries; YAML keeps neither reliably' }));
-      } else {
-        diagnostics.push(diagnostic('KL107', `YAML syntax error: ${cleanYamlMessage(err.message)}`, loc(start, end), '', { hint: yamlHint(err.code) }));
+      if (diagnostics.length >= MAX_DIAGNOSTICS) {
+        diagnostics.push(tooManyProblems(loc(start, end), doc.errors.length));
+        break;
       }
+      diagnostics.push(diagnostic('KL107', `YAML syntax error: ${cleanYamlMessage(err.message)}`, loc(start, end), '', { hint: yamlHint(err.code) }));
     }
     for (const warn of doc.warnings) {
       const [start, end] = warn.pos;
@@ -145,15 +253,15 @@ export function parseSource(file: string, input: Uint8Array | string): ReadResul
 
   const doc = docs[0];
   if (!doc || doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
-    diagnostics.push(diagnostic('KL106', `${file} is empty`, wholeFile(file), '', { hint: 'start from an example: `cp configs/tiny.yaml kiln.yaml`' }));
+    diagnostics.push(diagnostic('KL106', `${file} is empty`, wholeFile(file), '', { hint: 'start from an example: `kiln init` (`kiln init --list` shows them)' }));
     return { source, diagnostics };
   }
   if (!isMap(doc.contents)) {
     const r = doc.contents.range ?? [0, 0, 0];
-    diagnostics.push(diagnostic('KL113', 'a spec must be a mapping of sections (apiVersion, metadata, data, ...)', loc(r[0], r[1]), '', { hint: 'start from an example: `cp configs/tiny.yaml kiln.yaml`' }));
+    diagnostics.push(diagnostic('KL113', 'a spec must be a mapping of sections (apiVersion, metadata, data, ...)', loc(r[0], r[1]), '', { hint: 'start from an example: `kiln init` (`kiln init --list` shows them)' }));
     return { source, diagnostics };
   }
-  const converter = new Converter(doc, file, lineCounter, diagnostics);
+  const converter = new Converter(source.aliases, anchors, file, lineCounter, diagnostics);
   const value = converter.convert(doc.contents, 0);
   if (diagnostics.length > 0) return { source, diagnostics };
   return { source: { ...source, value }, diagnostics };
@@ -164,13 +272,17 @@ class Converter {
   private expanded = 0;
   private aborted = false;
   private alias: YamlNode | undefined;
-  private readonly doc: Document.Parsed;
+  private readonly duplicates = new Set<Pair>();
+  private readonly aliases: ReadonlyMap<Alias, YamlNode | undefined>;
+  /** Every anchor name in the document, to tell an alias before its anchor from one with none. */
+  private readonly anchors: ReadonlySet<string>;
   private readonly file: string;
   private readonly lc: LineCounter;
   private readonly out: Diagnostic[];
 
-  constructor(doc: Document.Parsed, file: string, lc: LineCounter, out: Diagnostic[]) {
-    this.doc = doc;
+  constructor(aliases: ReadonlyMap<Alias, YamlNode | undefined>, anchors: ReadonlySet<string>, file: string, lc: LineCounter, out: Diagnostic[]) {
+    this.aliases = aliases;
+    this.anchors = anchors;
     this.file = file;
     this.lc = lc;
     this.out = out;
@@ -187,11 +299,25 @@ class Converter {
       return null;
     }
     if (isAlias(node)) {
+      const target = this.aliases.get(node);
+      if (target === undefined) {
+        // YAML reads it as null, and in a stack overlay null deletes the setting: refuse it where it is written.
+        const later = this.anchors.has(node.source);
+        this.report(
+          'KL117',
+          `the alias *${node.source} refers to no anchor &${node.source}${later ? ' before it' : ''}`,
+          node,
+          later
+            ? `an anchor must come before the aliases that use it: move \`&${node.source}\` above this line`
+            : `define it (\`key: &${node.source} value\`) above this line, or write the value out`,
+        );
+        return null;
+      }
       // Report an expansion problem at the outermost alias being expanded, where the user wrote it.
       const outer = this.alias === undefined;
       if (outer) this.alias = node;
       try {
-        return this.convert(node.resolve(this.doc), depth + 1);
+        return this.convert(target, depth + 1);
       } finally {
         if (outer) this.alias = undefined;
       }
@@ -205,9 +331,17 @@ class Converter {
     }
     if (isMap(node)) {
       const obj: { [key: string]: Json } = {};
+      const seen = new Set<string>();
       for (const pair of node.items) {
         const key = this.key(pair);
         if (key === undefined) continue;
+        if (seen.has(key)) {
+          // An anchored mapping is converted once per alias; report its duplicate once.
+          if (!this.duplicates.has(pair)) this.report('KL108', 'duplicate key: this key already appears earlier in the same mapping', pair.key, 'keep one of the entries; YAML keeps neither reliably');
+          this.duplicates.add(pair);
+          continue;
+        }
+        seen.add(key);
         Object.defineProperty(obj, key, { value: this.convert(pair.value, depth + 1), enumerable: true, writable: true, configurable: true });
       }
       return obj;
@@ -245,10 +379,40 @@ class Converter {
     this.report(code, message, this.alias ?? node, hint);
   }
 
-  private report(code: 'KL109' | 'KL111' | 'KL114' | 'KL115' | 'KL203', message: string, node: unknown, hint: string): void {
+  private report(code: 'KL108' | 'KL109' | 'KL111' | 'KL114' | 'KL115' | 'KL117' | 'KL203', message: string, node: unknown, hint: string): void {
     const range = (node as YamlNode | null)?.range ?? [0, 0, 0];
+    if (this.out.length >= MAX_DIAGNOSTICS) {
+      if (this.out.length === MAX_DIAGNOSTICS) this.out.push(tooManyProblems(rangeLocation(this.file, this.lc, range[0], range[1]), undefined));
+      return;
+    }
     this.out.push(diagnostic(code, message, rangeLocation(this.file, this.lc, range[0], range[1]), '', { hint }));
   }
+}
+
+/**
+ * The target of every alias in a document, in one pass over it in document order (iteratively: the tree may
+ * be deep). As YAML says, an alias refers to the most recent node anchored with its name before it.
+ */
+function aliasTargets(doc: Document.Parsed | undefined): { targets: Map<Alias, YamlNode | undefined>; anchors: Set<string> } {
+  const out = new Map<Alias, YamlNode | undefined>();
+  if (!doc) return { targets: out, anchors: new Set() };
+  const anchors = new Map<string, YamlNode>();
+  const stack: unknown[] = [doc.contents];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isAlias(node)) {
+      out.set(node, anchors.get(node.source));
+      continue;
+    }
+    if (isPair(node)) {
+      stack.push(node.value, node.key);
+      continue;
+    }
+    if (!isScalar(node) && !isCollection(node)) continue;
+    if (node.anchor) anchors.set(node.anchor, node);
+    if (isCollection(node)) for (let i = node.items.length - 1; i >= 0; i--) stack.push(node.items[i]);
+  }
+  return { targets: out, anchors: new Set(anchors.keys()) };
 }
 
 export function rangeLocation(file: string, lc: LineCounter, start: number, end: number): Location {
@@ -281,7 +445,7 @@ function yamlHint(code: string): string | undefined {
 
 function firstInvalidUtf8(bytes: Uint8Array): number {
   const dec = new TextDecoder('utf-8', { fatal: true });
-  // Binary search on prefixes is unreliable across multi-byte sequences; scan instead (files are capped at 1 MiB).
+  // Binary search on prefixes is unreliable across multi-byte sequences; scan instead (files are capped at MAX_FILE_BYTES).
   let i = 0;
   while (i < bytes.length) {
     const b = bytes[i]!;

@@ -100,6 +100,15 @@ describe('stack overlays', () => {
     expect(r.spec).toBeUndefined();
   });
 
+  it('report a mistyped key in an overlay once, at the overlay line, for its stack', () => {
+    const bad = write('typo-stack.yaml', BASE + 'stacks:\n  dev:\n    training:\n      tokn_budget: 5M\n    model: { n_layer: 4 }\n');
+    const r = validateFile(bad);
+    expect(r.diagnostics.map((d) => [d.code, d.line, d.col, d.stack])).toEqual([
+      ['KL201', 16, 7, 'dev'],
+      ['KL201', 17, 14, 'dev'],
+    ]);
+  });
+
   it('report an error the overlay inherits from the base once, at the base', () => {
     const bad = write('both.yaml', BASE.replace('preset: 125m', 'preset: 125m, n_heads: 5') + 'stacks:\n  dev: { training: { token_budget: 5M } }\n');
     const r = validateFile(bad);

@@ -256,7 +256,8 @@ $KILN_TOOLCHAIN_DIR, else $XDG_CACHE_HOME/kiln/toolchain, else ~/.cache/kiln/too
     usage: 'kiln validate <files...> [--stack NAME] [--overlay FILE] [--resolved] [--format text|json]',
     help: `Validates each spec against the schema and the checks the schema cannot express, then validates the
 result of every stack overlay the spec declares. Every problem in a file is reported in one run, as
-file:line:col with a code frame and a hint.
+file:line:col with a code frame and a hint. \`-\` (or /dev/stdin) reads a spec from standard input,
+reported as <stdin>.
 
 Options:
   --stack NAME       validate only the result of this stack's overlay (dev, staging, prod, ...)
@@ -276,6 +277,30 @@ Exit codes: 0 valid (warnings allowed), 1 errors found, 2 usage error, 3 interna
     },
     allowPositionals: true,
     run: async (...a) => (await import('./validate.ts')).runValidate(...a),
+  },
+  init: {
+    summary: 'write a kiln.yaml to start from, with its editor schema line set',
+    usage: 'kiln init [--from tiny] [--output kiln.yaml] [--force] [--schema auto|path|copy] [--json] | kiln init --list',
+    help: `Writes one of the example specs of configs/ (default tiny) to --output (default kiln.yaml), with its
+\`# yaml-language-server: $schema=...\` line pointing at the schema from where the file is written, so that
+editors complete, document and check every field. Inside this kiln checkout, the line is a relative path
+to schemas/kiln.schema.json. Outside it, the schema is copied beside the spec as kiln.schema.json and the
+line says ./kiln.schema.json: it works on every clone and offline (an absolute path would break on other
+machines). Refresh the copy after upgrading kiln with \`kiln schema --out kiln.schema.json\`.
+
+Options:
+  --from NAME        the example to start from (kiln init --list shows them)
+  --output FILE      where to write it (default kiln.yaml)
+  --force            overwrite FILE (and a kiln.schema.json beside it) if it exists
+  --schema MODE      auto (default): as above; path: always refer to this checkout's schema file (relative
+                     inside it, absolute outside); copy: always copy the schema beside the spec
+  --list             list the examples
+  --json             say what was written as JSON
+
+Exit codes: 0 written, 1 the file exists (without --force) or cannot be written, 2 usage error.`,
+    options: { ...common, from: { type: 'string' }, output: { type: 'string', short: 'o' }, force: { type: 'boolean', short: 'f' }, schema: { type: 'string' }, list: { type: 'boolean' }, json: { type: 'boolean' } },
+    allowPositionals: true,
+    run: async (...a) => (await import('./init.ts')).runInit(...a),
   },
   schema: {
     summary: 'print the JSON Schema of kiln.yaml',
@@ -324,6 +349,7 @@ Options:
   -v, --version  print the version
 
 Examples:
+  kiln init
   kiln validate kiln.yaml
   kiln validate configs/*.yaml --format json
   kiln validate kiln.yaml --stack dev --resolved`;

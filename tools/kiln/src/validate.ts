@@ -1,4 +1,4 @@
-import { formatDiagnostics, validateFile, type Diagnostic, type LoadResult } from '@kiln/spec';
+import { formatDiagnostics, STDIN, validateFile, type Diagnostic, type LoadResult } from '@kiln/spec';
 import { stringify } from 'yaml';
 import pkg from '../package.json' with { type: 'json' };
 import { EXIT, UsageError, type Io } from './io.ts';
@@ -44,7 +44,8 @@ export function fileLine(f: FileReport, color: boolean): string {
 
 export function runValidate(values: Record<string, unknown>, files: string[], io: Io): number {
   const format = formatOption(values);
-  if (files.length === 0) throw new UsageError('name at least one spec file, e.g. `kiln validate kiln.yaml`');
+  if (files.length === 0) throw new UsageError('name at least one spec file, e.g. `kiln validate kiln.yaml` (or `-` for standard input)');
+  if (files.filter((f) => f === '-').length + (values.overlay === '-' ? 1 : 0) > 1) throw new UsageError('standard input (`-`) can be read only once');
   const opts: { stack?: string; overlay?: string } = {};
   if (typeof values.stack === 'string') opts.stack = values.stack;
   if (typeof values.overlay === 'string') opts.overlay = values.overlay;
@@ -54,7 +55,7 @@ export function runValidate(values: Record<string, unknown>, files: string[], io
   for (const file of files) {
     const r = validateFile(file, opts);
     for (const [f, t] of r.sources) texts.set(f, t);
-    reports.push(report(file, r, resolved));
+    reports.push(report(file === '-' ? STDIN : file, r, resolved));
   }
   const errors = reports.reduce((n, r) => n + r.errors, 0);
   const warnings = reports.reduce((n, r) => n + r.warnings, 0);

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -14,7 +14,12 @@ const tmp = mkdtempSync(join(tmpdir(), 'kiln-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function kiln(...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 });
+  return kilnIn(undefined, ...args);
+}
+
+/** Runs kiln with `input` on its standard input (a pipe). */
+function kilnIn(input: string | undefined, ...args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000, ...(input === undefined ? {} : { input }) });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -93,10 +98,111 @@ describe('kiln validate', () => {
     }
   });
 
+  it('reads a spec from standard input with `-` or /dev/stdin', () => {
+    const tiny = readFileSync(join(root, 'configs/tiny.yaml'), 'utf8');
+    const dash = kilnIn(tiny, 'validate', '-');
+    expect([dash.code, dash.err.trim()]).toEqual([0, '✓ <stdin> is valid, stacks dev']);
+    const dev = kilnIn(tiny, 'validate', '/dev/stdin');
+    expect([dev.code, dev.err.trim()]).toEqual([0, '✓ /dev/stdin is valid, stacks dev']);
+    const bad = kilnIn(tiny.replace('  name: tiny\n', '  name: Bad_Name\n'), 'validate', '-');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/^<stdin>:8:9 error KL205 /m);
+    expect(bad.err).toContain('> 8 |   name: Bad_Name');
+    // An overlay from standard input, over a spec file; and standard input cannot be read twice.
+    const overlay = kilnIn('training:\n  micro_batch: 0\n', 'validate', 'configs/tiny.yaml', '--overlay', '-');
+    expect(overlay.code).toBe(1);
+    expect(overlay.err).toMatch(/^<stdin>:2:16 error KL206 /m);
+    expect(kilnIn(tiny, 'validate', '-', '--overlay', '-').code).toBe(2);
+  });
+
   it('refuses an unknown stack with a suggestion', () => {
     const r = kiln('validate', '--stack', 'prdo', 'configs/tiny.yaml');
     expect(r.code).toBe(1);
     expect(r.err).toContain('did you mean "prod"?');
+  });
+});
+
+describe('kiln init', () => {
+  const schemaLine = (text: string) => /^# yaml-language-server: \$schema=(.+)$/m.exec(text)?.[1];
+  const tiny = readFileSync(join(root, 'configs/tiny.yaml'), 'utf8');
+  // A directory inside this checkout (test-results/ is ignored by git), for the relative-path case.
+  const inside = join(root, 'tools/kiln/test-results');
+  mkdirSync(inside, { recursive: true });
+  const insideTmp = mkdtempSync(join(inside, 'init-'));
+  afterAll(() => rmSync(insideTmp, { recursive: true, force: true }));
+
+  it('has --help', () => {
+    const r = kiln('init', '--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^Usage: kiln init/);
+  });
+
+  it('writes the example inside this checkout with a $schema path relative to where it is written', () => {
+    const out = join(insideTmp, 'deeper/kiln.yaml');
+    mkdirSync(dirname(out), { recursive: true });
+    const r = kiln('init', '--output', out);
+    expect(r.code, r.err).toBe(0);
+    const text = readFileSync(out, 'utf8');
+    const ref = schemaLine(text)!;
+    expect(ref.startsWith('/')).toBe(false);
+    expect(resolve(dirname(out), ref)).toBe(join(root, 'schemas/kiln.schema.json'));
+    // Everything but the schema line is the example as it is.
+    expect(text.split('\n').slice(1)).toEqual(tiny.split('\n').slice(1));
+    expect(existsSync(join(dirname(out), 'kiln.schema.json'))).toBe(false);
+    expect(kiln('validate', out).code).toBe(0);
+  });
+
+  it('outside this checkout, copies the schema beside the spec and points at the copy', () => {
+    const dir = mkdtempSync(join(tmp, 'init-out-'));
+    const out = join(dir, 'kiln.yaml');
+    const r = kiln('init', '--output', out);
+    expect(r.code, r.err).toBe(0);
+    expect(schemaLine(readFileSync(out, 'utf8'))).toBe('./kiln.schema.json');
+    expect(JSON.parse(readFileSync(join(dir, 'kiln.schema.json'), 'utf8'))).toEqual(JSON.parse(readFileSync(join(root, 'schemas/kiln.schema.json'), 'utf8')));
+    expect(r.err).toContain('kiln validate');
+  });
+
+  it('with --schema path, outside this checkout, points at the checkout\'s schema by absolute path', () => {
+    const out = join(mkdtempSync(join(tmp, 'init-abs-')), 'kiln.yaml');
+    expect(kiln('init', '--output', out, '--schema', 'path').code).toBe(0);
+    expect(schemaLine(readFileSync(out, 'utf8'))).toBe(join(root, 'schemas/kiln.schema.json'));
+    expect(kiln('init', '--output', out, '--schema', 'url', '--force').code).toBe(2);
+  });
+
+  it('refuses to overwrite a file without --force (exit 1), and overwrites with it', () => {
+    const dir = mkdtempSync(join(tmp, 'init-force-'));
+    const out = join(dir, 'kiln.yaml');
+    writeFileSync(out, 'mine\n');
+    const r = kiln('init', '--output', out);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('--force');
+    expect(readFileSync(out, 'utf8')).toBe('mine\n');
+    expect(kiln('init', '--output', out, '--force', '--from', 'fim').code).toBe(0);
+    expect(readFileSync(out, 'utf8')).toContain('type: fim');
+  });
+
+  it('lists the examples, and suggests one for a typo in --from (exit 2)', () => {
+    const list = kiln('init', '--list');
+    expect(list.code).toBe(0);
+    for (const name of ['tiny', 'fim', 'ul2', 'replit-code-v1-3b', 'multinode-7b']) expect(list.out).toMatch(new RegExp(`^  ${name} `, 'm'));
+    expect(JSON.parse(kiln('init', '--list', '--json').out).examples.map((e: { name: string }) => e.name)).toContain('tiny');
+    const r = kiln('init', '--from', 'tiyn', '--output', join(tmp, 'never.yaml'));
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('did you mean "tiny"?');
+    expect(r.err).toContain('replit-code-v1-3b');
+    expect(existsSync(join(tmp, 'never.yaml'))).toBe(false);
+  });
+
+  it('reports what it wrote as JSON', () => {
+    const dir = mkdtempSync(join(tmp, 'init-json-'));
+    const r = kiln('init', '--output', join(dir, 'kiln.yaml'), '--from', 'ul2.yaml', '--json');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toEqual({
+      written: join(dir, 'kiln.yaml'),
+      from: 'ul2',
+      example: join(root, 'configs/ul2.yaml'),
+      schema: { mode: 'copy', ref: './kiln.schema.json', copied: join(dir, 'kiln.schema.json') },
+    });
   });
 });
 
