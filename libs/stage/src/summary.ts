@@ -25,10 +25,14 @@ export function fitSummary(summary: StageSummary, maxBytes = TERMINATION_MESSAGE
   for (const k of ['message', 'error'] as const) {
     const text = s[k];
     if (typeof text !== 'string' || size(s) <= maxBytes) continue;
-    const over = size(s) - maxBytes;
-    // Cut by characters, then check bytes again: JSON escapes and multi-byte characters make them differ.
-    let keep = Math.max(0, text.length - over - 1);
-    while (keep > 0 && size({ ...s, [k]: `${text.slice(0, keep)}…` }) > maxBytes) keep = Math.floor(keep * 0.9);
+    // The longest head that fits, found by bisection: JSON escapes and multi-byte characters make bytes and characters differ.
+    const fits = (n: number) => size({ ...s, [k]: `${text.slice(0, n)}…` }) <= maxBytes;
+    let keep = 0;
+    for (let lo = 0, hi = text.length; lo <= hi; ) {
+      const mid = (lo + hi) >> 1;
+      if (fits(mid)) (keep = mid), (lo = mid + 1);
+      else hi = mid - 1;
+    }
     s = { ...s, [k]: `${text.slice(0, keep)}…` };
   }
   return size(s) <= maxBytes ? JSON.stringify(s) : JSON.stringify({ truncated: true });

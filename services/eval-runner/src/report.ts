@@ -2,7 +2,7 @@
  * The eval report: one JSON document per suite (`EvalReport`), a plain-text table for the terminal, a
  * self-contained HTML page, gate verdicts, and the small summary the stage writes to its termination message.
  */
-import { parseGate, type Gate } from '@kiln/spec';
+import { gatePasses, parseGate, type Gate } from '@kiln/spec';
 import { metricName, scoreResults, STATUSES, type OmittedK, type ProblemOutcomes, type StatusCounts, type GroupScore, type ProblemScore } from './passk.ts';
 import type { Language, OutcomeStatus } from './types.ts';
 
@@ -284,14 +284,6 @@ export interface GateCheck {
   readonly reason?: string;
 }
 
-const compare: Readonly<Record<Gate['op'], (a: number, b: number) => boolean>> = {
-  '>=': (a, b) => a >= b,
-  '>': (a, b) => a > b,
-  '<=': (a, b) => a <= b,
-  '<': (a, b) => a < b,
-  '==': (a, b) => a === b,
-};
-
 /**
  * Reads gates (the spec's `Gate`s, or their text) against a suite's metrics (a report, or flat metrics as
  * `reportMetrics` gives). With `suite`, gates naming another suite are skipped and unqualified gate texts
@@ -311,12 +303,13 @@ export function gateVerdicts(metrics: EvalReport | Readonly<Record<string, numbe
     }
     if (suite !== undefined && gate.suite !== '' && gate.suite !== suite) continue;
     const v = flat[gate.metric];
-    if (typeof v !== 'number' || !Number.isFinite(v)) {
+    const passed = gatePasses(gate, v);
+    if (passed === null || v === undefined) {
       const omitted = report?.omitted.find((o) => metricName(o.k) === gate.metric);
       out.push({ expr, metric: gate.metric, value: null, passed: null, reason: omitted ? `${gate.metric} was not reported: ${omitted.reason}` : `${gate.metric} was not reported` });
       continue;
     }
-    out.push({ expr, metric: gate.metric, value: v, passed: compare[gate.op](v, gate.value) });
+    out.push({ expr, metric: gate.metric, value: v, passed });
   }
   return out;
 }
