@@ -1,7 +1,8 @@
 /** Data-prep options from a spec's `data` section: local sources (raw, JSON Lines, Parquet), filters, dedup, PII, decontamination. */
 import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { BUNDLED_HUMANEVAL, type DataSource, type Preprocessing, type Spec } from '@kiln/spec';
+import type { DataSource, Preprocessing, Spec } from '@kiln/spec';
+import { BUNDLED_HUMANEVAL } from '@kiln/stage';
 import { loadHumanEval, type BenchmarkText } from './decontaminate.ts';
 import { filtersFromSpec } from './filters.ts';
 import { listParquetFiles } from './parquet.ts';

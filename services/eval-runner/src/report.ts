@@ -3,6 +3,7 @@
  * self-contained HTML page, gate verdicts, and the small summary the stage writes to its termination message.
  */
 import { gatePasses, parseGate, type Gate } from '@kiln/spec';
+import type { Artifact, StageSummary } from '@kiln/stage';
 import { metricName, scoreResults, STATUSES, type OmittedK, type ProblemOutcomes, type StatusCounts, type GroupScore, type ProblemScore } from './passk.ts';
 import type { Language, OutcomeStatus } from './types.ts';
 
@@ -318,26 +319,19 @@ function isReport(x: unknown): x is EvalReport {
   return typeof x === 'object' && x !== null && (x as { kind?: unknown }).kind === 'kiln.eval-report';
 }
 
-export interface SummaryArtifact {
-  readonly name: string;
-  readonly uri: string;
-  readonly digest?: string;
-  readonly bytes?: number;
-}
-
-export interface StageSummary {
+/** The eval stage's summary: the contract's, with the suite, its metrics and artifacts always there. */
+export interface EvalSummary extends StageSummary {
   readonly suite: string;
   readonly benchmark: string;
   readonly metrics: Readonly<Record<string, number>>;
-  readonly artifacts: readonly SummaryArtifact[];
-  readonly warnings?: readonly string[];
+  readonly artifacts: readonly Artifact[];
 }
 
 /** The controller reads at most 4 KiB of a termination message; the summary stays within this. */
 export const SUMMARY_MAX_BYTES = 3072;
 
 const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
-const bytes = (s: StageSummary) => Buffer.byteLength(JSON.stringify(s));
+const bytes = (s: EvalSummary) => Buffer.byteLength(JSON.stringify(s));
 
 /**
  * The stage's termination-message summary (ARCHITECTURE.md's stage contract, as data-prep's `stage.ts`):
@@ -347,7 +341,7 @@ const bytes = (s: StageSummary) => Buffer.byteLength(JSON.stringify(s));
  * warnings go first, then per-language metrics beyond the smallest k, then all per-language metrics, then
  * trailing artifacts.
  */
-export function stageSummary(report: EvalReport, opts: { readonly artifacts?: readonly SummaryArtifact[]; readonly maxBytes?: number } = {}): StageSummary {
+export function stageSummary(report: EvalReport, opts: { readonly artifacts?: readonly Artifact[]; readonly maxBytes?: number } = {}): EvalSummary {
   const max = opts.maxBytes ?? SUMMARY_MAX_BYTES;
   const all = reportMetrics(report);
   const perLanguage = (m: string) => /^pass@\d+\./.test(m);
@@ -356,7 +350,7 @@ export function stageSummary(report: EvalReport, opts: { readonly artifacts?: re
     ...report.omitted.map((o) => `${metricName(o.k)} not reported: ${o.reason}`),
     ...[...new Set(report.noToolchain.map((p) => p.language))].map((l) => `no toolchain for ${l}: its problems are excluded from pass@k`),
   ].map((w) => (w.length > 200 ? `${w.slice(0, 199)}…` : w)).slice(0, 5);
-  let s: StageSummary = { suite: report.suite, benchmark: report.benchmark, metrics, artifacts: opts.artifacts ?? [], ...(warnings.length ? { warnings } : {}) };
+  let s: EvalSummary = { suite: report.suite, benchmark: report.benchmark, metrics, artifacts: opts.artifacts ?? [], ...(warnings.length ? { warnings } : {}) };
   if (bytes(s) <= max) return s;
   s = { suite: s.suite, benchmark: s.benchmark, metrics: s.metrics, artifacts: s.artifacts };
   if (bytes(s) <= max) return s;
