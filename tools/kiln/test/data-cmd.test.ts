@@ -56,13 +56,28 @@ describe('kiln data prep --config (as the pipeline stage)', () => {
     expect(JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')).error).toMatch(/no mapped shards|have not been mapped/);
   });
 
-  it('fails as a terminal error (exit 2) on a config it cannot use, and says why in the termination log', () => {
+  it('fails as a terminal error (exit 2) on a config it cannot use, and says why in the termination log', async () => {
+    const { compileFile } = await import('@kiln/plan');
+    const plan = compileFile(fileURLToPath(new URL('../../../configs/tiny.yaml', import.meta.url))).plan!;
+    const config = plan.stages.find((x) => x.kind === 'data-prep')!.config;
     const work = join(tmp, 'bad-stage');
     mkdirSync(work, { recursive: true });
-    writeFileSync(join(work, 'stage.json'), JSON.stringify({ sources: [], preprocessing: { shards: 1 }, output: 's3://bucket/x/', manifests: 's3://bucket/m/' }));
-    const r = spawnSync(process.execPath, [bin, 'data', 'prep', '--config', join(work, 'stage.json')], { encoding: 'utf8', env: { ...process.env, KILN_TERMINATION_LOG: join(work, 'term') } });
-    expect(r.status).toBe(2);
-    expect(JSON.parse(readFileSync(join(work, 'term'), 'utf8')).error).toMatch(/s3:\/\/ is not written by data prep yet/);
+    const run = (c: unknown) => {
+      writeFileSync(join(work, 'stage.json'), JSON.stringify(c));
+      const r = spawnSync(process.execPath, [bin, 'data', 'prep', '--config', join(work, 'stage.json')], { encoding: 'utf8', env: { ...process.env, KILN_TERMINATION_LOG: join(work, 'term') } });
+      return { status: r.status, stderr: r.stderr, error: (JSON.parse(readFileSync(join(work, 'term'), 'utf8')) as { error: string }).error };
+    };
+    // A storage the stage cannot reach as files.
+    const s3 = run({ ...config, output: 's3://bucket/x/', manifests: 's3://bucket/m/' });
+    expect(s3.status).toBe(2);
+    expect(s3.error).toMatch(/s3:\/\/ is not written by data prep yet/);
+    // A config that does not match schemas/stages/data-prep.schema.json: the field is named, before any work.
+    const bad = run({ ...config, preprocessing: { ...config.preprocessing, shards: 'two' }, manifests: undefined });
+    expect(bad.status).toBe(2);
+    expect(bad.error).toMatch(/is not a valid data-prep config: .*\/preprocessing\/shards must be integer/);
+    expect(bad.error).toMatch(/\/manifests is missing/);
+    expect(bad.stderr).toMatch(/\/manifests is missing/);
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
   });
 });
 
