@@ -57,7 +57,9 @@ function problems(errors: readonly ErrorObject[]): ContractProblem[] {
   for (const e of errors.filter((x) => x.keyword !== 'anyOf' || errors.length === 1)) {
     const p = describe(e);
     const key = `${p.pointer}\0${p.message}`;
-    if (!seen.has(key)) out.push(p), seen.add(key);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(p);
   }
   return out;
 }

@@ -30,8 +30,10 @@ export function fitSummary(summary: StageSummary, maxBytes = TERMINATION_MESSAGE
     let keep = 0;
     for (let lo = 0, hi = text.length; lo <= hi; ) {
       const mid = (lo + hi) >> 1;
-      if (fits(mid)) (keep = mid), (lo = mid + 1);
-      else hi = mid - 1;
+      if (fits(mid)) {
+        keep = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
     }
     s = { ...s, [k]: `${text.slice(0, keep)}…` };
   }

@@ -1,11 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import type { V1ConfigMap, V1Deployment, V1Job, V1Pod } from '@kubernetes/client-node';
 import { jobName, modelRun, stageObjects } from '@kiln/k8s';
-import { TERMINAL_EXIT } from '@kiln/stage';
+import { canonicalJson as canonical, TERMINAL_EXIT } from '@kiln/stage';
 import { compileFile, type Plan } from '@kiln/plan';
 import type { ModelRun, ModelRunStatus, StageStatus } from '@kiln/cluster';
 import { describe, expect, it } from 'vitest';
-import { canonical } from '../src/controller.ts';
 import { decide, type DecideOptions, type Decision } from '../src/reconcile.ts';
 import { readSimulation, SIM, SIMULATE_ANNOTATION, simulatedSummary, simulationAnnotations } from '../src/simulate.ts';
 
