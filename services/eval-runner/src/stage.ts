@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BUNDLED_HUMANEVAL, readStageConfig, StageConfigError, storagePath, writeSummary, type Artifact, type MountedConfig } from '@kiln/stage';
+import { BUNDLED_HUMANEVAL, readStageConfig, StageConfigError, storagePath, writeSummary, type Artifact, type MountedConfig, type SuiteValues } from '@kiln/stage';
 import { BenchmarkError } from './benchmarks.ts';
 import { createClient, type CompletionClient } from './client.ts';
 import { renderHtml, stageSummary, type EvalReport, type EvalSummary } from './report.ts';
@@ -18,7 +18,7 @@ import { evaluate, EvalInputError, type Execute, type Progress } from './runner.
 export const localPath = (uri: string, env: NodeJS.ProcessEnv = process.env): string => storagePath(uri, 'the eval runner', env);
 
 /** Where a suite's benchmark is: its path, else the bundled HumanEval; MultiPL-E and custom suites need a path. */
-export function benchmarkPath(suite: { readonly name: string; readonly benchmark: string; readonly path?: string | null }, base = process.cwd()): string {
+export function benchmarkPath(suite: Pick<SuiteValues, 'name' | 'benchmark' | 'path'>, base = process.cwd()): string {
   if (suite.path) return suite.path.startsWith('/') ? suite.path : join(base, suite.path);
   if (suite.benchmark === 'humaneval') return BUNDLED_HUMANEVAL;
   throw new StageConfigError(`eval suite "${suite.name}" (${suite.benchmark}) has no path: kiln ships only HumanEval; set eval.suites[].path to the benchmark file or directory`);
