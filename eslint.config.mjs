@@ -7,16 +7,18 @@ import tseslint from 'typescript-eslint';
 const scopes = {
   'scope:schema': [],
   'scope:spec': ['scope:schema'],
-  'scope:plan': ['scope:spec'],
-  'scope:k8s': ['scope:plan'],
+  // The stage contract: only its schemas, so every layer above may use it.
+  'scope:stage': ['scope:schema'],
+  'scope:plan': ['scope:spec', 'scope:stage'],
+  'scope:k8s': ['scope:plan', 'scope:stage'],
   'scope:pulumi': ['scope:k8s', 'scope:plan'],
-  'scope:cluster': ['scope:k8s', 'scope:plan'],
-  'scope:controller': ['scope:cluster', 'scope:k8s', 'scope:plan'],
-  'scope:data-prep': ['scope:spec'],
-  'scope:eval-runner': ['scope:spec'],
-  'scope:gateway': ['scope:spec'],
+  'scope:cluster': ['scope:k8s', 'scope:plan', 'scope:stage'],
+  'scope:controller': ['scope:cluster', 'scope:k8s', 'scope:plan', 'scope:stage'],
+  'scope:data-prep': ['scope:spec', 'scope:stage'],
+  'scope:eval-runner': ['scope:spec', 'scope:stage'],
+  'scope:gateway': ['scope:spec', 'scope:stage'],
   'scope:stacks': ['scope:pulumi', 'scope:spec'],
-  'scope:cli': ['scope:schema', 'scope:spec', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner'],
+  'scope:cli': ['scope:schema', 'scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner'],
 };
 
 const types = {

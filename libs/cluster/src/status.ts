@@ -4,6 +4,7 @@
  * restarts recomputes the same status.
  */
 import type { GateVerdict, Plan } from '@kiln/plan';
+import type { Artifact, Progress, StageSummary } from '@kiln/stage';
 
 export type RunPhase = 'Pending' | 'Running' | 'Suspended' | 'Succeeded' | 'Failed';
 export type StagePhase = 'Pending' | 'Running' | 'Retrying' | 'Succeeded' | 'Failed';
@@ -41,15 +42,6 @@ export interface Condition {
   readonly observedGeneration?: number;
 }
 
-/** How far a running stage is, when it reports it (training: tokens of the budget). */
-export interface Progress {
-  readonly done: number;
-  readonly total: number;
-  readonly unit: string;
-  /** When it was read. */
-  readonly updatedAt?: string;
-}
-
 export interface StageStatus {
   readonly name: string;
   readonly kind: string;
@@ -66,19 +58,16 @@ export interface StageStatus {
   /** When the next attempt starts, while backing off. */
   readonly nextAttemptAt?: string;
   /** The stage's summary: its termination message (JSON), merged over shards. */
-  readonly summary?: Readonly<Record<string, unknown>>;
+  readonly summary?: StageSummary;
   /** Where the stage wrote its manifest. */
   readonly manifest: string;
+  /** How far it is, when it reports it (training: tokens of the budget). */
   readonly progress?: Progress;
 }
 
-/** An artifact a stage reported in its summary. */
-export interface Artifact {
+/** An artifact a stage reported in its summary, with the stage that reported it. */
+export interface RunArtifact extends Artifact {
   readonly stage: string;
-  readonly name: string;
-  readonly uri: string;
-  readonly digest?: string;
-  readonly bytes?: number;
 }
 
 export interface ModelRunStatus {
@@ -91,7 +80,7 @@ export interface ModelRunStatus {
   readonly completionTime?: string;
   readonly stages: readonly StageStatus[];
   readonly conditions: readonly Condition[];
-  readonly artifacts: readonly Artifact[];
+  readonly artifacts: readonly RunArtifact[];
   /** Numeric metrics of every stage's summary, as `<stage>.<metric>`. */
   readonly metrics: Readonly<Record<string, number>>;
   /** Each environment's gate verdict, from the eval suites' metrics and the spec's gates. */
@@ -124,11 +113,12 @@ export const stageConditionType = (stage: string) => `stage.kiln.dev/${stage}`;
 export const RUN_CONDITION = 'Succeeded';
 
 /** Termination messages are at most 4096 bytes; a summary is the JSON object a stage writes there. */
-export function parseSummary(message: string | undefined): Record<string, unknown> | undefined {
+export function parseSummary(message: string | undefined): StageSummary | undefined {
   if (!message?.trim()) return undefined;
   try {
     const v = JSON.parse(message) as unknown;
-    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+    // What the stage wrote, as it wrote it: the controller reads its fields defensively.
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as StageSummary;
   } catch {
     // Not JSON: FallbackToLogsOnError gave the last lines of the log instead.
   }

@@ -12,7 +12,7 @@ export { modelRun, modelRunCrd, GROUP, VERSION, type ModelRunObject } from './cr
 export { metadata, stageSelector } from './meta.ts';
 export { platformObjects, PRIORITIES, CONTROLLER_SERVICE_ACCOUNT, type PlatformObjects } from './platform.ts';
 export { evalModelObjects, servingObjects, servingName, TRITON_PORTS, type ServingObjects } from './serving.ts';
-export { jobName, stageObjects, STAGE_SERVICE_ACCOUNT, TERMINAL_EXIT_CODE, RENDEZVOUS_PORT, type StageObjects, type StageRunOptions, type UpstreamOutput } from './stages.ts';
+export { jobName, stageObjects, STAGE_SERVICE_ACCOUNT, RENDEZVOUS_PORT, type StageObjects, type StageRunOptions } from './stages.ts';
 export { pvcClaim, storageEnv, storageVolumes } from './storage.ts';
 
 /**

@@ -5,11 +5,10 @@
  */
 import type { V1ConfigMap, V1Container, V1EnvVar, V1Job, V1NetworkPolicy, V1PodSpec, V1Service, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { CONFIG_PATH, dnsName, type Plan, type Stage } from '@kiln/plan';
+import { TERMINAL_EXIT, type Envelope, type UpstreamOutput } from '@kiln/stage';
 import { metadata, stageSelector } from './meta.ts';
 import { storageEnv, storageVolumes } from './storage.ts';
 
-/** Exit code a stage uses for an error no retry can fix (bad config, missing input): the Job fails at once. */
-export const TERMINAL_EXIT_CODE = 2;
 /** Port torchrun's rendezvous listens on, on the node of rank 0. */
 export const RENDEZVOUS_PORT = 29500;
 
@@ -20,14 +19,6 @@ export interface StageObjects {
   readonly service?: V1Service;
   /** Egress policy of an eval sandbox. */
   readonly networkPolicy?: V1NetworkPolicy;
-}
-
-/** What one stage produced, as the next stage's config receives it. */
-export interface UpstreamOutput {
-  /** The stage's summary (its container's termination message, parsed). */
-  readonly summary: Readonly<Record<string, unknown>> | null;
-  /** Where the stage wrote its manifest (paths, digests, counts, metrics). */
-  readonly manifest: string;
 }
 
 /** How the controller runs one attempt of a stage. */
@@ -61,26 +52,24 @@ export function stageObjects(plan: Plan, stage: Stage, opts: StageRunOptions = {
   const name = jobName(plan, stage, attempt);
   const cmName = configName(plan, stage, attempt);
   const meta = (n: string) => metadata(plan, n, 'stage', { 'kiln.dev/stage': stage.name });
+  // The stage's config and the controller's envelope (schemas/stages/common.schema.json#/$defs/envelope).
+  const mounted: Envelope & Stage['config'] = {
+    runId: plan.runId,
+    stage: stage.name,
+    attempt,
+    storagePrefix: plan.storagePrefix,
+    manifest: stage.manifest,
+    ...stage.config,
+    // A retried stage picks up where the last attempt stopped (training: its latest checkpoint).
+    resume: attempt > 1,
+    upstream: opts.upstream ?? {},
+  };
   const configMap: V1ConfigMap = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: meta(cmName),
     data: {
-      'stage.json': JSON.stringify(
-        {
-          runId: plan.runId,
-          stage: stage.name,
-          attempt,
-          storagePrefix: plan.storagePrefix,
-          manifest: stage.manifest,
-          ...stage.config,
-          // A retried stage picks up where the last attempt stopped (training: its latest checkpoint).
-          resume: attempt > 1,
-          upstream: opts.upstream ?? {},
-        },
-        null,
-        2,
-      ),
+      'stage.json': JSON.stringify(mounted, null, 2),
     },
   };
   const r = stage.resources;
@@ -166,7 +155,7 @@ export function stageObjects(plan: Plan, stage: Stage, opts: StageRunOptions = {
       podFailurePolicy: {
         rules: [
           // A stage's own declared terminal exit (bad config, missing input): no retry can fix it.
-          { action: 'FailJob', onExitCodes: { containerName: container.name, operator: 'In', values: [TERMINAL_EXIT_CODE] } },
+          { action: 'FailJob', onExitCodes: { containerName: container.name, operator: 'In', values: [TERMINAL_EXIT] } },
           // Node loss, preemption, eviction: not the stage's fault, and not counted against its attempts.
           { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] },
         ],

@@ -1,7 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { compileFile, type Plan } from '@kiln/plan';
 import { describe, expect, it } from 'vitest';
-import { allObjects, controllerDeployment, evalModelObjects, modelRun, modelRunCrd, platformObjects, servingObjects, stageObjects, TERMINAL_EXIT_CODE } from '../src/index.ts';
+import { allObjects, controllerDeployment, evalModelObjects, modelRun, modelRunCrd, platformObjects, servingObjects, stageObjects } from '../src/index.ts';
+import { TERMINAL_EXIT } from '@kiln/stage';
 
 const configs = fileURLToPath(new URL('../../../configs/', import.meta.url));
 function plan(file: string, stack?: string): Plan {
@@ -21,7 +22,7 @@ describe('data-prep Job', () => {
   });
   it('fails at once on the terminal exit code and does not count node loss or preemption', () => {
     expect(job.spec?.podFailurePolicy?.rules).toEqual([
-      { action: 'FailJob', onExitCodes: { containerName: 'data-prep', operator: 'In', values: [TERMINAL_EXIT_CODE] } },
+      { action: 'FailJob', onExitCodes: { containerName: 'data-prep', operator: 'In', values: [TERMINAL_EXIT] } },
       { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] },
     ]);
   });

@@ -1,4 +1,5 @@
 import { GPUS, load, type Diagnostic, type GpuType, type Spec } from '@kiln/spec';
+import type { StageKind } from '@kiln/stage';
 import { estimate, DEFAULT_MFU } from './estimate.ts';
 import { dnsName } from './names.ts';
 import { runId } from './run-id.ts';
@@ -55,7 +56,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     return { nodeSelector: pool?.node_selector ?? {}, tolerations: pool?.tolerations ?? [] };
   };
   const storageCreds = spec.infra.storage.credentials ? [spec.infra.storage.credentials] : [];
-  const common = (kind: Stage['kind'], gpuType?: GpuType) => ({
+  const common = <K extends StageKind>(kind: K, gpuType?: GpuType) => ({
     kind,
     manifest: '',
     maxAttempts: kind === 'train' ? MAX_ATTEMPTS.train : MAX_ATTEMPTS.default,
@@ -63,7 +64,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     placement: placement(gpuType),
   });
 
-  const dataPrep: Stage = {
+  const dataPrep: Stage<'data-prep'> = {
     name: 'data-prep',
     ...common('data-prep'),
     credentials: [...new Set([...storageCreds, ...spec.data.sources.flatMap((s) => (s.credentials ? [s.credentials] : []))])],
@@ -76,7 +77,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
       output: art.shards,
       manifests: art.manifests,
       // With several shards, near dedup spans them: each pod maps its shard, the dedup stage reduces.
-      ...(crossShard ? { phase: 'map' } : {}),
+      ...(crossShard ? { phase: 'map' as const } : {}),
     },
     resources: STAGE_RESOURCES['data-prep'],
     parallelism: { kind: 'shards', shards: pre.shards },
@@ -84,7 +85,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     outputs: [art.shards, art.manifests],
     dependsOn: [],
   };
-  const dedup: Stage | undefined = crossShard
+  const dedup: Stage<'dedup'> | undefined = crossShard
     ? {
         name: 'dedup',
         ...common('dedup'),
@@ -98,7 +99,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
         dependsOn: ['data-prep'],
       }
     : undefined;
-  const tokenizer: Stage = {
+  const tokenizer: Stage<'tokenizer'> = {
     name: 'tokenizer',
     ...common('tokenizer'),
     image: images.trainer,
@@ -110,7 +111,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     outputs: [art.tokenizer],
     dependsOn: [dedup ? 'dedup' : 'data-prep'],
   };
-  const pack: Stage = {
+  const pack: Stage<'pack'> = {
     name: 'pack',
     ...common('pack'),
     image: images.trainer,
@@ -131,7 +132,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     dependsOn: ['tokenizer'],
   };
   const r = t.resources;
-  const train: Stage = {
+  const train: Stage<'train'> = {
     name: 'train',
     ...common('train', r.gpu_type),
     priorityClassName: `kiln-${t.priority}`,
@@ -155,7 +156,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
   // TensorRT-LLM engines are compiled for the GPU that serves them: export on the first target's GPU.
   const target = spec.serving.targets[0];
   const exportGpu = target && target.backend === 'tensorrtllm' ? gpu(target.gpu.type, target.engine.tensor_parallel) : undefined;
-  const exportStage: Stage = {
+  const exportStage: Stage<'export'> = {
     name: 'export',
     ...common('export', exportGpu?.type),
     image: images.trainer,
@@ -184,7 +185,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     image: images.triton,
     placement: placement(evalGpu.type),
   };
-  const evals: Stage[] = spec.eval.suites.map((s) => ({
+  const evals: Stage<'eval'>[] = spec.eval.suites.map((s) => ({
     name: dnsName(['eval', s.name], 40),
     ...common('eval'),
     image: images.eval,
@@ -235,7 +236,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
       'app.kubernetes.io/managed-by': 'kiln',
       'kiln.dev/run-id': id,
     },
-    stages: [dataPrep, ...(dedup ? [dedup] : []), tokenizer, pack, train, exportStage, ...evals].map((s) => ({ ...s, manifest: `${prefix}/manifests/${s.name}.json` })),
+    stages: [dataPrep, ...(dedup ? [dedup] : []), tokenizer, pack, train, exportStage, ...evals].map((s): Stage => ({ ...s, manifest: `${prefix}/manifests/${s.name}.json` })),
     serving,
     evalModel,
     gates: Object.fromEntries(Object.entries(spec.eval.gates).map(([stack, gates]) => [stack, gates.map((g) => g.expr.trim())])),

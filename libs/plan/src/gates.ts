@@ -1,5 +1,5 @@
-import { parseGate } from '@kiln/spec';
-import type { Plan } from './types.ts';
+import { gatePasses, parseGate } from '@kiln/spec';
+import { stagesOf, type Plan } from './types.ts';
 
 /** One gate of one environment, read against a run's eval metrics. */
 export interface GateResult {
@@ -23,11 +23,9 @@ export interface GateVerdict {
 /** Eval metrics by suite name, then metric name (`pass@1`). */
 export type SuiteMetrics = Readonly<Record<string, Readonly<Record<string, number>>>>;
 
-const compare = { '>=': (a: number, b: number) => a >= b, '>': (a: number, b: number) => a > b, '<=': (a: number, b: number) => a <= b, '<': (a: number, b: number) => a < b, '==': (a: number, b: number) => a === b } as const;
-
 /** The suites a plan evaluates, by name (from its eval stages' config). */
 export function evalSuites(plan: Plan): string[] {
-  return plan.stages.filter((s) => s.kind === 'eval').map((s) => (s.config.suite as { name: string }).name);
+  return stagesOf(plan, 'eval').map((s) => s.config.suite.name);
 }
 
 /** Reads every environment's gates against the metrics the eval stages reported. Pure. */
@@ -41,7 +39,7 @@ export function evaluateGates(plan: Plan, metrics: SuiteMetrics): Record<string,
       if (!g) return { expr, suite: '', metric: '', op: '', threshold: NaN, value: null, passed: false };
       const v = metrics[g.suite]?.[g.metric];
       const value = typeof v === 'number' && Number.isFinite(v) ? v : null;
-      return { expr, suite: g.suite, metric: g.metric, op: g.op, threshold: g.value, value, passed: value === null ? null : compare[g.op](value, g.value) };
+      return { expr, suite: g.suite, metric: g.metric, op: g.op, threshold: g.value, value, passed: gatePasses(g, value) };
     });
     const passed = results.some((r) => r.passed === false) ? false : results.every((r) => r.passed === true) ? true : null;
     out[env] = { passed, results };

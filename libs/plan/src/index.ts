@@ -2,7 +2,7 @@
 export { compile, compileFile, topologicalOrder, type CompileFileResult, STAGE_RESOURCES, MAX_ATTEMPTS, type CompileOptions } from './compile.ts';
 export { estimate, DEFAULT_MFU } from './estimate.ts';
 export { dnsName } from './names.ts';
-export { canonicalJson, runId, runIdentity } from './run-id.ts';
+export { runId, runIdentity } from './run-id.ts';
 export type * from './types.ts';
-export { CONFIG_PATH } from './types.ts';
+export { CONFIG_PATH, stageOf, stagesOf } from './types.ts';
 export { evaluateGates, evalSuites, type GateResult, type GateVerdict, type SuiteMetrics } from './gates.ts';

@@ -1,15 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Spec } from '@kiln/spec';
-
-/** JSON with object keys sorted at every level, so equal values always serialise the same. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-}
+import { canonicalJson } from '@kiln/stage';
 
 /**
  * What determines a run's result: the data and its cleaning, the tokenizer, the model, the objective, the

@@ -1,6 +1,22 @@
-import type { GpuType } from '@kiln/spec';
+import type { DataSource, GpuType, Model, Objective, Preprocessing, Suite, Tokenizer, Training } from '@kiln/spec';
+import type { StageConfigs, StageKind } from '@kiln/stage';
 
-export type StageKind = 'data-prep' | 'dedup' | 'tokenizer' | 'pack' | 'train' | 'export' | 'eval';
+export type { StageKind };
+
+/** The resolved spec sections stage configs carry, as @kiln/spec types them (the contract's `SpecValues`). */
+export interface PlanSpecValues {
+  readonly source: DataSource;
+  readonly preprocessing: Preprocessing;
+  readonly tokenizer: Tokenizer;
+  readonly model: Model;
+  readonly objective: Objective;
+  /** The Job says where and how training is scheduled; the config keeps the keys, undefined. */
+  readonly training: Omit<Training, 'resources' | 'queue' | 'priority'> & { readonly resources?: undefined; readonly queue?: undefined; readonly priority?: undefined };
+  readonly suite: Suite;
+}
+
+/** Each stage kind's config, as the plan compiles it. */
+export type StageConfig = StageConfigs<PlanSpecValues>;
 
 export interface GpuRequest {
   readonly type: GpuType;
@@ -40,15 +56,12 @@ export interface SecretRef {
   readonly key: string;
 }
 
-/** One stage of the pipeline: a container command, its config, what it reads and writes. */
-export interface Stage {
+/** What every stage has, whatever its kind. */
+export interface StageBase {
   /** Unique within the plan, DNS-safe: `data-prep`, `train`, `eval-humaneval`. */
   readonly name: string;
-  readonly kind: StageKind;
   readonly image: string;
   readonly command: readonly string[];
-  /** Mounted as JSON at `CONFIG_PATH`. */
-  readonly config: Readonly<Record<string, unknown>>;
   readonly resources: StageResources;
   readonly parallelism: Parallelism;
   /** Artifact URIs read. */
@@ -69,6 +82,18 @@ export interface Stage {
   /** Kueue LocalQueue the stage's Job is submitted to (training only). */
   readonly queue?: string;
 }
+
+/**
+ * One stage of the pipeline: a container command, its config, what it reads and writes. A union by `kind`:
+ * `Stage<'eval'>` has an eval config; `Stage` is any stage, and `stage.kind === 'eval'` narrows its config.
+ */
+export type Stage<K extends StageKind = StageKind> = K extends StageKind
+  ? StageBase & {
+      readonly kind: K;
+      /** Mounted as JSON at `CONFIG_PATH` (schemas/stages/<kind>.schema.json, with the controller's envelope). */
+      readonly config: StageConfig[K];
+    }
+  : never;
 
 export interface ServingPlan {
   readonly name: string;
@@ -141,3 +166,13 @@ export interface Plan {
 
 /** Where a stage finds its config inside its container. */
 export const CONFIG_PATH = '/etc/kiln/stage.json';
+
+/** The plan's stages of one kind, typed by it (`stagesOf(plan, 'eval')` are eval stages). */
+export function stagesOf<K extends StageKind>(plan: Pick<Plan, 'stages'>, kind: K): Stage<K>[] {
+  return plan.stages.filter((s): s is Stage<K> => s.kind === kind);
+}
+
+/** The plan's first stage of one kind, typed by it; undefined when the plan has none. */
+export function stageOf<K extends StageKind>(plan: Pick<Plan, 'stages'>, kind: K): Stage<K> | undefined {
+  return stagesOf(plan, kind)[0];
+}

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { load, loadText, type Spec } from '@kiln/spec';
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, compile, dnsName, estimate, runId, topologicalOrder, type Stage } from '../src/index.ts';
+import { canonicalJson } from '@kiln/stage';
+import { compile, dnsName, estimate, runId, stageOf, topologicalOrder, type Stage } from '../src/index.ts';
 
 const configs = fileURLToPath(new URL('../../../configs/', import.meta.url));
 
@@ -31,14 +32,15 @@ describe('compile: the stage graph', () => {
 
   it('reduces near duplicates across shards in a dedup stage; one shard, or near dedup off, needs none', () => {
     const byName = Object.fromEntries(plan.stages.map((s) => [s.name, s])) as Record<string, Stage>;
-    expect(byName['data-prep']!.config.phase).toBe('map');
+    const dataPrep = stageOf(plan, 'data-prep')!;
+    expect(dataPrep.config.phase).toBe('map');
     expect(byName.dedup!).toMatchObject({ kind: 'dedup', parallelism: { kind: 'single' }, dependsOn: ['data-prep'], command: ['kiln', 'data', 'dedup', '--config', '/etc/kiln/stage.json'] });
-    expect(byName.dedup!.config).toEqual({ input: byName['data-prep']!.config.output, manifests: byName['data-prep']!.config.manifests, shards: 256 });
+    expect(byName.dedup!.config).toEqual({ input: dataPrep.config.output, manifests: dataPrep.config.manifests, shards: 256 });
     expect(byName.tokenizer!.dependsOn).toEqual(['dedup']);
     for (const edit of [(t: string) => t.replace('shards: 2', 'shards: 1'), (t: string) => t.replace('near: { num_perm: 64', 'near: { enabled: false, num_perm: 64')]) {
       const p = compile(readTiny(edit));
       expect(p.stages.map((s) => s.name)).not.toContain('dedup');
-      expect(p.stages.find((s) => s.name === 'data-prep')!.config.phase).toBeUndefined();
+      expect(stageOf(p, 'data-prep')!.config.phase).toBeUndefined();
       expect(p.stages.find((s) => s.name === 'tokenizer')!.dependsOn).toEqual(['data-prep']);
     }
   });

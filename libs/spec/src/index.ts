@@ -9,4 +9,4 @@ export { formatCount, parseBytes, parseTokens } from './quantity.ts';
 export { MAX_FILE_BYTES, STDIN } from './source.ts';
 export { TOKENS_PER_PARAMETER, parseGate } from './resolve.ts';
 export type * from './types.ts';
-export { BUNDLED_HUMANEVAL, readStageConfig, StageConfigError, storagePath, TERMINAL_EXIT, writeTerminationMessage } from './stage-io.ts';
+export { GATE_OPS, gatePasses } from './gates.ts';

@@ -7,6 +7,7 @@
 import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject, type V1Deployment, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '@kiln/k8s';
 import { PLURAL, type ModelRun } from '@kiln/cluster';
+import { canonicalJson } from '@kiln/stage';
 import { hostname } from 'node:os';
 import { systemClock, type Clock } from './clock.ts';
 import { startInformers, type InformerSet, type Kind } from './informers.ts';
@@ -233,7 +234,8 @@ export class Controller {
         if ((e as { code?: number }).code !== 404) throw e;
       }
     }
-    if (canonical(run.status) !== canonical(d.status)) {
+    // The API server does not keep our key order: compare canonically.
+    if (canonicalJson(run.status) !== canonicalJson(d.status)) {
       // The resourceVersion we read makes a stale cache fail with 409 instead of overwriting newer status.
       await this.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: run.metadata.namespace, plural: PLURAL, name: run.metadata.name, body: { ...run, status: d.status } });
       this.stats.statusWrites++;
@@ -267,11 +269,6 @@ export class Controller {
 
 export const keyOf = (o: { metadata?: { namespace?: string; name?: string } }) => `${o.metadata?.namespace}/${o.metadata?.name}`;
 
-/** JSON with sorted keys: the API server does not keep our key order, so compare canonically. */
-export function canonical(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x));
-}
-
 function errorText(e: unknown): string {
   const body = (e as { body?: unknown }).body;
   if (typeof body === 'string') {
@@ -286,7 +283,7 @@ function errorText(e: unknown): string {
 
 /** Paths where two JSON values differ (for KILN_DEBUG_STATUS). */
 function diffKeys(a: unknown, b: unknown, at = ''): string[] {
-  if (canonical(a) === canonical(b)) return [];
+  if (canonicalJson(a) === canonicalJson(b)) return [];
   if (a && b && typeof a === 'object' && typeof b === 'object') {
     const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
     return [...keys].flatMap((k) => diffKeys((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${at}.${k}`));

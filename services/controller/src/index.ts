@@ -1,5 +1,5 @@
 /** @kiln/controller: runs ModelRuns stage by stage (see ARCHITECTURE.md and docs/controller.md). */
-export { Controller, canonical, keyOf, FIELD_MANAGER, TerminalError, type ControllerOptions, type ControllerStats } from './controller.ts';
+export { Controller, keyOf, FIELD_MANAGER, TerminalError, type ControllerOptions, type ControllerStats } from './controller.ts';
 export { decide, planOf, backoffMs, ATTEMPT_LABEL, type Decision, type DecideOptions, type Observed, type KilnEvent, type ObjectRef } from './reconcile.ts';
 export { WorkQueue, type QueueOptions } from './queue.ts';
 export { ManualClock, systemClock, type Clock } from './clock.ts';

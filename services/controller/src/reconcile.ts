@@ -5,19 +5,19 @@
  * so a controller that crashed and restarted carries on where the cluster says the run is.
  */
 import type { KubernetesObject, V1Deployment, V1Job, V1Pod } from '@kubernetes/client-node';
-import { evalModelObjects, stageObjects, TERMINAL_EXIT_CODE, type UpstreamOutput } from '@kiln/k8s';
+import { evalModelObjects, stageObjects } from '@kiln/k8s';
 import { evaluateGates, topologicalOrder, type Plan, type Stage, type SuiteMetrics } from '@kiln/plan';
+import { TERMINAL_EXIT, type Artifact, type Progress, type StageSummary, type UpstreamOutput } from '@kiln/stage';
 import {
   parseSummary,
   REASONS,
   RUN_CONDITION,
   stageConditionType,
-  type Artifact,
   type Condition,
   type ModelRun,
   type ModelRunStatus,
-  type Progress,
   type Reason,
+  type RunArtifact,
   type RunPhase,
   type StagePhase,
   type StageStatus,
@@ -103,7 +103,7 @@ function terminated(p: V1Pod) {
 /** What made an attempt fail, and whether a retry can help. */
 function failure(a: Attempt): { terminal: boolean; message: string } {
   const failedPods = a.pods.filter((p) => p.status?.phase === 'Failed');
-  const terminalPod = failedPods.find((p) => terminated(p)?.exitCode === TERMINAL_EXIT_CODE);
+  const terminalPod = failedPods.find((p) => terminated(p)?.exitCode === TERMINAL_EXIT);
   const jobCond = cond(a.job, 'Failed');
   const terminal = !!terminalPod || jobCond?.reason === 'PodFailurePolicy';
   const pod = terminalPod ?? failedPods.find((p) => terminated(p)?.message) ?? failedPods[0];
@@ -114,15 +114,16 @@ function failure(a: Attempt): { terminal: boolean; message: string } {
   return { terminal, message: pod ? `pod ${pod.metadata?.name}: ${why}` : why };
 }
 
-function describe(s: Record<string, unknown>): string {
-  for (const k of ['error', 'message', 'reason']) if (typeof s[k] === 'string') return s[k] as string;
+function describe(s: StageSummary): string {
+  const said = s as Readonly<Record<string, unknown>>;
+  for (const k of ['error', 'message', 'reason']) if (typeof said[k] === 'string') return said[k] as string;
   return JSON.stringify(s).slice(0, 300);
 }
 
 /** A stage's summary: rank 0's for training, numbers summed over shards for sharded stages. */
-function summaryOf(a: Attempt): Record<string, unknown> | undefined {
+function summaryOf(a: Attempt): StageSummary | undefined {
   const done = a.pods.filter((p) => p.status?.phase === 'Succeeded').sort((x, y) => index(x) - index(y));
-  const byIndex = new Map<number, Record<string, unknown>>();
+  const byIndex = new Map<number, StageSummary>();
   for (const p of done) {
     const s = parseSummary(terminated(p)?.message);
     if (s && !byIndex.has(index(p))) byIndex.set(index(p), s);
@@ -130,10 +131,11 @@ function summaryOf(a: Attempt): Record<string, unknown> | undefined {
   const all = [...byIndex.values()];
   if (all.length <= 1 || a.job.spec?.completionMode !== 'Indexed' || a.job.metadata?.labels?.['kiln.dev/stage'] === 'train') return all[0];
   const metrics: Record<string, number> = {};
-  const artifacts = new Map<string, unknown>();
+  const artifacts = new Map<string, Artifact>();
+  // A summary is what a container wrote: numbers and lists are checked, not trusted.
   for (const s of all) {
-    for (const [k, v] of Object.entries((s.metrics as Record<string, unknown>) ?? {})) if (typeof v === 'number') metrics[k] = (metrics[k] ?? 0) + v;
-    for (const art of (s.artifacts as { name?: string; uri?: string }[]) ?? []) artifacts.set(`${art.name}\0${art.uri}`, art);
+    for (const [k, v] of Object.entries(s.metrics ?? {})) if (typeof v === 'number') metrics[k] = (metrics[k] ?? 0) + v;
+    for (const art of Array.isArray(s.artifacts) ? s.artifacts : []) artifacts.set(`${art.name}\0${art.uri}`, art);
   }
   return { ...all[0], shards: all.length, metrics, artifacts: [...artifacts.values()] };
 }
@@ -387,18 +389,19 @@ function runStatus(run: ModelRun, plan: Plan, stages: StageStatus[], now: number
     phase = 'Pending';
     message = 'waiting to start';
   }
-  const artifacts: Artifact[] = stages.flatMap((s) =>
-    ((s.summary?.artifacts as Partial<Artifact>[] | undefined) ?? [])
+  const artifacts: RunArtifact[] = stages.flatMap((s) =>
+    ((Array.isArray(s.summary?.artifacts) ? s.summary.artifacts : []) as readonly Partial<Artifact>[])
       .filter((a) => typeof a?.uri === 'string')
       .map((a) => ({ stage: s.name, name: String(a.name ?? s.name), uri: a.uri!, ...(typeof a.digest === 'string' ? { digest: a.digest } : {}), ...(typeof a.bytes === 'number' ? { bytes: a.bytes } : {}) })),
   );
   const metrics: Record<string, number> = {};
   const suiteMetrics: Record<string, Record<string, number>> = {};
   for (const s of stages) {
-    const m = (s.summary?.metrics as Record<string, unknown> | undefined) ?? {};
+    const m: Readonly<Record<string, unknown>> = s.summary?.metrics ?? {};
     for (const [k, v] of Object.entries(m)) if (typeof v === 'number' && Number.isFinite(v)) metrics[`${s.name}.${k}`] = v;
-    if (s.kind === 'eval' && s.phase === 'Succeeded') {
-      const suite = (plan.stages.find((x) => x.name === s.name)!.config.suite as { name: string }).name;
+    const planned = plan.stages.find((x) => x.name === s.name);
+    if (planned?.kind === 'eval' && s.phase === 'Succeeded') {
+      const suite = planned.config.suite.name;
       suiteMetrics[suite] = Object.fromEntries(Object.entries(m).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
     }
   }

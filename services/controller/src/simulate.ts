@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Plan, Stage } from '@kiln/plan';
+import type { StageSummary } from '@kiln/stage';
 
 export const SIMULATE_ANNOTATION = 'kiln.dev/simulate';
 /** Annotations kwok's pod-complete stage reads on the local cluster (see tools/kiln/src/cluster.ts). */
@@ -45,17 +46,17 @@ export function readSimulation(annotations: Readonly<Record<string, string>> | u
 const digest = (...parts: string[]) => `sha256:${createHash('sha256').update(parts.join('\0')).digest('hex')}`;
 
 /** The summary a real stage of this kind would report (numbers are made up, marked `simulated`). */
-export function simulatedSummary(plan: Plan, stage: Stage, attempt: number, sim: Simulation): Record<string, unknown> {
+export function simulatedSummary(plan: Plan, stage: Stage, attempt: number, sim: Simulation): StageSummary {
   const out = (stage.outputs[0] ?? `${plan.storagePrefix}/${stage.name}/`) as string;
   const artifact = (name: string, uri = out) => ({ name, uri, digest: digest(plan.runId, stage.name, name, String(attempt)) });
-  const base = { simulated: true, attempt };
+  const base = { simulated: true as const, attempt };
   switch (stage.kind) {
     case 'data-prep':
       return { ...base, metrics: { records_in: 12_000, records_out: 9_412, dedup_removed: 1_733, redacted: 41 }, artifacts: [artifact('shards')] };
     case 'dedup':
       return { ...base, metrics: { records_in: 9_412, records_out: 8_007, near_duplicates: 1_405, clusters: 611 }, artifacts: [artifact('shards')] };
     case 'tokenizer':
-      return { ...base, metrics: { vocab_size: Number((stage.config.tokenizer as { vocab_size?: number })?.vocab_size ?? 0) }, artifacts: [artifact('tokenizer')] };
+      return { ...base, metrics: { vocab_size: stage.config.tokenizer.vocab_size }, artifacts: [artifact('tokenizer')] };
     case 'pack':
       return { ...base, metrics: { sequences: 7_812, tokens: 2_000_000 }, artifacts: [artifact('packed')] };
     case 'train': {
@@ -63,10 +64,10 @@ export function simulatedSummary(plan: Plan, stage: Stage, attempt: number, sim:
       return { ...base, metrics: { tokens: budget, loss: 2.41 }, resumedFrom: attempt > 1 ? `${out}latest` : null, artifacts: [artifact('checkpoint', `${out}final/`)] };
     }
     case 'export':
-      return { ...base, artifacts: [artifact('model-repository'), artifact('eval-model', String(stage.config.eval_model ?? out))] };
+      return { ...base, artifacts: [artifact('model-repository'), artifact('eval-model', stage.config.eval_model)] };
     case 'eval': {
-      const suite = stage.config.suite as { name: string; k?: number[] };
-      const metrics = sim.metrics?.[stage.name] ?? Object.fromEntries((suite.k ?? [1]).map((k) => [`pass@${k}`, Math.min(1, 0.12 + 0.05 * (k - 1))]));
+      const suite = stage.config.suite;
+      const metrics = sim.metrics?.[stage.name] ?? Object.fromEntries(suite.k.map((k) => [`pass@${k}`, Math.min(1, 0.12 + 0.05 * (k - 1))]));
       return { ...base, suite: suite.name, metrics, artifacts: [artifact('results')] };
     }
   }
@@ -74,7 +75,7 @@ export function simulatedSummary(plan: Plan, stage: Stage, attempt: number, sim:
 
 /** Tokens a training stage is to see (its progress total). */
 export function trainingBudget(stage: Stage): number {
-  return Number((stage.config.training as { token_budget?: number } | undefined)?.token_budget ?? 0);
+  return stage.kind === 'train' ? stage.config.training.token_budget : 0;
 }
 
 /** The pod annotations that make kwok end this attempt as the simulation says. */

@@ -1,10 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import type { V1ConfigMap, V1Deployment, V1Job, V1Pod } from '@kubernetes/client-node';
-import { jobName, modelRun, stageObjects, TERMINAL_EXIT_CODE } from '@kiln/k8s';
+import { jobName, modelRun, stageObjects } from '@kiln/k8s';
+import { canonicalJson as canonical, TERMINAL_EXIT } from '@kiln/stage';
 import { compileFile, type Plan } from '@kiln/plan';
 import type { ModelRun, ModelRunStatus, StageStatus } from '@kiln/cluster';
 import { describe, expect, it } from 'vitest';
-import { canonical } from '../src/controller.ts';
 import { decide, type DecideOptions, type Decision } from '../src/reconcile.ts';
 import { readSimulation, SIM, SIMULATE_ANNOTATION, simulatedSummary, simulationAnnotations } from '../src/simulate.ts';
 
@@ -237,7 +237,7 @@ describe('decide: retries', () => {
 });
 
 describe('decide: a terminal failure', () => {
-  const terminal = reconcile(makeRun(), world().through('pack').failed('train', { exitCode: TERMINAL_EXIT_CODE, reason: 'PodFailurePolicy', message: '{"error":"tokenizer.json is missing"}' }));
+  const terminal = reconcile(makeRun(), world().through('pack').failed('train', { exitCode: TERMINAL_EXIT, reason: 'PodFailurePolicy', message: '{"error":"tokenizer.json is missing"}' }));
 
   it('fails the stage at once, without a retry', () => {
     expect(stage(terminal, 'train')).toMatchObject({ phase: 'Failed', reason: 'TerminalFailure', attempts: 1 });
@@ -256,7 +256,7 @@ describe('decide: a terminal failure', () => {
   });
 
   it('treats exit code 2 as terminal even when the Job says only BackoffLimitExceeded', () => {
-    const d = reconcile(makeRun(), world().through('pack').failed('train', { exitCode: TERMINAL_EXIT_CODE, reason: 'BackoffLimitExceeded' }));
+    const d = reconcile(makeRun(), world().through('pack').failed('train', { exitCode: TERMINAL_EXIT, reason: 'BackoffLimitExceeded' }));
     expect(stage(d, 'train').reason).toBe('TerminalFailure');
   });
 
@@ -267,7 +267,7 @@ describe('decide: a terminal failure', () => {
   });
 
   it('describes a failed pod whose termination message is only whitespace by its exit code, without throwing', () => {
-    const d = reconcile(makeRun(), world().through('pack').failed('train', { exitCode: TERMINAL_EXIT_CODE, message: '\n' }));
+    const d = reconcile(makeRun(), world().through('pack').failed('train', { exitCode: TERMINAL_EXIT, message: '\n' }));
     expect(stage(d, 'train').message).toContain('exit code 2');
   });
 });
@@ -404,7 +404,7 @@ describe('decide: level-triggered', () => {
   const worlds: [string, ModelRun, () => World, number][] = [
     ['mid-run', makeRun(), () => world().complete('data-prep').running('dedup'), LATER],
     ['backing off', makeRun(), () => world().through('pack').failed('train', { at: LATER - 1000 }), LATER],
-    ['failed for good', makeRun(), () => world().through('pack').failed('train', { exitCode: TERMINAL_EXIT_CODE }), LATER],
+    ['failed for good', makeRun(), () => world().through('pack').failed('train', { exitCode: TERMINAL_EXIT }), LATER],
     ['suspended', suspendedRun, () => world().complete('data-prep').running('dedup', { suspended: true }), LATER],
     ['finished', makeRun(), () => world().through('eval-humaneval'), LATER],
     ['a stage Job that cannot be built', badCredentials, () => world(), LATER],

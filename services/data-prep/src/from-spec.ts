@@ -1,7 +1,8 @@
 /** Data-prep options from a spec's `data` section: local sources (raw, JSON Lines, Parquet), filters, dedup, PII, decontamination. */
 import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { BUNDLED_HUMANEVAL, type DataSource, type Preprocessing, type Spec } from '@kiln/spec';
+import type { DataSource, Preprocessing, Spec } from '@kiln/spec';
+import { BUNDLED_HUMANEVAL, type DecontaminateSuite } from '@kiln/stage';
 import { loadHumanEval, type BenchmarkText } from './decontaminate.ts';
 import { filtersFromSpec } from './filters.ts';
 import { listParquetFiles } from './parquet.ts';
@@ -21,7 +22,7 @@ export function optionsFromSpec(spec: Spec, specFile: string): SpecPrep {
 }
 
 /** The same from the parts a stage config carries; relative paths resolve against `base`. */
-export function optionsFrom(sources: readonly DataSource[], pre: Preprocessing, suites: readonly { readonly name: string; readonly benchmark: string; readonly path?: string | null }[], base: string): SpecPrep {
+export function optionsFrom(sources: readonly DataSource[], pre: Preprocessing, suites: readonly DecontaminateSuite[], base: string): SpecPrep {
   const warnings: string[] = [];
   const inputs: string[] = [];
   for (const s of sources) {

@@ -9,7 +9,7 @@ export { optionsFromSpec, type SpecPrep } from './from-spec.ts';
 export { check, filtersFromSpec, textStats, DROP_REASONS, DEFAULT_FILTERS, type DropReason, type FilterConfig, type FilterResult, type SourceFile } from './filters.ts';
 export { detectLanguage, shebangLanguage, normalizeLanguage } from './language.ts';
 export { redact, detect, PII_KINDS, type PiiKind, type RedactOptions, type RedactResult, type Finding } from './pii.ts';
-export { runStage, runDedupStage, readStageConfig, localPath, StageConfigError, TERMINAL } from './stage.ts';
+export { runStage, runDedupStage, readStageConfig, localPath } from './stage.ts';
 export { optionsFrom } from './from-spec.ts';
 export { renderReport, barChart, Log2Histogram, type ReportStats } from './report.ts';
 export { ParseFilter, GRAMMARS } from './parse.ts';

@@ -6,38 +6,13 @@
  */
 import { mkdirSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readStageConfig as readConfig, StageConfigError, storagePath, TERMINAL_EXIT, writeTerminationMessage, type DataSource, type Preprocessing } from '@kiln/spec';
+import type { DataSource, Preprocessing } from '@kiln/spec';
+import { readStageConfig as readConfig, StageConfigError, storagePath, writeSummary, type MountedConfig, type SpecValues, type StageSummary } from '@kiln/stage';
 import { optionsFrom } from './from-spec.ts';
 import { dedupShards, mapShard, prepare, type PartialShard, type ShardManifest } from './pipeline.ts';
 
-/** Exit code of a configuration error (libs/k8s TERMINAL_EXIT_CODE): the Job fails at once. */
-export const TERMINAL = TERMINAL_EXIT;
-export { StageConfigError };
-
-interface StageConfig {
-  readonly runId?: string;
-  readonly sources: readonly DataSource[];
-  readonly preprocessing: Preprocessing;
-  readonly decontaminate?: readonly { readonly name: string; readonly benchmark: string; readonly path?: string | null }[];
-  readonly output: string;
-  readonly manifests: string;
-  /** 'map': stop before near dedup; the plan's dedup stage reduces across shards and applies. Default 'all'. */
-  readonly phase?: 'all' | 'map';
-}
-
-interface DedupStageConfig {
-  readonly input: string;
-  readonly manifests: string;
-  readonly shards: number;
-}
-
-/** The summary as JSON that fits the controller's 4 KiB: warnings go first, then the artifact list. */
-function fit(summary: Record<string, unknown>): string {
-  let text = JSON.stringify(summary);
-  if (text.length > 4000) text = JSON.stringify({ ...summary, warnings: undefined });
-  if (text.length > 4000) text = JSON.stringify({ ...summary, warnings: undefined, artifacts: undefined });
-  return text;
-}
+/** The spec sections data-prep's config carries, as libs/spec types them. */
+type DataSpec = SpecValues & { readonly source: DataSource; readonly preprocessing: Preprocessing };
 
 const metricsOf = (r: ShardManifest['records'] | PartialShard['records']) => ({
   records_in: r.recordsIn,
@@ -47,13 +22,14 @@ const metricsOf = (r: ShardManifest['records'] | PartialShard['records']) => ({
 /** A storage URI as a local path; a scheme data prep cannot reach as files is a config error. */
 export const localPath = (uri: string, env: NodeJS.ProcessEnv = process.env): string => storagePath(uri, 'data prep', env);
 
-export const readStageConfig = (file: string): StageConfig => readConfig<StageConfig>(file, ['sources', 'preprocessing', 'output', 'manifests']);
+/** The mounted data-prep config, validated against schemas/stages/data-prep.schema.json. */
+export const readStageConfig = (file: string): MountedConfig<'data-prep', DataSpec> => readConfig<'data-prep', DataSpec>('data-prep', file);
 
 /** Runs the stage; returns the manifest and the summary it wrote to the termination log. */
-export async function runStage(configFile: string, opts: { shard?: number; env?: NodeJS.ProcessEnv; log?: (m: string) => void } = {}): Promise<{ manifest?: ShardManifest; partial?: PartialShard; summary: Record<string, unknown> }> {
+export async function runStage(configFile: string, opts: { shard?: number; env?: NodeJS.ProcessEnv; log?: (m: string) => void } = {}): Promise<{ manifest?: ShardManifest; partial?: PartialShard; summary: StageSummary }> {
   const env = opts.env ?? process.env;
   const c = readStageConfig(configFile);
-  const count = c.preprocessing.shards ?? 1;
+  const count = c.preprocessing.shards;
   const shard = opts.shard ?? Number(env.JOB_COMPLETION_INDEX ?? 0);
   if (!Number.isInteger(shard) || shard < 0 || shard >= count) throw new StageConfigError(`shard ${shard} is not one of the ${count} shards`);
   const out = localPath(c.output, env);
@@ -67,8 +43,8 @@ export async function runStage(configFile: string, opts: { shard?: number; env?:
   for (const w of prep.warnings) opts.log?.(`warning: ${w}`);
   if (c.phase === 'map') {
     const partial = await mapShard({ ...prep.options, output: out, shard, partition: { index: shard, count }, ...(opts.log ? { onProgress: (t) => opts.log!(`${t.recordsIn} records read`) } : {}) });
-    const summary = { shard, phase: 'map', metrics: { ...metricsOf(partial.records), candidates: partial.candidates, redacted: Object.values(partial.pii).reduce((a, b) => a + b, 0) }, ...(prep.warnings.length ? { warnings: prep.warnings.slice(0, 5) } : {}) };
-    writeTerminationMessage(fit(summary), env);
+    const summary: StageSummary = { shard, phase: 'map', metrics: { ...metricsOf(partial.records), candidates: partial.candidates, redacted: Object.values(partial.pii).reduce((a, b) => a + b, 0) }, ...(prep.warnings.length ? { warnings: prep.warnings.slice(0, 5) } : {}) };
+    writeSummary(summary, env);
     return { partial, summary };
   }
   const manifest = await prepare({ ...prep.options, output: out, shard, partition: { index: shard, count }, ...(opts.log ? { onProgress: (t) => opts.log!(`${t.recordsIn} records read, ${t.kept} kept`) } : {}) });
@@ -78,13 +54,13 @@ export async function runStage(configFile: string, opts: { shard?: number; env?:
   const report = name.replace('.manifest.json', '.report.html');
   copyFileSync(join(out, report), join(manifests, report));
   const r = manifest.records;
-  const summary = {
+  const summary: StageSummary = {
     shard,
     metrics: { ...metricsOf(r), records_out: r.kept, bytes_in: r.bytesIn, bytes_out: r.bytesOut, redacted: Object.values(manifest.pii).reduce((a, b) => a + b, 0) },
     artifacts: manifest.outputs.map((o) => ({ name: `shard-${shard}`, uri: `${c.output.replace(/\/+$/, '')}/${o.path}`, digest: `sha256:${o.sha256}`, bytes: o.bytes })),
     ...(prep.warnings.length ? { warnings: prep.warnings.slice(0, 5) } : {}),
   };
-  writeTerminationMessage(fit(summary), env);
+  writeSummary(summary, env);
   return { manifest, summary };
 }
 
@@ -93,9 +69,9 @@ export async function runStage(configFile: string, opts: { shard?: number; env?:
  * The dedup stage: the reduce step over every shard the data-prep stage mapped, then the apply step per
  * shard; the manifests and reports go to the run's manifests location.
  */
-export async function runDedupStage(configFile: string, opts: { env?: NodeJS.ProcessEnv; log?: (m: string) => void } = {}): Promise<{ manifests: ShardManifest[]; summary: Record<string, unknown> }> {
+export async function runDedupStage(configFile: string, opts: { env?: NodeJS.ProcessEnv; log?: (m: string) => void } = {}): Promise<{ manifests: ShardManifest[]; summary: StageSummary }> {
   const env = opts.env ?? process.env;
-  const c = readConfig<DedupStageConfig>(configFile, ['input', 'manifests', 'shards']);
+  const c = readConfig('dedup', configFile);
   const dir = localPath(c.input, env);
   const manifestsDir = localPath(c.manifests, env);
   let result;
@@ -114,10 +90,10 @@ export async function runDedupStage(configFile: string, opts: { env?: NodeJS.Pro
   }
   copyFileSync(join(dir, 'near-dedup.json'), join(manifestsDir, 'near-dedup.json'));
   const sum = (f: (m: ShardManifest) => number) => result.manifests.reduce((a, m) => a + f(m), 0);
-  const summary = {
+  const summary: StageSummary = {
     metrics: { shards: result.dedup.shards, records_in: sum((m) => m.records.recordsIn), records_out: sum((m) => m.records.kept), bytes_out: sum((m) => m.records.bytesOut), near_duplicates: result.dedup.duplicates, clusters: result.dedup.clusters },
     artifacts: result.manifests.length <= 16 ? result.manifests.flatMap((m) => m.outputs.map((o) => ({ name: `shard-${m.shard}`, uri: `${c.input.replace(/\/+$/, '')}/${o.path}`, digest: `sha256:${o.sha256}`, bytes: o.bytes }))) : [{ name: 'shards', uri: c.input }],
   };
-  writeTerminationMessage(fit(summary), env);
+  writeSummary(summary, env);
   return { manifests: result.manifests, summary };
 }

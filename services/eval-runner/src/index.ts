@@ -45,8 +45,7 @@ export {
   type GateCheck,
   type LanguageReport,
   type ProblemReport,
-  type StageSummary,
-  type SummaryArtifact,
+  type EvalSummary,
 } from './report.ts';
 export {
   createClient,
@@ -67,7 +66,7 @@ export {
   type TritonClientOptions,
 } from './client.ts';
 export { evaluate, EvalInputError, type EvaluateOptions, type EvaluateResult, type Execute, type Progress, type SuiteSettings } from './runner.ts';
-export { runEvalStage, readEvalConfig, writeOutputs, benchmarkPath, localPath, StageConfigError, TERMINAL, type EvalStageOptions } from './stage.ts';
+export { runEvalStage, readEvalConfig, writeOutputs, benchmarkPath, localPath, type EvalStageOptions } from './stage.ts';
 export { startFixtureServer, type FixtureServer, type FixtureServerOptions } from './fixture-server.ts';
 export {
   DEFAULT_LIMITS,

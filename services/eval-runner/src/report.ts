@@ -2,7 +2,8 @@
  * The eval report: one JSON document per suite (`EvalReport`), a plain-text table for the terminal, a
  * self-contained HTML page, gate verdicts, and the small summary the stage writes to its termination message.
  */
-import { parseGate, type Gate } from '@kiln/spec';
+import { gatePasses, parseGate, type Gate } from '@kiln/spec';
+import type { Artifact, StageSummary } from '@kiln/stage';
 import { metricName, scoreResults, STATUSES, type OmittedK, type ProblemOutcomes, type StatusCounts, type GroupScore, type ProblemScore } from './passk.ts';
 import type { Language, OutcomeStatus } from './types.ts';
 
@@ -284,14 +285,6 @@ export interface GateCheck {
   readonly reason?: string;
 }
 
-const compare: Readonly<Record<Gate['op'], (a: number, b: number) => boolean>> = {
-  '>=': (a, b) => a >= b,
-  '>': (a, b) => a > b,
-  '<=': (a, b) => a <= b,
-  '<': (a, b) => a < b,
-  '==': (a, b) => a === b,
-};
-
 /**
  * Reads gates (the spec's `Gate`s, or their text) against a suite's metrics (a report, or flat metrics as
  * `reportMetrics` gives). With `suite`, gates naming another suite are skipped and unqualified gate texts
@@ -311,12 +304,13 @@ export function gateVerdicts(metrics: EvalReport | Readonly<Record<string, numbe
     }
     if (suite !== undefined && gate.suite !== '' && gate.suite !== suite) continue;
     const v = flat[gate.metric];
-    if (typeof v !== 'number' || !Number.isFinite(v)) {
+    const passed = gatePasses(gate, v);
+    if (passed === null || v === undefined) {
       const omitted = report?.omitted.find((o) => metricName(o.k) === gate.metric);
       out.push({ expr, metric: gate.metric, value: null, passed: null, reason: omitted ? `${gate.metric} was not reported: ${omitted.reason}` : `${gate.metric} was not reported` });
       continue;
     }
-    out.push({ expr, metric: gate.metric, value: v, passed: compare[gate.op](v, gate.value) });
+    out.push({ expr, metric: gate.metric, value: v, passed });
   }
   return out;
 }
@@ -325,26 +319,19 @@ function isReport(x: unknown): x is EvalReport {
   return typeof x === 'object' && x !== null && (x as { kind?: unknown }).kind === 'kiln.eval-report';
 }
 
-export interface SummaryArtifact {
-  readonly name: string;
-  readonly uri: string;
-  readonly digest?: string;
-  readonly bytes?: number;
-}
-
-export interface StageSummary {
+/** The eval stage's summary: the contract's, with the suite, its metrics and artifacts always there. */
+export interface EvalSummary extends StageSummary {
   readonly suite: string;
   readonly benchmark: string;
   readonly metrics: Readonly<Record<string, number>>;
-  readonly artifacts: readonly SummaryArtifact[];
-  readonly warnings?: readonly string[];
+  readonly artifacts: readonly Artifact[];
 }
 
 /** The controller reads at most 4 KiB of a termination message; the summary stays within this. */
 export const SUMMARY_MAX_BYTES = 3072;
 
 const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
-const bytes = (s: StageSummary) => Buffer.byteLength(JSON.stringify(s));
+const bytes = (s: EvalSummary) => Buffer.byteLength(JSON.stringify(s));
 
 /**
  * The stage's termination-message summary (ARCHITECTURE.md's stage contract, as data-prep's `stage.ts`):
@@ -354,7 +341,7 @@ const bytes = (s: StageSummary) => Buffer.byteLength(JSON.stringify(s));
  * warnings go first, then per-language metrics beyond the smallest k, then all per-language metrics, then
  * trailing artifacts.
  */
-export function stageSummary(report: EvalReport, opts: { readonly artifacts?: readonly SummaryArtifact[]; readonly maxBytes?: number } = {}): StageSummary {
+export function stageSummary(report: EvalReport, opts: { readonly artifacts?: readonly Artifact[]; readonly maxBytes?: number } = {}): EvalSummary {
   const max = opts.maxBytes ?? SUMMARY_MAX_BYTES;
   const all = reportMetrics(report);
   const perLanguage = (m: string) => /^pass@\d+\./.test(m);
@@ -363,7 +350,7 @@ export function stageSummary(report: EvalReport, opts: { readonly artifacts?: re
     ...report.omitted.map((o) => `${metricName(o.k)} not reported: ${o.reason}`),
     ...[...new Set(report.noToolchain.map((p) => p.language))].map((l) => `no toolchain for ${l}: its problems are excluded from pass@k`),
   ].map((w) => (w.length > 200 ? `${w.slice(0, 199)}…` : w)).slice(0, 5);
-  let s: StageSummary = { suite: report.suite, benchmark: report.benchmark, metrics, artifacts: opts.artifacts ?? [], ...(warnings.length ? { warnings } : {}) };
+  let s: EvalSummary = { suite: report.suite, benchmark: report.benchmark, metrics, artifacts: opts.artifacts ?? [], ...(warnings.length ? { warnings } : {}) };
   if (bytes(s) <= max) return s;
   s = { suite: s.suite, benchmark: s.benchmark, metrics: s.metrics, artifacts: s.artifacts };
   if (bytes(s) <= max) return s;

@@ -8,40 +8,27 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BUNDLED_HUMANEVAL, readStageConfig, StageConfigError, storagePath, TERMINAL_EXIT, writeTerminationMessage } from '@kiln/spec';
+import { BUNDLED_HUMANEVAL, readStageConfig, StageConfigError, storagePath, writeSummary, type Artifact, type MountedConfig, type SuiteValues } from '@kiln/stage';
 import { BenchmarkError } from './benchmarks.ts';
 import { createClient, type CompletionClient } from './client.ts';
-import { renderHtml, stageSummary, type EvalReport, type SummaryArtifact } from './report.ts';
-import { evaluate, EvalInputError, type Execute, type Progress, type SuiteSettings } from './runner.ts';
-
-/** Exit code of a configuration error (libs/k8s TERMINAL_EXIT_CODE): the Job fails at once. */
-export const TERMINAL = TERMINAL_EXIT;
-export { StageConfigError };
-
-interface EvalStageConfig {
-  readonly suite: SuiteSettings & { readonly path?: string | null };
-  readonly endpoint: string;
-  readonly fim_sentinels?: { readonly prefix: string; readonly middle: string; readonly suffix: string } | null;
-  readonly output: string;
-  /** The served model's name: Triton's model (default `ensemble`, TensorRT-LLM's convention) or the OpenAI model. */
-  readonly served_model?: string;
-  readonly api?: 'triton' | 'openai';
-}
+import { renderHtml, stageSummary, type EvalReport, type EvalSummary } from './report.ts';
+import { evaluate, EvalInputError, type Execute, type Progress } from './runner.ts';
 
 /** A storage URI as a local path; a scheme the eval runner cannot reach as files is a config error. */
 export const localPath = (uri: string, env: NodeJS.ProcessEnv = process.env): string => storagePath(uri, 'the eval runner', env);
 
 /** Where a suite's benchmark is: its path, else the bundled HumanEval; MultiPL-E and custom suites need a path. */
-export function benchmarkPath(suite: { readonly name: string; readonly benchmark: string; readonly path?: string | null }, base = process.cwd()): string {
+export function benchmarkPath(suite: Pick<SuiteValues, 'name' | 'benchmark' | 'path'>, base = process.cwd()): string {
   if (suite.path) return suite.path.startsWith('/') ? suite.path : join(base, suite.path);
   if (suite.benchmark === 'humaneval') return BUNDLED_HUMANEVAL;
   throw new StageConfigError(`eval suite "${suite.name}" (${suite.benchmark}) has no path: kiln ships only HumanEval; set eval.suites[].path to the benchmark file or directory`);
 }
 
-export const readEvalConfig = (file: string): EvalStageConfig => readStageConfig<EvalStageConfig>(file, ['suite', 'endpoint', 'output']);
+/** The mounted eval config, validated against schemas/stages/eval.schema.json. */
+export const readEvalConfig = (file: string): MountedConfig<'eval'> => readStageConfig('eval', file);
 
 /** Writes report.json, report.html and results.jsonl under `dir`; returns them as artifacts (with digests). */
-export function writeOutputs(dir: string, uriPrefix: string, report: EvalReport, results: readonly unknown[]): SummaryArtifact[] {
+export function writeOutputs(dir: string, uriPrefix: string, report: EvalReport, results: readonly unknown[]): Artifact[] {
   mkdirSync(dir, { recursive: true });
   const files: [string, string][] = [
     ['report.json', `${JSON.stringify(report, null, 2)}\n`],
@@ -64,7 +51,7 @@ export interface EvalStageOptions {
 }
 
 /** Runs the stage; returns the report and the summary it wrote to the termination log. */
-export async function runEvalStage(configFile: string, opts: EvalStageOptions): Promise<{ report: EvalReport; summary: Record<string, unknown> }> {
+export async function runEvalStage(configFile: string, opts: EvalStageOptions): Promise<{ report: EvalReport; summary: EvalSummary }> {
   const env = opts.env ?? process.env;
   const c = readEvalConfig(configFile);
   const out = localPath(c.output, env);
@@ -90,7 +77,7 @@ export async function runEvalStage(configFile: string, opts: EvalStageOptions): 
   }
   for (const w of r.warnings) opts.log?.(`warning: ${w}`);
   const artifacts = writeOutputs(out, c.output, r.report, r.results);
-  const summary = stageSummary(r.report, { artifacts }) as unknown as Record<string, unknown>;
-  writeTerminationMessage(JSON.stringify(summary), env);
+  const summary = stageSummary(r.report, { artifacts });
+  writeSummary(summary, env);
   return { report: r.report, summary };
 }

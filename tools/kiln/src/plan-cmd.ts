@@ -1,5 +1,6 @@
 import { formatCount, formatDiagnostics, load, type Spec } from '@kiln/spec';
-import { canonicalJson, compile, type GpuRequest, type Plan, type Stage } from '@kiln/plan';
+import { compile, type GpuRequest, type Plan, type Stage } from '@kiln/plan';
+import { canonicalJson } from '@kiln/stage';
 import { EXIT, UsageError, type Io } from './io.ts';
 import { kube } from './kube-http.ts';
 import { kubeconfigPath, readKubeconfig } from './kubeconfig.ts';

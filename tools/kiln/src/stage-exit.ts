@@ -1,5 +1,5 @@
 /** How a CLI command that runs as a pipeline stage (`--config`) ends on a config it cannot use. */
-import { StageConfigError, TERMINAL_EXIT, writeTerminationMessage } from '@kiln/spec';
+import { StageConfigError, TERMINAL_EXIT, writeSummary } from '@kiln/stage';
 import type { Io } from './io.ts';
 
 /**
@@ -10,6 +10,6 @@ import type { Io } from './io.ts';
 export function stageConfigFailure(command: string, e: unknown, io: Io): number {
   if (!(e instanceof StageConfigError)) throw e;
   io.err(`${command}: ${e.message}`);
-  writeTerminationMessage(JSON.stringify({ error: e.message }));
+  writeSummary({ error: e.message });
   return TERMINAL_EXIT;
 }

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
 // The layout table of ARCHITECTURE.md, top to bottom; imports may only point down it.
-const ORDER = ['scope:schema', 'scope:spec', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:stacks', 'scope:cli'];
+const ORDER = ['scope:schema', 'scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:stacks', 'scope:cli'];
 
 interface Constraint {
   sourceTag: string;
@@ -41,6 +41,22 @@ describe('module boundaries', () => {
     const eslint = new ESLint({ cwd: root });
     const [result] = await eslint.lintText("import { main } from '@kiln/cli/src/cli.ts';\nexport const x = main;\n", { filePath: `${root}libs/spec/src/boundary-probe.ts` });
     expect(result!.messages.map((m) => m.ruleId)).toContain('@nx/enforce-module-boundaries');
+  });
+
+  it('make lint fail when libs/stage imports the plan or the spec: the contract sits below both', async () => {
+    const eslint = new ESLint({ cwd: root });
+    for (const probe of ["import { compile } from '@kiln/plan';\nexport const x = compile;\n", "import { load } from '@kiln/spec';\nexport const x = load;\n"]) {
+      const [result] = await eslint.lintText(probe, { filePath: `${root}libs/stage/src/boundary-probe.ts` });
+      expect(result!.messages.map((m) => m.ruleId), probe).toContain('@nx/enforce-module-boundaries');
+    }
+  });
+
+  it('let every worker and the plan import the stage contract', async () => {
+    const eslint = new ESLint({ cwd: root });
+    for (const dir of ['libs/plan', 'libs/k8s', 'libs/cluster', 'services/controller', 'services/data-prep', 'services/eval-runner', 'tools/kiln']) {
+      const [result] = await eslint.lintText("import { TERMINAL_EXIT } from '@kiln/stage';\nexport const x = TERMINAL_EXIT;\n", { filePath: `${root}${dir}/src/boundary-probe.ts` });
+      expect(result!.messages, dir).toEqual([]);
+    }
   });
 
   it('let the CLI import the spec library', async () => {

@@ -32,10 +32,13 @@ describe('kiln data prep --config (as the pipeline stage)', () => {
     const run = (index: number) => spawnSync(process.execPath, [bin, 'data', 'prep', '--config', join(work, 'stage.json')], { encoding: 'utf8', env: { ...env, JOB_COMPLETION_INDEX: String(index) } });
     const rel = `${plan.name}/runs/${plan.runId}`;
     // tiny has 2 shards and near dedup: each data-prep pod maps its shard; the dedup stage finishes them.
+    const { check } = await import('@kiln/stage');
     const totals = [0, 1].map((i) => {
       const r = run(i);
       expect(r.status, r.stderr).toBe(0);
       const summary = JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')) as { shard: number; phase: string; metrics: { records_in: number; candidates: number } };
+      // Each real summary conforms to schemas/stages/summary.schema.json.
+      expect(check('summary', summary)).toEqual([]);
       expect(summary).toMatchObject({ shard: i, phase: 'map' });
       return summary.metrics.records_in;
     });
@@ -46,6 +49,7 @@ describe('kiln data prep --config (as the pipeline stage)', () => {
     const d = spawnSync(process.execPath, [bin, 'data', 'dedup', '--config', join(work, 'dedup.json')], { encoding: 'utf8', env });
     expect(d.status, d.stderr).toBe(0);
     const summary = JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')) as { metrics: Record<string, number>; artifacts: { uri: string; digest: string }[] };
+    expect(check('summary', summary)).toEqual([]);
     expect(summary.metrics).toMatchObject({ shards: 2, records_in: 6 });
     expect(summary.artifacts.map((a) => a.uri)).toEqual([0, 1].map((i) => `${plan.storagePrefix}/data/shards/shard-0000${i}.jsonl.zst`));
     for (const a of summary.artifacts) expect(a.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -53,16 +57,54 @@ describe('kiln data prep --config (as the pipeline stage)', () => {
     // A dedup stage that finds a shard unmapped fails terminally (exit 2): the data-prep stage must run again.
     const again = spawnSync(process.execPath, [bin, 'data', 'dedup', '--config', join(work, 'dedup.json')], { encoding: 'utf8', env });
     expect(again.status).toBe(2);
-    expect(JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')).error).toMatch(/no mapped shards|have not been mapped/);
+    const failed = JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')) as { error: string };
+    expect(failed.error).toMatch(/no mapped shards|have not been mapped/);
+    expect(check('summary', failed)).toEqual([]);
   });
 
-  it('fails as a terminal error (exit 2) on a config it cannot use, and says why in the termination log', () => {
+  it('in one shard, reports the cleaned shard with its digest in a summary that conforms to the contract', async () => {
+    const { compileFile } = await import('@kiln/plan');
+    const { check } = await import('@kiln/stage');
+    const plan = compileFile(fileURLToPath(new URL('../../../configs/tiny.yaml', import.meta.url))).plan!;
+    const planned = JSON.parse(JSON.stringify(plan.stages.find((x) => x.kind === 'data-prep')!.config)) as { phase?: string; sources: { path: string }[]; preprocessing: Record<string, unknown> };
+    const work = join(tmp, 'one-shard');
+    mkdirSync(join(work, 'code'), { recursive: true });
+    for (let i = 0; i < 4; i++) writeFileSync(join(work, 'code', `m${i}.py`), code(i));
+    // One shard: no map phase, the stage dedups and writes its shard itself.
+    const { phase: _phase, ...config } = { ...planned, sources: [{ ...planned.sources[0]!, path: join(work, 'code') }], preprocessing: { ...planned.preprocessing, shards: 1 } };
+    writeFileSync(join(work, 'stage.json'), JSON.stringify({ ...config, attempt: 1, resume: false, upstream: {} }));
+    const r = spawnSync(process.execPath, [bin, 'data', 'prep', '--config', join(work, 'stage.json')], { encoding: 'utf8', env: { ...process.env, KILN_STORAGE_ROOT: join(work, 'artifacts'), KILN_TERMINATION_LOG: join(work, 'termination-log') } });
+    expect(r.status, r.stderr).toBe(0);
+    const summary = JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')) as { metrics: Record<string, number>; artifacts: { digest: string; bytes: number }[] };
+    expect(check('summary', summary)).toEqual([]);
+    expect(summary.metrics.records_in).toBe(4);
+    expect(summary.metrics.records_out).toBeGreaterThan(0);
+    expect(summary.artifacts).toHaveLength(1);
+    expect(summary.artifacts[0]!.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  it('fails as a terminal error (exit 2) on a config it cannot use, and says why in the termination log', async () => {
+    const { compileFile } = await import('@kiln/plan');
+    const plan = compileFile(fileURLToPath(new URL('../../../configs/tiny.yaml', import.meta.url))).plan!;
+    const config = plan.stages.find((x) => x.kind === 'data-prep')!.config;
     const work = join(tmp, 'bad-stage');
     mkdirSync(work, { recursive: true });
-    writeFileSync(join(work, 'stage.json'), JSON.stringify({ sources: [], preprocessing: { shards: 1 }, output: 's3://bucket/x/', manifests: 's3://bucket/m/' }));
-    const r = spawnSync(process.execPath, [bin, 'data', 'prep', '--config', join(work, 'stage.json')], { encoding: 'utf8', env: { ...process.env, KILN_TERMINATION_LOG: join(work, 'term') } });
-    expect(r.status).toBe(2);
-    expect(JSON.parse(readFileSync(join(work, 'term'), 'utf8')).error).toMatch(/s3:\/\/ is not written by data prep yet/);
+    const run = (c: unknown) => {
+      writeFileSync(join(work, 'stage.json'), JSON.stringify(c));
+      const r = spawnSync(process.execPath, [bin, 'data', 'prep', '--config', join(work, 'stage.json')], { encoding: 'utf8', env: { ...process.env, KILN_TERMINATION_LOG: join(work, 'term') } });
+      return { status: r.status, stderr: r.stderr, error: (JSON.parse(readFileSync(join(work, 'term'), 'utf8')) as { error: string }).error };
+    };
+    // A storage the stage cannot reach as files.
+    const s3 = run({ ...config, output: 's3://bucket/x/', manifests: 's3://bucket/m/' });
+    expect(s3.status).toBe(2);
+    expect(s3.error).toMatch(/s3:\/\/ is not written by data prep yet/);
+    // A config that does not match schemas/stages/data-prep.schema.json: the field is named, before any work.
+    const bad = run({ ...config, preprocessing: { ...config.preprocessing, shards: 'two' }, manifests: undefined });
+    expect(bad.status).toBe(2);
+    expect(bad.error).toMatch(/is not a valid data-prep config: .*\/preprocessing\/shards must be integer/);
+    expect(bad.error).toMatch(/\/manifests is missing/);
+    expect(bad.stderr).toMatch(/\/manifests is missing/);
+    expect(bad.stderr).not.toMatch(/\n\s+at /);
   });
 });
 

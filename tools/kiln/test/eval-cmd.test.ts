@@ -150,6 +150,9 @@ describe('kiln eval run', () => {
     const r = await kiln(['eval', 'run', '--config', join(work, 'stage.json')], env);
     expect(r.code, r.err).toBe(0);
     const summary = JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')) as { metrics: Record<string, number>; artifacts: { name: string; uri: string; digest: string }[] };
+    const { check } = await import('@kiln/stage');
+    // The real summary conforms to schemas/stages/summary.schema.json.
+    expect(check('summary', summary)).toEqual([]);
     expect(summary.metrics['pass@1']).toBe(1);
     expect(summary.metrics.problems).toBe(164);
     expect(Buffer.byteLength(JSON.stringify(summary))).toBeLessThan(4096);
@@ -162,6 +165,13 @@ describe('kiln eval run', () => {
     writeFileSync(join(work, 'bad.json'), JSON.stringify(config));
     const bad = await kiln(['eval', 'run', '--config', join(work, 'bad.json')], env);
     expect(bad.code).toBe(2);
-    expect(JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')).error).toMatch(/does not exist/);
+    const failed = JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')) as { error: string };
+    expect(failed.error).toMatch(/does not exist/);
+    expect(check('summary', failed)).toEqual([]);
+    // A config that does not match schemas/stages/eval.schema.json is terminal too, the field named.
+    writeFileSync(join(work, 'bad.json'), JSON.stringify({ ...config, suite: { ...(config.suite as object), k: ['1'] }, endpoint: undefined }));
+    const invalid = await kiln(['eval', 'run', '--config', join(work, 'bad.json')], env);
+    expect(invalid.code).toBe(2);
+    expect(JSON.parse(readFileSync(join(work, 'termination-log'), 'utf8')).error).toMatch(/not a valid eval config: .*\/endpoint is missing.*\/suite\/k\/0 must be integer|not a valid eval config: .*\/suite\/k\/0 must be integer.*\/endpoint is missing/);
   }, 180_000);
 });

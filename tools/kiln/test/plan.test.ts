@@ -63,7 +63,7 @@ describe('diffRuns', () => {
     expect(diffRuns(p, [asRun('r-000000000000', '2026-01-01T00:00:00Z'), asRun(p.runId, '2026-01-02T00:00:00Z')])).toMatchObject({ sameRun: true, stages: [] });
   });
   it('names the stages whose config changed against the newest run', () => {
-    const changed = p.stages.map((s) => (s.name === 'train' ? { ...s, config: { ...s.config, seed: 7 } } : s));
+    const changed = p.stages.map((s): typeof s => (s.kind === 'train' ? { ...s, config: { ...s.config, training: { ...s.config.training, seed: 7 } } } : s));
     const d = diffRuns(p, [asRun('r-111111111111', '2026-01-02T00:00:00Z', changed), asRun('r-000000000000', '2026-01-01T00:00:00Z', [])]);
     expect(d).toEqual({ existing: ['r-000000000000', 'r-111111111111'], sameRun: false, stages: [{ name: 'train', change: 'changed' }] });
   });
