@@ -3,7 +3,8 @@
  * suites, or as the pipeline's eval stage) and `kiln eval toolchains` (what this machine can execute).
  */
 import { dirname, resolve } from 'node:path';
-import { formatDiagnostics, load, type Suite } from '@kiln/spec';
+import { formatDiagnostics, load } from '@kiln/spec';
+import type { EvaluateOptions } from '@kiln/eval-runner';
 import { EXIT, UsageError, type Io } from './io.ts';
 import { stageConfigFailure } from './stage-exit.ts';
 
@@ -16,6 +17,16 @@ function ks(v: unknown, fallback: readonly number[]): number[] {
   const list = String(v).split(',').map((x) => Number(x.trim()));
   if (!list.length || list.some((k) => !Number.isInteger(k) || k < 1)) throw new UsageError(`--k takes positive integers separated by commas (1,10,100), not "${String(v)}"`);
   return list;
+}
+
+const FORMATS = ['humaneval', 'multipl-e', 'custom'] as const;
+
+/** `--format`, when given; left out, the eval runner detects the format from the benchmark. */
+function format(v: unknown): { benchmark?: (typeof FORMATS)[number] } {
+  if (v === undefined) return {};
+  const f = String(v);
+  if (!(FORMATS as readonly string[]).includes(f)) throw new UsageError(`--format is ${FORMATS.join(', ')} (or left out to detect it), not "${f}"`);
+  return { benchmark: f as (typeof FORMATS)[number] };
 }
 
 function num(v: unknown, name: string, fallback: number, check: (n: number) => boolean = (n) => n > 0): number {
@@ -95,13 +106,14 @@ function print(er: Runner, values: Record<string, unknown>, report: import('@kil
 async function score(er: Runner, values: Record<string, unknown>, io: Io): Promise<number> {
   const benchmark = values.benchmark as string | undefined;
   const samplesFile = values.samples as string | undefined;
-  if (!benchmark || !samplesFile) throw new UsageError('kiln eval score needs --benchmark <HumanEval-format file> and --samples <samples.jsonl>');
+  if (!benchmark || !samplesFile) throw new UsageError('kiln eval score needs --benchmark <file or custom suite directory> and --samples <samples.jsonl>');
   const k = ks(values.k, [1, 10, 100]);
+  const formatted = format(values.format);
   const timeoutMs = Math.round(num(values.timeout, 'timeout', 3) * 1000);
   const samples = await er.loadSamples(resolve(samplesFile));
   const sandbox = await sandboxFor(er, values, timeoutMs, io);
   try {
-    const suite = { name: values.suite ? String(values.suite) : 'humaneval', benchmark: (values.format as 'humaneval' | 'multipl-e' | 'custom' | undefined) ?? 'humaneval', samples: 0, temperature: 0, top_p: 1, max_new_tokens: 0, k, timeout_seconds: timeoutMs / 1000 };
+    const suite = { name: values.suite ? String(values.suite) : 'humaneval', ...formatted, samples: 0, temperature: 0, top_p: 1, max_new_tokens: 0, k, timeout_seconds: timeoutMs / 1000 };
     const r = await er.evaluate({ suite, benchmark: resolve(benchmark), samples, execute: er.executorFor(sandbox), onProgress: progress(io) });
     writeOutput(er, values, r.report, r.results, io);
     print(er, values, r.report, r.warnings, io);
@@ -118,7 +130,7 @@ async function run(er: Runner, values: Record<string, unknown>, io: Io): Promise
   if (api !== 'openai' && api !== 'triton') throw new UsageError(`--api is openai or triton, not "${api}"`);
   const limit = values.limit !== undefined ? num(values.limit, 'limit', 1, (n) => Number.isInteger(n) && n >= 1) : undefined;
   // The suites: one from the flags, or the spec's (with its gates for --stack).
-  let suites: { suite: Suite; benchmark: string }[];
+  let suites: { suite: EvaluateOptions['suite']; benchmark: string }[];
   let gates: import('@kiln/spec').Gate[] = [];
   let fim: { prefix: string; middle: string; suffix: string } | null = null;
   const spec = values.spec as string | undefined;
@@ -143,9 +155,9 @@ async function run(er: Runner, values: Record<string, unknown>, io: Io): Promise
     const benchmark = values.benchmark as string | undefined;
     if (!benchmark) throw new UsageError('give --benchmark FILE (and the sampling flags), or --spec kiln.yaml to run its eval suites');
     const samples = num(values['samples-per-problem'], 'samples-per-problem', 1, (n) => Number.isInteger(n) && n >= 1);
-    const suite: Suite = {
+    const suite: EvaluateOptions['suite'] = {
       name: values.suite ? String(values.suite) : 'eval',
-      benchmark: (values.format as Suite['benchmark'] | undefined) ?? 'humaneval',
+      ...format(values.format),
       languages: [],
       samples,
       temperature: num(values.temperature, 'temperature', samples > 1 ? 0.2 : 0, (n) => n >= 0),
