@@ -70,7 +70,6 @@ export {
 } from './client.ts';
 export { evaluate, EvalInputError, type EvaluateOptions, type EvaluateResult, type Execute, type Progress, type SuiteSettings } from './runner.ts';
 export { runEvalStage, readEvalConfig, writeOutputs, benchmarkPath, localPath, StageConfigError, TERMINAL, type EvalStageOptions } from './stage.ts';
-export { startFixtureServer, type FixtureServer, type FixtureServerOptions } from './fixture-server.ts';
 export {
   DEFAULT_LIMITS,
   findExecutable,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFixtureServer, type FixtureServer } from '@kiln/eval-runner';
+import { startFixtureServer, type FixtureServer } from '@kiln/eval-runner/test-support';
 
 const bin = fileURLToPath(new URL('../bin/kiln.js', import.meta.url));
 const HUMANEVAL = fileURLToPath(new URL('../../../data/humaneval/HumanEval.jsonl.gz', import.meta.url));
