@@ -16,3 +16,4 @@ export { optionsFrom } from './from-spec.ts';
 export { renderReport, barChart, Log2Histogram, type ReportStats } from './report.ts';
 export { ParseFilter, GRAMMARS } from './parse.ts';
 export { RecordWork, WorkPool, defaultWorkers, usableCpus, type WorkConfig, type WorkInput, type WorkOutput } from './map-work.ts';
+export { prepStage, dedupStage, stageShard, type EntryIo } from './entry.ts';

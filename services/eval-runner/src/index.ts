@@ -97,3 +97,4 @@ export {
   type ToolchainOptions,
   type Toolchains,
 } from './executors.ts';
+export { evalStage, openSandbox, progressLog, type EntryIo } from './entry.ts';

@@ -95,7 +95,7 @@ export class Sandbox {
         continue;
       }
       const root = path.resolve(opts.baseDir ?? os.tmpdir());
-      if (['/dev/shm', '/proc', '/sys'].some((d) => isUnder(root, d)) && (mode === 'full' || mode === 'userns')) {
+      if (['/dev/shm', '/proc', '/sys'].some((d) => isUnder(root, d)) && isNamespaced(mode)) {
         warnings.push(`${mode} isolation unavailable: the base dir may not be under /dev/shm, /proc or /sys`);
         continue;
       }

@@ -6,7 +6,6 @@ import { dirname, resolve } from 'node:path';
 import { formatDiagnostics, load } from '@kiln/spec';
 import type { EvaluateOptions } from '@kiln/eval-runner';
 import { EXIT, UsageError, type Io } from './io.ts';
-import { stageConfigFailure } from './stage-exit.ts';
 
 type Runner = typeof import('@kiln/eval-runner');
 
@@ -36,27 +35,13 @@ function num(v: unknown, name: string, fallback: number, check: (n: number) => b
   return n;
 }
 
-async function sandboxFor(er: Runner, values: Record<string, unknown>, timeoutMs: number | undefined, io: Io) {
-  const concurrency = values.concurrency !== undefined ? num(values.concurrency, 'concurrency', 1, (n) => Number.isInteger(n) && n >= 1) : undefined;
-  const sandbox = await er.Sandbox.create({ ...(concurrency ? { concurrency } : {}), ...(timeoutMs ? { limits: { timeoutMs } } : {}) });
-  const d = sandbox.describe();
-  io.err(`kiln eval: sandbox: ${d.mode} isolation (network ${d.network}, ${d.user}, pid ${d.pid}, filesystem ${d.filesystem}), ${d.concurrency} at a time${timeoutMs ? `, ${timeoutMs} ms per program` : ''}`);
-  for (const w of d.warnings) io.err(`kiln eval: warning: ${w}`);
-  return sandbox;
+const concurrencyOf = (values: Record<string, unknown>) => (values.concurrency !== undefined ? { concurrency: num(values.concurrency, 'concurrency', 1, (n) => Number.isInteger(n) && n >= 1) } : {});
+
+function sandboxFor(er: Runner, values: Record<string, unknown>, timeoutMs: number | undefined, io: Io) {
+  return er.openSandbox({ command: 'kiln eval', io, ...concurrencyOf(values), ...(timeoutMs ? { timeoutMs } : {}) });
 }
 
-/** Progress on stderr, at most every 2 s (and at the end). */
-function progress(io: Io) {
-  const t0 = Date.now();
-  let last = 0;
-  return (p: { generated: number; executed: number; total: number; passed: number }) => {
-    const now = Date.now();
-    if (now - last < 2000 && p.executed < p.total) return;
-    last = now;
-    const secs = (now - t0) / 1000;
-    io.err(`kiln eval: ${p.generated}/${p.total} generated, ${p.executed}/${p.total} executed, ${p.passed} passed (${(p.executed / Math.max(secs, 0.001)).toFixed(1)} programs/s)`);
-  };
-}
+const progress = (er: Runner, io: Io) => er.progressLog('kiln eval', io);
 
 function writeOutput(er: Runner, values: Record<string, unknown>, report: import('@kiln/eval-runner').EvalReport, results: readonly unknown[], io: Io): void {
   if (values.output === undefined) return;
@@ -114,7 +99,7 @@ async function score(er: Runner, values: Record<string, unknown>, io: Io): Promi
   const sandbox = await sandboxFor(er, values, timeoutMs, io);
   try {
     const suite = { name: values.suite ? String(values.suite) : 'humaneval', ...formatted, samples: 0, temperature: 0, top_p: 1, max_new_tokens: 0, k, timeout_seconds: timeoutMs / 1000 };
-    const r = await er.evaluate({ suite, benchmark: resolve(benchmark), samples, execute: er.executorFor(sandbox), onProgress: progress(io) });
+    const r = await er.evaluate({ suite, benchmark: resolve(benchmark), samples, execute: er.executorFor(sandbox), onProgress: progress(er, io) });
     writeOutput(er, values, r.report, r.results, io);
     print(er, values, r.report, r.warnings, io);
     return EXIT.ok;
@@ -182,7 +167,7 @@ async function run(er: Runner, values: Record<string, unknown>, io: Io): Promise
   try {
     for (const { suite, benchmark } of suites) {
       io.err(`kiln eval: suite ${suite.name}: ${benchmark}, ${suite.samples} sample(s) per problem at temperature ${suite.temperature}`);
-      const r = await er.evaluate({ suite, benchmark, client, fimSentinels: fim, ...(limit ? { limit } : {}), execute: er.executorFor(sandbox), onProgress: progress(io), model: client.model });
+      const r = await er.evaluate({ suite, benchmark, client, fimSentinels: fim, ...(limit ? { limit } : {}), execute: er.executorFor(sandbox), onProgress: progress(er, io), model: client.model });
       if (suites.length > 1 && values.output !== undefined) writeOutput(er, { output: resolve(String(values.output), suite.name) }, r.report, r.results, io);
       else writeOutput(er, values, r.report, r.results, io);
       for (const w of r.warnings) io.err(`kiln eval: warning: ${w}`);
@@ -201,17 +186,7 @@ async function run(er: Runner, values: Record<string, unknown>, io: Io): Promise
   return verdicts.some((v) => v.passed !== true) ? EXIT.invalid : EXIT.ok;
 }
 
-/** As the pipeline's eval stage: config from the mounted file, summary to the termination log. */
-async function runAsStage(er: Runner, config: string, values: Record<string, unknown>, io: Io): Promise<number> {
-  // The suite's timeout reaches every program through the runner; the sandbox's own is only a default.
-  const sandbox = await sandboxFor(er, values, undefined, io);
-  try {
-    const { summary } = await er.runEvalStage(config, { execute: er.executorFor(sandbox), log: (m) => io.err(`kiln eval: ${m}`), onProgress: progress(io) });
-    io.out(JSON.stringify(summary));
-    return EXIT.ok;
-  } catch (e) {
-    return stageConfigFailure('kiln eval', e, io);
-  } finally {
-    await sandbox.close();
-  }
+/** As the pipeline's eval stage, through the service's own stage entry (the one `kiln-eval-runner` runs). */
+function runAsStage(er: Runner, config: string, values: Record<string, unknown>, io: Io): Promise<number> {
+  return er.evalStage(config, { io, command: 'kiln eval', ...concurrencyOf(values) });
 }
