@@ -6,12 +6,13 @@
  * This module holds the slots and their queue, and puts the parts together: `sandbox/probe.ts` (which modes
  * this machine allows), `sandbox/mounts.ts` (the namespace's mount layout, pure), `sandbox/procfs.ts` (which
  * processes carry a slot's identity), `sandbox/leases.ts` (slot uids and base dirs shared with other
- * sandboxes), `sandbox/spawn.ts` (the command line, the spawn and the capture of one step).
+ * sandboxes), `sandbox/workdir.ts` (a run's work directory), `sandbox/spawn.ts` (the command line, the
+ * spawn and the capture of one step).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, realpathSync, rmSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { claimUids, ownerText, removeStale, UID_BLOCK, UID_BLOCK_START } from './sandbox/leases.ts';
@@ -19,6 +20,7 @@ import { fstab, isUnder, setupScript, writableMounts, type Cover } from './sandb
 import { candidateModes, closedAncestor, findTools, hasSlotUids, hostCovers, isNamespaced, missingTools, modeWarnings, SYSTEM_DIRS, type Tools } from './sandbox/probe.ts';
 import { pidsOf, readMountinfo, tasksOfMyUid, TAG_VARIABLE } from './sandbox/procfs.ts';
 import { commandLine, runProcess } from './sandbox/spawn.ts';
+import { makeWorkDir, removeTree } from './sandbox/workdir.ts';
 import { DEFAULT_LIMITS, SandboxError, type Isolation, type IsolationMode, type Limits, type RunRequest, type RunResult, type RunStep, type SandboxOptions, type StepsRequest } from './sandbox/types.ts';
 
 export { findExecutable } from './sandbox/probe.ts';
@@ -315,28 +317,9 @@ export class Sandbox {
 
   private async doSteps(slot: Slot, req: StepsRequest): Promise<RunResult[]> {
     const work = path.join(slot.dir, `run-${++slot.runs}`);
-    await rm(work, { recursive: true, force: true });
-    await mkdir(work, { mode: 0o700 });
     const results: RunResult[] = [];
     try {
-      const dirs = new Set<string>();
-      for (const [name, content] of Object.entries(req.files)) {
-        const p = path.join(work, name);
-        let d = path.dirname(p);
-        while (d !== work && !dirs.has(d)) {
-          dirs.add(d);
-          d = path.dirname(d);
-        }
-        await mkdir(path.dirname(p), { recursive: true });
-        await writeFile(p, content);
-      }
-      if (this.mode === 'none' || this.mode === 'uid') await mkdir(path.join(work, '.tmp'));
-      if (this.perSlotUid) {
-        await chown(work, slot.uid, slot.gid);
-        for (const d of dirs) await chown(d, slot.uid, slot.gid);
-        for (const name of Object.keys(req.files)) await chown(path.join(work, name), slot.uid, slot.gid);
-        if (this.mode === 'uid') await chown(path.join(work, '.tmp'), slot.uid, slot.gid);
-      }
+      await makeWorkDir(work, req.files, { tmpDir: !this.namespaced, ...(this.perSlotUid ? { owner: { uid: slot.uid, gid: slot.gid } } : {}) });
       for (const step of req.steps) {
         const r = await this.runStep(slot, work, step);
         results.push(r);
@@ -346,23 +329,9 @@ export class Sandbox {
       // Namespaced: the PID namespace dies with its init, but the kernel tears it down asynchronously (a fork
       // bomb's thousands of processes take a while). The slot is not reused until all of them are gone.
       await this.killSlot(slot);
-      await this.removeTree(work);
+      await removeTree(work);
     }
     return results;
-  }
-
-  private async removeTree(dir: string): Promise<void> {
-    try {
-      await rm(dir, { recursive: true, force: true, maxRetries: 2 });
-    } catch {
-      // Same-uid modes: the program may have made directories we cannot enter; open them up and retry.
-      const open = async (d: string): Promise<void> => {
-        await chmod(d, 0o700).catch(() => undefined);
-        for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) await open(path.join(d, e.name));
-      };
-      await open(dir);
-      await rm(dir, { recursive: true, force: true, maxRetries: 2 }).catch(() => undefined);
-    }
   }
 
   private runStep(slot: Slot, work: string, step: RunStep): Promise<RunResult> {
@@ -449,7 +418,7 @@ export class Sandbox {
     await Promise.allSettled([...this.active]);
     for (const s of this.slots) await this.killSlot(s);
     process.off('exit', this.onExit);
-    await this.removeTree(this.baseDir);
+    await removeTree(this.baseDir);
     if (this.uidLock) await rm(this.uidLock, { force: true });
   }
 

@@ -46,6 +46,7 @@ export function findExecutable(name: string, searchPath: string = process.env.PA
   return undefined;
 }
 
+/** The tools on PATH or in the system dirs. */
 export function findTools(): Tools {
   const search = [...(process.env.PATH ?? '').split(':'), ...SYSTEM_DIRS].join(':');
   return {
