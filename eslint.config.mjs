@@ -52,4 +52,11 @@ export default [
       eqeqeq: ['error', 'always'],
     },
   },
+  {
+    // Test support (a project's test/, `@kiln/<project>/test-support`) is for tests: production code never loads it.
+    files: ['**/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '(^@kiln/[^/]+/test-support$)|(^\\.{1,2}/(.+/)?test/)', message: 'test support is for tests; src/ may not import it' }] }],
+    },
+  },
 ];

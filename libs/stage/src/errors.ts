@@ -8,3 +8,15 @@ export const TERMINAL_EXIT = 2;
 export class StageConfigError extends Error {
   override readonly name = 'StageConfigError';
 }
+
+/**
+ * A `StageConfigError` as the stage's terminal exit: said on stderr (through `err`) and, as `{"error": …}`, in
+ * the termination message, so the controller fails the run with these words and does not retry. Anything else
+ * is rethrown. Every stage entry point (each worker's bin, the CLI's `--config` doors) ends this way.
+ */
+export function stageConfigFailure(command: string, e: unknown, err: (text: string) => void, write: (summary: { error: string }) => void): number {
+  if (!(e instanceof StageConfigError)) throw e;
+  err(`${command}: ${e.message}`);
+  write({ error: e.message });
+  return TERMINAL_EXIT;
+}

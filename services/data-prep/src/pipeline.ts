@@ -25,9 +25,13 @@ import { optimalLsh } from '@kiln/spec';
 import { defaultWorkers, WorkPool, type WorkInput, type WorkOutput } from './map-work.ts';
 import { BandWriter, readDropList, reduceBands, writeDropList, MINHASH_DEFAULTS, type MinHashConfig } from './minhash.ts';
 import { PII_KINDS, type PiiKind, type RedactOptions } from './pii.ts';
-import { isMalformed, readInput, type ReadOptions } from './read.ts';
+import { readInput } from './input.ts';
+import { isMalformed, type ReadOptions } from './read.ts';
 import { Log2Histogram, renderReport } from './report.ts';
 import { ParseFilter } from './parse.ts';
+import type { PartialShard, ShardManifest } from './manifest.ts';
+
+export type { PartialShard, ShardManifest } from './manifest.ts';
 
 export interface PrepOptions {
   readonly inputs: readonly string[];
@@ -54,35 +58,6 @@ export interface PrepOptions {
   readonly onProgress?: (t: LedgerTotals) => void;
   /** Worker threads for the per-record work (filters, parse, redaction, MinHash); 0 runs it in this thread. Default: one per core, at most 8 (none on one core). */
   readonly workers?: number;
-}
-
-/** What the map step leaves for the reduce and apply steps (`shard-N.partial.json`). */
-export interface PartialShard {
-  readonly kiln: 'data-prep/partial/v1';
-  readonly shard: number;
-  readonly inputs: readonly string[];
-  /** The ledger so far; `candidates` records are read but not yet kept or dropped. */
-  readonly records: LedgerTotals;
-  readonly candidates: number;
-  readonly pii: Readonly<Record<PiiKind, number>>;
-  /** The near-dedup settings the band keys were made with; null: near dedup is off. */
-  readonly near: { readonly bands: number; readonly rows: number; readonly numPerm: number; readonly ngram: number; readonly threshold: number; readonly seed: number } | null;
-  readonly seconds: number;
-}
-
-export interface ShardManifest {
-  readonly kiln: 'data-prep/v1';
-  readonly shard: number;
-  readonly inputs: readonly string[];
-  readonly records: LedgerTotals;
-  readonly pii: Readonly<Record<PiiKind, number>>;
-  readonly languages: Readonly<Record<string, { readonly files: number; readonly bytes: number }>>;
-  readonly outputs: readonly { readonly path: string; readonly format: 'jsonl.zst'; readonly records: number; readonly bytes: number; readonly sha256: string }[];
-  /** Near dedup: the banding, how many shards were deduplicated together, and the clusters found among them. */
-  readonly nearDedup: { readonly bands: number; readonly rows: number; readonly shards: number; readonly clusters: number; readonly duplicates: number } | null;
-  /** Distributions of the kept files: sizes in bytes and mean line lengths, in power-of-two buckets. */
-  readonly distributions: { readonly fileBytes: ReturnType<Log2Histogram['toJSON']>; readonly meanLineLength: ReturnType<Log2Histogram['toJSON']> };
-  readonly seconds: number;
 }
 
 const pad = (n: number) => String(n).padStart(5, '0');

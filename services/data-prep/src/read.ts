@@ -1,7 +1,7 @@
 /**
  * Reading sources as a stream of records, with memory bounded by the longest record allowed, not by the
- * shard: JSON Lines (plain, gzip, zstd), Parquet (`parquet.ts`: one row group at a time) and directories of
- * raw files (git checkouts included). A record that cannot be read is not an error: it comes out as a
+ * shard: JSON Lines (plain, gzip, zstd) and directories of raw files (git checkouts included) here, Parquet in
+ * `parquet.ts` (one row group at a time); `input.ts` tells which an input is. A record that cannot be read is not an error: it comes out as a
  * `Malformed` item with its reason, so it is counted.
  */
 import { createReadStream, type Dirent } from 'node:fs';
@@ -213,38 +213,4 @@ export async function* readDirectory(dir: string, opts: ReadOptions = {}): Async
     }
     yield { content, path: rel, origin: file, bytes: buf.length };
   }
-}
-
-/** Whether `file` is Parquet: its name ends in `.parquet`, or it starts with Parquet's magic `PAR1`. */
-export async function isParquetFile(file: string): Promise<boolean> {
-  if (file.toLowerCase().endsWith('.parquet')) return true;
-  try {
-    const fh = await open(file, 'r');
-    try {
-      const head = Buffer.alloc(4);
-      const { bytesRead } = await fh.read(head, 0, 4, 0);
-      return bytesRead === 4 && head.toString('latin1') === 'PAR1';
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Records of any input: a directory of raw files, a Parquet file (by its name or its magic bytes), or a JSON
- * Lines file. A `.parquet` file inside a directory is one of its raw files (so, with its NUL bytes, `binary`),
- * not a table: a directory is a checkout of source code, where a Parquet file is test data of the project, not
- * a set of records. A directory of Parquet files is read as such when the spec's source says `format:
- * parquet`: `optionsFrom` then lists its `.parquet` files as the inputs (or call `readParquetDirectory`).
- */
-export async function* readInput(input: string, opts: ReadOptions = {}): AsyncGenerator<Item> {
-  const s = await stat(input);
-  if (s.isDirectory()) yield* readDirectory(input, opts);
-  else if (await isParquetFile(input)) {
-    // Loaded on first use: `parquet.ts` imports this module, and JSON Lines runs need none of it.
-    const { readParquet } = await import('./parquet.ts');
-    yield* readParquet(input, opts);
-  } else yield* readJsonl(input, opts);
 }

@@ -3,7 +3,7 @@
  * languages, how long the files are, and what was redacted, as one self-contained HTML page (inline SVG
  * charts, no scripts, nothing fetched) next to the manifest.
  */
-import type { ShardManifest } from './pipeline.ts';
+import type { HistogramBucket, ShardManifest } from './manifest.ts';
 
 /** Counts in power-of-two buckets: bucket k holds values in [2^k, 2^(k+1)). */
 export class Log2Histogram {
@@ -13,7 +13,7 @@ export class Log2Histogram {
     while (this.buckets.length <= k) this.buckets.push(0);
     this.buckets[k]!++;
   }
-  toJSON(): { bucket: string; count: number }[] {
+  toJSON(): HistogramBucket[] {
     return this.buckets.map((count, k) => ({ bucket: `${2 ** k}–${2 ** (k + 1) - 1}`, count }));
   }
 }

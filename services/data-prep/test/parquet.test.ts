@@ -9,7 +9,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { optionsFrom } from '../src/from-spec.ts';
 import { Ledger } from '../src/ledger.ts';
 import { listParquetFiles, openParquetSource, PARQUET_CODECS, readParquet, readParquetDirectory, readParquetSource, type ParquetSource } from '../src/parquet.ts';
-import { isMalformed, isParquetFile, readInput, type Item } from '../src/read.ts';
+import { isParquetFile, readInput } from '../src/input.ts';
+import { isMalformed, type Item } from '../src/read.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-parquet-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

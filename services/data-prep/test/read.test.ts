@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AccountingError, Ledger } from '../src/ledger.ts';
-import { isMalformed, readDirectory, readInput, readJsonl, type Item } from '../src/read.ts';
+import { readInput } from '../src/input.ts';
+import { isMalformed, readDirectory, readJsonl, type Item } from '../src/read.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-read-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

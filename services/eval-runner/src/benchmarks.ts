@@ -499,8 +499,18 @@ async function loadDirectory(dir: string, issues: BenchmarkIssue[]): Promise<Loc
 // ---------------------------------------------------------------------------------------------------------
 // Public API
 
-/** Reads a benchmark (a file, or a custom suite's directory) into problems; throws `BenchmarkError` listing every issue. */
-export async function loadBenchmark(path: string, opts: LoadBenchmarkOptions = {}): Promise<Problem[]> {
+/** A benchmark's problems and the format they were read as (the one asked for, or the one detected). */
+export interface Benchmark {
+  readonly format: BenchmarkFormat;
+  readonly problems: Problem[];
+}
+
+/**
+ * Reads a benchmark (a file, or a custom suite's directory) into problems, detecting the format when
+ * `opts.format` is left out: a directory is a custom suite; a file's format is told from its first record's
+ * fields. Throws `BenchmarkError` listing every issue, or naming the fields seen when no format fits.
+ */
+export async function readBenchmark(path: string, opts: LoadBenchmarkOptions = {}): Promise<Benchmark> {
   let isDir: boolean;
   try {
     isDir = (await stat(path)).isDirectory();
@@ -509,12 +519,15 @@ export async function loadBenchmark(path: string, opts: LoadBenchmarkOptions = {
   }
   const issues: BenchmarkIssue[] = [];
   let located: Located[];
+  let format: BenchmarkFormat;
   if (isDir) {
     if (opts.format !== undefined && opts.format !== 'custom') throw new BenchmarkError([{ file: path, message: `is a directory, which only the custom format can be (asked for ${opts.format})` }]);
+    format = 'custom';
     located = await loadDirectory(path, issues);
   } else {
     const records = await readRecords(path);
-    located = convertAll(records, opts.format ?? detectFormat(records[0]!), issues);
+    format = opts.format ?? detectFormat(records[0]!);
+    located = convertAll(records, format, issues);
   }
   const seen = new Map<string, string>();
   for (const { problem, file, line } of located) {
@@ -530,7 +543,12 @@ export async function loadBenchmark(path: string, opts: LoadBenchmarkOptions = {
     problems = problems.filter((p) => p.language === want);
     if (problems.length === 0) throw new BenchmarkError([{ file: path, message: `no problems in ${want}; its languages are ${all.join(', ')}` }]);
   }
-  return problems;
+  return { format, problems };
+}
+
+/** Reads a benchmark into problems, as `readBenchmark` (the format detected when not given). */
+export async function loadBenchmark(path: string, opts: LoadBenchmarkOptions = {}): Promise<Problem[]> {
+  return (await readBenchmark(path, opts)).problems;
 }
 
 /**

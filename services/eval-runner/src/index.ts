@@ -11,7 +11,9 @@ export {
   loadBenchmark,
   loadSamples,
   MULTIPLE_LANGUAGES,
+  readBenchmark,
   truncateAtStop,
+  type Benchmark,
   type BenchmarkFormat,
   type BenchmarkIssue,
   type LoadBenchmarkOptions,
@@ -67,7 +69,6 @@ export {
 } from './client.ts';
 export { evaluate, EvalInputError, type EvaluateOptions, type EvaluateResult, type Execute, type Progress, type SuiteSettings } from './runner.ts';
 export { runEvalStage, readEvalConfig, writeOutputs, benchmarkPath, localPath, type EvalStageOptions } from './stage.ts';
-export { startFixtureServer, type FixtureServer, type FixtureServerOptions } from './fixture-server.ts';
 export {
   DEFAULT_LIMITS,
   findExecutable,
@@ -95,3 +96,4 @@ export {
   type ToolchainOptions,
   type Toolchains,
 } from './executors.ts';
+export { evalStage, openSandbox, progressLog, type EntryIo } from './entry.ts';

@@ -136,6 +136,15 @@ export function buildReport(input: BuildReportInput): EvalReport {
 // ---------------------------------------------------------------------------------------------------------
 // Plain text
 
+/**
+ * The first columns of the table by language, in text and HTML: problems scored, then problems left out for
+ * want of a toolchain. The HTML's outcome columns leave the `no-toolchain` status out: a language's toolchain
+ * is there for all its samples or for none, so those samples are the ones of the problems that column counts
+ * (the outcomes line still gives their number).
+ */
+const LANGUAGE_COLUMNS = ['language', 'problems', 'no-toolchain'] as const;
+const SCORED_STATUSES = STATUSES.filter((s) => s !== 'no-toolchain');
+
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const fmt = (v: number | undefined) => (v === undefined ? '—' : v.toFixed(4));
 
@@ -146,7 +155,7 @@ function pad(cells: readonly string[], widths: readonly number[]): string {
 /** A short plain-text summary for a terminal: headline pass@k, one row per language, outcome counts, omissions. */
 export function renderTable(report: EvalReport): string {
   const ks = report.ks.map(metricName);
-  const head = ['language', 'problems', 'no-toolchain', ...ks];
+  const head = [...LANGUAGE_COLUMNS, ...ks];
   const rows = [
     ...report.languages.map((l) => {
       const g = report.byLanguage[l]!;
@@ -210,7 +219,7 @@ export function renderHtml(report: EvalReport): string {
   const langRows = report.languages
     .map((l) => {
       const g = report.byLanguage[l]!;
-      return `<tr><td>${e(l)}</td><td class="n">${g.problems}</td><td class="n">${g.noToolchain}</td>${STATUSES.map((s) => `<td class="n">${g.counts[s]}</td>`).join('')}${ks.map((m) => `<td class="n">${e(fmt(g.passAtK[m]))}</td>`).join('')}</tr>`;
+      return `<tr><td>${e(l)}</td><td class="n">${g.problems}</td><td class="n">${g.noToolchain}</td>${SCORED_STATUSES.map((s) => `<td class="n">${g.counts[s]}</td>`).join('')}${ks.map((m) => `<td class="n">${e(fmt(g.passAtK[m]))}</td>`).join('')}</tr>`;
     })
     .join('\n');
   const problemRows = report.problems
@@ -238,7 +247,7 @@ export function renderHtml(report: EvalReport): string {
 ${notes}
 <p class="muted">outcomes: ${STATUSES.map((s) => `${report.counts[s]} ${e(s)}`).join(', ')} · ${e(timing)}</p>
 <h2>By language</h2>
-<table><thead><tr><th>language</th><th>problems</th><th>no toolchain</th>${STATUSES.map((s) => `<th>${e(s)}</th>`).join('')}${ks.map((m) => `<th>${e(m)}</th>`).join('')}</tr></thead>
+<table><thead><tr>${LANGUAGE_COLUMNS.map((h) => `<th>${e(h)}</th>`).join('')}${SCORED_STATUSES.map((s) => `<th>${e(s)}</th>`).join('')}${ks.map((m) => `<th>${e(m)}</th>`).join('')}</tr></thead>
 <tbody>
 ${langRows}
 </tbody></table>

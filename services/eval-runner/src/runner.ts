@@ -5,7 +5,7 @@
  * while other prompts are still being generated.
  */
 import type { Suite } from '@kiln/spec';
-import { assemble, canonicalLanguage, fimPrompt, loadBenchmark } from './benchmarks.ts';
+import { assemble, canonicalLanguage, fimPrompt, readBenchmark } from './benchmarks.ts';
 import type { CompletionClient } from './client-base.ts';
 import { buildReport, type EvalReport } from './report.ts';
 import type { ProblemOutcomes } from './passk.ts';
@@ -26,7 +26,8 @@ export interface Progress {
 }
 
 export interface EvaluateOptions {
-  readonly suite: SuiteSettings;
+  /** The suite; without `benchmark` (the format), it is detected from the benchmark itself (`readBenchmark`). */
+  readonly suite: Omit<SuiteSettings, 'benchmark'> & { readonly benchmark?: SuiteSettings['benchmark'] };
   /** The benchmark file or directory. */
   readonly benchmark: string;
   readonly execute: Execute;
@@ -57,9 +58,10 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluateResult> {
   if ((o.client === undefined) === (o.samples === undefined)) throw new EvalInputError('give either a model endpoint to generate completions or a samples file to score, not both or neither');
   const startedAt = new Date();
   const langs = o.suite.languages ?? [];
-  let problems: Problem[] = await loadBenchmark(o.benchmark, { format: o.suite.benchmark });
+  const benchmark = await readBenchmark(o.benchmark, o.suite.benchmark !== undefined ? { format: o.suite.benchmark } : {});
+  let problems: Problem[] = benchmark.problems;
   // A suite's languages narrow a multi-language benchmark; HumanEval is Python whatever the list says.
-  if (langs.length && o.suite.benchmark !== 'humaneval') {
+  if (langs.length && benchmark.format !== 'humaneval') {
     const wanted = new Set(langs.map(canonicalLanguage));
     problems = problems.filter((p) => wanted.has(p.language));
   }
@@ -135,7 +137,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluateResult> {
   const results = await Promise.all(problems.map(runProblem));
   const report = buildReport({
     suite: o.suite.name,
-    benchmark: o.suite.benchmark,
+    benchmark: benchmark.format,
     ks: o.suite.k,
     results,
     samples: given ? Math.max(...results.map((r) => r.outcomes.length)) : o.suite.samples,

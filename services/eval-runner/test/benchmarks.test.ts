@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assemble, BenchmarkError, canonicalLanguage, fimPrompt, HUMANEVAL_STOP, loadBenchmark, loadSamples, truncateAtStop } from '../src/benchmarks.ts';
+import { assemble, BenchmarkError, canonicalLanguage, fimPrompt, HUMANEVAL_STOP, loadBenchmark, loadSamples, readBenchmark, truncateAtStop } from '../src/benchmarks.ts';
 import type { Problem } from '../src/types.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -234,6 +234,18 @@ describe('bad benchmark input', () => {
     expect(e.message).not.toContain('\n');
     const h = write('truncated.json', '[\n  {"id": "a", "language": "py", "prompt": "", "tests": "t"},\n  {"id": "b"}');
     expect((await failure(loadBenchmark(h))).issues[0]!.line).toBe(3);
+  });
+
+  it('detects the format when not told: from the first record\'s fields, and a directory is a custom suite', async () => {
+    expect((await readBenchmark(HUMANEVAL)).format).toBe('humaneval');
+    const m = await readBenchmark(join(fixtures, 'multipl-e-js.jsonl'));
+    expect(m.format).toBe('multipl-e');
+    expect(m.problems.map((p) => p.language)).toEqual(['javascript', 'javascript', 'javascript', 'javascript']);
+    expect((await readBenchmark(join(fixtures, 'multipl-e-py.json'))).format).toBe('multipl-e');
+    expect((await readBenchmark(join(fixtures, 'custom.jsonl'))).format).toBe('custom');
+    const d = await readBenchmark(join(fixtures, 'custom-suite'));
+    expect(d.format).toBe('custom');
+    expect(d.problems.map((p) => p.id)).toContain('reverse_words');
   });
 
   it('says which formats exist when a record matches none, and rejects a file of another format', async () => {

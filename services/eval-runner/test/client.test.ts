@@ -11,7 +11,7 @@ import {
   type RequestEvent,
   type RetryEvent,
 } from '../src/client.ts';
-import { startFixtureServer, type FixtureServer, type FixtureServerOptions } from '../src/fixture-server.ts';
+import { startFixtureServer, type FixtureServer, type FixtureServerOptions } from './support/fixture-server.ts';
 
 const servers: FixtureServer[] = [];
 afterEach(async () => {

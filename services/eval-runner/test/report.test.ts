@@ -106,10 +106,25 @@ describe('renderHtml', () => {
     expect(html).toMatch(/<div class="card"><b>0\.4167<\/b><span>pass@1<\/span><\/div>/);
     expect(html).toMatch(/<div class="card"><b>—<\/b><span>pass@10<\/span><\/div>/);
     expect(html).toContain('pass@10 not reported: 3 of 3 problems have fewer than 10 samples');
-    expect(html).toMatch(/<tr><td>python<\/td><td class="n">2<\/td><td class="n">0<\/td><td class="n">2<\/td><td class="n">5<\/td><td class="n">1<\/td><td class="n">0<\/td><td class="n">0\.2500<\/td><td class="n">—<\/td><\/tr>/);
+    expect(html).toMatch(/<tr><td>python<\/td><td class="n">2<\/td><td class="n">0<\/td><td class="n">2<\/td><td class="n">5<\/td><td class="n">1<\/td><td class="n">0\.2500<\/td><td class="n">—<\/td><\/tr>/);
     expect(html).toMatch(/<tr><td>HumanEval\/0<\/td><td>python<\/td><td class="n pass">2\/4<\/td><td class="n">0\.5000<\/td><td><details><summary>AssertionError<\/summary>/);
     expect(html).toMatch(/<tr><td>HumanEval\/1<\/td><td>python<\/td><td class="n fail">0\/4<\/td><td class="n">0\.0000<\/td><td>NameError<\/td><\/tr>/);
     expect(html).toMatch(/<td>rust<\/td><td class="n muted"><span class="muted">no toolchain<\/span><\/td>/);
+  });
+});
+
+describe('the table by language', () => {
+  // It once had two no-toolchain columns in HTML ("no toolchain" for problems, "no-toolchain" for samples among
+  // the outcome columns), so the text and the HTML tables disagreed on what the column counted.
+  it('has one no-toolchain column, of problems left out, right after the problems scored, in text and HTML alike', () => {
+    const text = renderTable(report()).split('\n')[2]!.split(/\s+/);
+    const html = renderHtml(report());
+    const table = html.slice(html.indexOf('<h2>By language</h2>'), html.indexOf('<h2>Problems</h2>'));
+    const head = [...table.matchAll(/<th>([^<]*)<\/th>/g)].map((m) => m[1]);
+    expect(head).toEqual(['language', 'problems', 'no-toolchain', 'passed', 'failed', 'timeout', 'pass@1', 'pass@10']);
+    expect(head.filter((h) => /no.toolchain/.test(h!))).toHaveLength(1);
+    expect(text.slice(0, 3)).toEqual(head.slice(0, 3));
+    expect(table).toMatch(/<tr><td>rust<\/td><td class="n">0<\/td><td class="n">1<\/td><td class="n">0<\/td><td class="n">0<\/td><td class="n">0<\/td><td class="n">—<\/td><td class="n">—<\/td><\/tr>/);
   });
 });
 

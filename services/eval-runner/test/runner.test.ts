@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../src/client.ts';
 import { executorFor, execute } from '../src/executors.ts';
-import { startFixtureServer, type FixtureServer } from '../src/fixture-server.ts';
+import { startFixtureServer, type FixtureServer } from './support/fixture-server.ts';
 import { evaluate, EvalInputError } from '../src/runner.ts';
 import { Sandbox } from '../src/sandbox.ts';
 

@@ -5,7 +5,6 @@
 import { resolve } from 'node:path';
 import { formatDiagnostics, load } from '@kiln/spec';
 import { EXIT, UsageError, type Io } from './io.ts';
-import { stageConfigFailure } from './stage-exit.ts';
 
 export async function runData(values: Record<string, unknown>, pos: string[], io: Io): Promise<number> {
   if (!['prep', 'dedup'].includes(pos[0] ?? '') || pos.length !== 1) throw new UsageError(pos.length ? `unknown data command "${pos.join(' ')}"; the commands are: kiln data prep, kiln data dedup` : 'missing subcommand: kiln data prep or kiln data dedup');
@@ -95,16 +94,8 @@ export async function runData(values: Record<string, unknown>, pos: string[], io
 
 /** `kiln data dedup`: the reduce step over every mapped shard in --output, then the apply step per shard. */
 async function runDedup(values: Record<string, unknown>, io: Io): Promise<number> {
-  const { dedupShards, runDedupStage } = await import('@kiln/data-prep');
-  if (values.config !== undefined) {
-    try {
-      const { summary } = await runDedupStage(String(values.config), { log: (m) => io.err(`kiln data dedup: ${m}`) });
-      io.out(JSON.stringify(summary));
-      return EXIT.ok;
-    } catch (e) {
-      return stageConfigFailure('kiln data dedup', e, io);
-    }
-  }
+  const { dedupShards, dedupStage } = await import('@kiln/data-prep');
+  if (values.config !== undefined) return dedupStage(String(values.config), { io, command: 'kiln data dedup' });
   const output = values.output as string | undefined;
   if (!output) throw new UsageError('--output DIR is required: the directory kiln data prep --shard i/N wrote to');
   let expect: number | undefined;
@@ -132,15 +123,8 @@ async function runDedup(values: Record<string, unknown>, io: Io): Promise<number
   return EXIT.ok;
 }
 
-/** As a pipeline stage: config from the mounted file, shard from JOB_COMPLETION_INDEX, summary to the termination log. */
+/** As a pipeline stage, through the service's own stage entry (the one `kiln-data-prep` runs). */
 async function runAsStage(config: string, values: Record<string, unknown>, io: Io): Promise<number> {
-  const { runStage } = await import('@kiln/data-prep');
-  const shard = values.shard !== undefined ? Number(String(values.shard).split('/')[0]) : undefined;
-  try {
-    const { summary } = await runStage(config, { ...(shard !== undefined ? { shard } : {}), log: (m) => io.err(`kiln data prep: ${m}`) });
-    io.out(JSON.stringify(summary));
-    return EXIT.ok;
-  } catch (e) {
-    return stageConfigFailure('kiln data prep', e, io);
-  }
+  const { prepStage, stageShard } = await import('@kiln/data-prep');
+  return prepStage(config, { shard: stageShard(values.shard), io, command: 'kiln data prep' });
 }

@@ -3,9 +3,9 @@
  * suites, or as the pipeline's eval stage) and `kiln eval toolchains` (what this machine can execute).
  */
 import { dirname, resolve } from 'node:path';
-import { formatDiagnostics, load, type Suite } from '@kiln/spec';
+import { formatDiagnostics, load } from '@kiln/spec';
+import type { EvaluateOptions } from '@kiln/eval-runner';
 import { EXIT, UsageError, type Io } from './io.ts';
-import { stageConfigFailure } from './stage-exit.ts';
 
 type Runner = typeof import('@kiln/eval-runner');
 
@@ -18,6 +18,16 @@ function ks(v: unknown, fallback: readonly number[]): number[] {
   return list;
 }
 
+const FORMATS = ['humaneval', 'multipl-e', 'custom'] as const;
+
+/** `--format`, when given; left out, the eval runner detects the format from the benchmark. */
+function format(v: unknown): { benchmark?: (typeof FORMATS)[number] } {
+  if (v === undefined) return {};
+  const f = String(v);
+  if (!(FORMATS as readonly string[]).includes(f)) throw new UsageError(`--format is ${FORMATS.join(', ')} (or left out to detect it), not "${f}"`);
+  return { benchmark: f as (typeof FORMATS)[number] };
+}
+
 function num(v: unknown, name: string, fallback: number, check: (n: number) => boolean = (n) => n > 0): number {
   if (v === undefined) return fallback;
   const n = Number(v);
@@ -25,27 +35,13 @@ function num(v: unknown, name: string, fallback: number, check: (n: number) => b
   return n;
 }
 
-async function sandboxFor(er: Runner, values: Record<string, unknown>, timeoutMs: number | undefined, io: Io) {
-  const concurrency = values.concurrency !== undefined ? num(values.concurrency, 'concurrency', 1, (n) => Number.isInteger(n) && n >= 1) : undefined;
-  const sandbox = await er.Sandbox.create({ ...(concurrency ? { concurrency } : {}), ...(timeoutMs ? { limits: { timeoutMs } } : {}) });
-  const d = sandbox.describe();
-  io.err(`kiln eval: sandbox: ${d.mode} isolation (network ${d.network}, ${d.user}, pid ${d.pid}, filesystem ${d.filesystem}), ${d.concurrency} at a time${timeoutMs ? `, ${timeoutMs} ms per program` : ''}`);
-  for (const w of d.warnings) io.err(`kiln eval: warning: ${w}`);
-  return sandbox;
+const concurrencyOf = (values: Record<string, unknown>) => (values.concurrency !== undefined ? { concurrency: num(values.concurrency, 'concurrency', 1, (n) => Number.isInteger(n) && n >= 1) } : {});
+
+function sandboxFor(er: Runner, values: Record<string, unknown>, timeoutMs: number | undefined, io: Io) {
+  return er.openSandbox({ command: 'kiln eval', io, ...concurrencyOf(values), ...(timeoutMs ? { timeoutMs } : {}) });
 }
 
-/** Progress on stderr, at most every 2 s (and at the end). */
-function progress(io: Io) {
-  const t0 = Date.now();
-  let last = 0;
-  return (p: { generated: number; executed: number; total: number; passed: number }) => {
-    const now = Date.now();
-    if (now - last < 2000 && p.executed < p.total) return;
-    last = now;
-    const secs = (now - t0) / 1000;
-    io.err(`kiln eval: ${p.generated}/${p.total} generated, ${p.executed}/${p.total} executed, ${p.passed} passed (${(p.executed / Math.max(secs, 0.001)).toFixed(1)} programs/s)`);
-  };
-}
+const progress = (er: Runner, io: Io) => er.progressLog('kiln eval', io);
 
 function writeOutput(er: Runner, values: Record<string, unknown>, report: import('@kiln/eval-runner').EvalReport, results: readonly unknown[], io: Io): void {
   if (values.output === undefined) return;
@@ -95,14 +91,15 @@ function print(er: Runner, values: Record<string, unknown>, report: import('@kil
 async function score(er: Runner, values: Record<string, unknown>, io: Io): Promise<number> {
   const benchmark = values.benchmark as string | undefined;
   const samplesFile = values.samples as string | undefined;
-  if (!benchmark || !samplesFile) throw new UsageError('kiln eval score needs --benchmark <HumanEval-format file> and --samples <samples.jsonl>');
+  if (!benchmark || !samplesFile) throw new UsageError('kiln eval score needs --benchmark <file or custom suite directory> and --samples <samples.jsonl>');
   const k = ks(values.k, [1, 10, 100]);
+  const formatted = format(values.format);
   const timeoutMs = Math.round(num(values.timeout, 'timeout', 3) * 1000);
   const samples = await er.loadSamples(resolve(samplesFile));
   const sandbox = await sandboxFor(er, values, timeoutMs, io);
   try {
-    const suite = { name: values.suite ? String(values.suite) : 'humaneval', benchmark: (values.format as 'humaneval' | 'multipl-e' | 'custom' | undefined) ?? 'humaneval', samples: 0, temperature: 0, top_p: 1, max_new_tokens: 0, k, timeout_seconds: timeoutMs / 1000 };
-    const r = await er.evaluate({ suite, benchmark: resolve(benchmark), samples, execute: er.executorFor(sandbox), onProgress: progress(io) });
+    const suite = { name: values.suite ? String(values.suite) : 'humaneval', ...formatted, samples: 0, temperature: 0, top_p: 1, max_new_tokens: 0, k, timeout_seconds: timeoutMs / 1000 };
+    const r = await er.evaluate({ suite, benchmark: resolve(benchmark), samples, execute: er.executorFor(sandbox), onProgress: progress(er, io) });
     writeOutput(er, values, r.report, r.results, io);
     print(er, values, r.report, r.warnings, io);
     return EXIT.ok;
@@ -118,7 +115,7 @@ async function run(er: Runner, values: Record<string, unknown>, io: Io): Promise
   if (api !== 'openai' && api !== 'triton') throw new UsageError(`--api is openai or triton, not "${api}"`);
   const limit = values.limit !== undefined ? num(values.limit, 'limit', 1, (n) => Number.isInteger(n) && n >= 1) : undefined;
   // The suites: one from the flags, or the spec's (with its gates for --stack).
-  let suites: { suite: Suite; benchmark: string }[];
+  let suites: { suite: EvaluateOptions['suite']; benchmark: string }[];
   let gates: import('@kiln/spec').Gate[] = [];
   let fim: { prefix: string; middle: string; suffix: string } | null = null;
   const spec = values.spec as string | undefined;
@@ -143,9 +140,9 @@ async function run(er: Runner, values: Record<string, unknown>, io: Io): Promise
     const benchmark = values.benchmark as string | undefined;
     if (!benchmark) throw new UsageError('give --benchmark FILE (and the sampling flags), or --spec kiln.yaml to run its eval suites');
     const samples = num(values['samples-per-problem'], 'samples-per-problem', 1, (n) => Number.isInteger(n) && n >= 1);
-    const suite: Suite = {
+    const suite: EvaluateOptions['suite'] = {
       name: values.suite ? String(values.suite) : 'eval',
-      benchmark: (values.format as Suite['benchmark'] | undefined) ?? 'humaneval',
+      ...format(values.format),
       languages: [],
       samples,
       temperature: num(values.temperature, 'temperature', samples > 1 ? 0.2 : 0, (n) => n >= 0),
@@ -170,7 +167,7 @@ async function run(er: Runner, values: Record<string, unknown>, io: Io): Promise
   try {
     for (const { suite, benchmark } of suites) {
       io.err(`kiln eval: suite ${suite.name}: ${benchmark}, ${suite.samples} sample(s) per problem at temperature ${suite.temperature}`);
-      const r = await er.evaluate({ suite, benchmark, client, fimSentinels: fim, ...(limit ? { limit } : {}), execute: er.executorFor(sandbox), onProgress: progress(io), model: client.model });
+      const r = await er.evaluate({ suite, benchmark, client, fimSentinels: fim, ...(limit ? { limit } : {}), execute: er.executorFor(sandbox), onProgress: progress(er, io), model: client.model });
       if (suites.length > 1 && values.output !== undefined) writeOutput(er, { output: resolve(String(values.output), suite.name) }, r.report, r.results, io);
       else writeOutput(er, values, r.report, r.results, io);
       for (const w of r.warnings) io.err(`kiln eval: warning: ${w}`);
@@ -189,17 +186,7 @@ async function run(er: Runner, values: Record<string, unknown>, io: Io): Promise
   return verdicts.some((v) => v.passed !== true) ? EXIT.invalid : EXIT.ok;
 }
 
-/** As the pipeline's eval stage: config from the mounted file, summary to the termination log. */
-async function runAsStage(er: Runner, config: string, values: Record<string, unknown>, io: Io): Promise<number> {
-  // The suite's timeout reaches every program through the runner; the sandbox's own is only a default.
-  const sandbox = await sandboxFor(er, values, undefined, io);
-  try {
-    const { summary } = await er.runEvalStage(config, { execute: er.executorFor(sandbox), log: (m) => io.err(`kiln eval: ${m}`), onProgress: progress(io) });
-    io.out(JSON.stringify(summary));
-    return EXIT.ok;
-  } catch (e) {
-    return stageConfigFailure('kiln eval', e, io);
-  } finally {
-    await sandbox.close();
-  }
+/** As the pipeline's eval stage, through the service's own stage entry (the one `kiln-eval-runner` runs). */
+function runAsStage(er: Runner, config: string, values: Record<string, unknown>, io: Io): Promise<number> {
+  return er.evalStage(config, { io, command: 'kiln eval', ...concurrencyOf(values) });
 }

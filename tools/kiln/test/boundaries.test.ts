@@ -59,6 +59,17 @@ describe('module boundaries', () => {
     }
   });
 
+  it('make lint fail when production code (src/) imports test support, and let tests import it', async () => {
+    const eslint = new ESLint({ cwd: root });
+    const code = "import { startFixtureServer } from '@kiln/eval-runner/test-support';\nexport const x = startFixtureServer;\n";
+    const [src] = await eslint.lintText(code, { filePath: `${root}tools/kiln/src/boundary-probe.ts` });
+    expect(src!.messages.map((m) => m.ruleId)).toContain('no-restricted-imports');
+    const [rel] = await eslint.lintText("import { startFixtureServer } from '../test/support/fixture-server.ts';\nexport const x = startFixtureServer;\n", { filePath: `${root}services/eval-runner/src/boundary-probe.ts` });
+    expect(rel!.messages.map((m) => m.ruleId)).toContain('no-restricted-imports');
+    const [test] = await eslint.lintText(code, { filePath: `${root}tools/kiln/test/boundary-probe.ts` });
+    expect(test!.messages).toEqual([]);
+  });
+
   it('let the CLI import the spec library', async () => {
     const eslint = new ESLint({ cwd: root });
     const [result] = await eslint.lintText("import { load } from '@kiln/spec';\nexport const x = load;\n", { filePath: `${root}tools/kiln/src/boundary-probe.ts` });

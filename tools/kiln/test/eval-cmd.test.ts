@@ -5,11 +5,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFixtureServer, type FixtureServer } from '@kiln/eval-runner';
+import { startFixtureServer, type FixtureServer } from '@kiln/eval-runner/test-support';
 
 const bin = fileURLToPath(new URL('../bin/kiln.js', import.meta.url));
 const HUMANEVAL = fileURLToPath(new URL('../../../data/humaneval/HumanEval.jsonl.gz', import.meta.url));
 const TINY = fileURLToPath(new URL('../../../configs/tiny.yaml', import.meta.url));
+const FIXTURES = fileURLToPath(new URL('../../../services/eval-runner/test/fixtures/', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'kiln-eval-'));
 const problems = gunzipSync(readFileSync(HUMANEVAL)).toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as { task_id: string; prompt: string; canonical_solution: string; entry_point: string });
 
@@ -87,6 +88,28 @@ describe('kiln eval score', () => {
     expect(table.out).toMatch(/pass@3/);
   }, 120_000);
 
+  it('detects the benchmark format without --format: a MultiPL-E file and a custom suite directory', async () => {
+    const js = samples('multipl-e-samples.jsonl', ['HumanEval_23_strlen', 'HumanEval_53_add'].map((task_id) => ({ task_id, completion: '  return 0;\n}\n' })));
+    const m = await kiln(['eval', 'score', '--benchmark', join(FIXTURES, 'multipl-e-js.jsonl'), '--samples', js, '--k', '1', '--json']);
+    expect(m.code, m.err).toBe(0);
+    const mr = JSON.parse(m.out) as Report & { benchmark: string; languages: string[] };
+    expect(mr.benchmark).toBe('multipl-e');
+    expect(mr.languages).toEqual(['javascript']);
+    expect(mr.problems.map((p) => p.id)).toEqual(['HumanEval_23_strlen', 'HumanEval_53_add']);
+    const custom = samples('custom-samples.jsonl', [{ task_id: 'reverse_words', completion: '    return " ".join(reversed(s.split()))\n' }]);
+    const c = await kiln(['eval', 'score', '--benchmark', join(FIXTURES, 'custom-suite'), '--samples', custom, '--k', '1', '--json']);
+    expect(c.code, c.err).toBe(0);
+    const cr = JSON.parse(c.out) as Report & { benchmark: string };
+    expect(cr.benchmark).toBe('custom');
+    expect(cr.problems.map((p) => p.id)).toEqual(['reverse_words']);
+    // A file no format describes: exit 1, naming the fields it saw.
+    writeFileSync(join(tmp, 'mbpp.jsonl'), '{"text": "q", "code": "a", "test_list": []}\n');
+    const u = await kiln(['eval', 'score', '--benchmark', 'mbpp.jsonl', '--samples', custom]);
+    expect(u.code).toBe(1);
+    expect(u.err).toMatch(/mbpp\.jsonl:1: cannot tell the benchmark format from the fields "text", "code", "test_list"/);
+    expect((await kiln(['eval', 'score', '--benchmark', 'mbpp.jsonl', '--samples', custom, '--format', 'mbpp'])).code).toBe(2);
+  }, 60_000);
+
   it('says what is wrong with its inputs (exit 1) or arguments (exit 2), without a stack trace', async () => {
     const unknown = samples('unknown.jsonl', [{ task_id: 'MBPP/1', completion: 'x' }]);
     const r1 = await kiln(['eval', 'score', '--benchmark', HUMANEVAL, '--samples', unknown]);
@@ -115,6 +138,15 @@ describe('kiln eval run', () => {
     const sent = server.requests.slice(before).map((q) => q.body as { n: number; temperature: number; stop: string[] });
     expect(sent).toHaveLength(10);
     expect(sent.every((b) => b.n === 3 && b.temperature === 0.8 && b.stop.includes('\ndef'))).toBe(true);
+  }, 60_000);
+
+  it('detects a MultiPL-E benchmark without --format', async () => {
+    const r = await kiln(['eval', 'run', '--endpoint', server.url, '--benchmark', join(FIXTURES, 'multipl-e-js.jsonl'), '--limit', '2', '--k', '1', '--json']);
+    expect(r.code, r.err).toBe(0);
+    const report = JSON.parse(r.out) as Report & { benchmark: string; languages: string[] };
+    expect(report.benchmark).toBe('multipl-e');
+    expect(report.languages).toEqual(['javascript']);
+    expect(report.problems).toHaveLength(2);
   }, 60_000);
 
   it("runs a spec's suite against Triton's generate endpoint and checks the stack's gates", async () => {

@@ -1,5 +1,6 @@
 /**
- * A local model server for tests, integration tests and demos: speaks an OpenAI-style `POST /v1/completions`
+ * Test support, not part of the package's API (other projects' tests import it as
+ * `@kiln/eval-runner/test-support`): a local model server that speaks an OpenAI-style `POST /v1/completions`
  * and Triton's generate extension `POST /v2/models/{model}[/versions/{v}]/generate` (TensorRT-LLM ensemble
  * conventions), records every request, counts requests in flight, and injects failures on demand.
  *
