@@ -20,9 +20,9 @@ describe('kiln-data-prep (the stage entry, without the kiln CLI)', () => {
     writeFileSync(config, '{"output": "pvc://artifacts/x"}');
     const r = run(['--config', config]);
     expect(r.code, r.err).toBe(2);
-    expect(r.err).toContain(`kiln-data-prep: the stage config ${config} has no "sources"`);
+    expect(r.err).toContain(`kiln-data-prep: ${config} is not a valid data-prep config: /sources is missing`);
     expect(r.err).not.toMatch(/^\s+at /m);
-    expect(JSON.parse(readFileSync(join(tmp, 'termination-log'), 'utf8')).error).toContain('has no "sources"');
+    expect(JSON.parse(readFileSync(join(tmp, 'termination-log'), 'utf8')).error).toContain('/sources is missing');
   }, 60_000);
 
   it('says what it is with --help (exit 0), and exits 2 without --config or with an unknown option', () => {

@@ -20,9 +20,9 @@ describe('kiln-eval-runner (the stage entry, without the kiln CLI)', () => {
     writeFileSync(config, '{"output": "pvc://artifacts/x"}');
     const r = run(['--config', config]);
     expect(r.code, r.err).toBe(2);
-    expect(r.err).toContain(`kiln-eval-runner: the stage config ${config} has no "suite"`);
+    expect(r.err).toContain(`kiln-eval-runner: ${config} is not a valid eval config: /suite is missing`);
     expect(r.err).not.toMatch(/^\s+at /m);
-    expect(JSON.parse(readFileSync(join(tmp, 'termination-log'), 'utf8')).error).toContain('has no "suite"');
+    expect(JSON.parse(readFileSync(join(tmp, 'termination-log'), 'utf8')).error).toContain('/suite is missing');
   }, 60_000);
 
   it('says what it is with --help (exit 0), and exits 2 without --config or with an unknown option', () => {
