@@ -3,5 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/*.test.ts'],
+    // These tests run the CLI as processes (data prep, the sandbox); on 2 loaded cores one can take over 5 s.
+    testTimeout: 60_000,
   },
 });

@@ -17,9 +17,15 @@ function kiln(...args: string[]) {
   return kilnIn(undefined, ...args);
 }
 
+/** The environment without FORCE_COLOR (Nx sets it): with NO_COLOR beside it, Node prints a warning on stderr. */
+function withoutForceColor(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { FORCE_COLOR: _ignored, ...rest } = env;
+  return rest;
+}
+
 /** Runs kiln with `input` on its standard input (a pipe). */
 function kilnIn(input: string | undefined, ...args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000, ...(input === undefined ? {} : { input }) });
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', env: { ...withoutForceColor(process.env), NO_COLOR: '1' }, timeout: 30_000, ...(input === undefined ? {} : { input }) });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
