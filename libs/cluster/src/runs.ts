@@ -1,6 +1,6 @@
 /** Reading runs, their stage pods and logs through @kubernetes/client-node (shared by the CLI and the controller). */
 import { CoreV1Api, CustomObjectsApi, KubeConfig, Log, Watch, type V1Pod } from '@kubernetes/client-node';
-import { GROUP, VERSION } from '@kiln/k8s';
+import { GROUP, labelSelector, stageSelector, VERSION } from '@kiln/k8s';
 import type { Writable } from 'node:stream';
 import type { ModelRun } from './status.ts';
 
@@ -47,7 +47,7 @@ export async function watchRuns(kc: KubeConfig, namespace: string | undefined, o
 /** The pods of one stage of a run (every attempt), oldest first. */
 export async function stagePods(kc: KubeConfig, namespace: string, runId: string, stage: string): Promise<V1Pod[]> {
   const api = kc.makeApiClient(CoreV1Api);
-  const list = await api.listNamespacedPod({ namespace, labelSelector: `kiln.dev/run-id=${runId},kiln.dev/stage=${stage}` });
+  const list = await api.listNamespacedPod({ namespace, labelSelector: labelSelector(stageSelector(runId, stage)) });
   return list.items.sort((a, b) => String(a.metadata?.creationTimestamp ?? '').localeCompare(String(b.metadata?.creationTimestamp ?? '')));
 }
 

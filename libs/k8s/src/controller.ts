@@ -1,12 +1,13 @@
 /** The run controller's Deployment (the controller itself lives in services/controller). */
 import type { V1Deployment } from '@kubernetes/client-node';
 import type { Plan } from '@kiln/plan';
+import { LABELS, MANAGED_BY } from './names.ts';
 import { CONTROLLER_SERVICE_ACCOUNT } from './platform.ts';
 
 export const CONTROLLER_IMAGE = 'kiln/controller:0.1.0';
 
 export function controllerDeployment(plan: Plan, image = CONTROLLER_IMAGE): V1Deployment {
-  const labels = { 'app.kubernetes.io/name': 'kiln-controller', 'app.kubernetes.io/part-of': plan.name, 'app.kubernetes.io/managed-by': 'kiln', 'app.kubernetes.io/component': 'controller' };
+  const labels = { [LABELS.name]: 'kiln-controller', [LABELS.partOf]: plan.name, [LABELS.managedBy]: MANAGED_BY, [LABELS.component]: 'controller' };
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -14,7 +15,7 @@ export function controllerDeployment(plan: Plan, image = CONTROLLER_IMAGE): V1De
     spec: {
       // Two replicas for availability; a Lease makes only one act at a time.
       replicas: 2,
-      selector: { matchLabels: { 'app.kubernetes.io/name': 'kiln-controller', 'app.kubernetes.io/part-of': plan.name } },
+      selector: { matchLabels: { [LABELS.name]: 'kiln-controller', [LABELS.partOf]: plan.name } },
       template: {
         metadata: { labels },
         spec: {

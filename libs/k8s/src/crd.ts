@@ -2,6 +2,7 @@
 import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { dnsName, type Plan } from '@kiln/plan';
 import { metadata } from './meta.ts';
+import { LABELS, MANAGED_BY } from './names.ts';
 
 export const GROUP = 'kiln.dev';
 export const VERSION = 'v1alpha1';
@@ -12,7 +13,7 @@ export function modelRunCrd(): V1CustomResourceDefinition {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `modelruns.${GROUP}`, labels: { 'app.kubernetes.io/managed-by': 'kiln' } },
+    metadata: { name: `modelruns.${GROUP}`, labels: { [LABELS.managedBy]: MANAGED_BY } },
     spec: {
       group: GROUP,
       scope: 'Namespaced',

@@ -9,10 +9,31 @@ import { stageObjects } from './stages.ts';
 
 export { controllerDeployment, CONTROLLER_IMAGE } from './controller.ts';
 export { modelRun, modelRunCrd, GROUP, VERSION, type ModelRunObject } from './crd.ts';
-export { metadata, stageSelector } from './meta.ts';
+export { metadata } from './meta.ts';
+export {
+  LABELS,
+  MANAGED_BY,
+  runLabels,
+  runSelector,
+  stageSelector,
+  pipelineSelector,
+  evalModelSelector,
+  labelSelector,
+  priorityClassName,
+  type Priority,
+  CONFIG_DIR,
+  CONFIG_FILE,
+  CONFIG_PATH,
+  CONFIG_FLAG,
+  TRITON_PORTS,
+  serviceUrl,
+  servingName,
+  servingUrl,
+  evalModelUrl,
+} from './names.ts';
 export { platformObjects, PRIORITIES, CONTROLLER_SERVICE_ACCOUNT, type PlatformObjects } from './platform.ts';
-export { evalModelObjects, servingObjects, servingName, TRITON_PORTS, type ServingObjects } from './serving.ts';
-export { jobName, stageObjects, STAGE_SERVICE_ACCOUNT, RENDEZVOUS_PORT, type StageObjects, type StageRunOptions } from './stages.ts';
+export { evalModelObjects, servingObjects, type ServingObjects } from './serving.ts';
+export { jobName, stageObjects, stageConfig, stageCommand, STAGE_SERVICE_ACCOUNT, RENDEZVOUS_PORT, type StageObjects, type StageRunOptions } from './stages.ts';
 export { pvcClaim, storageEnv, storageVolumes } from './storage.ts';
 
 /**

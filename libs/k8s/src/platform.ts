@@ -1,16 +1,18 @@
 /** What every run of a pipeline shares: namespace, service accounts with least-privilege RBAC, storage, priorities. */
 import type { V1Namespace, V1PersistentVolumeClaim, V1PriorityClass, V1Role, V1RoleBinding, V1ServiceAccount } from '@kubernetes/client-node';
 import type { Plan } from '@kiln/plan';
+import { GROUP } from './crd.ts';
+import { LABELS, MANAGED_BY, priorityClassName, type Priority } from './names.ts';
 import { STAGE_SERVICE_ACCOUNT } from './stages.ts';
 import { pvcClaim } from './storage.ts';
 
 export const CONTROLLER_SERVICE_ACCOUNT = 'kiln-controller';
 
 /** PriorityClasses for training priority `low`, `normal`, `high` (cluster-scoped, shared by all pipelines). */
-export const PRIORITIES = { low: 1000, normal: 10000, high: 100000 } as const;
+export const PRIORITIES = { low: 1000, normal: 10000, high: 100000 } as const satisfies Record<Priority, number>;
 
 function platformMeta(plan: Plan, name: string, component: string) {
-  return { name, namespace: plan.namespace, labels: { 'app.kubernetes.io/part-of': plan.name, 'app.kubernetes.io/managed-by': 'kiln', 'app.kubernetes.io/component': component } };
+  return { name, namespace: plan.namespace, labels: { [LABELS.partOf]: plan.name, [LABELS.managedBy]: MANAGED_BY, [LABELS.component]: component } };
 }
 
 export interface PlatformObjects {
@@ -37,8 +39,8 @@ export function platformObjects(plan: Plan, opts: { storageSize?: string; storag
       kind: 'Role',
       metadata: platformMeta(plan, 'kiln-controller', 'controller'),
       rules: [
-        { apiGroups: ['kiln.dev'], resources: ['modelruns'], verbs: ['get', 'list', 'watch', 'update', 'patch'] },
-        { apiGroups: ['kiln.dev'], resources: ['modelruns/status'], verbs: ['get', 'update', 'patch'] },
+        { apiGroups: [GROUP], resources: ['modelruns'], verbs: ['get', 'list', 'watch', 'update', 'patch'] },
+        { apiGroups: [GROUP], resources: ['modelruns/status'], verbs: ['get', 'update', 'patch'] },
         { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
         { apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
@@ -73,10 +75,10 @@ export function platformObjects(plan: Plan, opts: { storageSize?: string; storag
         },
       }
     : undefined;
-  const priorityClasses: V1PriorityClass[] = Object.entries(PRIORITIES).map(([p, value]) => ({
+  const priorityClasses: V1PriorityClass[] = (Object.entries(PRIORITIES) as [Priority, number][]).map(([p, value]) => ({
     apiVersion: 'scheduling.k8s.io/v1',
     kind: 'PriorityClass',
-    metadata: { name: `kiln-${p}`, labels: { 'app.kubernetes.io/managed-by': 'kiln' } },
+    metadata: { name: priorityClassName(p), labels: { [LABELS.managedBy]: MANAGED_BY } },
     value,
     globalDefault: false,
     preemptionPolicy: p === 'low' ? 'Never' : 'PreemptLowerPriority',

@@ -1,12 +1,11 @@
 /** Triton serving of one target: Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget. */
 import type { V1Deployment, V1PodDisruptionBudget, V1Service, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
-import { dnsName, type GpuRequest, type Placement, type Plan, type ServingPlan } from '@kiln/plan';
+import type { GpuRequest, Placement, Plan, ServingPlan } from '@kiln/plan';
 import type { V1PodSpec } from '@kubernetes/client-node';
 import { metadata } from './meta.ts';
+import { evalModelSelector, LABELS, pipelineSelector, servingName, TRITON_PORTS } from './names.ts';
 import { credentialEnv } from './stages.ts';
 import { podPath, storageEnv, storageVolumes } from './storage.ts';
-
-export const TRITON_PORTS = { http: 8000, grpc: 8001, metrics: 8002 } as const;
 
 export interface ServingObjects {
   readonly deployment: V1Deployment;
@@ -22,15 +21,11 @@ const METRICS: Record<string, string> = {
   requests_per_second: 'nv_inference_request_success_per_second',
 };
 
-export function servingName(plan: Plan, target: ServingPlan): string {
-  return dnsName([plan.name, target.name]);
-}
-
 export function servingObjects(plan: Plan, target: ServingPlan): ServingObjects {
   const name = servingName(plan, target);
-  const selector = { 'app.kubernetes.io/part-of': plan.name, 'kiln.dev/serving-target': target.name };
+  const selector = { ...pipelineSelector(plan.name), [LABELS.servingTarget]: target.name };
   // Serving objects keep their name across runs: a new run rolls the Deployment to the new model.
-  const meta = metadata(plan, name, 'serving', { 'kiln.dev/serving-target': target.name });
+  const meta = metadata(plan, name, 'serving', { [LABELS.servingTarget]: target.name });
   const deployment: V1Deployment = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -40,7 +35,7 @@ export function servingObjects(plan: Plan, target: ServingPlan): ServingObjects 
       selector: { matchLabels: selector },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
-        metadata: { labels: { ...selector, 'kiln.dev/run-id': plan.runId } },
+        metadata: { labels: { ...selector, [LABELS.runId]: plan.runId } },
         spec: tritonPod(plan, target.image, target.modelRepository, target.gpu, target.placement, target.credentials),
       },
     },
@@ -103,7 +98,7 @@ function tritonPod(plan: Plan, image: string, repository: string, gpu: GpuReques
 /** The run's eval model server (the only thing eval sandboxes may reach): a Deployment and its Service. */
 export function evalModelObjects(plan: Plan): { readonly deployment: V1Deployment; readonly service: V1Service } {
   const m = plan.evalModel;
-  const labels = { 'kiln.dev/run-id': plan.runId, 'app.kubernetes.io/component': 'eval-model' };
+  const labels = evalModelSelector(plan);
   const meta = metadata(plan, m.name, 'eval-model');
   return {
     deployment: {

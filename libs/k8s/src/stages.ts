@@ -4,9 +4,10 @@
  * torchrun's rendezvous; eval Jobs are hardened as sandboxes. Pure and deterministic.
  */
 import type { V1ConfigMap, V1Container, V1EnvVar, V1Job, V1NetworkPolicy, V1PodSpec, V1Service, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { CONFIG_PATH, dnsName, type Plan, type Stage } from '@kiln/plan';
-import { TERMINAL_EXIT, type Envelope, type UpstreamOutput } from '@kiln/stage';
-import { metadata, stageSelector } from './meta.ts';
+import { dnsName, type MountedStageConfig, type Plan, type Stage } from '@kiln/plan';
+import { TERMINAL_EXIT, type UpstreamOutput } from '@kiln/stage';
+import { metadata } from './meta.ts';
+import { CONFIG_DIR, CONFIG_FILE, CONFIG_FLAG, CONFIG_PATH, evalModelSelector, evalModelUrl, LABELS, priorityClassName, stageSelector, TRITON_PORTS } from './names.ts';
 import { storageEnv, storageVolumes } from './storage.ts';
 
 /** Port torchrun's rendezvous listens on, on the node of rank 0. */
@@ -47,36 +48,50 @@ export function credentialEnv(plan: Plan, names: readonly string[]): V1EnvVar[] 
   });
 }
 
-export function stageObjects(plan: Plan, stage: Stage, opts: StageRunOptions = {}): StageObjects {
+/**
+ * The config a stage reads from its mounted file: the plan's config, the controller's envelope
+ * (schemas/stages/common.schema.json#/$defs/envelope) and, for an eval stage, the eval model server's URL as
+ * its `endpoint` (a Kubernetes spelling, so the plan does not carry it).
+ */
+export function stageConfig<K extends Stage['kind']>(plan: Plan, stage: Stage<K>, opts: Pick<StageRunOptions, 'attempt' | 'upstream'> = {}): MountedStageConfig<K> {
   const attempt = opts.attempt ?? 1;
-  const name = jobName(plan, stage, attempt);
-  const cmName = configName(plan, stage, attempt);
-  const meta = (n: string) => metadata(plan, n, 'stage', { 'kiln.dev/stage': stage.name });
-  // The stage's config and the controller's envelope (schemas/stages/common.schema.json#/$defs/envelope).
-  const mounted: Envelope & Stage['config'] = {
+  const s = stage as Stage;
+  // The endpoint goes right after the suite, where the plan had it, so the mounted JSON keeps its key order.
+  const config = s.kind === 'eval' ? (({ suite, ...rest }) => ({ suite, endpoint: evalModelUrl(plan), ...rest }))(s.config) : s.config;
+  return {
     runId: plan.runId,
     stage: stage.name,
     attempt,
     storagePrefix: plan.storagePrefix,
     manifest: stage.manifest,
-    ...stage.config,
+    ...config,
     // A retried stage picks up where the last attempt stopped (training: its latest checkpoint).
     resume: attempt > 1,
     upstream: opts.upstream ?? {},
-  };
+  } as unknown as MountedStageConfig<K>;
+}
+
+/** The container command of a stage: the plan's, with the mounted config file after `--config`. */
+export const stageCommand = (stage: Stage): string[] => [...stage.command, CONFIG_FLAG, CONFIG_PATH];
+
+export function stageObjects(plan: Plan, stage: Stage, opts: StageRunOptions = {}): StageObjects {
+  const attempt = opts.attempt ?? 1;
+  const name = jobName(plan, stage, attempt);
+  const cmName = configName(plan, stage, attempt);
+  const meta = (n: string) => metadata(plan, n, 'stage', { [LABELS.stage]: stage.name });
   const configMap: V1ConfigMap = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: meta(cmName),
     data: {
-      'stage.json': JSON.stringify(mounted, null, 2),
+      [CONFIG_FILE]: JSON.stringify(stageConfig(plan, stage, opts), null, 2),
     },
   };
   const r = stage.resources;
   const limits: Record<string, string> = { cpu: r.cpu, memory: r.memory };
   if (r.gpu) limits[r.gpu.resource] = String(r.gpu.count);
   const volumes: V1Volume[] = [{ name: 'config', configMap: { name: cmName } }, ...storageVolumes(plan)];
-  const mounts: V1VolumeMount[] = [{ name: 'config', mountPath: CONFIG_PATH.slice(0, CONFIG_PATH.lastIndexOf('/')), readOnly: true }];
+  const mounts: V1VolumeMount[] = [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }];
   if (plan.storagePrefix.startsWith('pvc://')) mounts.push({ name: 'artifacts', mountPath: '/artifacts' });
   if (r.shm) {
     volumes.push({ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: r.shm } });
@@ -92,7 +107,7 @@ export function stageObjects(plan: Plan, stage: Stage, opts: StageRunOptions = {
   ];
   const par = stage.parallelism;
   let service: V1Service | undefined;
-  let command = [...stage.command];
+  let command = stageCommand(stage);
   if (par.kind === 'nodes') {
     // torchrun: every pod knows the rank-0 pod by its stable name under the headless Service.
     const svc = dnsName([plan.runId, stage.name, 'rdzv']);
@@ -128,7 +143,7 @@ export function stageObjects(plan: Plan, stage: Stage, opts: StageRunOptions = {
     volumes,
     ...(Object.keys(nodeSelector).length ? { nodeSelector } : {}),
     ...(stage.placement.tolerations.length ? { tolerations: stage.placement.tolerations.map((t) => ({ ...t })) } : {}),
-    ...(stage.priorityClassName ? { priorityClassName: stage.priorityClassName } : {}),
+    ...(stage.priority ? { priorityClassName: priorityClassName(stage.priority) } : {}),
     ...(service ? { subdomain: service.metadata!.name! } : {}),
   };
   let networkPolicy: V1NetworkPolicy | undefined;
@@ -138,7 +153,7 @@ export function stageObjects(plan: Plan, stage: Stage, opts: StageRunOptions = {
   }
   const completions = par.kind === 'shards' ? par.shards : par.kind === 'nodes' ? par.nodes : 1;
   const jobMeta = meta(name);
-  jobMeta.labels = { ...jobMeta.labels, 'kiln.dev/attempt': String(attempt) };
+  jobMeta.labels = { ...jobMeta.labels, [LABELS.attempt]: String(attempt) };
   // Kueue admits Jobs by this label; without a queue the Job starts at once.
   if (stage.queue) jobMeta.labels = { ...jobMeta.labels, 'kueue.x-k8s.io/queue-name': stage.queue };
   const job: V1Job = {
@@ -161,7 +176,7 @@ export function stageObjects(plan: Plan, stage: Stage, opts: StageRunOptions = {
         ],
       },
       template: {
-        metadata: { labels: { ...stageSelector(plan, stage.name), 'kiln.dev/attempt': String(attempt) }, ...(opts.podAnnotations ? { annotations: { ...opts.podAnnotations } } : {}) },
+        metadata: { labels: { ...stageSelector(plan, stage.name), [LABELS.attempt]: String(attempt) }, ...(opts.podAnnotations ? { annotations: { ...opts.podAnnotations } } : {}) },
         spec: pod,
       },
     },
@@ -184,13 +199,13 @@ function evalNetworkPolicy(plan: Plan, stage: Stage): V1NetworkPolicy {
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
-    metadata: metadata(plan, dnsName([plan.runId, stage.name, 'sandbox']), 'stage', { 'kiln.dev/stage': stage.name }),
+    metadata: metadata(plan, dnsName([plan.runId, stage.name, 'sandbox']), 'stage', { [LABELS.stage]: stage.name }),
     spec: {
       podSelector: { matchLabels: stageSelector(plan, stage.name) },
       policyTypes: ['Ingress', 'Egress'],
       ingress: [],
       egress: [
-        { to: [{ podSelector: { matchLabels: { 'kiln.dev/run-id': plan.runId, 'app.kubernetes.io/component': 'eval-model' } } }], ports: [{ protocol: 'TCP', port: 8000 }, { protocol: 'TCP', port: 8001 }] },
+        { to: [{ podSelector: { matchLabels: evalModelSelector(plan) } }], ports: [{ protocol: 'TCP', port: TRITON_PORTS.http }, { protocol: 'TCP', port: TRITON_PORTS.grpc }] },
         { to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }], ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
       ],
     },

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { compileFile, type Plan } from '@kiln/plan';
 import { describe, expect, it } from 'vitest';
-import { allObjects, controllerDeployment, evalModelObjects, modelRun, modelRunCrd, platformObjects, servingObjects, stageObjects } from '../src/index.ts';
+import { allObjects, controllerDeployment, evalModelObjects, evalModelUrl, modelRun, modelRunCrd, platformObjects, priorityClassName, servingObjects, servingUrl, stageConfig, stageObjects } from '../src/index.ts';
 import { TERMINAL_EXIT } from '@kiln/stage';
 
 const configs = fileURLToPath(new URL('../../../configs/', import.meta.url));
@@ -169,8 +169,15 @@ describe('placement, priority and credentials (multinode-7b)', () => {
     const pod = train.spec!.template.spec!;
     expect(pod.nodeSelector).toEqual({ 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3', 'node.kubernetes.io/instance-type': 'p5.48xlarge' });
     expect(pod.tolerations).toEqual([{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+    expect(stage(p, 'train').priority).toBe('high');
     expect(pod.priorityClassName).toBe('kiln-high');
     expect(train.metadata?.labels?.['kueue.x-k8s.io/queue-name']).toBe('llm-training');
+  });
+
+  it('names the PriorityClass of a priority as the platform creates it', () => {
+    expect(platformObjects(p).priorityClasses.map((c) => c.metadata!.name)).toEqual((['low', 'normal', 'high'] as const).map(priorityClassName));
+    expect(platformObjects(p).priorityClasses.map((c) => c.metadata!.name)).toContain(train.spec!.template.spec!.priorityClassName);
+    expect(stageObjects(p, stage(p, 'data-prep')).job.spec!.template.spec!.priorityClassName).toBeUndefined();
   });
 
   it('passes credentials by reference to their Secrets, never by value', () => {
@@ -186,6 +193,27 @@ describe('placement, priority and credentials (multinode-7b)', () => {
 
   it('runs CPU stages on the CPU pool', () => {
     expect(prep.spec!.template.spec!.nodeSelector).toEqual({ 'node.kubernetes.io/instance-type': 'm7i.8xlarge' });
+  });
+});
+
+describe('stage commands', () => {
+  const p = plan('tiny.yaml');
+  const command = (name: string) => stageObjects(p, stage(p, name)).job.spec!.template.spec!.containers[0]!.command;
+
+  it('run each worker\'s own bin with the mounted config appended', () => {
+    expect(command('data-prep')).toEqual(['kiln-data-prep', 'prep', '--config', '/etc/kiln/stage.json']);
+    expect(command('eval-humaneval')).toEqual(['kiln-eval-runner', '--config', '/etc/kiln/stage.json']);
+    expect(command('tokenizer')).toEqual(['python', '-m', 'kiln_trainer.tokenizer', '--config', '/etc/kiln/stage.json']);
+    const env = stageObjects(p, stage(p, 'pack')).job.spec!.template.spec!.containers[0]!.env!;
+    expect(env.find((e) => e.name === 'KILN_CONFIG')!.value).toBe('/etc/kiln/stage.json');
+  });
+});
+
+describe('serving URL', () => {
+  it('is the target\'s Service on Triton\'s HTTP port', () => {
+    const p = plan('multinode-7b.yaml');
+    const t = p.serving[0]!;
+    expect(servingUrl(p, t)).toBe(`http://${servingObjects(p, t).service.metadata!.name}.${p.namespace}.svc:8000`);
   });
 });
 
@@ -207,7 +235,12 @@ describe('eval model server', () => {
     const p = plan('tiny.yaml');
     const { deployment, service } = evalModelObjects(p);
     const evalStage = stage(p, 'eval-humaneval');
-    expect((evalStage.config as { endpoint: string }).endpoint).toBe(`http://${service.metadata!.name}.kiln-tiny.svc:8000`);
+    // The plan names the server; its URL, the eval stage's endpoint, is made here and mounted with the config.
+    expect(evalStage.config).not.toHaveProperty('endpoint');
+    expect(evalModelUrl(p)).toBe(`http://${service.metadata!.name}.kiln-tiny.svc:8000`);
+    expect(service.spec!.ports!.find((x) => x.name === 'http')!.port).toBe(8000);
+    expect(stageConfig(p, evalStage)).toMatchObject({ endpoint: evalModelUrl(p) });
+    expect(JSON.parse(stageObjects(p, evalStage).configMap.data!['stage.json']!)).toMatchObject({ endpoint: evalModelUrl(p) });
     const allowed = stageObjects(p, evalStage).networkPolicy!.spec!.egress![0]!.to![0]!.podSelector!.matchLabels;
     expect(deployment.spec!.template.metadata!.labels).toMatchObject(allowed!);
     expect(deployment.spec!.template.spec!.containers[0]!.command).toContain(`--model-repository=/artifacts/tiny/runs/${p.runId}/export/eval/`);

@@ -3,7 +3,7 @@ import type { StageKind } from '@kiln/stage';
 import { estimate, DEFAULT_MFU } from './estimate.ts';
 import { dnsName } from './names.ts';
 import { runId } from './run-id.ts';
-import { CONFIG_PATH, type GpuRequest, type Placement, type Plan, type ServingPlan, type Stage, type StageResources } from './types.ts';
+import { type GpuRequest, type Placement, type Plan, type ServingPlan, type Stage, type StageResources } from './types.ts';
 
 /** Resources of the CPU stages, per pod. The spec sizes only training and serving; these fit the workers. */
 export const STAGE_RESOURCES = {
@@ -69,7 +69,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     ...common('data-prep'),
     credentials: [...new Set([...storageCreds, ...spec.data.sources.flatMap((s) => (s.credentials ? [s.credentials] : []))])],
     image: images.data_prep,
-    command: ['kiln', 'data', 'prep', '--config', CONFIG_PATH],
+    command: ['kiln-data-prep', 'prep'],
     config: {
       sources: spec.data.sources,
       preprocessing: pre,
@@ -90,7 +90,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
         name: 'dedup',
         ...common('dedup'),
         image: images.data_prep,
-        command: ['kiln', 'data', 'dedup', '--config', CONFIG_PATH],
+        command: ['kiln-data-prep', 'dedup'],
         config: { input: art.shards, manifests: art.manifests, shards: pre.shards },
         resources: STAGE_RESOURCES.dedup,
         parallelism: { kind: 'single' },
@@ -103,7 +103,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     name: 'tokenizer',
     ...common('tokenizer'),
     image: images.trainer,
-    command: ['python', '-m', 'kiln_trainer.tokenizer', '--config', CONFIG_PATH],
+    command: ['python', '-m', 'kiln_trainer.tokenizer'],
     config: { tokenizer: tok, input: art.shards, output: art.tokenizer, seed: t.seed },
     resources: tok.kind === 'train' ? STAGE_RESOURCES.tokenizer : { cpu: '1', memory: '2Gi' },
     parallelism: { kind: 'single' },
@@ -115,7 +115,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     name: 'pack',
     ...common('pack'),
     image: images.trainer,
-    command: ['python', '-m', 'kiln_trainer.pack', '--config', CONFIG_PATH],
+    command: ['python', '-m', 'kiln_trainer.pack'],
     config: {
       input: art.shards,
       tokenizer: art.tokenizer,
@@ -135,10 +135,10 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
   const train: Stage<'train'> = {
     name: 'train',
     ...common('train', r.gpu_type),
-    priorityClassName: `kiln-${t.priority}`,
+    priority: t.priority,
     ...(t.queue ? { queue: t.queue } : {}),
     image: images.trainer,
-    command: ['torchrun', `--nnodes=${r.nodes}`, `--nproc-per-node=${r.gpus_per_node}`, '-m', 'kiln_trainer.train', '--config', CONFIG_PATH],
+    command: ['torchrun', `--nnodes=${r.nodes}`, `--nproc-per-node=${r.gpus_per_node}`, '-m', 'kiln_trainer.train'],
     config: {
       model: spec.model,
       objective: spec.objective,
@@ -160,7 +160,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     name: 'export',
     ...common('export', exportGpu?.type),
     image: images.trainer,
-    command: ['python', '-m', 'kiln_trainer.export', '--config', CONFIG_PATH],
+    command: ['python', '-m', 'kiln_trainer.export'],
     config: {
       checkpoints: art.checkpoints,
       tokenizer: art.tokenizer,
@@ -179,7 +179,6 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
   const evalGpu = target ? gpu(target.gpu.type, target.gpu.count) : gpu(r.gpu_type, 1);
   const evalModel = {
     name: evalModelName,
-    endpoint: `http://${evalModelName}.${spec.infra.namespace}.svc:8000`,
     modelRepository: art.evalModel,
     gpu: evalGpu,
     image: images.triton,
@@ -189,10 +188,9 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     name: dnsName(['eval', s.name], 40),
     ...common('eval'),
     image: images.eval,
-    command: ['kiln', 'eval', 'run', '--config', CONFIG_PATH],
+    command: ['kiln-eval-runner'],
     config: {
       suite: s,
-      endpoint: evalModel.endpoint,
       model: art.evalModel,
       tokenizer: art.tokenizer,
       fim_sentinels: tok.fim_sentinels ?? null,
@@ -229,13 +227,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     stack: spec.stack ?? null,
     namespace: spec.infra.namespace,
     storagePrefix: prefix,
-    labels: {
-      ...spec.metadata.labels,
-      'app.kubernetes.io/name': 'kiln',
-      'app.kubernetes.io/part-of': name,
-      'app.kubernetes.io/managed-by': 'kiln',
-      'kiln.dev/run-id': id,
-    },
+    labels: { ...spec.metadata.labels },
     stages: [dataPrep, ...(dedup ? [dedup] : []), tokenizer, pack, train, exportStage, ...evals].map((s): Stage => ({ ...s, manifest: `${prefix}/manifests/${s.name}.json` })),
     serving,
     evalModel,
@@ -282,10 +274,11 @@ export function topologicalOrder(stages: readonly Stage[]): Stage[] {
   return out;
 }
 
-export type CompileFileResult = { readonly plan: Plan; readonly diagnostics: Diagnostic[] } | { readonly plan?: undefined; readonly diagnostics: Diagnostic[] };
+/** A compiled spec file; `stacks` are the stacks the file declares overlays for. */
+export type CompileFileResult = { readonly stacks: readonly string[] } & ({ readonly plan: Plan; readonly diagnostics: Diagnostic[] } | { readonly plan?: undefined; readonly diagnostics: Diagnostic[] });
 
 /** Loads a spec file (with a stack's overlay) and compiles it; the diagnostics say why when it cannot. */
 export function compileFile(path: string, opts: CompileOptions & { readonly stack?: string } = {}): CompileFileResult {
   const r = load(path, opts.stack !== undefined ? { stack: opts.stack } : {});
-  return r.spec ? { plan: compile(r.spec, opts), diagnostics: r.diagnostics } : { diagnostics: r.diagnostics };
+  return r.spec ? { plan: compile(r.spec, opts), diagnostics: r.diagnostics, stacks: r.stacks } : { diagnostics: r.diagnostics, stacks: r.stacks };
 }

@@ -4,5 +4,5 @@ export { estimate, DEFAULT_MFU } from './estimate.ts';
 export { dnsName } from './names.ts';
 export { runId, runIdentity } from './run-id.ts';
 export type * from './types.ts';
-export { CONFIG_PATH, stageOf, stagesOf } from './types.ts';
+export { stageOf, stagesOf } from './types.ts';
 export { evaluateGates, evalSuites, type GateResult, type GateVerdict, type SuiteMetrics } from './gates.ts';

@@ -1,5 +1,5 @@
 import type { DataSource, GpuType, Model, Objective, Preprocessing, Suite, Tokenizer, Training } from '@kiln/spec';
-import type { StageConfigs, StageKind } from '@kiln/stage';
+import type { MountedConfig, StageConfigs, StageKind } from '@kiln/stage';
 
 export type { StageKind };
 
@@ -15,8 +15,14 @@ export interface PlanSpecValues {
   readonly suite: Suite;
 }
 
-/** Each stage kind's config, as the plan compiles it. */
-export type StageConfig = StageConfigs<PlanSpecValues>;
+/**
+ * Each stage kind's config, as the plan compiles it. An eval stage's `endpoint` is not the plan's: it is the
+ * eval model server's in-cluster URL, which libs/k8s adds when it renders the mounted config.
+ */
+export type StageConfig = { readonly [K in StageKind]: K extends 'eval' ? Omit<StageConfigs<PlanSpecValues>['eval'], 'endpoint'> : StageConfigs<PlanSpecValues>[K] };
+
+/** A stage's config as mounted in its container: the plan's, the controller's envelope, and for eval the endpoint. */
+export type MountedStageConfig<K extends StageKind = StageKind> = MountedConfig<K, PlanSpecValues>;
 
 export interface GpuRequest {
   readonly type: GpuType;
@@ -61,6 +67,7 @@ export interface StageBase {
   /** Unique within the plan, DNS-safe: `data-prep`, `train`, `eval-humaneval`. */
   readonly name: string;
   readonly image: string;
+  /** The program and its arguments, without the config file: every stage command takes `--config FILE` (docs/stages.md), which libs/k8s appends. */
   readonly command: readonly string[];
   readonly resources: StageResources;
   readonly parallelism: Parallelism;
@@ -77,8 +84,8 @@ export interface StageBase {
   /** Entries of `Plan.secrets` the stage's pods get as environment variables. */
   readonly credentials: readonly string[];
   readonly placement: Placement;
-  /** PriorityClass of the stage's pods (training only). */
-  readonly priorityClassName?: string;
+  /** Scheduling priority of the stage's pods (training only; `training.priority`). */
+  readonly priority?: Training['priority'];
   /** Kueue LocalQueue the stage's Job is submitted to (training only). */
   readonly queue?: string;
 }
@@ -90,7 +97,7 @@ export interface StageBase {
 export type Stage<K extends StageKind = StageKind> = K extends StageKind
   ? StageBase & {
       readonly kind: K;
-      /** Mounted as JSON at `CONFIG_PATH` (schemas/stages/<kind>.schema.json, with the controller's envelope). */
+      /** Mounted as JSON in the stage's container (schemas/stages/<kind>.schema.json, with the controller's envelope). */
       readonly config: StageConfig[K];
     }
   : never;
@@ -131,10 +138,8 @@ export interface Estimate {
 
 /** The model server the eval stages query: Triton serving this run's export, inside the run's namespace. */
 export interface EvalModelServer {
-  /** Deployment and Service name. */
+  /** Deployment and Service name; libs/k8s makes its URL, every eval stage's `endpoint`. */
   readonly name: string;
-  /** In-cluster URL of its HTTP endpoint, given to every eval stage. */
-  readonly endpoint: string;
   readonly modelRepository: string;
   readonly gpu: GpuRequest;
   readonly image: string;
@@ -150,7 +155,7 @@ export interface Plan {
   readonly namespace: string;
   /** Where this run's artifacts live: `<storage uri>/<name>/runs/<run id>`. */
   readonly storagePrefix: string;
-  /** Labels for every object: the spec's own plus kiln's. */
+  /** The spec's own labels (`metadata.labels`); libs/k8s adds kiln's to every object. */
   readonly labels: Readonly<Record<string, string>>;
   readonly stages: readonly Stage[];
   readonly serving: readonly ServingPlan[];
@@ -163,9 +168,6 @@ export interface Plan {
   /** Existing service account for stage pods, when the spec names one. */
   readonly serviceAccount: string | null;
 }
-
-/** Where a stage finds its config inside its container. */
-export const CONFIG_PATH = '/etc/kiln/stage.json';
 
 /** The plan's stages of one kind, typed by it (`stagesOf(plan, 'eval')` are eval stages). */
 export function stagesOf<K extends StageKind>(plan: Pick<Plan, 'stages'>, kind: K): Stage<K>[] {

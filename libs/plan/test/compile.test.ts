@@ -34,7 +34,7 @@ describe('compile: the stage graph', () => {
     const byName = Object.fromEntries(plan.stages.map((s) => [s.name, s])) as Record<string, Stage>;
     const dataPrep = stageOf(plan, 'data-prep')!;
     expect(dataPrep.config.phase).toBe('map');
-    expect(byName.dedup!).toMatchObject({ kind: 'dedup', parallelism: { kind: 'single' }, dependsOn: ['data-prep'], command: ['kiln', 'data', 'dedup', '--config', '/etc/kiln/stage.json'] });
+    expect(byName.dedup!).toMatchObject({ kind: 'dedup', parallelism: { kind: 'single' }, dependsOn: ['data-prep'], command: ['kiln-data-prep', 'dedup'] });
     expect(byName.dedup!.config).toEqual({ input: dataPrep.config.output, manifests: dataPrep.config.manifests, shards: 256 });
     expect(byName.tokenizer!.dependsOn).toEqual(['dedup']);
     for (const edit of [(t: string) => t.replace('shards: 2', 'shards: 1'), (t: string) => t.replace('near: { num_perm: 64', 'near: { enabled: false, num_perm: 64')]) {
@@ -50,7 +50,8 @@ describe('compile: the stage graph', () => {
     expect(byName['data-prep']!.parallelism).toEqual({ kind: 'shards', shards: 256 });
     expect(byName.train!.parallelism).toEqual({ kind: 'nodes', nodes: 32, gpusPerNode: 8 });
     expect(byName.train!.resources.gpu).toEqual({ type: 'a100-40gb', count: 8, resource: 'nvidia.com/gpu', product: 'NVIDIA-A100-SXM4-40GB' });
-    expect(byName.train!.command).toEqual(['torchrun', '--nnodes=32', '--nproc-per-node=8', '-m', 'kiln_trainer.train', '--config', '/etc/kiln/stage.json']);
+    expect(byName.train!.command).toEqual(['torchrun', '--nnodes=32', '--nproc-per-node=8', '-m', 'kiln_trainer.train']);
+    expect(byName.train!.priority).toBe('high');
     expect(byName.train!.maxAttempts).toBeGreaterThan(byName['data-prep']!.maxAttempts);
   });
 
@@ -63,10 +64,18 @@ describe('compile: the stage graph', () => {
     }
   });
 
-  it('labels everything with the run id, and serves from the export', () => {
-    expect(plan.labels).toMatchObject({ 'kiln.dev/run-id': plan.runId, 'app.kubernetes.io/managed-by': 'kiln', 'model-family': 'replit-code' });
+  it("keeps the spec's own labels (kiln's are libs/k8s's), and serves from the export", () => {
+    expect(plan.labels).toEqual({ 'model-family': 'replit-code' });
     expect(plan.serving[0]).toMatchObject({ name: 'completions', backend: 'fastertransformer', replicas: { min: 2, max: 8 }, modelRepository: `${plan.storagePrefix}/export/completions/` });
     expect(plan.gates).toEqual({ staging: ['humaneval.pass@1 >= 0.15'], prod: ['humaneval.pass@1 >= 0.20'] });
+  });
+
+  it("runs each worker's own bin and states no Kubernetes spelling: no config path, no endpoint URL, no class name", () => {
+    const byName = Object.fromEntries(plan.stages.map((s) => [s.name, s])) as Record<string, Stage>;
+    expect(byName['data-prep']!.command).toEqual(['kiln-data-prep', 'prep']);
+    expect(byName['eval-humaneval']!.command).toEqual(['kiln-eval-runner']);
+    const text = JSON.stringify(plan);
+    for (const spelling of ['/etc/kiln', '--config', '.svc', 'kiln.dev/run-id', 'app.kubernetes.io/', 'priorityClassName']) expect(text, spelling).not.toContain(spelling);
   });
 
   it('builds TensorRT-LLM engines in the export stage on the serving GPU', () => {

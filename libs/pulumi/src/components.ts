@@ -4,7 +4,7 @@
  */
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import { controllerDeployment, modelRun, modelRunCrd, platformObjects, servingName, servingObjects } from '@kiln/k8s';
+import { controllerDeployment, modelRun, modelRunCrd, platformObjects, servingObjects, servingUrl } from '@kiln/k8s';
 import type { Plan, ServingPlan } from '@kiln/plan';
 
 /** Objects Pulumi should not wait on: a claim may stay Pending until a pod uses it (WaitForFirstConsumer). */
@@ -104,7 +104,7 @@ export class ServingTarget extends pulumi.ComponentResource {
     this.service = new k8s.core.v1.Service(`${name}-service`, o.service as k8s.core.v1.ServiceArgs, child);
     new k8s.autoscaling.v2.HorizontalPodAutoscaler(`${name}-hpa`, o.hpa as k8s.autoscaling.v2.HorizontalPodAutoscalerArgs, child);
     new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, o.pdb as k8s.policy.v1.PodDisruptionBudgetArgs, child);
-    this.endpoint = `http://${servingName(args.plan, args.target)}.${args.plan.namespace}.svc:8000`;
+    this.endpoint = servingUrl(args.plan, args.target);
     this.registerOutputs({ endpoint: this.endpoint });
   }
 }

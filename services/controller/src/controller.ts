@@ -5,7 +5,7 @@
  * election, only the replica holding the Lease acts.
  */
 import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject, type V1Deployment, type V1Job, type V1Pod } from '@kubernetes/client-node';
-import { GROUP, VERSION } from '@kiln/k8s';
+import { GROUP, LABELS, VERSION } from '@kiln/k8s';
 import { PLURAL, type ModelRun } from '@kiln/cluster';
 import { canonicalJson } from '@kiln/stage';
 import { hostname } from 'node:os';
@@ -140,7 +140,7 @@ export class Controller {
       key = keyOf(run);
       this.runByRunId.set(run.spec.runId, key);
     } else {
-      const runId = obj.metadata?.labels?.['kiln.dev/run-id'];
+      const runId = obj.metadata?.labels?.[LABELS.runId];
       key = runId ? this.runByRunId.get(runId) : undefined;
     }
     if (!key) return;
@@ -196,7 +196,7 @@ export class Controller {
     const run = c.runs.get(name, ns) as ModelRun | undefined;
     if (!run || run.metadata.deletionTimestamp) return undefined; // Cancelled: owned Jobs go with it.
     const runId = run.spec.runId;
-    const mine = <T extends KubernetesObject>(xs: readonly T[]) => xs.filter((x) => x.metadata?.labels?.['kiln.dev/run-id'] === runId);
+    const mine = <T extends KubernetesObject>(xs: readonly T[]) => xs.filter((x) => x.metadata?.labels?.[LABELS.runId] === runId);
     const d = decide(
       {
         run,

@@ -4,7 +4,7 @@
  * and restarted with a backoff, and `synced` resolves once every cache holds a first full list.
  */
 import { AppsV1Api, BatchV1Api, CoreV1Api, CustomObjectsApi, makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
-import { GROUP, VERSION } from '@kiln/k8s';
+import { GROUP, LABELS, VERSION } from '@kiln/k8s';
 import { PLURAL, type ModelRun } from '@kiln/cluster';
 import type { V1Deployment, V1Job, V1Pod } from '@kubernetes/client-node';
 
@@ -18,7 +18,7 @@ export interface Caches {
 }
 
 /** Every object kiln's stages and eval servers carry: the run id label. */
-const RUN_SELECTOR = 'kiln.dev/run-id';
+const RUN_SELECTOR = LABELS.runId;
 
 export interface InformerSet {
   readonly caches: Caches;

@@ -5,7 +5,7 @@
  * so a controller that crashed and restarted carries on where the cluster says the run is.
  */
 import type { KubernetesObject, V1Deployment, V1Job, V1Pod } from '@kubernetes/client-node';
-import { evalModelObjects, stageObjects } from '@kiln/k8s';
+import { evalModelObjects, LABELS, stageObjects } from '@kiln/k8s';
 import { evaluateGates, topologicalOrder, type Plan, type Stage, type SuiteMetrics } from '@kiln/plan';
 import { TERMINAL_EXIT, type Artifact, type Progress, type StageSummary, type UpstreamOutput } from '@kiln/stage';
 import {
@@ -72,7 +72,7 @@ export interface Decision {
   readonly requeueAfterMs?: number;
 }
 
-export const ATTEMPT_LABEL = 'kiln.dev/attempt';
+export const ATTEMPT_LABEL = LABELS.attempt;
 const JOB_NAME_LABEL = 'batch.kubernetes.io/job-name';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -129,7 +129,7 @@ function summaryOf(a: Attempt): StageSummary | undefined {
     if (s && !byIndex.has(index(p))) byIndex.set(index(p), s);
   }
   const all = [...byIndex.values()];
-  if (all.length <= 1 || a.job.spec?.completionMode !== 'Indexed' || a.job.metadata?.labels?.['kiln.dev/stage'] === 'train') return all[0];
+  if (all.length <= 1 || a.job.spec?.completionMode !== 'Indexed' || a.job.metadata?.labels?.[LABELS.stage] === 'train') return all[0];
   const metrics: Record<string, number> = {};
   const artifacts = new Map<string, Artifact>();
   // A summary is what a container wrote: numbers and lists are checked, not trusted.
@@ -191,7 +191,7 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
 
   const collect = (s: Stage): Attempt[] =>
     obs.jobs
-      .filter((j) => j.metadata?.labels?.['kiln.dev/stage'] === s.name)
+      .filter((j) => j.metadata?.labels?.[LABELS.stage] === s.name)
       .map((job) => ({ job, attempt: Number(job.metadata?.labels?.[ATTEMPT_LABEL] ?? 1), pods: obs.pods.filter((p) => p.metadata?.labels?.[JOB_NAME_LABEL] === job.metadata?.name) }))
       .sort((a, b) => a.attempt - b.attempt);
   // Each stage's attempts, gathered once: the failure check and the stage loop both read them.

@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, dirname, join } from 'node:path';
+import { LABELS, MANAGED_BY } from '@kiln/k8s';
 import { GPUS, type GpuType } from '@kiln/spec';
 import { parseAllDocuments, stringify } from 'yaml';
 import { kube, healthz, type KubeAuth } from './kube-http.ts';
@@ -338,13 +339,13 @@ function gpuNode(name: string, o: Omit<ClusterOptions, 'root'>): unknown {
   const gpu = GPUS[o.gpuType];
   return simulatedNode(
     name,
-    { 'kiln.dev/pool': 'gpu', 'kiln.dev/gpu-type': o.gpuType, 'nvidia.com/gpu.product': gpu.product, 'nvidia.com/gpu.count': String(o.gpusPerNode) },
+    { [LABELS.pool]: 'gpu', [LABELS.gpuType]: o.gpuType, 'nvidia.com/gpu.product': gpu.product, 'nvidia.com/gpu.count': String(o.gpusPerNode) },
     { cpu: '96', memory: '1000Gi', pods: '110', 'ephemeral-storage': '2Ti', [gpu.resource]: String(o.gpusPerNode) },
   );
 }
 
 function cpuNode(name: string): unknown {
-  return simulatedNode(name, { 'kiln.dev/pool': 'cpu' }, { cpu: '32', memory: '128Gi', pods: '110', 'ephemeral-storage': '500Gi' });
+  return simulatedNode(name, { [LABELS.pool]: 'cpu' }, { cpu: '32', memory: '128Gi', pods: '110', 'ephemeral-storage': '500Gi' });
 }
 
 export function nodeNames(o: Omit<ClusterOptions, 'root'>): string[] {
@@ -373,7 +374,7 @@ async function ensureVolumes(a: KubeAuth, p: Paths): Promise<void> {
       const pv = {
         apiVersion: 'v1',
         kind: 'PersistentVolume',
-        metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'kiln', 'kiln.dev/local-volume': 'true' } },
+        metadata: { name, labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.localVolume]: 'true' } },
         spec: {
           capacity: { storage: '1Ti' },
           accessModes: ['ReadWriteOnce', 'ReadWriteMany', 'ReadOnlyMany'],

@@ -1,5 +1,6 @@
 import { formatCount, formatDiagnostics, load, type Spec } from '@kiln/spec';
 import { compile, type GpuRequest, type Plan, type Stage } from '@kiln/plan';
+import { GROUP, labelSelector, pipelineSelector, VERSION } from '@kiln/k8s';
 import { canonicalJson } from '@kiln/stage';
 import { EXIT, UsageError, type Io } from './io.ts';
 import { kube } from './kube-http.ts';
@@ -90,8 +91,8 @@ async function clusterState(plan: Plan): Promise<Live | { error: string } | unde
     const r = await kube(auth, 'GET', '/api/v1/nodes', undefined, 3000);
     if (r.status !== 200) return { error: `listing nodes returned HTTP ${r.status}` };
     const items = (r.body as { items: { metadata: { name: string; labels?: Record<string, string> }; status?: { allocatable?: Record<string, string> } }[] }).items;
-    const selector = encodeURIComponent(`app.kubernetes.io/part-of=${plan.name}`);
-    const mr = await kube(auth, 'GET', `/apis/kiln.dev/v1alpha1/namespaces/${plan.namespace}/modelruns?labelSelector=${selector}`, undefined, 3000);
+    const selector = encodeURIComponent(labelSelector(pipelineSelector(plan.name)));
+    const mr = await kube(auth, 'GET', `/apis/${GROUP}/${VERSION}/namespaces/${plan.namespace}/modelruns?labelSelector=${selector}`, undefined, 3000);
     // 404: no ModelRun CRD in this cluster yet, so no runs.
     const runs = mr.status === 200 ? (mr.body as { items: { metadata: { creationTimestamp: string }; spec: { runId: string; stages: ExistingRun['stages'] } }[] }).items : [];
     return {

@@ -1,4 +1,5 @@
 /** The second half of `kiln demo`: the local cluster, `pulumi up` of the dev stack, and what now exists. */
+import { GROUP, VERSION } from '@kiln/k8s';
 import { ClusterError, clusterAuth, DEFAULTS, up } from './cluster.ts';
 import { EXIT, type Io } from './io.ts';
 import { kube } from './kube-http.ts';
@@ -70,7 +71,7 @@ async function printWhatExists(root: string, o: { runId: string; namespace: stri
   const list = async (path: string) => ((await kube(a, 'GET', path)).body as { items?: Record<string, never>[] }).items ?? [];
   const ns = o.namespace;
   io.out(`\n${bold(`What now exists in namespace ${ns}`)} (run ${o.runId})`);
-  for (const r of await list(`/apis/kiln.dev/v1alpha1/namespaces/${ns}/modelruns`)) {
+  for (const r of await list(`/apis/${GROUP}/${VERSION}/namespaces/${ns}/modelruns`)) {
     const spec = r.spec as unknown as { runId: string; stages: { name: string }[] };
     io.out(`  ModelRun   ${(r.metadata as unknown as { name: string }).name}: stages ${spec.stages.map((s) => s.name).join(' → ')}`);
   }

@@ -2,6 +2,7 @@
 import { isAbsolute, resolve, sep } from 'node:path';
 import { Writable } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { LABELS } from '@kiln/k8s';
 import { findRun, kubeConfigFrom, listRuns, podLog, stagePods, watchRuns, type ModelRun, type StageStatus } from '@kiln/cluster';
 import { formatCount } from '@kiln/spec';
 import { EXIT, UsageError, type Io } from './io.ts';
@@ -219,10 +220,10 @@ async function logs(kc: KubeConfig, values: Record<string, unknown>, [ref, stage
     return EXIT.invalid;
   }
   const pods = await stagePods(kc, found.metadata.namespace, found.spec.runId, stage.name);
-  const attempts = [...new Set(pods.map((p) => Number(p.metadata?.labels?.['kiln.dev/attempt'] ?? 1)))].sort((a, b) => a - b);
+  const attempts = [...new Set(pods.map((p) => Number(p.metadata?.labels?.[LABELS.attempt] ?? 1)))].sort((a, b) => a - b);
   const attempt = int(values.attempt, 'attempt', 1) ?? attempts.at(-1);
   const index = int(values.index, 'index') ?? 0;
-  const pod = pods.filter((p) => Number(p.metadata?.labels?.['kiln.dev/attempt'] ?? 1) === attempt && Number(p.metadata?.annotations?.['batch.kubernetes.io/job-completion-index'] ?? 0) === index).at(-1);
+  const pod = pods.filter((p) => Number(p.metadata?.labels?.[LABELS.attempt] ?? 1) === attempt && Number(p.metadata?.annotations?.['batch.kubernetes.io/job-completion-index'] ?? 0) === index).at(-1);
   if (!pod) {
     io.err(`kiln logs: stage ${stage.name} of ${found.spec.runId} has no pod${attempt ? ` for attempt ${attempt}, index ${index}` : ' yet'} (phase: ${found.status?.stages.find((s) => s.name === stage.name)?.phase ?? 'Pending'})`);
     return EXIT.invalid;
