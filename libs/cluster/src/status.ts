@@ -48,6 +48,8 @@ export interface Progress {
   readonly unit: string;
   /** When it was read. */
   readonly updatedAt?: string;
+  /** True when the numbers come from a simulation (the local cluster), not from the stage. */
+  readonly simulated?: boolean;
 }
 
 export interface StageStatus {
@@ -70,6 +72,8 @@ export interface StageStatus {
   /** Where the stage wrote its manifest. */
   readonly manifest: string;
   readonly progress?: Progress;
+  /** True when the stage's summary or progress is simulated (the summary says `simulated: true`): not a measurement. */
+  readonly simulated?: boolean;
 }
 
 /** An artifact a stage reported in its summary. */
@@ -97,6 +101,8 @@ export interface ModelRunStatus {
   /** Each environment's gate verdict, from the eval suites' metrics and the spec's gates. */
   readonly gates: Readonly<Record<string, GateVerdict>>;
   readonly evalModel?: { readonly name: string; readonly ready: boolean };
+  /** The stages whose summaries or progress are simulated; absent when none is. Their metrics, and the gates that read them, are not measurements. */
+  readonly simulated?: readonly string[];
 }
 
 /** The ModelRun custom resource as the API returns it. */
@@ -122,6 +128,9 @@ export interface ModelRun {
 export const stageConditionType = (stage: string) => `stage.kiln.dev/${stage}`;
 /** Condition type of the run as a whole. */
 export const RUN_CONDITION = 'Succeeded';
+
+/** Whether a stage's summary says its numbers are simulated (the stage contract's `simulated: true`). */
+export const isSimulatedSummary = (summary: Readonly<Record<string, unknown>> | undefined): boolean => summary?.simulated === true;
 
 /** Termination messages are at most 4096 bytes; a summary is the JSON object a stage writes there. */
 export function parseSummary(message: string | undefined): Record<string, unknown> | undefined {
