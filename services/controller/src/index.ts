@@ -5,3 +5,4 @@ export { WorkQueue, type QueueOptions } from './queue.ts';
 export { ManualClock, systemClock, type Clock } from './clock.ts';
 export { tryAcquire, campaign, type LeaderOptions } from './leader.ts';
 export type { ControllerHooks, AttemptContext, RunningAttempt, RunWarning } from '@kiln/cluster';
+export { main, controllerOptions, runController, OptionError, CONTROLLER_FLAGS } from './main.ts';
