@@ -109,7 +109,7 @@ export function renderRun(run: ModelRun, now = Date.now()): string {
   out.push(table(rows));
   const gates = Object.entries(st?.gates ?? {});
   if (gates.length) {
-    const evalSim = (st?.stages ?? []).some((s) => s.kind === 'eval' && sim.has(s.name));
+    const evalSim = run.spec.stages.some((s) => s.kind === 'eval' && sim.has(s.name));
     out.push('', evalSim ? 'Gates (read against simulated eval metrics):' : 'Gates:');
     for (const [env, v] of gates) {
       out.push(`  ${env}: ${v.passed === true ? 'PASSED' : v.passed === false ? 'FAILED' : 'pending'}`);

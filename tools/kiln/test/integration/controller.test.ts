@@ -1,10 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { paths } from '../../src/cluster.ts';
-import { kube } from '../../src/kube-http.ts';
-import { readKubeconfig } from '../../src/kubeconfig.ts';
-import type { ModelRun } from '@kiln/cluster';
+import { paths } from '@kiln/local-cluster';
+import { kubeConfigFrom, requestRaw, type ModelRun } from '@kiln/cluster';
 import { eventually, k, ROOT, uniq } from './helpers.ts';
 import { createRun, getRun, jobsOf, preparePlatform, runPath, serviceAccountKubeconfig, startController, tinyPlan, waitPhase, whenSynced, type ControllerProcess } from './run-helpers.ts';
 
@@ -272,10 +270,10 @@ describe('the run controller as its own service account (least-privilege RBAC)',
     const lease = (await k('GET', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/kiln-controller`)).body as { spec: { holderIdentity: string } };
     expect(ctl.log()).toContain(`leader: ${lease.spec.holderIdentity} holds lease`);
     // And it really was that account, with no more than the Role: no Secrets, nothing outside its namespace.
-    const sa = readKubeconfig(kubeconfig);
-    expect((await kube(sa, 'GET', `/api/v1/namespaces/${ns}/secrets`)).status).toBe(403);
-    expect((await kube(sa, 'GET', '/apis/kiln.dev/v1alpha1/namespaces/default/modelruns')).status).toBe(403);
-    expect((await kube(sa, 'GET', `/apis/kiln.dev/v1alpha1/namespaces/${ns}/modelruns`)).status).toBe(200);
+    const sa = kubeConfigFrom(kubeconfig);
+    expect((await requestRaw(sa, 'GET', `/api/v1/namespaces/${ns}/secrets`)).status).toBe(403);
+    expect((await requestRaw(sa, 'GET', '/apis/kiln.dev/v1alpha1/namespaces/default/modelruns')).status).toBe(403);
+    expect((await requestRaw(sa, 'GET', `/apis/kiln.dev/v1alpha1/namespaces/${ns}/modelruns`)).status).toBe(200);
   });
 });
 
