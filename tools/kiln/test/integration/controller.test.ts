@@ -72,6 +72,15 @@ describe('the run controller on the local cluster (real API server, Job controll
     const one = kiln('status', plan.runId.slice(0, 10), '--namespace', ns, '--format', 'json');
     expect(one.status, one.stderr).toBe(0);
     expect((JSON.parse(one.stdout) as ModelRun).status!.gates.dev!.passed).toBe(true);
+    // Every number came from the local cluster's simulation, and each way of looking at the run says so.
+    expect(run.status!.simulated).toEqual(STAGES);
+    expect(run.status!.stages.every((s) => s.simulated === true)).toBe(true);
+    expect((JSON.parse(one.stdout) as ModelRun).status!.simulated).toEqual(STAGES);
+    expect(list.stdout).toMatch(new RegExp(`${plan.runId}\\s+${ns}\\s+tiny\\s+dev\\s+Succeeded \\(sim\\)`));
+    expect(list.stdout).toMatch(/\(sim\) simulated: .*not measurements/);
+    const view = kiln('status', plan.runId, '--namespace', ns);
+    expect(view.stdout.split('\n')[1]).toMatch(/^SIMULATED: .*not measurements/);
+    expect(view.stdout).toContain('Gates (read against simulated eval metrics):');
     const logs = kiln('logs', plan.runId, 'train', '--namespace', ns);
     expect(logs.status).toBe(1);
     expect(logs.stderr).toMatch(/simulated/);
