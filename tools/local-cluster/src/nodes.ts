@@ -1,7 +1,7 @@
 /** The local cluster's simulated nodes (kwok manages them) and its static volumes, through @kubernetes/client-node. */
 import { join } from 'node:path';
 import type { KubeConfig, KubernetesObject, V1Node, V1PersistentVolume } from '@kubernetes/client-node';
-import { GPUS } from '@kiln/spec';
+import type { GpuType } from '@kiln/spec';
 import { ClusterError, type ClusterOptions, type Paths } from './paths.ts';
 
 // @kiln/cluster (and with it @kubernetes/client-node, ~1 s to load) only when the API is called, so commands
@@ -22,9 +22,8 @@ export function simulatedNode(name: string, labels: Record<string, string>, capa
   };
 }
 
-/** A simulated GPU node of the cluster's GPU type, with its GPU product label. */
-export function gpuNode(name: string, o: Omit<ClusterOptions, 'root'>): V1Node {
-  const gpu = GPUS[o.gpuType];
+/** A simulated GPU node of the cluster's GPU type (`gpu`: that type's entry in @kiln/spec's GPUS), with its GPU product label. */
+export function gpuNode(name: string, o: Omit<ClusterOptions, 'root'>, gpu: { readonly product: string; readonly resource: string }): V1Node {
   return simulatedNode(
     name,
     { 'kiln.dev/pool': 'gpu', 'kiln.dev/gpu-type': o.gpuType, 'nvidia.com/gpu.product': gpu.product, 'nvidia.com/gpu.count': String(o.gpusPerNode) },
@@ -44,10 +43,12 @@ export function nodeNames(o: Omit<ClusterOptions, 'root'>): string[] {
 /** Creates the nodes that are missing (a node is created with its capacity: kwok keeps it Ready). */
 export async function ensureNodes(kc: KubeConfig, o: Omit<ClusterOptions, 'root'>): Promise<void> {
   const { apiMessage, createIfAbsent, httpStatus, readObject } = await api();
+  // The spec library (its schema validator) loads only here, when nodes are made.
+  const gpu = (await import('@kiln/spec')).GPUS[o.gpuType as GpuType];
   const wanted = nodeNames(o);
   for (const name of wanted) {
     if (await readObject(kc, { apiVersion: 'v1', kind: 'Node', name })) continue;
-    const node = name.startsWith('kiln-gpu') ? gpuNode(name, o) : cpuNode(name);
+    const node = name.startsWith('kiln-gpu') ? gpuNode(name, o, gpu) : cpuNode(name);
     await createIfAbsent(kc, node as KubernetesObject).catch((e) => {
       throw new ClusterError(`creating node ${name} failed (HTTP ${httpStatus(e) ?? '?'})`, apiMessage(e));
     });
