@@ -3,7 +3,7 @@
  * patch, nodes, and waiting for the API server. Kinds resolve by the API server's discovery, so there is no
  * table of plurals to keep in step with the objects kiln makes.
  */
-import { CoreV1Api, Health, IsomorphicFetchHttpLibrary, KubernetesObjectApi, PatchStrategy, RequestContext, type HttpMethod, type KubeConfig, type KubernetesObject, type V1Node } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, Health, IsomorphicFetchHttpLibrary, KubernetesObjectApi, PatchStrategy, RequestContext, type HttpMethod, type KubeConfig, type KubernetesObject, type V1Node } from '@kubernetes/client-node';
 
 /** The HTTP status of a failed API call (client-node's ApiException carries it as `code`); undefined otherwise. */
 export function httpStatus(e: unknown): number | undefined {
@@ -34,10 +34,33 @@ export interface ApplyOptions {
   readonly force?: boolean;
 }
 
-/** Server-side apply of one object; resolves to what the API server stored (or would store). Throws client-node's ApiException. */
+/**
+ * client-node's object API, for the REST path of any object by the API server's discovery. Its own patch
+ * and create send objects through its typed models, which drop keys they do not spell the same way
+ * (`x-kubernetes-preserve-unknown-fields` in a CRD's schema): applying kiln's plain objects must not.
+ */
+class ObjectPaths extends KubernetesObjectApi {
+  static for(kc: KubeConfig): ObjectPaths {
+    const c = kc.makeApiClient(ObjectPaths);
+    c.setDefaultNamespace(kc);
+    return c;
+  }
+
+  pathOf(o: KubernetesObject): Promise<string> {
+    return this.specUriPath({ ...o, metadata: { ...o.metadata } }, 'patch');
+  }
+}
+
+/**
+ * Server-side apply of one object, sent exactly as given; resolves to what the API server stored (or would
+ * store). A refusal throws client-node's ApiException (`code`: the HTTP status, `body`: the Status as text).
+ */
 export async function applyObject<T extends KubernetesObject>(kc: KubeConfig, o: T, opts: ApplyOptions = {}): Promise<T> {
-  const api = KubernetesObjectApi.makeApiClient(kc);
-  return (await api.patch(o, undefined, opts.dryRun ? 'All' : undefined, opts.manager ?? 'kiln', opts.force ?? true, PatchStrategy.ServerSideApply)) as T;
+  const path = await ObjectPaths.for(kc).pathOf(o);
+  const query = new URLSearchParams({ fieldManager: opts.manager ?? 'kiln', force: String(opts.force ?? true), ...(opts.dryRun ? { dryRun: 'All' } : {}) });
+  const r = await requestRaw(kc, 'PATCH', `${path}?${query}`, o, { contentType: PatchStrategy.ServerSideApply });
+  if (r.status >= 300) throw new ApiException(r.status, `applying ${o.kind} ${o.metadata?.name}: HTTP ${r.status}`, typeof r.body === 'string' ? r.body : JSON.stringify(r.body), {});
+  return r.body as T;
 }
 
 /** An object by kind and name; undefined when it does not exist. */
