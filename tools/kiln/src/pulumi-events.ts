@@ -67,7 +67,7 @@ export class UpReport {
       if (m.op === 'refresh' || this.hidden(m) || this.shown.has(m.urn)) return;
       this.shown.add(m.urn);
       const t0 = this.started.get(m.urn);
-      const took = t0 !== undefined && m.op !== 'same' ? ` (${((at - t0) / 1000).toFixed(1)}s)` : '';
+      const took = t0 !== undefined && m.op !== 'same' && at - t0 >= 50 ? ` (${((at - t0) / 1000).toFixed(1)}s)` : '';
       this.line(DONE[m.op] ?? m.op, m, took);
     } else if (e.resOpFailedEvent) {
       const m = e.resOpFailedEvent.metadata;

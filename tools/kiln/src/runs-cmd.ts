@@ -73,7 +73,7 @@ export function simulatedStages(run: ModelRun): string[] {
   return run.status?.simulated ? [...run.status.simulated] : (run.status?.stages ?? []).filter(stageSimulated).map((s) => s.name);
 }
 
-const SIM_NOTE = 'simulated: stage pods were played by the local cluster, so these numbers are not measurements';
+const SIM_NOTE = 'stage pods were played by the local cluster, so these numbers are not measurements';
 
 /** The table of runs. */
 export function renderRuns(runs: readonly ModelRun[], now = Date.now()): string {
@@ -88,7 +88,7 @@ export function renderRuns(runs: readonly ModelRun[], now = Date.now()): string 
     anySimulated ||= sim;
     rows.push([r.spec.runId, r.metadata.namespace, r.spec.name, r.spec.stack ?? '-', `${st?.phase ?? 'Pending'}${sim ? ' (sim)' : ''}`, st?.currentStage ?? '-', cur?.progress ? progressBar(cur.progress, 10) : `${done}/${r.spec.stages.length} stages`, gateSummary(r), age(r.metadata.creationTimestamp, now)]);
   }
-  return table(rows) + (anySimulated ? `\n\n(sim) ${SIM_NOTE}.` : '');
+  return table(rows) + (anySimulated ? `\n\n(sim) simulated: ${SIM_NOTE}.` : '');
 }
 
 /** One run in detail: stages, progress, gates, artifacts, metrics. */

@@ -63,8 +63,9 @@ function follow(file: string, onEvent: (e: EngineEvent) => void): { stop(): void
 export function pulumiOnLocalCluster(root: string, args: string[], opts: PulumiRunOptions = {}): Promise<PulumiResult> {
   const p = paths(root);
   const tc = resolveToolchain();
-  const env = { ...process.env, ...pulumiEnv(p, tc), KUBECONFIG: p.kubeconfig };
   const events = opts.onEvent ? mkdtempSync(join(tmpdir(), 'kiln-pulumi-events-')) : undefined;
+  // The CLI offers --event-log only with PULUMI_DEBUG_COMMANDS set, as the Automation API sets it.
+  const env = { ...process.env, ...pulumiEnv(p, tc), KUBECONFIG: p.kubeconfig, ...(events ? { PULUMI_DEBUG_COMMANDS: 'true' } : {}) };
   const eventArgs = events ? ['--event-log', join(events, 'events.jsonl')] : [];
   const tail = events && opts.onEvent ? follow(join(events, 'events.jsonl'), opts.onEvent) : undefined;
   return new Promise((resolve) => {
