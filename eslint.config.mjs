@@ -18,7 +18,10 @@ const scopes = {
   'scope:eval-runner': ['scope:spec', 'scope:stage'],
   'scope:gateway': ['scope:spec', 'scope:stage'],
   'scope:stacks': ['scope:pulumi', 'scope:spec'],
-  'scope:cli': ['scope:schema', 'scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner'],
+  // The local cluster hands the controller its simulation through hooks (a @kiln/cluster contract): it never
+  // imports the controller, another service or the CLI.
+  'scope:local-cluster': ['scope:cluster', 'scope:k8s', 'scope:plan', 'scope:spec', 'scope:stage'],
+  'scope:cli': ['scope:schema', 'scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner', 'scope:local-cluster'],
 };
 
 const types = {
@@ -26,8 +29,9 @@ const types = {
   'type:lib': ['type:lib', 'type:schema'],
   'type:service': ['type:lib', 'type:schema'],
   'type:stack': ['type:lib'],
-  // The CLI hosts services' entry points (`kiln controller`).
-  'type:tool': ['type:lib', 'type:schema', 'type:service'],
+  // The CLI hosts services' entry points (`kiln controller`) and the local cluster's commands; which tool may
+  // import which is the scopes' business (the local cluster may not import the CLI).
+  'type:tool': ['type:lib', 'type:schema', 'type:service', 'type:tool'],
 };
 
 export default [

@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
-import { DEFAULTS, paths, up } from '../tools/kiln/src/cluster.ts';
+import { DEFAULTS, paths, up } from '../tools/local-cluster/src/index.ts';
 import { k, ROOT } from '../tools/kiln/test/integration/helpers.ts';
 import { createRun, preparePlatform, startController, tinyPlan, whenSynced } from '../tools/kiln/test/integration/run-helpers.ts';
 

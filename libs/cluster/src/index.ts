@@ -1,3 +1,5 @@
 /** @kiln/cluster: the ModelRun status contract and @kubernetes/client-node helpers shared by the controller and the CLI. */
 export * from './status.ts';
+export * from './hooks.ts';
 export { kubeConfigFrom, runsPath, listRuns, findRun, watchRuns, stagePods, podLog, PLURAL } from './runs.ts';
+export { applyObject, readObject, createIfAbsent, mergePatch, listNodes, nodeReady, apiReady, waitForApi, requestRaw, httpStatus, apiMessage, type ApplyOptions, type RawResponse } from './client.ts';

@@ -63,6 +63,8 @@ export interface StageStatus {
   readonly manifest: string;
   /** How far it is, when it reports it (training: tokens of the budget). */
   readonly progress?: Progress;
+  /** True when the stage's summary or progress is simulated (the summary says `simulated: true`): not a measurement. */
+  readonly simulated?: boolean;
 }
 
 /** An artifact a stage reported in its summary, with the stage that reported it. */
@@ -86,6 +88,8 @@ export interface ModelRunStatus {
   /** Each environment's gate verdict, from the eval suites' metrics and the spec's gates. */
   readonly gates: Readonly<Record<string, GateVerdict>>;
   readonly evalModel?: { readonly name: string; readonly ready: boolean };
+  /** The stages whose summaries or progress are simulated; absent when none is. Their metrics, and the gates that read them, are not measurements. */
+  readonly simulated?: readonly string[];
 }
 
 /** The ModelRun custom resource as the API returns it. */
@@ -111,6 +115,9 @@ export interface ModelRun {
 export const stageConditionType = (stage: string) => `stage.kiln.dev/${stage}`;
 /** Condition type of the run as a whole. */
 export const RUN_CONDITION = 'Succeeded';
+
+/** Whether a stage's summary says its numbers are simulated (the stage contract's `simulated: true`). */
+export const isSimulatedSummary = (summary: StageSummary | undefined): boolean => summary?.simulated === true;
 
 /** Termination messages are at most 4096 bytes; a summary is the JSON object a stage writes there. */
 export function parseSummary(message: string | undefined): StageSummary | undefined {

@@ -66,3 +66,30 @@ describe('findRun', () => {
     expect('error' in r && r.error).toContain('there are no ModelRuns');
   });
 });
+
+describe('API errors', () => {
+  it("give the HTTP status of client-node's ApiException, and nothing for other errors", async () => {
+    const { httpStatus } = await import('../src/index.ts');
+    expect(httpStatus(Object.assign(new Error('x'), { code: 422 }))).toBe(422);
+    expect(httpStatus(Object.assign(new Error('x'), { code: 'ECONNREFUSED' }))).toBeUndefined();
+    expect(httpStatus(undefined)).toBeUndefined();
+  });
+
+  it("say what the API server said (its Status message), else the error's own message", async () => {
+    const { apiMessage } = await import('../src/index.ts');
+    expect(apiMessage({ body: '{"kind":"Status","message":"nodes \\"x\\" is forbidden"}' })).toBe('nodes "x" is forbidden');
+    expect(apiMessage({ body: { message: 'already exists' } })).toBe('already exists');
+    expect(apiMessage(new Error('socket hang up'))).toBe('socket hang up');
+  });
+});
+
+describe('the simulated mark of a summary', () => {
+  it('is set only by `simulated: true`', async () => {
+    const { isSimulatedSummary } = await import('../src/index.ts');
+    expect(isSimulatedSummary({ simulated: true, metrics: {} })).toBe(true);
+    // A summary read off a pod is unchecked JSON: only the literal true marks it.
+    expect(isSimulatedSummary(JSON.parse('{"simulated": "yes"}'))).toBe(false);
+    expect(isSimulatedSummary({ metrics: {} })).toBe(false);
+    expect(isSimulatedSummary(undefined)).toBe(false);
+  });
+});

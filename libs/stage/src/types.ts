@@ -207,6 +207,8 @@ export interface Progress {
   readonly unit: string;
   /** When it was read. */
   readonly updatedAt?: string;
+  /** True when the numbers come from a simulation (the local cluster), not from the stage: never a measurement. */
+  readonly simulated?: boolean;
 }
 
 /** What a stage writes at its config's `manifest` location (manifest.schema.json). */

@@ -48,7 +48,7 @@ const summary: Required<StageSummary> = {
   attempt: 1,
   message: 'm',
 };
-const progress: Required<Progress> = { done: 1, total: 2, unit: 'tokens', updatedAt: '2026-01-01T00:00:00.000Z' };
+const progress: Required<Progress> = { done: 1, total: 2, unit: 'tokens', updatedAt: '2026-01-01T00:00:00.000Z', simulated: true };
 const manifest: Required<StageManifest> = { kind: 'kiln.stage-manifest/v1', runId: 'r-0123456789ab', stage: 'train', attempt: 1, artifacts: [{ name: 'checkpoint', uri: uri('checkpoints/final/'), digest }], counts: { files: 1 }, metrics: { loss: 2 }, warnings: [] };
 
 const keysOf = (schema: object) => Object.keys((schema as { properties?: object }).properties ?? {}).sort();

@@ -41,8 +41,35 @@ export interface ControllerStats {
   statusWrites: number;
 }
 
-/** A reconcile that must not be retried: the error is recorded in status instead. */
-export class TerminalError extends Error {}
+/**
+ * The result contract of one reconcile, as controller-runtime's: return `{ requeueAfterMs }` to look again
+ * after that long (or `{}` to wait for the next change), throw an error to be retried with per-run
+ * exponential backoff, throw a `TerminalError` for what no retry can fix (logged, not retried; the periodic
+ * resync still looks at the run again, so a fixed spec is picked up).
+ */
+export interface ReconcileResult {
+  readonly requeueAfterMs?: number;
+}
+
+/** A reconcile failure that retrying cannot fix: the API server rejected what we sent as invalid. */
+export class TerminalError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TerminalError';
+  }
+}
+
+/** What the work queue does with a run after a reconcile: the result contract above, as data. */
+export type NextStep = { readonly kind: 'forget' } | { readonly kind: 'after'; readonly ms: number } | { readonly kind: 'backoff'; readonly conflict: boolean } | { readonly kind: 'terminal' };
+
+export function nextStep(outcome: { readonly result: ReconcileResult } | { readonly error: unknown }): NextStep {
+  if ('result' in outcome) return outcome.result.requeueAfterMs !== undefined ? { kind: 'after', ms: outcome.result.requeueAfterMs } : { kind: 'forget' };
+  if (outcome.error instanceof TerminalError) return { kind: 'terminal' };
+  return { kind: 'backoff', conflict: (outcome.error as { code?: number })?.code === 409 };
+}
+
+/** API answers that say the object itself is wrong (Invalid, BadRequest): sending it again gives the same answer. */
+const INVALID_CODES = new Set([400, 422]);
 
 export class Controller {
   readonly stats: ControllerStats = { reconciles: 0, errors: 0, conflicts: 0, applied: 0, statusWrites: 0 };
@@ -171,16 +198,26 @@ export class Controller {
       const added = this.addedAt.get(key);
       this.addedAt.delete(key);
       if (added !== undefined) this.waits.push(started - added);
+      let outcome: { result: ReconcileResult } | { error: unknown };
       try {
-        const after = await this.reconcile(key, id);
-        this.queue.forget(key);
-        if (after !== undefined) this.queue.addAfter(key, after);
-      } catch (e) {
-        const conflict = (e as { code?: number }).code === 409;
-        if (conflict) this.stats.conflicts++;
-        else this.stats.errors++;
-        const delay = this.queue.addRateLimited(key);
-        if (!conflict) this.log(`reconcile=${id} run=${key} error: ${errorText(e)}; retrying in ${delay} ms`);
+        outcome = { result: await this.reconcile(key, id) };
+      } catch (error) {
+        outcome = { error };
+      }
+      try {
+        const step = nextStep(outcome);
+        if (step.kind === 'forget' || step.kind === 'after' || step.kind === 'terminal') this.queue.forget(key);
+        if (step.kind === 'after') this.queue.addAfter(key, step.ms);
+        if (step.kind === 'terminal') {
+          this.stats.errors++;
+          this.log(`reconcile=${id} run=${key} error (not retried): ${errorText('error' in outcome ? outcome.error : undefined)}`);
+        }
+        if (step.kind === 'backoff') {
+          if (step.conflict) this.stats.conflicts++;
+          else this.stats.errors++;
+          const delay = this.queue.addRateLimited(key);
+          if (!step.conflict) this.log(`reconcile=${id} run=${key} error: ${errorText('error' in outcome ? outcome.error : undefined)}; retrying in ${delay} ms`);
+        }
       } finally {
         this.durations.push(performance.now() - started);
         this.queue.done(key);
@@ -188,13 +225,13 @@ export class Controller {
     }
   }
 
-  /** One reconcile of one run; returns when to look again, if the decision asks. */
-  private async reconcile(key: string, id: string): Promise<number | undefined> {
+  /** One reconcile of one run, under the result contract of `ReconcileResult`. */
+  private async reconcile(key: string, id: string): Promise<ReconcileResult> {
     this.stats.reconciles++;
     const c = this.informers!.caches;
     const [ns, name] = key.split('/') as [string, string];
     const run = c.runs.get(name, ns) as ModelRun | undefined;
-    if (!run || run.metadata.deletionTimestamp) return undefined; // Cancelled: owned Jobs go with it.
+    if (!run || run.metadata.deletionTimestamp) return {}; // Cancelled: owned Jobs go with it.
     const runId = run.spec.runId;
     const mine = <T extends KubernetesObject>(xs: readonly T[]) => xs.filter((x) => x.metadata?.labels?.[LABELS.runId] === runId);
     const d = decide(
@@ -208,14 +245,20 @@ export class Controller {
       this.o,
     );
     await this.execute(run, d, id);
-    return d.requeueAfterMs;
+    return d.requeueAfterMs !== undefined ? { requeueAfterMs: d.requeueAfterMs } : {};
   }
 
   private async execute(run: ModelRun, d: Decision, id: string): Promise<void> {
     const key = keyOf(run);
     // What a Job needs (its ConfigMap, Service, NetworkPolicy) goes first, together; then the Jobs and the rest.
     const apply = async (o: KubernetesObject) => {
-      await this.objects.patch(o, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      try {
+        await this.objects.patch(o, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      } catch (e) {
+        const code = (e as { code?: number }).code;
+        if (code !== undefined && INVALID_CODES.has(code)) throw new TerminalError(`the API server rejected ${o.kind} ${o.metadata?.name} (HTTP ${code}): ${errorText(e)}`, { cause: e });
+        throw e;
+      }
       this.stats.applied++;
       this.log(`reconcile=${id} run=${key} applied ${o.kind} ${o.metadata?.name}`);
     };
@@ -270,6 +313,7 @@ export class Controller {
 export const keyOf = (o: { metadata?: { namespace?: string; name?: string } }) => `${o.metadata?.namespace}/${o.metadata?.name}`;
 
 function errorText(e: unknown): string {
+  if (e instanceof TerminalError) return e.message;
   const body = (e as { body?: unknown }).body;
   if (typeof body === 'string') {
     try {

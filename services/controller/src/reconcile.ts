@@ -9,11 +9,13 @@ import { evalModelObjects, LABELS, stageObjects } from '@kiln/k8s';
 import { evaluateGates, topologicalOrder, type Plan, type Stage, type SuiteMetrics } from '@kiln/plan';
 import { TERMINAL_EXIT, type Artifact, type Progress, type StageSummary, type UpstreamOutput } from '@kiln/stage';
 import {
+  isSimulatedSummary,
   parseSummary,
   REASONS,
   RUN_CONDITION,
   stageConditionType,
   type Condition,
+  type ControllerHooks,
   type ModelRun,
   type ModelRunStatus,
   type Reason,
@@ -22,7 +24,6 @@ import {
   type StagePhase,
   type StageStatus,
 } from '@kiln/cluster';
-import { readSimulation, simulationAnnotations, trainingBudget, type Simulation } from './simulate.ts';
 
 export interface Observed {
   readonly run: ModelRun;
@@ -36,10 +37,8 @@ export interface Observed {
 }
 
 export interface DecideOptions {
-  /** Annotate stage pods so kwok ends them as the simulation says (local cluster only). */
-  readonly simulate?: boolean;
-  /** How long a simulated pod runs, ms (for simulated progress). Default 2000. */
-  readonly simDurationMs?: number;
+  /** What the host adds: pod annotations, progress, run warnings (the local cluster's simulation). Default: none. */
+  readonly hooks?: ControllerHooks;
   /** Delay before attempt n+1 is base·2^(n-1), capped. Defaults 10 s and 5 min. */
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
@@ -186,8 +185,8 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
     return invalid(run, now, `the run's stage graph is not valid: ${(e as Error).message}`);
   }
   const suspended = run.spec.suspend === true;
-  const { sim, error: simError } = opts.simulate ? readSimulation(run.metadata.annotations) : { sim: {} as Simulation };
-  if (simError && !prev) events.push({ type: 'Warning', reason: 'BadSimulation', message: simError });
+  const hooks = opts.hooks ?? {};
+  if (!prev) for (const w of hooks.runWarnings?.(run) ?? []) events.push({ type: 'Warning', reason: w.reason, message: w.message });
 
   const collect = (s: Stage): Attempt[] =>
     obs.jobs
@@ -220,7 +219,7 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
 
     const start = (attempt: number, after?: string): StageStatus => {
       const upstream: Record<string, UpstreamOutput> = Object.fromEntries(deps.map((d) => [d.name, { summary: d.summary ?? null, manifest: d.manifest }]));
-      const podAnnotations = opts.simulate ? simulationAnnotations(plan, stage, attempt, { ...sim, durationMs: sim.durationMs ?? opts.simDurationMs ?? 2000 }) : undefined;
+      const podAnnotations = hooks.podAnnotations?.({ run, plan, stage, attempt });
       let objs;
       try {
         objs = stageObjects(plan, stage, { attempt, upstream, ...(podAnnotations ? { podAnnotations } : {}) });
@@ -265,6 +264,7 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
         startTime: before?.startTime ?? time(attempts[0]!.job.metadata?.creationTimestamp) ?? done,
         completionTime: done,
         ...(summary ? { summary } : {}),
+        ...(isSimulatedSummary(summary) ? { simulated: true } : {}),
       };
     } else if (cond(last.job, 'Failed')) {
       const f = failure(last);
@@ -290,7 +290,7 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
       // from its checkpoint when the run is resumed).
       const jobSuspended = last.job.spec?.suspend === true;
       if (jobSuspended !== suspended) patch.push({ ref: { apiVersion: 'batch/v1', kind: 'Job', name: last.job.metadata!.name!, namespace: run.metadata.namespace }, patch: { spec: { suspend: suspended } } });
-      const fresh = opts.simulate && stage.kind === 'train' ? simulatedProgress(stage, last, now, sim.stageDurationMs?.[stage.name] ?? sim.durationMs ?? opts.simDurationMs ?? 2000) : undefined;
+      const fresh = hooks.progress?.({ run, plan, stage, attempt: last.attempt, job: last.job, pods: last.pods, now });
       // Progress moves with the clock: refresh it at most every progressEveryMs, or every status write would
       // wake the run again and write once more.
       const every = opts.progressEveryMs ?? 5000;
@@ -307,6 +307,7 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
         job: last.job.metadata!.name!,
         startTime: before?.startTime ?? time(attempts[0]!.job.metadata?.creationTimestamp) ?? iso(now),
         ...(progress ? { progress } : {}),
+        ...(progress?.simulated ? { simulated: true } : {}),
       };
     }
     statuses.set(stage.name, st);
@@ -329,14 +330,6 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
   const status = runStatus(run, plan, stages, now, suspended, wantEvalModel ? { name: plan.evalModel.name, ready: evalModelReady } : undefined);
   events.push(...transitions(prev, status));
   return { status, apply, patch, remove, events, ...(requeue !== undefined ? { requeueAfterMs: Math.max(1, Math.ceil(requeue)) } : {}) };
-}
-
-function simulatedProgress(stage: Stage, a: Attempt, now: number, durationMs: number): Progress | undefined {
-  const total = trainingBudget(stage);
-  const started = a.pods.map((p) => Date.parse(time(p.status?.startTime) ?? '')).filter(Number.isFinite);
-  if (!total || !started.length || durationMs <= 0) return undefined;
-  const frac = Math.min(1, Math.max(0, (now - Math.min(...started)) / durationMs));
-  return { done: Math.round(total * frac), total, unit: 'tokens' };
 }
 
 function invalid(run: ModelRun, now: number, message: string): Decision {
@@ -409,6 +402,7 @@ function runStatus(run: ModelRun, plan: Plan, stages: StageStatus[], now: number
   const gen = run.metadata.generation;
   const runCond = phase === 'Succeeded' ? condition(prev?.conditions, RUN_CONDITION, 'True', REASONS.Succeeded, message, now, gen) : phase === 'Failed' ? condition(prev?.conditions, RUN_CONDITION, 'False', failed!.reason, message, now, gen) : condition(prev?.conditions, RUN_CONDITION, 'Unknown', suspended ? REASONS.Suspended : REASONS.Running, message, now, gen);
   const conditions = [runCond, ...stages.map((s) => condition(prev?.conditions, stageConditionType(s.name), stageCondition(s.phase), s.reason, s.message, now, gen))];
+  const simulated = stages.filter((s) => s.simulated).map((s) => s.name);
   const starts = stages.map((s) => s.startTime).filter((t): t is string => !!t).sort();
   const ends = stages.map((s) => s.completionTime).filter((t): t is string => !!t).sort();
   return {
@@ -424,6 +418,7 @@ function runStatus(run: ModelRun, plan: Plan, stages: StageStatus[], now: number
     metrics,
     gates,
     ...(evalModel ? { evalModel } : {}),
+    ...(simulated.length ? { simulated } : {}),
   };
 }
 

@@ -3,10 +3,10 @@ import type { V1ConfigMap, V1Deployment, V1Job, V1Pod } from '@kubernetes/client
 import { jobName, modelRun, stageObjects } from '@kiln/k8s';
 import { canonicalJson as canonical, TERMINAL_EXIT } from '@kiln/stage';
 import { compileFile, type Plan } from '@kiln/plan';
-import type { ModelRun, ModelRunStatus, StageStatus } from '@kiln/cluster';
+import type { ControllerHooks, ModelRun, ModelRunStatus, StageStatus } from '@kiln/cluster';
+import type { Progress } from '@kiln/stage';
 import { describe, expect, it } from 'vitest';
 import { decide, type DecideOptions, type Decision } from '../src/reconcile.ts';
-import { readSimulation, SIM, SIMULATE_ANNOTATION, simulatedSummary, simulationAnnotations } from '../src/simulate.ts';
 
 const compiled = compileFile(fileURLToPath(new URL('../../../configs/tiny.yaml', import.meta.url)), { stack: 'dev' });
 if (!compiled.plan) throw new Error(compiled.diagnostics.map((d) => d.message).join('; '));
@@ -163,8 +163,8 @@ describe('decide: a new run', () => {
     expect(d.events.map((e) => e.reason)).toEqual(['StageStarted']);
   });
 
-  it('puts no simulation annotations on pods unless simulating', () => {
-    expect(podAnnotations(d, 'data-prep')?.[SIM.exitCode]).toBeUndefined();
+  it('puts no annotations of its own on stage pods (only hooks add them)', () => {
+    expect(podAnnotations(d, 'data-prep') ?? {}).toEqual({});
   });
 });
 
@@ -448,51 +448,58 @@ describe('decide: an invalid stage graph', () => {
   });
 });
 
-describe('decide: simulation', () => {
-  const simulate = { simulate: true };
-  const faultRun = (faults: unknown) => makeRun({ annotations: { [SIMULATE_ANNOTATION]: JSON.stringify({ faults }) } });
-
-  it("tells kwok to end a stage's pods cleanly with a summary the stage contract allows", () => {
-    const a = podAnnotations(reconcile(makeRun(), world(), T0, simulate), 'data-prep')!;
-    expect(a[SIM.exitCode]).toBe('0');
-    expect(JSON.parse(a[SIM.message]!)).toMatchObject({ simulated: true, attempt: 1, metrics: { records_out: expect.any(Number) } });
-    expect(a[SIM.duration]).toBe('2000ms');
-  });
-
-  it('makes the attempt a fault names fail with its exit code and message', () => {
-    const a = podAnnotations(reconcile(faultRun([{ stage: 'data-prep', attempt: 1, exitCode: 2, message: 'boom' }]), world(), T0, simulate), 'data-prep')!;
-    expect(a[SIM.exitCode]).toBe('2');
-    expect(a[SIM.message]).toBe('boom');
-  });
-
-  it('lets one stage run longer than the others', () => {
-    const sim = { durationMs: 300, stageDurationMs: { train: 4000 } };
-    expect(simulationAnnotations(plan, stageOf('train'), 1, sim)[SIM.duration]).toBe('4000ms');
-    expect(simulationAnnotations(plan, stageOf('pack'), 1, sim)[SIM.duration]).toBe('300ms');
-  });
-
-  it('leaves attempts a fault does not name alone', () => {
-    const a = podAnnotations(reconcile(faultRun([{ stage: 'data-prep', attempt: 2, exitCode: 1 }]), world(), T0, simulate), 'data-prep')!;
-    expect(a[SIM.exitCode]).toBe('0');
-  });
-
-  it('reports a malformed simulation annotation with a BadSimulation warning and simulates a clean run', () => {
-    const run = makeRun({ annotations: { [SIMULATE_ANNOTATION]: '{faults: [' } });
-    const d = reconcile(run, world(), T0, simulate);
-    expect(d.events).toContainEqual(expect.objectContaining({ type: 'Warning', reason: 'BadSimulation' }));
-    expect(podAnnotations(d, 'data-prep')?.[SIM.exitCode]).toBe('0');
-  });
-
-  it("shows a simulated training stage's progress and asks to be woken to refresh it", () => {
+describe('decide: with no hooks (production)', () => {
+  it('writes no annotations on any stage pod and invents no progress, whatever the run asks for', () => {
+    const run = makeRun({ annotations: { 'kiln.dev/simulate': JSON.stringify({ durationMs: 100, faults: [{ stage: 'data-prep', exitCode: 1 }] }) } });
+    const first = reconcile(run, world(), T0);
+    for (const job of first.apply.filter((o) => o.kind === 'Job')) expect((job as V1Job).spec!.template.metadata?.annotations ?? {}).toEqual({});
+    expect(first.events.map((e) => e.reason)).not.toContain('BadSimulation');
     const w = world().through('pack').running('train', { startedAt: T0 });
-    const d = reconcile(makeRun(), w, T0 + 1000, { simulate: true, simDurationMs: 2000, progressEveryMs: 700 });
+    const d = reconcile(run, w, T0 + 1000);
+    expect(stage(d, 'train').progress).toBeUndefined();
+    expect(stage(d, 'train').simulated).toBeUndefined();
+    expect(d.status.simulated).toBeUndefined();
+    expect(d.requeueAfterMs).toBeUndefined();
+  });
+});
+
+/** Hooks as a host would give them: fixed annotations, and training progress linear over 2 s from the pods' start. */
+const ms = (t: Date | string | undefined) => (t instanceof Date ? t.getTime() : Date.parse(t ?? ''));
+const linearProgress = (simulated?: boolean): NonNullable<ControllerHooks['progress']> => ({ stage, pods, now }) => {
+  if (stage.kind !== 'train') return undefined;
+  const total = Number((stage.config.training as { token_budget?: number }).token_budget);
+  const start = Math.min(...pods.map((p) => ms(p.status?.startTime)));
+  return { done: Math.round(total * Math.min(1, (now - start) / 2000)), total, unit: 'tokens', ...(simulated ? { simulated: true } : {}) } as Progress;
+};
+
+describe('decide: hooks', () => {
+  it('puts the podAnnotations hook\'s annotations on the pods of the attempt it was asked about', () => {
+    const seen: string[] = [];
+    const hooks: ControllerHooks = { podAnnotations: ({ stage, attempt, plan: p, run }) => (seen.push(`${run.metadata.name}/${p.runId}/${stage.name}/${attempt}`), { 'example.com/attempt': String(attempt) }) };
+    const d = reconcile(makeRun(), world(), T0, { hooks });
+    expect(podAnnotations(d, 'data-prep')).toEqual({ 'example.com/attempt': '1' });
+    expect(seen).toEqual([`${makeRun().metadata.name}/${plan.runId}/data-prep/1`]);
+    const retry = reconcile(makeRun(), world().failed('data-prep', { at: T0 }), T0 + 11_000, { hooks });
+    expect(podAnnotations(retry, 'data-prep')).toEqual({ 'example.com/attempt': '2' });
+  });
+
+  it('records the runWarnings hook\'s warnings as events the first time it sees the run only', () => {
+    const hooks: ControllerHooks = { runWarnings: () => [{ reason: 'BadSimulation', message: 'not JSON' }] };
+    const d = reconcile(makeRun(), world(), T0, { hooks });
+    expect(d.events).toContainEqual({ type: 'Warning', reason: 'BadSimulation', message: 'not JSON' });
+    expect(reconcile(makeRun({ status: d.status }), world(), T0, { hooks }).events.map((e) => e.reason)).not.toContain('BadSimulation');
+  });
+
+  it("shows a running stage's progress from the progress hook and asks to be woken to refresh it", () => {
+    const w = world().through('pack').running('train', { startedAt: T0 });
+    const d = reconcile(makeRun(), w, T0 + 1000, { hooks: { progress: linearProgress() }, progressEveryMs: 700 });
     expect(stage(d, 'train').progress).toEqual({ done: 250_000, total: 500_000, unit: 'tokens', updatedAt: iso(T0 + 1000) });
     expect(d.requeueAfterMs).toBe(700);
   });
 
   it('refreshes progress no more often than asked, so its own status write does not wake it into another', () => {
     const w = world().through('pack').running('train', { startedAt: T0 });
-    const opts = { simulate: true, simDurationMs: 2000, progressEveryMs: 700 };
+    const opts = { hooks: { progress: linearProgress() }, progressEveryMs: 700 };
     const first = reconcile(makeRun(), w, T0 + 1000, opts);
     const soon = reconcile(makeRun({ status: first.status }), w, T0 + 1300, opts);
     expect(canonical(soon.status)).toBe(canonical(first.status));
@@ -503,14 +510,40 @@ describe('decide: simulation', () => {
 
   it('leaves progress alone once it is complete while the pod is still finishing', () => {
     const w = world().through('pack').running('train', { startedAt: T0 });
-    const opts = { simulate: true, simDurationMs: 2000, progressEveryMs: 700 };
+    const opts = { hooks: { progress: linearProgress() }, progressEveryMs: 700 };
     const done = reconcile(makeRun(), w, T0 + 2500, opts);
     expect(stage(done, 'train').progress).toMatchObject({ done: 500_000, total: 500_000 });
     const again = reconcile(makeRun({ status: done.status }), w, T0 + 2600, opts);
     expect(canonical(again.status)).toBe(canonical(done.status));
     expect(again.requeueAfterMs).toBeUndefined();
   });
+});
 
+describe('decide: the simulated mark', () => {
+  it('marks a stage whose summary says simulated, and lists it in the run status, so nobody takes its numbers for measurements', () => {
+    const w = world();
+    w.complete('data-prep', { summary: (index) => ({ simulated: true, metrics: { records_out: 10 * (index + 1) } }) });
+    const d = reconcile(makeRun(), w);
+    expect(stage(d, 'data-prep').simulated).toBe(true);
+    expect(d.status.simulated).toEqual(['data-prep']);
+    expect(stage(d, 'dedup').simulated).toBeUndefined();
+  });
+
+  it('marks a stage whose progress the hook says is simulated', () => {
+    const w = world().through('pack').running('train', { startedAt: T0 });
+    const d = reconcile(makeRun(), w, T0 + 1000, { hooks: { progress: linearProgress(true) } });
+    expect(stage(d, 'train')).toMatchObject({ simulated: true, progress: { simulated: true } });
+    expect(d.status.simulated).toEqual(['train']);
+  });
+
+  it('leaves measured stages unmarked', () => {
+    const d = reconcile(makeRun(), world().through('pack'));
+    expect(d.status.stages.some((s) => s.simulated)).toBe(false);
+    expect(d.status.simulated).toBeUndefined();
+  });
+});
+
+describe('decide: times', () => {
   it('records the same times whether the Job came from a list (Dates) or a watch (strings)', () => {
     const listed = world().complete('data-prep');
     const watched = world().complete('data-prep');
@@ -521,26 +554,5 @@ describe('decide: simulation', () => {
     j.metadata = apiForm(j.metadata);
     expect(String(j.status!.completionTime)).toMatch(/:00Z$/);
     expect(stage(reconcile(makeRun(), watched), 'data-prep').completionTime).toBe(stage(reconcile(makeRun(), listed), 'data-prep').completionTime);
-  });
-});
-
-describe('simulate', () => {
-  it('reads a JSON object annotation and rejects anything else', () => {
-    expect(readSimulation({ [SIMULATE_ANNOTATION]: '{"durationMs":5}' })).toEqual({ sim: { durationMs: 5 } });
-    expect(readSimulation({ [SIMULATE_ANNOTATION]: '[1]' }).error).toContain('not an object');
-    expect(readSimulation(undefined)).toEqual({ sim: {} });
-  });
-
-  it("reports the eval metrics the simulation asks for, else pass@k from the suite's k", () => {
-    const ev = stageOf('eval-humaneval');
-    expect(simulatedSummary(plan, ev, 1, { metrics: { 'eval-humaneval': { 'pass@1': 0.31 } } }).metrics).toEqual({ 'pass@1': 0.31 });
-    expect(simulatedSummary(plan, ev, 1, {}).metrics).toEqual({ 'pass@1': 0.12 });
-  });
-
-  it('gives a fault without a message a default one, and a fault without an attempt attempt 1', () => {
-    const a = simulationAnnotations(plan, stageOf('pack'), 1, { faults: [{ stage: 'pack', exitCode: 137 }] });
-    expect(a[SIM.exitCode]).toBe('137');
-    expect(a[SIM.message]).toContain('exit 137');
-    expect(a[SIM.duration]).toBeUndefined();
   });
 });

@@ -1,7 +1,7 @@
 import { GPUS, type GpuType } from '@kiln/spec';
-import { ClusterError, DEFAULTS, down, paths, pulumiEnv, status, up, type ClusterOptions } from './cluster.ts';
+/** `kiln cluster` and `kiln toolchain`: a thin layer of options and output over @kiln/local-cluster. */
+import { ClusterError, DEFAULTS, ToolchainError, cacheRoot, diskUse, down, ensureToolchain, formatDuration, paths, pulumiEnv, resolveToolchain, status, up, type ClusterOptions } from '@kiln/local-cluster';
 import { EXIT, UsageError, type Io } from './io.ts';
-import { ToolchainError, cacheRoot, diskUse, ensureToolchain, formatDuration, resolveToolchain } from './toolchain.ts';
 
 const int = (v: unknown, name: string, min: number): number | undefined => {
   if (v === undefined) return undefined;

@@ -2,7 +2,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { findRun, kubeConfigFrom, listRuns, type ModelRun } from '@kiln/cluster';
-import { paths } from './cluster.ts';
+import { paths, simulationHooks } from '@kiln/local-cluster';
 import type { Io } from './io.ts';
 import { progressBar, renderRun } from './runs-cmd.ts';
 
@@ -13,7 +13,7 @@ export async function runUntilDone(root: string, namespace: string, runId: strin
   const logDir = join(root, '.kiln', 'logs');
   mkdirSync(logDir, { recursive: true });
   const logFile = join(logDir, 'demo-controller.log');
-  const ctl = new Controller({ kubeConfig: kc, namespace, simulate: true, progressEveryMs: 700, log: (l) => appendFileSync(logFile, `${l}\n`) });
+  const ctl = new Controller({ kubeConfig: kc, namespace, hooks: simulationHooks(), progressEveryMs: 700, log: (l) => appendFileSync(logFile, `${l}\n`) });
   await ctl.start();
   io.out(`  controller running here (log: ${logFile}); pods are simulated, each stage takes about 2 s`);
   const t0 = Date.now();
@@ -33,7 +33,8 @@ export async function runUntilDone(root: string, namespace: string, runId: strin
           const key = `${s.phase}/${s.attempts}/${pct}`;
           if (seen.get(s.name) === key || s.phase === 'Pending') continue;
           seen.set(s.name, key);
-          const detail = s.progress && s.phase === 'Running' ? progressBar(s.progress) : s.message;
+          const simulated = s.simulated === true || s.progress?.simulated === true || s.summary?.simulated === true;
+          const detail = `${s.progress && s.phase === 'Running' ? progressBar(s.progress) : s.message}${simulated ? ' (simulated)' : ''}`;
           io.out(`  ${`${((Date.now() - t0) / 1000).toFixed(1)}s`.padStart(6)}  ${s.name.padEnd(15)} ${s.phase.padEnd(9)} ${detail}`);
         }
         if (found.status?.phase === 'Succeeded' || found.status?.phase === 'Failed') break;

@@ -1,10 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { formatCount, formatDiagnostics, load, type Spec } from '@kiln/spec';
 import { compile, type GpuRequest, type Plan, type Stage } from '@kiln/plan';
 import { GROUP, labelSelector, pipelineSelector, VERSION } from '@kiln/k8s';
 import { canonicalJson } from '@kiln/stage';
 import { EXIT, UsageError, type Io } from './io.ts';
-import { kube } from './kube-http.ts';
-import { kubeconfigPath, readKubeconfig } from './kubeconfig.ts';
+import { kubeconfigPath } from '@kiln/local-cluster';
 
 /** A capacity problem found against a live cluster: a pod that could never be scheduled. */
 export interface CapacityProblem {
@@ -87,16 +87,20 @@ async function clusterState(plan: Plan): Promise<Live | { error: string } | unde
   const path = kubeconfigPath();
   if (!path) return undefined;
   try {
-    const auth = readKubeconfig(path);
-    const r = await kube(auth, 'GET', '/api/v1/nodes', undefined, 3000);
+    readFileSync(path); // a missing or unreadable kubeconfig fails here, before the client is loaded
+    // The Kubernetes client loads only when there is a cluster to ask (about 0.5 s): `kiln plan --offline` never pays it.
+    const { kubeConfigFrom, requestRaw } = await import('@kiln/cluster');
+    const kc = kubeConfigFrom(path);
+    if (!kc.getCurrentCluster()) return { error: `${path} has no current context` };
+    const r = await requestRaw(kc, 'GET', '/api/v1/nodes', undefined, { timeoutMs: 3000 });
     if (r.status !== 200) return { error: `listing nodes returned HTTP ${r.status}` };
     const items = (r.body as { items: { metadata: { name: string; labels?: Record<string, string> }; status?: { allocatable?: Record<string, string> } }[] }).items;
     const selector = encodeURIComponent(labelSelector(pipelineSelector(plan.name)));
-    const mr = await kube(auth, 'GET', `/apis/${GROUP}/${VERSION}/namespaces/${plan.namespace}/modelruns?labelSelector=${selector}`, undefined, 3000);
+    const mr = await requestRaw(kc, 'GET', `/apis/${GROUP}/${VERSION}/namespaces/${plan.namespace}/modelruns?labelSelector=${selector}`, undefined, { timeoutMs: 3000 });
     // 404: no ModelRun CRD in this cluster yet, so no runs.
     const runs = mr.status === 200 ? (mr.body as { items: { metadata: { creationTimestamp: string }; spec: { runId: string; stages: ExistingRun['stages'] } }[] }).items : [];
     return {
-      context: auth.context,
+      context: kc.getCurrentContext(),
       nodes: items.map((n) => ({ name: n.metadata.name, labels: n.metadata.labels ?? {}, allocatable: n.status?.allocatable ?? {} })),
       runs: runs.map((x) => ({ runId: x.spec.runId, created: x.metadata.creationTimestamp, stages: x.spec.stages ?? [] })),
     };

@@ -1,10 +1,9 @@
 /** The second half of `kiln demo`: the local cluster, `pulumi up` of the dev stack, and what now exists. */
 import { GROUP, VERSION } from '@kiln/k8s';
-import { ClusterError, clusterAuth, DEFAULTS, up } from './cluster.ts';
+import { ClusterError, clusterKubeConfig, DEFAULTS, ToolchainError, up } from '@kiln/local-cluster';
 import { EXIT, type Io } from './io.ts';
-import { kube } from './kube-http.ts';
+import { UpReport } from './pulumi-events.ts';
 import { pulumiOnLocalCluster, STACKS_DIR } from './stack.ts';
-import { ToolchainError } from './toolchain.ts';
 
 const STACK = 'dev';
 
@@ -30,9 +29,11 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
   }
   io.out(`  pulumi up (stack ${STACK}, project ${STACKS_DIR}):`);
   // --refresh: objects removed behind Pulumi's back (a deleted namespace) are noticed and made again.
-  const upRes = await pulumiOnLocalCluster(root, ['up', '--yes', '--skip-preview', '--refresh'], { onLine: (l) => l.trim() && io.out(`    | ${l}`) });
+  // Each resource once with its result, from the engine's events; the CLI's own output only on failure.
+  const report = new UpReport((l) => io.out(`    ${l}`));
+  const upRes = await pulumiOnLocalCluster(root, ['up', '--yes', '--skip-preview', '--refresh'], { onEvent: (e) => report.event(e) });
   if (upRes.code !== 0) {
-    io.err('kiln demo: pulumi up failed (output above)');
+    io.err(`kiln demo: pulumi up failed (exit ${upRes.code}); its output:\n${upRes.out.trimEnd().replace(/^/gm, '    | ')}`);
     return EXIT.invalid;
   }
   io.out(`  pulumi up finished in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
@@ -67,20 +68,22 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
 }
 
 async function printWhatExists(root: string, o: { runId: string; namespace: string; endpoints: Record<string, string> }, io: Io, bold: (s: string) => string): Promise<void> {
-  const a = clusterAuth(root);
-  const list = async (path: string) => ((await kube(a, 'GET', path)).body as { items?: Record<string, never>[] }).items ?? [];
+  const kc = await clusterKubeConfig(root);
+  const { KubernetesObjectApi } = await import('@kubernetes/client-node');
+  const api = KubernetesObjectApi.makeApiClient(kc);
+  const list = async (apiVersion: string, kind: string) => ((await api.list(apiVersion, kind, o.namespace)).items ?? []) as unknown as Record<string, never>[];
   const ns = o.namespace;
   io.out(`\n${bold(`What now exists in namespace ${ns}`)} (run ${o.runId})`);
-  for (const r of await list(`/apis/${GROUP}/${VERSION}/namespaces/${ns}/modelruns`)) {
+  for (const r of await list(`${GROUP}/${VERSION}`, 'ModelRun')) {
     const spec = r.spec as unknown as { runId: string; stages: { name: string }[] };
     io.out(`  ModelRun   ${(r.metadata as unknown as { name: string }).name}: stages ${spec.stages.map((s) => s.name).join(' → ')}`);
   }
-  for (const d of await list(`/apis/apps/v1/namespaces/${ns}/deployments`)) {
+  for (const d of await list('apps/v1', 'Deployment')) {
     const meta = d.metadata as unknown as { name: string };
     const st = d.status as unknown as { readyReplicas?: number; replicas?: number };
     io.out(`  Deployment ${meta.name}: ${st.readyReplicas ?? 0}/${st.replicas ?? 0} ready`);
   }
-  for (const c of await list(`/api/v1/namespaces/${ns}/persistentvolumeclaims`)) {
+  for (const c of await list('v1', 'PersistentVolumeClaim')) {
     io.out(`  Claim      ${(c.metadata as unknown as { name: string }).name}: ${(c.status as unknown as { phase: string }).phase}`);
   }
   for (const [name, url] of Object.entries(o.endpoints)) io.out(`  Endpoint   ${name}: ${url}`);

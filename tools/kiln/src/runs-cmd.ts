@@ -1,12 +1,12 @@
 /** `kiln controller`, `kiln status` and `kiln logs`: run ModelRuns and watch them. */
-import { isAbsolute, resolve, sep } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { LABELS } from '@kiln/k8s';
-import { findRun, kubeConfigFrom, listRuns, podLog, stagePods, watchRuns, type ModelRun, type StageStatus } from '@kiln/cluster';
+import { findRun, isSimulatedSummary, kubeConfigFrom, listRuns, podLog, stagePods, watchRuns, type ModelRun, type StageStatus } from '@kiln/cluster';
 import { formatCount } from '@kiln/spec';
 import { EXIT, UsageError, type Io } from './io.ts';
-import { kubeconfigPath } from './kubeconfig.ts';
+import { isLocalKubeconfig, kubeconfigPath, SIM_ANNOTATIONS } from '@kiln/local-cluster';
 
 function kubeconfig(values: Record<string, unknown>): { kc: KubeConfig; path: string; local: boolean } {
   const dir = values.dir ? resolve(String(values.dir)) : process.cwd();
@@ -15,7 +15,7 @@ function kubeconfig(values: Record<string, unknown>): { kc: KubeConfig; path: st
   if (!path && process.env.KUBERNETES_SERVICE_HOST) return { kc: kubeConfigFrom(), path: 'in-cluster service account', local: false };
   if (!path) throw new UsageError('no cluster: set KUBECONFIG, or start the local one with `kiln cluster up`');
   const abs = isAbsolute(path) ? path : resolve(path);
-  return { kc: kubeConfigFrom(abs), path: abs, local: abs.includes(`${sep}.kiln${sep}`) };
+  return { kc: kubeConfigFrom(abs), path: abs, local: isLocalKubeconfig(abs) };
 }
 
 const int = (v: unknown, name: string, min = 0): number | undefined => {
@@ -27,35 +27,20 @@ const int = (v: unknown, name: string, min = 0): number | undefined => {
 
 export async function runController(values: Record<string, unknown>, _pos: string[], io: Io): Promise<number> {
   const { kc, local, path } = kubeconfig(values);
-  const { Controller } = await import('@kiln/controller');
-  const ns = values['all-namespaces'] ? undefined : ((values.namespace as string | undefined) ?? undefined);
   const simulate = values.simulate === true || (values.simulate === undefined && local);
-  const leaseMs = int(values['lease-ms'], 'lease-ms', 1000);
-  const c = new Controller({
-    kubeConfig: kc,
-    ...(ns ? { namespace: ns } : {}),
-    workers: int(values.workers, 'workers', 1) ?? 8,
-    simulate,
-    ...(values['sim-duration-ms'] !== undefined ? { simDurationMs: int(values['sim-duration-ms'], 'sim-duration-ms') } : {}),
-    ...(values['retry-base-ms'] !== undefined ? { retryBaseMs: int(values['retry-base-ms'], 'retry-base-ms') } : {}),
-    ...(values['leader-elect'] ? { leaderElection: { namespace: String(values['lease-namespace'] ?? ns ?? 'default'), name: 'kiln-controller', ...(leaseMs ? { leaseMs, retryMs: Math.max(200, Math.floor(leaseMs / 5)) } : {}) } } : {}),
-    log: (l) => io.err(l),
-    onLostLeadership: () => process.exit(1),
-  });
+  const simDurationMs = int(values['sim-duration-ms'], 'sim-duration-ms');
+  const { controllerOptions, runController: serve, OptionError } = await import('@kiln/controller');
+  let o;
+  try {
+    o = controllerOptions(values, kc);
+  } catch (e) {
+    if (e instanceof OptionError) throw new UsageError(e.message);
+    throw e;
+  }
+  // The local cluster's kwok pods only end as a stage would when told how: its simulation, as hooks.
+  const hooks = simulate ? (await import('@kiln/local-cluster')).simulationHooks(simDurationMs !== undefined ? { durationMs: simDurationMs } : {}) : undefined;
   io.err(`kiln controller: ${path}${simulate ? ' (simulating stage pods: local cluster)' : ''}`);
-  // A replica waiting for the Lease has only unref'd timers: keep the process alive until told to stop.
-  const alive = setInterval(() => undefined, 1 << 30);
-  await c.start();
-  await new Promise<void>((res) => {
-    const end = () => {
-      io.err('kiln controller: stopping');
-      clearInterval(alive);
-      void c.stop().then(res);
-    };
-    process.once('SIGINT', end);
-    process.once('SIGTERM', end);
-  });
-  return EXIT.ok;
+  return serve({ ...o, ...(hooks ? { hooks } : {}), log: (l) => io.err(l) }, (l) => io.err(l));
 }
 
 const age = (from?: string, to?: string | number): string => {
@@ -81,36 +66,52 @@ const gateSummary = (run: ModelRun) =>
     .map(([env, v]) => `${env}:${v.passed === true ? 'pass' : v.passed === false ? 'FAIL' : 'pending'}`)
     .join(' ') || '-';
 
+/** Whether a stage's numbers are simulated: its status says so, or (a status from before the mark) its summary or progress. */
+const stageSimulated = (s: StageStatus): boolean => s.simulated === true || isSimulatedSummary(s.summary) || s.progress?.simulated === true;
+
+/** The stages of a run whose summaries or progress are simulated (the local cluster), not measured. */
+export function simulatedStages(run: ModelRun): string[] {
+  return run.status?.simulated ? [...run.status.simulated] : (run.status?.stages ?? []).filter(stageSimulated).map((s) => s.name);
+}
+
+const SIM_NOTE = 'stage pods were played by the local cluster, so these numbers are not measurements';
+
 /** The table of runs. */
 export function renderRuns(runs: readonly ModelRun[], now = Date.now()): string {
   if (!runs.length) return 'No ModelRuns. Declare one with `pulumi up` (see `npm run demo`).';
   const rows = [['RUN', 'NAMESPACE', 'PIPELINE', 'STACK', 'PHASE', 'STAGE', 'PROGRESS', 'GATES', 'AGE']];
+  let anySimulated = false;
   for (const r of runs) {
     const st = r.status;
     const cur = st?.stages.find((s) => s.name === st.currentStage);
     const done = st?.stages.filter((s) => s.phase === 'Succeeded').length ?? 0;
-    rows.push([r.spec.runId, r.metadata.namespace, r.spec.name, r.spec.stack ?? '-', st?.phase ?? 'Pending', st?.currentStage ?? '-', cur?.progress ? progressBar(cur.progress, 10) : `${done}/${r.spec.stages.length} stages`, gateSummary(r), age(r.metadata.creationTimestamp, now)]);
+    const sim = simulatedStages(r).length > 0;
+    anySimulated ||= sim;
+    rows.push([r.spec.runId, r.metadata.namespace, r.spec.name, r.spec.stack ?? '-', `${st?.phase ?? 'Pending'}${sim ? ' (sim)' : ''}`, st?.currentStage ?? '-', cur?.progress ? progressBar(cur.progress, 10) : `${done}/${r.spec.stages.length} stages`, gateSummary(r), age(r.metadata.creationTimestamp, now)]);
   }
-  return table(rows);
+  return table(rows) + (anySimulated ? `\n\n(sim) simulated: ${SIM_NOTE}.` : '');
 }
 
 /** One run in detail: stages, progress, gates, artifacts, metrics. */
 export function renderRun(run: ModelRun, now = Date.now()): string {
   const st = run.status;
   const out: string[] = [];
+  const sim = new Set(simulatedStages(run));
   out.push(`${run.metadata.name} (${run.spec.runId})  ${st?.phase ?? 'Pending'}${st?.message ? `: ${st.message}` : ''}`);
+  if (sim.size) out.push(`SIMULATED: ${SIM_NOTE} (${[...sim].join(', ')})`);
   out.push(`pipeline ${run.spec.name}${run.spec.stack ? `, stack ${run.spec.stack}` : ''}, namespace ${run.metadata.namespace}, started ${st?.startTime ?? '-'}${st?.completionTime ? `, ended after ${age(st.startTime, st.completionTime)}` : ''}`);
   out.push('');
   const stages: readonly StageStatus[] = st?.stages ?? run.spec.stages.map((s) => ({ name: s.name, kind: s.kind, phase: 'Pending', reason: 'Waiting', message: '', attempts: 0, maxAttempts: s.maxAttempts, manifest: s.manifest }));
   const rows = [['STAGE', 'PHASE', 'ATTEMPTS', 'TIME', 'DETAIL']];
   for (const s of stages) {
-    const detail = s.progress && s.phase === 'Running' ? progressBar(s.progress) : s.message;
+    const detail = `${s.progress && s.phase === 'Running' ? progressBar(s.progress) : s.message}${sim.has(s.name) ? ' (simulated)' : ''}`;
     rows.push([s.name, s.phase, `${s.attempts}/${s.maxAttempts}`, s.startTime ? age(s.startTime, s.completionTime ?? now) : '-', detail]);
   }
   out.push(table(rows));
   const gates = Object.entries(st?.gates ?? {});
   if (gates.length) {
-    out.push('', 'Gates:');
+    const evalSim = run.spec.stages.some((s) => s.kind === 'eval' && sim.has(s.name));
+    out.push('', evalSim ? 'Gates (read against simulated eval metrics):' : 'Gates:');
     for (const [env, v] of gates) {
       out.push(`  ${env}: ${v.passed === true ? 'PASSED' : v.passed === false ? 'FAILED' : 'pending'}`);
       for (const r of v.results) out.push(`    ${r.passed === true ? '✓' : r.passed === false ? '✗' : '·'} ${r.expr}${r.value !== null ? `  (${r.suite}.${r.metric} = ${r.value})` : ''}`);
@@ -242,7 +243,7 @@ async function logs(kc: KubeConfig, values: Record<string, unknown>, [ref, stage
     const code = (e as { code?: number }).code;
     const why = code ? `HTTP ${code}` : ((e as Error).message ?? String(e)).split('\n')[0];
     const msg = pod.status?.containerStatuses?.[0]?.state?.terminated?.message;
-    io.err(`kiln logs: the node of ${name} did not serve its log (${String(why).slice(0, 200)}).${pod.metadata?.annotations?.['kiln.dev/sim-exit-code'] !== undefined ? ' Its pod is simulated (local cluster), so it has no log.' : ''}`);
+    io.err(`kiln logs: the node of ${name} did not serve its log (${String(why).slice(0, 200)}).${pod.metadata?.annotations?.[SIM_ANNOTATIONS.exitCode] !== undefined ? ' Its pod is simulated (local cluster), so it has no log.' : ''}`);
     if (msg) io.err(`Its termination message:\n${msg}`);
     return EXIT.invalid;
   }

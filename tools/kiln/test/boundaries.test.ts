@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
 // The layout table of ARCHITECTURE.md, top to bottom; imports may only point down it.
-const ORDER = ['scope:schema', 'scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:stacks', 'scope:cli'];
+const ORDER = ['scope:schema', 'scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:stacks', 'scope:local-cluster', 'scope:cli'];
 
 interface Constraint {
   sourceTag: string;
@@ -68,6 +68,22 @@ describe('module boundaries', () => {
     expect(rel!.messages.map((m) => m.ruleId)).toContain('no-restricted-imports');
     const [test] = await eslint.lintText(code, { filePath: `${root}tools/kiln/test/boundary-probe.ts` });
     expect(test!.messages).toEqual([]);
+  });
+
+  it('make lint fail when the local cluster imports the CLI or a service', async () => {
+    const eslint = new ESLint({ cwd: root });
+    for (const probe of ["import { main } from '@kiln/cli/src/cli.ts';\nexport const x = main;\n", "import { Controller } from '@kiln/controller';\nexport const x = Controller;\n"]) {
+      const [result] = await eslint.lintText(probe, { filePath: `${root}tools/local-cluster/src/boundary-probe.ts` });
+      expect(result!.messages.map((m) => m.ruleId), probe).toContain('@nx/enforce-module-boundaries');
+    }
+  });
+
+  it('let the local cluster import the cluster library, and the CLI import the local cluster', async () => {
+    const eslint = new ESLint({ cwd: root });
+    const [inside] = await eslint.lintText("import { listNodes } from '@kiln/cluster';\nexport const x = listNodes;\n", { filePath: `${root}tools/local-cluster/src/boundary-probe.ts` });
+    expect(inside!.messages).toEqual([]);
+    const [cli] = await eslint.lintText("import { up } from '@kiln/local-cluster';\nexport const x = up;\n", { filePath: `${root}tools/kiln/src/boundary-probe.ts` });
+    expect(cli!.messages).toEqual([]);
   });
 
   it('let the CLI import the spec library', async () => {

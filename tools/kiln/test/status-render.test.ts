@@ -1,6 +1,6 @@
 import type { ModelRun, ModelRunStatus, StageStatus } from '@kiln/cluster';
 import { describe, expect, it } from 'vitest';
-import { progressBar, renderRun, renderRuns } from '../src/runs-cmd.ts';
+import { progressBar, renderRun, renderRuns, simulatedStages } from '../src/runs-cmd.ts';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -127,6 +127,39 @@ describe('renderRuns', () => {
     const out = renderRuns([makeRun(running), makeRun(finished, { runId: 'r-ffffffffffff' })], T0);
     const [header, ...rows] = out.split('\n');
     for (const r of rows) expect(r.indexOf('kiln-tiny')).toBe(header!.indexOf('NAMESPACE'));
+  });
+});
+
+describe('a simulated run (the local cluster played its pods)', () => {
+  const simulated: ModelRunStatus = {
+    ...finished,
+    stages: finished.stages.map((s) => ({ ...s, simulated: true, summary: { simulated: true, metrics: { 'pass@1': 0.12 } } })),
+    simulated: ['data-prep', 'train', 'eval-humaneval'],
+  };
+
+  it('is marked in the table of runs, with a note saying its numbers are not measurements', () => {
+    const out = renderRuns([makeRun(simulated), makeRun(finished, { runId: 'r-ffffffffffff' })], T0);
+    expect(lineOf(out, 'r-0123456789ab')).toMatch(/Succeeded \(sim\)/);
+    expect(lineOf(out, 'r-ffffffffffff')).not.toContain('(sim)');
+    expect(out).toMatch(/\(sim\) simulated: .*not measurements/);
+  });
+
+  it('is marked in the single-run view: the header, each simulated stage and the gates that read simulated metrics', () => {
+    const out = renderRun(makeRun(simulated), T0 + 86_400_000);
+    expect(out.split('\n')[1]).toMatch(/^SIMULATED: .*not measurements \(data-prep, train, eval-humaneval\)$/);
+    expect(lineOf(out, 'train')).toMatch(/succeeded \(simulated\)$/);
+    expect(out).toContain('Gates (read against simulated eval metrics):');
+  });
+
+  it('is marked from the summaries alone when the status predates the mark', () => {
+    const old: ModelRunStatus = { ...simulated, simulated: undefined as never, stages: simulated.stages.map(({ simulated: _s, ...st }) => st) };
+    expect(simulatedStages(makeRun(old))).toEqual(['data-prep', 'train', 'eval-humaneval']);
+    expect(renderRun(makeRun(old))).toContain('SIMULATED:');
+  });
+
+  it('leaves a measured run unmarked', () => {
+    expect(renderRun(makeRun(finished))).not.toMatch(/simulated/i);
+    expect(renderRuns([makeRun(finished)])).not.toContain('(sim)');
   });
 });
 

@@ -1,10 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { paths } from '../../src/cluster.ts';
-import { kube } from '../../src/kube-http.ts';
-import { readKubeconfig } from '../../src/kubeconfig.ts';
-import type { ModelRun } from '@kiln/cluster';
+import { paths } from '@kiln/local-cluster';
+import { kubeConfigFrom, requestRaw, type ModelRun } from '@kiln/cluster';
 import { eventually, k, ROOT, uniq } from './helpers.ts';
 import { createRun, getRun, jobsOf, preparePlatform, runPath, serviceAccountKubeconfig, startController, tinyPlan, waitPhase, whenSynced, type ControllerProcess } from './run-helpers.ts';
 
@@ -74,6 +72,15 @@ describe('the run controller on the local cluster (real API server, Job controll
     const one = kiln('status', plan.runId.slice(0, 10), '--namespace', ns, '--format', 'json');
     expect(one.status, one.stderr).toBe(0);
     expect((JSON.parse(one.stdout) as ModelRun).status!.gates.dev!.passed).toBe(true);
+    // Every number came from the local cluster's simulation, and each way of looking at the run says so.
+    expect(run.status!.simulated).toEqual(STAGES);
+    expect(run.status!.stages.every((s) => s.simulated === true)).toBe(true);
+    expect((JSON.parse(one.stdout) as ModelRun).status!.simulated).toEqual(STAGES);
+    expect(list.stdout).toMatch(new RegExp(`${plan.runId}\\s+${ns}\\s+tiny\\s+dev\\s+Succeeded \\(sim\\)`));
+    expect(list.stdout).toMatch(/\(sim\) simulated: .*not measurements/);
+    const view = kiln('status', plan.runId, '--namespace', ns);
+    expect(view.stdout.split('\n')[1]).toMatch(/^SIMULATED: .*not measurements/);
+    expect(view.stdout).toContain('Gates (read against simulated eval metrics):');
     const logs = kiln('logs', plan.runId, 'train', '--namespace', ns);
     expect(logs.status).toBe(1);
     expect(logs.stderr).toMatch(/simulated/);
@@ -272,10 +279,10 @@ describe('the run controller as its own service account (least-privilege RBAC)',
     const lease = (await k('GET', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/kiln-controller`)).body as { spec: { holderIdentity: string } };
     expect(ctl.log()).toContain(`leader: ${lease.spec.holderIdentity} holds lease`);
     // And it really was that account, with no more than the Role: no Secrets, nothing outside its namespace.
-    const sa = readKubeconfig(kubeconfig);
-    expect((await kube(sa, 'GET', `/api/v1/namespaces/${ns}/secrets`)).status).toBe(403);
-    expect((await kube(sa, 'GET', '/apis/kiln.dev/v1alpha1/namespaces/default/modelruns')).status).toBe(403);
-    expect((await kube(sa, 'GET', `/apis/kiln.dev/v1alpha1/namespaces/${ns}/modelruns`)).status).toBe(200);
+    const sa = kubeConfigFrom(kubeconfig);
+    expect((await requestRaw(sa, 'GET', `/api/v1/namespaces/${ns}/secrets`)).status).toBe(403);
+    expect((await requestRaw(sa, 'GET', '/apis/kiln.dev/v1alpha1/namespaces/default/modelruns')).status).toBe(403);
+    expect((await requestRaw(sa, 'GET', `/apis/kiln.dev/v1alpha1/namespaces/${ns}/modelruns`)).status).toBe(200);
   });
 });
 

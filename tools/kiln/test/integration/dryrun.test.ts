@@ -3,13 +3,12 @@ import { fileURLToPath } from 'node:url';
 import { compileFile } from '@kiln/plan';
 import { allObjects, modelRunCrd } from '@kiln/k8s';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyObject } from '../../src/apply.ts';
-import { clusterAuth, eventually, k } from './helpers.ts';
+import { apply as applyAs, eventually, k } from './helpers.ts';
 
 const configs = fileURLToPath(new URL('../../../../configs/', import.meta.url));
 const files = readdirSync(configs).filter((f) => f.endsWith('.yaml')).sort();
 
-const apply = (o: unknown, dryRun: boolean) => applyObject(clusterAuth(), o, { dryRun });
+const apply = (o: unknown, dryRun: boolean) => applyAs(o, { dryRun });
 
 const namespaces = new Set<string>();
 

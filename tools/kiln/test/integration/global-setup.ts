@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { down, up } from '../../src/cluster.ts';
+import { down, up } from '@kiln/local-cluster';
 
 // The directory holding .kiln/: the repository root, unless KILN_ROOT names another.
 export const ROOT = process.env.KILN_ROOT ?? fileURLToPath(new URL('../../../../', import.meta.url));

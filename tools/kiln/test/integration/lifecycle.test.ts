@@ -2,8 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { COMPONENTS, down, paths, readState, runningPid, status, up } from '../../src/cluster.ts';
-import { alive } from '../../src/toolchain.ts';
+import { alive, COMPONENTS, down, paths, readState, runningPid, status, up } from '@kiln/local-cluster';
 import { ROOT } from './helpers.ts';
 
 const second = mkdtempSync(join(tmpdir(), 'kiln-second-cluster-'));

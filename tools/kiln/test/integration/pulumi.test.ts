@@ -1,8 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { paths, pulumiEnv } from '../../src/cluster.ts';
-import { resolveToolchain } from '../../src/toolchain.ts';
+import { paths, pulumiEnv, resolveToolchain } from '@kiln/local-cluster';
 import { eventually, k, ROOT, uniq } from './helpers.ts';
 
 const program = fileURLToPath(new URL('../fixtures/pulumi-gpu-job/', import.meta.url));

@@ -7,9 +7,8 @@ import { loadText } from '@kiln/spec';
 import { compile, type Plan } from '@kiln/plan';
 import { modelRun, modelRunCrd, platformObjects } from '@kiln/k8s';
 import type { ModelRun } from '@kiln/cluster';
-import { applyObject } from '../../src/apply.ts';
-import { paths } from '../../src/cluster.ts';
-import { clusterAuth, eventually, k, ROOT } from './helpers.ts';
+import { paths } from '@kiln/local-cluster';
+import { apply, clusterKubeConfig, eventually, k, ROOT } from './helpers.ts';
 
 const TINY = fileURLToPath(new URL('../../../../configs/tiny.yaml', import.meta.url));
 const KILN = fileURLToPath(new URL('../../bin/kiln.js', import.meta.url));
@@ -28,8 +27,7 @@ export function tinyPlan(ns: string, seed = 42, gates?: string): Plan {
 
 /** The CRD, the PriorityClasses and the namespace's platform objects (service accounts, RBAC), as Pulumi would declare them. */
 export async function preparePlatform(plan: Plan): Promise<void> {
-  const auth = clusterAuth();
-  const crd = await applyObject(auth, modelRunCrd());
+  const crd = await apply(modelRunCrd());
   if (crd.status >= 300) throw new Error(`CRD: ${JSON.stringify(crd.body)}`);
   await eventually('the ModelRun CRD to be established', async () => {
     const r = await k('GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/modelruns.kiln.dev');
@@ -37,7 +35,7 @@ export async function preparePlatform(plan: Plan): Promise<void> {
   });
   const p = platformObjects(plan);
   for (const o of [...p.priorityClasses, p.namespace, ...p.serviceAccounts, ...p.roles, ...p.roleBindings]) {
-    const r = await applyObject(auth, o);
+    const r = await apply(o);
     if (r.status >= 300) throw new Error(`${o.kind}: ${JSON.stringify(r.body)}`);
   }
 }
@@ -46,7 +44,7 @@ export async function preparePlatform(plan: Plan): Promise<void> {
 export async function createRun(plan: Plan, simulate?: unknown): Promise<ModelRun> {
   const mr = modelRun(plan);
   const obj = { ...mr, metadata: { ...mr.metadata, ...(simulate ? { annotations: { 'kiln.dev/simulate': JSON.stringify(simulate) } } : {}) } };
-  const r = await applyObject(clusterAuth(), obj, { manager: 'kiln-test' });
+  const r = await apply(obj, { manager: 'kiln-test' });
   if (r.status >= 300) throw new Error(`ModelRun: ${JSON.stringify(r.body)}`);
   return r.body as ModelRun;
 }
@@ -130,13 +128,14 @@ export async function serviceAccountKubeconfig(ns: string, sa: string): Promise<
   const r = await k('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } });
   if (r.status !== 201) throw new Error(`TokenRequest: ${r.status} ${JSON.stringify(r.body)}`);
   const token = (r.body as { status: { token: string } }).status.token;
-  const auth = clusterAuth();
+  const server = clusterKubeConfig().getCurrentCluster()!.server;
+  const ca = readFileSync(join(paths(ROOT).pki, 'ca.crt')).toString('base64');
   const file = join(ROOT, '.kiln', 'test-logs', `${ns}-${sa}.kubeconfig`);
   mkdirSync(join(ROOT, '.kiln', 'test-logs'), { recursive: true });
   const config = {
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: 'local', cluster: { server: auth.server, 'certificate-authority-data': Buffer.from(auth.ca).toString('base64') } }],
+    clusters: [{ name: 'local', cluster: { server, 'certificate-authority-data': ca } }],
     users: [{ name: sa, user: { token } }],
     contexts: [{ name: sa, context: { cluster: 'local', user: sa, namespace: ns } }],
     'current-context': sa,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { paths } from '../../src/cluster.ts';
+import { paths } from '@kiln/local-cluster';
 import { pulumiOnLocalCluster } from '../../src/stack.ts';
 import { eventually, k, ROOT, uniq } from './helpers.ts';
 

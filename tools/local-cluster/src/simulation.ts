@@ -1,18 +1,23 @@
 /**
- * Simulation for the local cluster, where kwok plays the pods: the controller annotates each stage pod with
- * how it should end (exit code, termination message) and kwok's pod-complete stage obeys. Summaries follow
+ * Simulation for the local cluster, where kwok plays the pods. The controller has none of its own: this
+ * module hands it hooks (`simulationHooks`) that annotate each stage pod with how it should end (exit code,
+ * termination message), which kwok's pod-complete stage obeys (kwok.ts), and that report a training
+ * stage's progress from the clock. Summaries follow
  * the stage contract so everything downstream (upstream outputs, artifacts, metrics, gates) runs for real.
  * A ModelRun may ask for faults with the `kiln.dev/simulate` annotation (JSON):
  *   { "durationMs": 1000, "stageDurationMs": { "train": 5000 }, "faults": [{ "stage": "train", "attempt": 1, "exitCode": 1, "message": "..." }],
  *     "metrics": { "eval-humaneval": { "pass@1": 0.31 } } }
  */
 import { createHash } from 'node:crypto';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { AttemptContext, ControllerHooks, ModelRun, RunningAttempt } from '@kiln/cluster';
 import type { Plan, Stage } from '@kiln/plan';
-import type { StageSummary } from '@kiln/stage';
+import type { Progress, StageSummary } from '@kiln/stage';
+import { SIM_ANNOTATIONS } from './kwok.ts';
 
 export const SIMULATE_ANNOTATION = 'kiln.dev/simulate';
-/** Annotations kwok's pod-complete stage reads on the local cluster (see tools/kiln/src/cluster.ts). */
-export const SIM = { exitCode: 'kiln.dev/sim-exit-code', message: 'kiln.dev/sim-message', duration: 'pod-complete.stage.kwok.x-k8s.io/delay' } as const;
+/** Annotations kwok's pod-complete stage reads on the local cluster (see kwok.ts). */
+export const SIM = SIM_ANNOTATIONS;
 
 export interface SimFault {
   readonly stage: string;
@@ -87,4 +92,48 @@ export function simulationAnnotations(plan: Plan, stage: Stage, attempt: number,
   const ms = sim.stageDurationMs?.[stage.name] ?? sim.durationMs;
   if (ms !== undefined) a[SIM.duration] = `${Math.max(0, Math.round(ms))}ms`;
   return a;
+}
+
+/** How long a simulated stage runs when neither the run nor the caller says, ms. */
+export const DEFAULT_SIM_DURATION_MS = 2000;
+
+/** A training stage's progress, from how long its pods have run of the time the simulation gives them. */
+export function simulatedProgress(stage: Stage, pods: readonly V1Pod[], now: number, durationMs: number): Progress | undefined {
+  if (stage.kind !== 'train') return undefined;
+  const total = trainingBudget(stage);
+  // Listed pods carry Dates, watched ones strings.
+  const ms = (t: Date | string | undefined) => (t instanceof Date ? t.getTime() : Date.parse(t ?? ''));
+  const started = pods.map((p) => ms(p.status?.startTime)).filter(Number.isFinite);
+  if (!total || !started.length || durationMs <= 0) return undefined;
+  const frac = Math.min(1, Math.max(0, (now - Math.min(...started)) / durationMs));
+  return { done: Math.round(total * frac), total, unit: 'tokens', simulated: true };
+}
+
+export interface SimulationOptions {
+  /** How long a simulated stage runs unless the run's annotation says otherwise, ms. Default 2000. */
+  readonly durationMs?: number;
+}
+
+/**
+ * The controller hooks of the local cluster: stage pods end as the run's `kiln.dev/simulate` annotation
+ * says (else cleanly, with a stage-shaped summary marked `simulated: true`), training reports simulated
+ * progress, and a malformed annotation is a BadSimulation warning.
+ */
+export function simulationHooks(opts: SimulationOptions = {}): ControllerHooks {
+  const fallback = opts.durationMs ?? DEFAULT_SIM_DURATION_MS;
+  const simOf = (run: ModelRun) => readSimulation(run.metadata.annotations).sim;
+  return {
+    podAnnotations: ({ run, plan, stage, attempt }: AttemptContext) => {
+      const sim = simOf(run);
+      return simulationAnnotations(plan, stage, attempt, { ...sim, durationMs: sim.durationMs ?? fallback });
+    },
+    progress: ({ run, stage, pods, now }: RunningAttempt) => {
+      const sim = simOf(run);
+      return simulatedProgress(stage, pods, now, sim.stageDurationMs?.[stage.name] ?? sim.durationMs ?? fallback);
+    },
+    runWarnings: (run: ModelRun) => {
+      const { error } = readSimulation(run.metadata.annotations);
+      return error ? [{ reason: 'BadSimulation', message: error }] : [];
+    },
+  };
 }

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { acquireLock, binarySpecs, buildOne, cacheRoot, readVersions, ToolchainError } from '../src/toolchain.ts';
+import { acquireLock, binarySpecs, buildOne, cacheRoot, readVersions, ToolchainError } from '../src/index.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'kiln-toolchain-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -34,7 +34,7 @@ describe('toolchain binaries', () => {
   });
 
   it('pin the npm Kubernetes SDK to the provider version that is built', () => {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { devDependencies: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(new URL('../../kiln/package.json', import.meta.url), 'utf8')) as { devDependencies: Record<string, string> };
     expect(pkg.devDependencies['@pulumi/kubernetes']).toBe(v.kubernetesProvider.version);
   });
 });

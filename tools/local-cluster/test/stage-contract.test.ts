@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { compileFile } from '@kiln/plan';
 import { check } from '@kiln/stage';
 import { describe, expect, it } from 'vitest';
-import { simulatedSummary } from '../src/simulate.ts';
+import { simulatedSummary } from '../src/simulation.ts';
 
 describe('simulated summaries', () => {
   const plan = compileFile(fileURLToPath(new URL('../../../configs/tiny.yaml', import.meta.url)), { stack: 'dev' }).plan!;
