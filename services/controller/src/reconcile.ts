@@ -7,7 +7,7 @@
 import type { KubernetesObject, V1Deployment, V1Job, V1Pod } from '@kubernetes/client-node';
 import { evalModelObjects, LABELS, stageObjects } from '@kiln/k8s';
 import { evaluateGates, topologicalOrder, type Plan, type Stage, type SuiteMetrics } from '@kiln/plan';
-import { TERMINAL_EXIT, type Artifact, type Progress, type StageSummary, type UpstreamOutput } from '@kiln/stage';
+import { TERMINAL_EXIT, type Artifact, type StageSummary, type UpstreamOutput } from '@kiln/stage';
 import {
   isSimulatedSummary,
   parseSummary,
