@@ -8,7 +8,7 @@ export { paths, readState, ClusterError, DEFAULTS, COMPONENTS, type ClusterOptio
 export { clusterKubeConfig, caCertificate } from './pki.ts';
 export { runningPid, logTail } from './processes.ts';
 export { nodeNames, LOCAL_VOLUMES } from './nodes.ts';
-export { pulumiEnv } from './pulumi.ts';
+export { pulumiEnv, pulumiOnLocalCluster, STACKS_DIR, type PulumiEngineEvent, type PulumiResult, type PulumiRunOptions } from './pulumi.ts';
 export { kubeconfigPath, isLocalKubeconfig } from './kubeconfig.ts';
 export { SIM_ANNOTATIONS } from './kwok.ts';
 export {
