@@ -21,6 +21,8 @@ const scopes = {
   // The local cluster hands the controller its simulation through hooks (a @kiln/cluster contract): it never
   // imports the controller, another service or the CLI.
   'scope:local-cluster': ['scope:cluster', 'scope:k8s', 'scope:plan', 'scope:spec', 'scope:stage'],
+  // Benchmarks measure the packages as their users do, through each one's public API; nothing imports them.
+  'scope:bench': ['scope:spec', 'scope:cluster', 'scope:data-prep', 'scope:eval-runner', 'scope:local-cluster'],
   'scope:cli': ['scope:schema', 'scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner', 'scope:local-cluster'],
 };
 
@@ -61,6 +63,22 @@ export default [
     files: ['**/src/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ regex: '(^@kiln/[^/]+/test-support$)|(^\\.{1,2}/(.+/)?test/)', message: 'test support is for tests; src/ may not import it' }] }],
+    },
+  },
+  {
+    // A bench is a user of the packages it measures: it imports `@kiln/<project>` (the project's src/index.ts),
+    // never a relative path into another project's files (which would also bypass the boundary rule above), nor tests.
+    files: ['bench/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: '^(\\.\\./)+(libs|services|tools|schemas|stacks)(/|$)', message: 'a bench imports a package through its public API (`@kiln/<name>`), not a relative path into another project' },
+            { regex: '^@kiln/[^/]+/test-support$', message: 'test support is for tests; a bench may not import it' },
+          ],
+        },
+      ],
     },
   },
 ];

@@ -7,9 +7,8 @@
  */
 import { parseArgs } from 'node:util';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
-import { DEFAULTS, paths, up } from '../tools/local-cluster/src/index.ts';
-import { k, ROOT } from '../tools/kiln/test/integration/helpers.ts';
-import { createRun, preparePlatform, startController, tinyPlan, whenSynced } from '../tools/kiln/test/integration/run-helpers.ts';
+import { requestRaw } from '@kiln/cluster';
+import { CLUSTER_ROOT as ROOT, createRun, DEFAULTS, paths, preparePlatform, startController, tinyPlan, up, whenSynced } from '@kiln/local-cluster';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '20' }, 'sim-duration-ms': { type: 'string', default: '500' }, workers: { type: 'string', default: '8' }, json: { type: 'boolean' } } });
 const runs = Number(values.runs);
@@ -35,7 +34,7 @@ const req = await new Watch(kc).watch(
   () => undefined,
 );
 
-const ctl = startController(['--namespace', ns, '--sim-duration-ms', String(values['sim-duration-ms']), '--workers', String(values.workers)], `bench-${process.pid}`);
+const ctl = startController(['--namespace', ns, '--sim-duration-ms', String(values['sim-duration-ms']), '--workers', String(values.workers)], { name: `bench-${process.pid}` });
 await whenSynced(ctl);
 let runsWatch: AbortController | undefined;
 const t0 = performance.now();
@@ -85,7 +84,7 @@ const result = {
   wallSeconds: Number(wall.toFixed(1)),
   runsPerMinute: Number(((runs / wall) * 60).toFixed(1)),
 };
-await k('DELETE', `/api/v1/namespaces/${ns}`);
+await requestRaw(kc, 'DELETE', `/api/v1/namespaces/${ns}`);
 if (values.json) console.log(JSON.stringify(result, null, 2));
 else {
   console.log(`${result.succeeded}/${runs} runs succeeded in ${result.wallSeconds}s (${result.runsPerMinute} runs/min; simulated stages ${result.simDurationMs} ms; ${result.workers} workers)`);

@@ -10,8 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { check, DROP_REASONS, DEFAULT_FILTERS } from '../services/data-prep/src/filters.ts';
-import { redact } from '../services/data-prep/src/pii.ts';
+import { check, DROP_REASONS, DEFAULT_FILTERS, redact } from '@kiln/data-prep';
 
 const { values } = parseArgs({
   options: { dir: { type: 'string' }, ext: { type: 'string', default: 'py' }, rounds: { type: 'string', default: '5' }, redact: { type: 'boolean' }, json: { type: 'boolean' } },

@@ -6,8 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { optimalLsh } from '@kiln/spec';
-import { bandKeys, signature } from '../services/data-prep/src/minhash.ts';
-import { walk } from '../services/data-prep/src/read.ts';
+import { bandKeys, signature, walk } from '@kiln/data-prep';
 
 const { values } = parseArgs({ options: { dir: { type: 'string' }, json: { type: 'boolean' } } });
 const dir = values.dir ?? execFileSync('python3', ['-c', "import sysconfig;print(sysconfig.get_paths()['stdlib'])"], { encoding: 'utf8' }).trim();

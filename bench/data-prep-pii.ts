@@ -1,5 +1,5 @@
 /**
- * Throughput of the data-prep PII/secrets redactor (`services/data-prep/src/pii.ts`) on one core: reads every
+ * Throughput of the data-prep PII/secrets redactor (`redact` of @kiln/data-prep) on one core: reads every
  * `.py` file under a directory (default: this machine's Python standard library, without site-packages, sorted
  * by path), runs `redact` on each file, and prints MB/s (bytes in / seconds of redact), files, findings per kind
  * and peak RSS. Run: `node bench/data-prep-pii.ts [--dir DIR] [--ext .py] [--repeat N] [--show K] [--json]`.
@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PII_KINDS, redact, type PiiKind } from '../services/data-prep/src/pii.ts';
+import { PII_KINDS, redact, type PiiKind } from '@kiln/data-prep';
 
 const { values } = parseArgs({ options: { dir: { type: 'string' }, ext: { type: 'string', default: '.py' }, repeat: { type: 'string', default: '1' }, show: { type: 'string', default: '0' }, json: { type: 'boolean' } } });
 const dir = values.dir ?? execFileSync('python3', ['-c', "import sysconfig;print(sysconfig.get_paths()['stdlib'])"], { encoding: 'utf8' }).trim();

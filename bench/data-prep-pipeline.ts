@@ -11,8 +11,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loadHumanEval } from '../services/data-prep/src/decontaminate.ts';
-import { prepare } from '../services/data-prep/src/pipeline.ts';
+import { loadHumanEval, prepare } from '@kiln/data-prep';
 
 const { values } = parseArgs({ options: { dir: { type: 'string' }, ext: { type: 'string', default: '.py' }, workers: { type: 'string' }, json: { type: 'boolean' } } });
 const dir = values.dir ?? execFileSync('python3', ['-c', "import sysconfig;print(sysconfig.get_paths()['stdlib'])"], { encoding: 'utf8' }).trim();

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { optimalLsh } from '@kiln/spec';
-import { BandWriter, bandKeys, reduceBands } from '../services/data-prep/src/minhash.ts';
+import { BandWriter, bandKeys, reduceBands } from '@kiln/data-prep';
 
 const { values } = parseArgs({ options: { records: { type: 'string' }, shards: { type: 'string' }, 'max-keys': { type: 'string' }, json: { type: 'boolean' } } });
 const total = Number(values.records ?? 1_000_000);

@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { evaluate, execute, loadBenchmark, Sandbox } from '../services/eval-runner/src/index.ts';
+import { evaluate, execute, loadBenchmark, Sandbox } from '@kiln/eval-runner';
 
 const { values } = parseArgs({ options: { samples: { type: 'string' }, problems: { type: 'string' }, concurrency: { type: 'string' }, json: { type: 'boolean' } } });
 const n = Number(values.samples ?? 20);

@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DEFAULTS, up } from '../tools/local-cluster/src/index.ts';
-import { pulumiOnLocalCluster } from '../tools/kiln/src/stack.ts';
+import { DEFAULTS, pulumiOnLocalCluster, up } from '@kiln/local-cluster';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, json: { type: 'boolean' } } });
 const root = fileURLToPath(new URL('..', import.meta.url));

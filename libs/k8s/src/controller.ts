@@ -25,7 +25,8 @@ export function controllerDeployment(plan: Plan, image = CONTROLLER_IMAGE): V1De
             {
               name: 'controller',
               image,
-              command: ['kiln', 'controller', `--namespace=${plan.namespace}`, '--leader-elect'],
+              // The controller's own bin (services/controller), not the CLI: the image carries only the controller.
+              command: ['kiln-controller', `--namespace=${plan.namespace}`, '--leader-elect'],
               resources: { requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } },
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
             },

@@ -1,9 +1,8 @@
 /** The second half of `kiln demo`: the local cluster, `pulumi up` of the dev stack, and what now exists. */
 import { GROUP, VERSION } from '@kiln/k8s';
-import { ClusterError, clusterKubeConfig, DEFAULTS, ToolchainError, up } from '@kiln/local-cluster';
+import { ClusterError, clusterKubeConfig, DEFAULTS, pulumiOnLocalCluster, STACKS_DIR, ToolchainError, up } from '@kiln/local-cluster';
 import { EXIT, type Io } from './io.ts';
 import { UpReport } from './pulumi-events.ts';
-import { pulumiOnLocalCluster, STACKS_DIR } from './stack.ts';
 
 const STACK = 'dev';
 

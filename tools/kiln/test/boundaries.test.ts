@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
 // The layout table of ARCHITECTURE.md, top to bottom; imports may only point down it.
-const ORDER = ['scope:schema', 'scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:stacks', 'scope:local-cluster', 'scope:cli'];
+const ORDER = ['scope:schema', 'scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:stacks', 'scope:local-cluster', 'scope:cli', 'scope:bench'];
 
 interface Constraint {
   sourceTag: string;
@@ -84,6 +84,28 @@ describe('module boundaries', () => {
     expect(inside!.messages).toEqual([]);
     const [cli] = await eslint.lintText("import { up } from '@kiln/local-cluster';\nexport const x = up;\n", { filePath: `${root}tools/kiln/src/boundary-probe.ts` });
     expect(cli!.messages).toEqual([]);
+  });
+
+  it('make lint fail when a bench reaches into another project by a relative path or imports test support, and let it use the public API', async () => {
+    const eslint = new ESLint({ cwd: root });
+    const file = `${root}bench/boundary-probe.ts`;
+    for (const probe of [
+      "import { signature } from '../services/data-prep/src/minhash.ts';\nexport const x = signature;\n",
+      "import { up } from '../tools/local-cluster/src/index.ts';\nexport const x = up;\n",
+      "import { load } from '../libs/spec/src/index.ts';\nexport const x = load;\n",
+      "import { startFixtureServer } from '@kiln/eval-runner/test-support';\nexport const x = startFixtureServer;\n",
+    ]) {
+      const [result] = await eslint.lintText(probe, { filePath: file });
+      expect(result!.messages.map((m) => m.ruleId), probe).toContain('no-restricted-imports');
+    }
+    const [api] = await eslint.lintText("import { signature } from '@kiln/data-prep';\nimport { up } from '@kiln/local-cluster';\nexport const x = [signature, up];\n", { filePath: file });
+    expect(api!.messages).toEqual([]);
+  });
+
+  it('make lint fail when a bench imports the CLI', async () => {
+    const eslint = new ESLint({ cwd: root });
+    const [result] = await eslint.lintText("import { main } from '@kiln/cli/src/cli.ts';\nexport const x = main;\n", { filePath: `${root}bench/boundary-probe.ts` });
+    expect(result!.messages.map((m) => m.ruleId)).toContain('@nx/enforce-module-boundaries');
   });
 
   it('let the CLI import the spec library', async () => {

@@ -1,10 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { paths } from '@kiln/local-cluster';
 import { kubeConfigFrom, requestRaw, type ModelRun } from '@kiln/cluster';
 import { eventually, k, ROOT, uniq } from './helpers.ts';
-import { createRun, getRun, jobsOf, preparePlatform, runPath, serviceAccountKubeconfig, startController, tinyPlan, waitPhase, whenSynced, type ControllerProcess } from './run-helpers.ts';
+import { createRun, paths, preparePlatform, startController, tinyPlan, whenSynced, type ControllerProcess } from '@kiln/local-cluster';
+import { getRun, jobsOf, runPath, serviceAccountKubeconfig, waitPhase } from './run-helpers.ts';
 
 const STAGES = ['data-prep', 'dedup', 'tokenizer', 'pack', 'train', 'export', 'eval-humaneval'];
 /** The reasons of a run's Events, once one with `reason` is there (they are recorded asynchronously). */
@@ -236,7 +236,7 @@ describe('the run controller with leader election', () => {
     const first = tinyPlan(ns, 21);
     await preparePlatform(first);
     const args = ['--namespace', ns, '--leader-elect', '--lease-ms', '3000', '--sim-duration-ms', '300'];
-    ctls.push(startController(args, `leader-a-${process.pid}`), startController(args, `leader-b-${process.pid}`));
+    ctls.push(startController(args, { name: `leader-a-${process.pid}` }), startController(args, { name: `leader-b-${process.pid}` }));
     await createRun(first);
     expect((await waitPhase(first, ['Succeeded', 'Failed'])).status!.phase).toBe('Succeeded');
     const lease = (await k('GET', `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/kiln-controller`)).body as { spec: { holderIdentity: string } };
@@ -266,7 +266,7 @@ describe('the run controller as its own service account (least-privilege RBAC)',
     await preparePlatform(plan);
     const kubeconfig = await serviceAccountKubeconfig(ns, 'kiln-controller');
     // The Role is namespaced: the service account may not even list ModelRuns elsewhere.
-    ctl = startController(['--namespace', ns, '--leader-elect', '--sim-duration-ms', '300'], `rbac-${process.pid}`, kubeconfig);
+    ctl = startController(['--namespace', ns, '--leader-elect', '--sim-duration-ms', '300'], { name: `rbac-${process.pid}`, kubeconfig });
     await createRun(plan, { stageDurationMs: { train: 2000 } });
     await eventually('train to run', async () => ((await getRun(plan)).status?.stages?.find((s) => s.name === 'train')?.phase === 'Running' ? true : undefined), 60_000);
     await k('PATCH', runPath(plan), { spec: { suspend: true } }, 10_000, 'application/merge-patch+json');

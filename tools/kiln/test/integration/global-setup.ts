@@ -1,8 +1,7 @@
-import { fileURLToPath } from 'node:url';
-import { down, up } from '@kiln/local-cluster';
+import { CLUSTER_ROOT, down, up } from '@kiln/local-cluster';
 
 // The directory holding .kiln/: the repository root, unless KILN_ROOT names another.
-export const ROOT = process.env.KILN_ROOT ?? fileURLToPath(new URL('../../../../', import.meta.url));
+export const ROOT = CLUSTER_ROOT;
 
 let startedHere = false;
 

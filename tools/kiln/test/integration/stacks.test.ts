@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { paths } from '@kiln/local-cluster';
-import { pulumiOnLocalCluster } from '../../src/stack.ts';
+import { paths, pulumiOnLocalCluster } from '@kiln/local-cluster';
 import { eventually, k, ROOT, uniq } from './helpers.ts';
 
 // The real stacks/ project, on a stack of its own whose spec is a copy of configs/tiny.yaml in its own namespace.
