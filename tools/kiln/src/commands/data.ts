@@ -7,6 +7,7 @@ import { formatDiagnostics, load } from '@kiln/spec';
 import { suggestion } from '../args.ts';
 import { common, type Command } from '../command.ts';
 import { EXIT, UsageError, type Io } from '../io.ts';
+import { formatManifest } from '../render/data.ts';
 
 export const command: Command = {
   usage: 'kiln data prep (--input <files or dirs...> | --spec kiln.yaml [--stack S] [--shard i/N]) --output DIR [--json] | --config stage.json\n       kiln data dedup --output DIR [--shards N] [--json] | --config stage.json',
@@ -118,14 +119,7 @@ export async function runData(values: Record<string, unknown>, pos: string[], io
     io.out(JSON.stringify(manifest, null, 2));
     return EXIT.ok;
   }
-  const r = manifest.records;
-  const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
-  io.out(`shard ${manifest.shard}: ${r.recordsIn} records in (${mb(r.bytesIn)}), ${r.kept} kept (${mb(r.bytesOut)}) in ${manifest.seconds}s`);
-  for (const [reason, n] of Object.entries(r.dropped).sort(([, a], [, b]) => b - a)) io.out(`  dropped ${String(n).padStart(7)}  ${reason}`);
-  const pii = Object.entries(manifest.pii).filter(([, n]) => n > 0);
-  if (pii.length) io.out(`  redacted ${pii.map(([k, n]) => `${n} ${k}`).join(', ')}`);
-  io.out(`  languages: ${Object.entries(manifest.languages).slice(0, 8).map(([l, v]) => `${l} ${v.files}`).join(', ') || '-'}`);
-  io.out(`  wrote ${manifest.outputs.map((o) => `${resolve(output, o.path)} (${o.records} records, sha256 ${o.sha256.slice(0, 12)}…)`).join(', ')} and its manifest`);
+  io.out(formatManifest(manifest, output));
   return EXIT.ok;
 }
 
