@@ -8,6 +8,7 @@ import type { EvaluateOptions } from '@kiln/eval-runner';
 import { suggestion } from '../args.ts';
 import { common, type Command } from '../command.ts';
 import { EXIT, UsageError, type Io } from '../io.ts';
+import { formatGateChecks } from '../render/eval.ts';
 
 export const command: Command = {
   usage: 'kiln eval score --benchmark FILE --samples FILE [--k 1,10,100] [--json] [--output DIR]\n       kiln eval run (--endpoint URL [--api openai|triton] [--model M] (--benchmark FILE | --spec kiln.yaml [--stack S] [--suite NAME])) [--json] [--output DIR] | --config stage.json\n       kiln eval toolchains [--json]',
@@ -229,8 +230,7 @@ async function run(er: Runner, values: Record<string, unknown>, io: Io): Promise
   const verdicts = reports.flatMap((rep) => er.gateVerdicts(rep, gates.filter((g) => g.suite === rep.suite)));
   if (values.json) io.out(JSON.stringify(reports.length === 1 && !gates.length ? reports[0] : { reports, gates: verdicts }, null, 2));
   else if (gates.length) {
-    io.out(`gates (${String(values.stack)}):`);
-    for (const v of verdicts) io.out(`  ${v.passed === true ? '✓' : v.passed === false ? '✗' : '·'} ${v.expr}${v.value !== null && v.value !== undefined ? `  (${v.value.toFixed(3)})` : v.reason ? `  (${v.reason})` : ''}`);
+    io.out(formatGateChecks(String(values.stack), verdicts));
   }
   return verdicts.some((v) => v.passed !== true) ? EXIT.invalid : EXIT.ok;
 }

@@ -70,9 +70,8 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
 
 async function printWhatExists(root: string, o: { runId: string; namespace: string; endpoints: Record<string, string> }, io: Io, bold: (s: string) => string): Promise<void> {
   const kc = await clusterKubeConfig(root);
-  const { KubernetesObjectApi } = await import('@kubernetes/client-node');
-  const api = KubernetesObjectApi.makeApiClient(kc);
-  const list = async (apiVersion: string, kind: string) => ((await api.list(apiVersion, kind, o.namespace)).items ?? []) as unknown as Record<string, never>[];
+  const { listObjects } = await import('@kiln/cluster');
+  const list = async (apiVersion: string, kind: string) => (await listObjects(kc, apiVersion, kind, o.namespace)) as unknown as Record<string, never>[];
   const ns = o.namespace;
   io.out(`\n${bold(`What now exists in namespace ${ns}`)} (run ${o.runId})`);
   for (const r of await list(`${GROUP}/${VERSION}`, 'ModelRun')) {
