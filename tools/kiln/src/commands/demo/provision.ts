@@ -2,7 +2,7 @@
 import { GROUP, VERSION } from '@kiln/k8s';
 import { ClusterError, clusterKubeConfig, DEFAULTS, ToolchainError, up } from '@kiln/local-cluster';
 import { EXIT, type Io } from '../../io.ts';
-import { UpReport } from '../../pulumi-events.ts';
+import { UpReport } from '../../render/pulumi-events.ts';
 import { bold as boldIf } from '../../render/table.ts';
 import { pulumiOnLocalCluster, STACKS_DIR } from '../../stack.ts';
 
