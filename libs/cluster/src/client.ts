@@ -92,6 +92,11 @@ export async function mergePatch(kc: KubeConfig, o: KubernetesObject): Promise<K
   return api.patch(o, undefined, undefined, undefined, undefined, PatchStrategy.MergePatch);
 }
 
+/** The objects of one kind in a namespace (an empty list when there are none). */
+export async function listObjects<T extends KubernetesObject = KubernetesObject>(kc: KubeConfig, apiVersion: string, kind: string, namespace: string): Promise<T[]> {
+  return ((await KubernetesObjectApi.makeApiClient(kc).list(apiVersion, kind, namespace)).items ?? []) as T[];
+}
+
 /** The cluster's nodes, optionally by label selector. */
 export async function listNodes(kc: KubeConfig, labelSelector?: string): Promise<V1Node[]> {
   const list = await kc.makeApiClient(CoreV1Api).listNode(labelSelector ? { labelSelector } : {});

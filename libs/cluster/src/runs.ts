@@ -1,6 +1,6 @@
 /** Reading runs, their stage pods and logs through @kubernetes/client-node (shared by the CLI and the controller). */
 import { CoreV1Api, CustomObjectsApi, KubeConfig, Log, Watch, type V1Pod } from '@kubernetes/client-node';
-import { GROUP, labelSelector, stageSelector, VERSION } from '@kiln/k8s';
+import { GROUP, LABELS, labelSelector, stageSelector, VERSION } from '@kiln/k8s';
 import type { Writable } from 'node:stream';
 import type { ModelRun } from './status.ts';
 
@@ -49,6 +49,17 @@ export async function stagePods(kc: KubeConfig, namespace: string, runId: string
   const api = kc.makeApiClient(CoreV1Api);
   const list = await api.listNamespacedPod({ namespace, labelSelector: labelSelector(stageSelector(runId, stage)) });
   return list.items.sort((a, b) => String(a.metadata?.creationTimestamp ?? '').localeCompare(String(b.metadata?.creationTimestamp ?? '')));
+}
+
+/** The attempt a stage pod belongs to (1 when unlabelled). */
+const podAttempt = (p: V1Pod): number => Number(p.metadata?.labels?.[LABELS.attempt] ?? 1);
+
+/** The attempts that have pods, in order. */
+export const podAttempts = (pods: readonly V1Pod[]): number[] => [...new Set(pods.map(podAttempt))].sort((a, b) => a - b);
+
+/** The newest pod of one attempt and completion index (shard, or node of training) among a stage's pods. */
+export function stagePod(pods: readonly V1Pod[], attempt: number | undefined, index: number): V1Pod | undefined {
+  return pods.filter((p) => podAttempt(p) === attempt && Number(p.metadata?.annotations?.['batch.kubernetes.io/job-completion-index'] ?? 0) === index).at(-1);
 }
 
 /** Streams one pod's log into `out`; resolves when the log ends (or at once, without `follow`, after the text). */

@@ -131,3 +131,11 @@ export function parseSummary(message: string | undefined): StageSummary | undefi
   }
   return { message: message.trim().slice(-1024) };
 }
+
+/** Whether a stage's numbers are simulated: its status says so, or (a status from before the mark) its summary or progress. */
+export const stageSimulated = (s: StageStatus): boolean => s.simulated === true || isSimulatedSummary(s.summary) || s.progress?.simulated === true;
+
+/** The stages of a run whose summaries or progress are simulated (the local cluster), not measured. */
+export function simulatedStages(run: ModelRun): string[] {
+  return run.status?.simulated ? [...run.status.simulated] : (run.status?.stages ?? []).filter(stageSimulated).map((s) => s.name);
+}

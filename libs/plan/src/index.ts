@@ -6,3 +6,5 @@ export { runId, runIdentity } from './run-id.ts';
 export type * from './types.ts';
 export { stageOf, stagesOf } from './types.ts';
 export { evaluateGates, evalSuites, type GateResult, type GateVerdict, type SuiteMetrics } from './gates.ts';
+export { checkCapacity, type CapacityProblem, type NodeCapacity } from './capacity.ts';
+export { diffRuns, type Changes, type ExistingRun } from './diff.ts';

@@ -240,6 +240,39 @@ describe('kiln demo', () => {
   });
 });
 
+describe('did you mean: suggestions for unknown names come from edit distance', () => {
+  it.each([
+    [['valdate', 'x.yaml'], 'unknown command "valdate"', 'did you mean "validate"?'],
+    [['stauts'], 'unknown command "stauts"', 'did you mean "status"?'],
+    [['data', 'prepp'], 'unknown data command "prepp"', 'did you mean "prep"?'],
+    [['eval', 'scor'], 'unknown eval command "scor"', 'did you mean "score"?'],
+    [['cluster', 'upp'], 'unknown subcommand "upp"', 'did you mean "up"?'],
+    [['toolchain', 'buld'], 'unknown subcommand "buld"', 'did you mean "build"?'],
+    [['plan', 'configs/tiny.yaml', '--josn'], "Unknown option '--josn'", 'did you mean "--json"?'],
+    [['validate', '--stak', 'dev', 'configs/tiny.yaml'], "Unknown option '--stak'", 'did you mean "--stack"?'],
+  ])('GIVEN kiln %j WHEN it runs THEN exit 2, the name, and the closest known one', (args, what, hint) => {
+    const r = kiln(...args);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(what);
+    expect(r.err).toContain(hint);
+  });
+  it.each([
+    [['zzzzzz'], 'unknown command "zzzzzz"'],
+    // A shared prefix is not closeness: the old prefix match suggested "validate" here.
+    [['valhalla'], 'unknown command "valhalla"'],
+    [['data', 'xyzzy'], 'unknown data command "xyzzy"'],
+    [['eval', 'qqqq'], 'unknown eval command "qqqq"'],
+    [['cluster', 'sideways'], 'unknown subcommand "sideways"'],
+    [['toolchain', 'xyz'], 'unknown subcommand "xyz"'],
+    [['plan', 'configs/tiny.yaml', '--qqqq'], "Unknown option '--qqqq'"],
+  ])('GIVEN kiln %j, close to nothing known, WHEN it runs THEN exit 2 and no suggestion', (args, what) => {
+    const r = kiln(...args);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(what);
+    expect(r.err).not.toContain('did you mean');
+  });
+});
+
 describe('kiln cluster and kiln toolchain (without starting anything)', () => {
   it.each(['cluster', 'toolchain'])('has --help for %s', (c) => {
     const r = kiln(c, '--help');

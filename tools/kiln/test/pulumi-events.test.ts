@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { resourceName, summaryLine, UpReport, type EngineEvent } from '../src/pulumi-events.ts';
+import { resourceName, summaryLine, UpReport, type EngineEvent } from '../src/render/pulumi-events.ts';
 
 const urn = (type: string, name: string) => `urn:pulumi:dev::kiln::kiln:pipeline:Pipeline$${type}::${name}`;
 const step = (op: string, type: string, name: string) => ({ metadata: { op, type, urn: urn(type, name) } });

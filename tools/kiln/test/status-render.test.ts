@@ -1,6 +1,7 @@
-import type { ModelRun, ModelRunStatus, StageStatus } from '@kiln/cluster';
+import { simulatedStages, type ModelRun, type ModelRunStatus, type StageStatus } from '@kiln/cluster';
 import { describe, expect, it } from 'vitest';
-import { progressBar, renderRun, renderRuns, simulatedStages } from '../src/runs-cmd.ts';
+import { renderRun, renderRuns } from '../src/render/status.ts';
+import { progressBar } from '../src/render/table.ts';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -5,7 +5,57 @@
 import { dirname, resolve } from 'node:path';
 import { formatDiagnostics, load } from '@kiln/spec';
 import type { EvaluateOptions } from '@kiln/eval-runner';
-import { EXIT, UsageError, type Io } from './io.ts';
+import { suggestion } from '../args.ts';
+import { common, type Command } from '../command.ts';
+import { EXIT, UsageError, type Io } from '../io.ts';
+import { formatGateChecks } from '../render/eval.ts';
+
+export const command: Command = {
+  usage: 'kiln eval score --benchmark FILE --samples FILE [--k 1,10,100] [--json] [--output DIR]\n       kiln eval run (--endpoint URL [--api openai|triton] [--model M] (--benchmark FILE | --spec kiln.yaml [--stack S] [--suite NAME])) [--json] [--output DIR] | --config stage.json\n       kiln eval toolchains [--json]',
+  help: `Executes completions against a benchmark's tests, each program in a sandbox (its own process group
+and temp dir, a wall-clock timeout, CPU, memory, process, file-size and output limits, no network where the
+machine allows a network namespace), and computes pass@k with the unbiased estimator (Chen et al. 2021)
+per problem, language and suite. A sample passes only if its program ran the checks to the end.
+
+kiln eval score: completions made elsewhere, in HumanEval's samples format ({"task_id", "completion"} per
+line, .jsonl or .jsonl.gz). Benchmarks: HumanEval (jsonl, jsonl.gz), MultiPL-E records, or a custom suite
+(docs/eval.md).
+kiln eval run: generates completions from an OpenAI-style completions endpoint (/v1/completions) or Triton's
+generate endpoint, then scores them. With --spec, runs the spec's eval suites with their sampling settings;
+with --stack, also checks that stack's gates (exit 1 if one fails).
+kiln eval toolchains: which languages this machine can execute, and how the sandbox is isolated here.
+
+Options:
+  --benchmark FILE        a HumanEval, MultiPL-E or custom-suite file or directory
+  --format F              humaneval, multipl-e or custom (default: detected)
+  --samples FILE          score: the completions
+  --k LIST                pass@k to report (score default 1,10,100: each only where every problem has n ≥ k)
+  --timeout S             seconds per program (default 3)
+  --concurrency N         programs at once (default: the number of cores)
+  --endpoint URL          run: the model server
+  --api openai|triton     run: its API (default openai)
+  --model NAME            run: the served model (default: ensemble for Triton)
+  --api-key-env VAR       run: send the key in this environment variable as a bearer token
+  --samples-per-problem N, --temperature T, --top-p P, --max-new-tokens N
+                        run without --spec: sampling (default 1 sample, greedy, 512 tokens)
+  --spec FILE, --stack S, --suite NAME
+                        run: the spec's suites (or one of them) and that stack's gates
+  --limit N               run: only the first N problems
+  --output DIR            write report.json, report.html and results.jsonl (every sample's outcome)
+  --json                  the report as JSON on stdout (pass@k per k, per language, per problem)
+  --config FILE           run as the pipeline's eval stage: config from FILE, summary to the termination log
+
+Exit codes: 0 ok, 1 bad input, an endpoint that fails, or a gate that fails, 2 usage or stage config error.`,
+  options: {
+    ...common,
+    benchmark: { type: 'string' }, format: { type: 'string' }, samples: { type: 'string' }, k: { type: 'string' }, timeout: { type: 'string' }, concurrency: { type: 'string' },
+    endpoint: { type: 'string' }, api: { type: 'string' }, model: { type: 'string' }, 'api-key-env': { type: 'string' }, 'samples-per-problem': { type: 'string' }, temperature: { type: 'string' },
+    'top-p': { type: 'string' }, 'max-new-tokens': { type: 'string' }, spec: { type: 'string' }, stack: { type: 'string' }, suite: { type: 'string' }, limit: { type: 'string' },
+    output: { type: 'string' }, json: { type: 'boolean' }, config: { type: 'string' },
+  },
+  allowPositionals: true,
+  run: runEval,
+};
 
 type Runner = typeof import('@kiln/eval-runner');
 
@@ -52,7 +102,7 @@ function writeOutput(er: Runner, values: Record<string, unknown>, report: import
 
 export async function runEval(values: Record<string, unknown>, pos: string[], io: Io): Promise<number> {
   const sub = pos[0];
-  if (!sub || !SUBCOMMANDS.includes(sub) || pos.length !== 1) throw new UsageError(sub ? `unknown eval command "${pos.join(' ')}"; the commands are: kiln eval score, kiln eval run, kiln eval toolchains` : 'missing subcommand: kiln eval score, run or toolchains');
+  if (!sub || !SUBCOMMANDS.includes(sub) || pos.length !== 1) throw new UsageError(sub ? `unknown eval command "${pos.join(' ')}"; the commands are: kiln eval score, kiln eval run, kiln eval toolchains${suggestion(sub, SUBCOMMANDS)}` : 'missing subcommand: kiln eval score, run or toolchains');
   const er = await import('@kiln/eval-runner');
   if (sub === 'toolchains') return toolchainsCmd(er, values, io);
   if (sub === 'run' && values.config !== undefined) return runAsStage(er, String(values.config), values, io);
@@ -180,8 +230,7 @@ async function run(er: Runner, values: Record<string, unknown>, io: Io): Promise
   const verdicts = reports.flatMap((rep) => er.gateVerdicts(rep, gates.filter((g) => g.suite === rep.suite)));
   if (values.json) io.out(JSON.stringify(reports.length === 1 && !gates.length ? reports[0] : { reports, gates: verdicts }, null, 2));
   else if (gates.length) {
-    io.out(`gates (${String(values.stack)}):`);
-    for (const v of verdicts) io.out(`  ${v.passed === true ? '✓' : v.passed === false ? '✗' : '·'} ${v.expr}${v.value !== null && v.value !== undefined ? `  (${v.value.toFixed(3)})` : v.reason ? `  (${v.reason})` : ''}`);
+    io.out(formatGateChecks(String(values.stack), verdicts));
   }
   return verdicts.some((v) => v.passed !== true) ? EXIT.invalid : EXIT.ok;
 }

@@ -1,10 +1,11 @@
 /** The last part of `kiln demo`: run the controller here until the dev stack's run has finished, showing it. */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { findRun, kubeConfigFrom, listRuns, type ModelRun } from '@kiln/cluster';
+import { findRun, kubeConfigFrom, listRuns, stageSimulated, type ModelRun } from '@kiln/cluster';
 import { paths, simulationHooks } from '@kiln/local-cluster';
-import type { Io } from './io.ts';
-import { progressBar, renderRun } from './runs-cmd.ts';
+import type { Io } from '../../io.ts';
+import { renderRun } from '../../render/status.ts';
+import { progressBar } from '../../render/table.ts';
 
 /** Runs the controller for `namespace` until run `runId` ends; returns its final state, or undefined on timeout. */
 export async function runUntilDone(root: string, namespace: string, runId: string, io: Io, timeoutMs = 300_000): Promise<ModelRun | undefined> {
@@ -33,8 +34,7 @@ export async function runUntilDone(root: string, namespace: string, runId: strin
           const key = `${s.phase}/${s.attempts}/${pct}`;
           if (seen.get(s.name) === key || s.phase === 'Pending') continue;
           seen.set(s.name, key);
-          const simulated = s.simulated === true || s.progress?.simulated === true || s.summary?.simulated === true;
-          const detail = `${s.progress && s.phase === 'Running' ? progressBar(s.progress) : s.message}${simulated ? ' (simulated)' : ''}`;
+          const detail = `${s.progress && s.phase === 'Running' ? progressBar(s.progress) : s.message}${stageSimulated(s) ? ' (simulated)' : ''}`;
           io.out(`  ${`${((Date.now() - t0) / 1000).toFixed(1)}s`.padStart(6)}  ${s.name.padEnd(15)} ${s.phase.padEnd(9)} ${detail}`);
         }
         if (found.status?.phase === 'Succeeded' || found.status?.phase === 'Failed') break;

@@ -16,9 +16,34 @@ import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, 
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { didYouMean, SCHEMA } from '@kiln/spec';
-import { EXIT, UsageError, type Io } from './io.ts';
+import { common, type Command } from '../command.ts';
+import { EXIT, UsageError, type Io } from '../io.ts';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const command: Command = {
+  usage: 'kiln init [--from tiny] [--output kiln.yaml] [--force] [--schema auto|path|copy] [--json] | kiln init --list',
+  help: `Writes one of the example specs of configs/ (default tiny) to --output (default kiln.yaml), with its
+\`# yaml-language-server: $schema=...\` line pointing at the schema from where the file is written, so that
+editors complete, document and check every field. Inside this kiln checkout, the line is a relative path
+to schemas/kiln.schema.json. Outside it, the schema is copied beside the spec as kiln.schema.json and the
+line says ./kiln.schema.json: it works on every clone and offline (an absolute path would break on other
+machines). Refresh the copy after upgrading kiln with \`kiln schema --out kiln.schema.json\`.
+
+Options:
+  --from NAME        the example to start from (kiln init --list shows them)
+  --output FILE      where to write it (default kiln.yaml)
+  --force            overwrite FILE (and a kiln.schema.json beside it) if it exists
+  --schema MODE      auto (default): as above; path: always refer to this checkout's schema file (relative
+                   inside it, absolute outside); copy: always copy the schema beside the spec
+  --list             list the examples
+  --json             say what was written as JSON
+
+Exit codes: 0 written, 1 the file exists (without --force) or cannot be written, 2 usage error.`,
+  options: { ...common, from: { type: 'string' }, output: { type: 'string', short: 'o' }, force: { type: 'boolean', short: 'f' }, schema: { type: 'string' }, list: { type: 'boolean' }, json: { type: 'boolean' } },
+  allowPositionals: true,
+  run: runInit,
+};
+
+const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const CONFIGS = join(ROOT, 'configs');
 const SCHEMA_FILE = join(ROOT, 'schemas', 'kiln.schema.json');
 /** What the copy beside a spec outside this checkout is called. */

@@ -1,7 +1,49 @@
+/** `kiln cluster`: a thin layer of options and output over @kiln/local-cluster. */
 import { GPUS, type GpuType } from '@kiln/spec';
-/** `kiln cluster` and `kiln toolchain`: a thin layer of options and output over @kiln/local-cluster. */
-import { ClusterError, DEFAULTS, ToolchainError, cacheRoot, diskUse, down, ensureToolchain, formatDuration, paths, pulumiEnv, resolveToolchain, status, up, type ClusterOptions } from '@kiln/local-cluster';
-import { EXIT, UsageError, type Io } from './io.ts';
+import { DEFAULTS, down, paths, pulumiEnv, resolveToolchain, status, up, type ClusterOptions } from '@kiln/local-cluster';
+import { suggestion } from '../args.ts';
+import { common, type Command } from '../command.ts';
+import { EXIT, UsageError, type Io } from '../io.ts';
+import { explain } from '../local-cluster-errors.ts';
+
+export const command: Command = {
+  usage: 'kiln cluster <up|down|status|env> [options]',
+  help: `A real etcd, kube-apiserver, kube-controller-manager and kube-scheduler on 127.0.0.1 (free ports),
+with kwok simulating the nodes and their pods: pods are scheduled against real GPU capacity, go Ready,
+and pods of Jobs Succeed after --job-duration-ms. Data, certificates, kubeconfig, logs and pid files live
+under .kiln/ of the current directory (or --dir). A local Pulumi file backend lives beside them.
+
+  up       start what is not running (idempotent); prints the KUBECONFIG line
+  down     stop exactly the processes up started, and remove the data
+  status   each component's pid and health, the nodes; exit 1 when something is down
+  env      export lines for kubectl and the pulumi CLI: eval "$(npx kiln cluster env)"
+
+Options for up:
+  --gpu-nodes N         simulated GPU nodes (default 4)
+  --gpus-per-node N     GPUs on each (default 8)
+  --gpu-type TYPE       e.g. h100-80gb (default), a100-40gb: sets the nodes' GPU product label
+  --cpu-nodes N         CPU-only nodes (default 2)
+  --job-duration-ms N   how long a Job's pod runs before it Succeeds (default 2000)
+Common:
+  --dir DIR             directory holding .kiln/ (default: current directory)
+  --format json         machine-readable output
+
+The binaries come from PATH or are built once into the toolchain cache (see kiln toolchain).`,
+  options: {
+    ...common,
+    dir: { type: 'string' },
+    format: { type: 'string', default: 'text' },
+    'gpu-nodes': { type: 'string' },
+    'gpus-per-node': { type: 'string' },
+    'gpu-type': { type: 'string' },
+    'cpu-nodes': { type: 'string' },
+    'job-duration-ms': { type: 'string' },
+  },
+  allowPositionals: true,
+  run: runCluster,
+};
+
+const SUBCOMMANDS = ['up', 'down', 'status', 'env'];
 
 const int = (v: unknown, name: string, min: number): number | undefined => {
   if (v === undefined) return undefined;
@@ -12,18 +54,6 @@ const int = (v: unknown, name: string, min: number): number | undefined => {
 
 function rootDir(values: Record<string, unknown>): string {
   return (values.dir as string | undefined) ?? process.env.KILN_ROOT ?? process.cwd();
-}
-
-function explain(e: unknown, io: Io): number {
-  if (e instanceof ClusterError) {
-    io.err(`kiln cluster: ${e.message}${e.detail ? `\n${e.detail}` : ''}`);
-    return EXIT.invalid;
-  }
-  if (e instanceof ToolchainError) {
-    io.err(`kiln: ${e.message}\n  command: ${e.command}\n  log: ${e.log}`);
-    return EXIT.invalid;
-  }
-  throw e;
 }
 
 export function envLines(env: Record<string, string>): string {
@@ -92,40 +122,8 @@ export async function runCluster(values: Record<string, unknown>, positionals: s
         return EXIT.ok;
       }
       default:
-        throw new UsageError(sub === undefined ? 'name a subcommand: up, down, status or env' : `unknown subcommand "${sub}"; use up, down, status or env`);
+        throw new UsageError(sub === undefined ? 'name a subcommand: up, down, status or env' : `unknown subcommand "${sub}"; use up, down, status or env${suggestion(sub, SUBCOMMANDS)}`);
     }
-  } catch (e) {
-    return explain(e, io);
-  }
-}
-
-export async function runToolchain(values: Record<string, unknown>, positionals: string[], io: Io): Promise<number> {
-  const [sub = 'status'] = positionals;
-  try {
-    if (sub === 'build') {
-      const t0 = Date.now();
-      const tc = await ensureToolchain((m) => io.err(`kiln: ${m}`));
-      const report = { dir: tc.dir, seconds: Math.round((Date.now() - t0) / 1000), bytes: diskUse(tc.dir), bins: tc.bins };
-      if (values.format === 'json') io.out(JSON.stringify(report, null, 2));
-      else io.err(`kiln: toolchain in ${tc.dir} (${(report.bytes / 2 ** 20).toFixed(0)} MiB), ready after ${formatDuration(Date.now() - t0)}`);
-      return EXIT.ok;
-    }
-    if (sub === 'status' || sub === 'path') {
-      const tc = resolveToolchain();
-      if (sub === 'path') {
-        io.out(tc.dir);
-        return EXIT.ok;
-      }
-      const report = { cache: cacheRoot(), key: tc.key, dir: tc.dir, missing: tc.missing, bins: tc.bins };
-      if (values.format === 'json') io.out(JSON.stringify(report, null, 2));
-      else {
-        io.out(`toolchain ${tc.key} in ${tc.dir}`);
-        for (const [name, p] of Object.entries(tc.bins)) io.out(`  ${name.padEnd(28)} ${p}`);
-        for (const name of tc.missing) io.out(`  ${name.padEnd(28)} missing (kiln toolchain build)`);
-      }
-      return tc.missing.length ? EXIT.invalid : EXIT.ok;
-    }
-    throw new UsageError(`unknown subcommand "${sub}"; use build, status or path`);
   } catch (e) {
     return explain(e, io);
   }

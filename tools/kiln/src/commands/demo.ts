@@ -1,13 +1,33 @@
+/** `kiln demo`: every example spec validated and summarised, then the dev stack provisioned and run on the local cluster. */
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatDiagnostics, load, validateFile } from '@kiln/spec';
-import { EXIT, type Io } from './io.ts';
-import { stackLine, summarise } from './summary.ts';
-import { fileLine, formatOption, report } from './validate.ts';
+import { common, type Command } from '../command.ts';
+import { EXIT, type Io } from '../io.ts';
+import { formatOption } from '../args.ts';
+import { fileLine, report } from '../render/report.ts';
+import { stackLine, summarise } from '../render/summary.ts';
+import { bold as boldIf } from '../render/table.ts';
+
+export const command: Command = {
+  usage: 'kiln demo [--validate-only] [--format text|json] [--dir DIR]',
+  help: `Validates every spec in the repository's configs/ directory, with each stack overlay, and prints
+what each one would build: model size, tokens, GPUs, objective, eval gates and serving targets. Then
+brings the local cluster up (building the toolchain on first use), runs \`pulumi up\` of the dev stack
+(configs/tiny.yaml) against it, and shows what now exists and what to run next.
+
+Options:
+  --validate-only   stop after the specs
+  --format FORMAT   text (default) or json (the specs only)
+  --dir DIR         directory holding .kiln/ (default: current directory)`,
+  options: { ...common, format: { type: 'string', default: 'text' }, 'validate-only': { type: 'boolean' }, dir: { type: 'string' } },
+  allowPositionals: false,
+  run: runDemo,
+};
 
 /** The repository's example specs. */
-export const CONFIGS_DIR = fileURLToPath(new URL('../../../configs/', import.meta.url));
+export const CONFIGS_DIR = fileURLToPath(new URL('../../../../configs/', import.meta.url));
 
 export function exampleSpecs(dir = CONFIGS_DIR): string[] {
   return readdirSync(dir)
@@ -20,7 +40,7 @@ export async function runDemo(values: Record<string, unknown>, positionals: stri
   const code = summariseExamples(values, io);
   // JSON output describes the specs only; provisioning is for people watching.
   if (code !== EXIT.ok || values['validate-only'] || values.format === 'json') return code;
-  return (await import('./provision.ts')).provisionDemo(values, io);
+  return (await import('./demo/provision.ts')).provisionDemo(values, io);
 }
 
 function summariseExamples(values: Record<string, unknown>, io: Io): number {
@@ -49,7 +69,7 @@ function summariseExamples(values: Record<string, unknown>, io: Io): number {
     );
     return errors ? EXIT.invalid : EXIT.ok;
   }
-  const bold = (s: string) => (io.color ? `\x1b[1m${s}\x1b[22m` : s);
+  const bold = (s: string) => boldIf(s, io.color);
   io.out(bold(`kiln demo: ${files.length} example specs in ${rel(CONFIGS_DIR)}`) + '\n');
   for (const x of results) {
     io.out(fileLine(x.report, io.color));

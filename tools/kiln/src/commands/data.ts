@@ -4,10 +4,48 @@
  */
 import { resolve } from 'node:path';
 import { formatDiagnostics, load } from '@kiln/spec';
-import { EXIT, UsageError, type Io } from './io.ts';
+import { suggestion } from '../args.ts';
+import { common, type Command } from '../command.ts';
+import { EXIT, UsageError, type Io } from '../io.ts';
+import { formatManifest } from '../render/data.ts';
+
+export const command: Command = {
+  usage: 'kiln data prep (--input <files or dirs...> | --spec kiln.yaml [--stack S] [--shard i/N]) --output DIR [--json] | --config stage.json\n       kiln data dedup --output DIR [--shards N] [--json] | --config stage.json',
+  help: `Reads JSON Lines (plain, .gz, .zst; fields content or text, path, language, repository) and
+directories of raw files, and writes one cleaned shard (shard-NNNNN.jsonl.zst) and its manifest
+(shard-NNNNN.manifest.json) to --output. Every record read is kept or dropped under one reason (bad JSON,
+invalid UTF-8, binary, oversized, line filters, auto-generated, vendored, lock files, exact and near
+duplicates, decontamination); the manifest counts them, with bytes in and out, redacted PII and secrets
+per kind, languages, and the shard's sha256.
+
+Options:
+  --input PATH       a JSON Lines file or a directory (repeat for more)
+  --spec FILE        read the spec's local sources and its preprocessing settings instead
+  --stack NAME       with --spec: apply this stack's overlay
+  --shard i/N        take shard i of N (by a hash of each record's path). With near dedup on, this maps
+                   the shard only (candidates and MinHash band keys); near duplicates span shards, so
+                   once all N are mapped, \`kiln data dedup --output DIR\` clusters them and writes
+                   the cleaned shards and manifests
+  --output DIR       where the shard and its manifest go (required)
+  --no-pii           do not redact PII and secrets
+  --no-near          skip near-duplicate detection
+  --json             print the manifest as JSON
+  --config FILE      run as the pipeline's data-prep stage: config from FILE (/etc/kiln/stage.json), shard
+                   from JOB_COMPLETION_INDEX, output under the run's storage, summary to the termination log
+
+kiln data dedup --output DIR [--shards N] [--json]: the reduce step over every shard mapped in DIR (with
+--shards N, refuses to start unless shards 0..N-1 are all there), then each shard's cleaned file, manifest
+and report. With --config FILE it is the pipeline's dedup stage.
+
+Exit codes: 0 ok, 1 an input cannot be read, the spec is invalid or shards are missing, 2 usage or stage config error.`,
+  options: { ...common, config: { type: 'string' }, shards: { type: 'string' }, input: { type: 'string', multiple: true }, spec: { type: 'string' }, stack: { type: 'string' }, shard: { type: 'string' }, output: { type: 'string' }, 'no-pii': { type: 'boolean' }, 'no-near': { type: 'boolean' }, json: { type: 'boolean' } },
+  allowPositionals: true,
+  run: runData,
+};
+const SUBCOMMANDS = ['prep', 'dedup'];
 
 export async function runData(values: Record<string, unknown>, pos: string[], io: Io): Promise<number> {
-  if (!['prep', 'dedup'].includes(pos[0] ?? '') || pos.length !== 1) throw new UsageError(pos.length ? `unknown data command "${pos.join(' ')}"; the commands are: kiln data prep, kiln data dedup` : 'missing subcommand: kiln data prep or kiln data dedup');
+  if (!SUBCOMMANDS.includes(pos[0] ?? '') || pos.length !== 1) throw new UsageError(pos.length ? `unknown data command "${pos.join(' ')}"; the commands are: kiln data prep, kiln data dedup${suggestion(pos[0]!, SUBCOMMANDS)}` : 'missing subcommand: kiln data prep or kiln data dedup');
   if (pos[0] === 'dedup') return runDedup(values, io);
   if (values.config !== undefined) return runAsStage(String(values.config), values, io);
   const output = values.output as string | undefined;
@@ -81,14 +119,7 @@ export async function runData(values: Record<string, unknown>, pos: string[], io
     io.out(JSON.stringify(manifest, null, 2));
     return EXIT.ok;
   }
-  const r = manifest.records;
-  const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
-  io.out(`shard ${manifest.shard}: ${r.recordsIn} records in (${mb(r.bytesIn)}), ${r.kept} kept (${mb(r.bytesOut)}) in ${manifest.seconds}s`);
-  for (const [reason, n] of Object.entries(r.dropped).sort(([, a], [, b]) => b - a)) io.out(`  dropped ${String(n).padStart(7)}  ${reason}`);
-  const pii = Object.entries(manifest.pii).filter(([, n]) => n > 0);
-  if (pii.length) io.out(`  redacted ${pii.map(([k, n]) => `${n} ${k}`).join(', ')}`);
-  io.out(`  languages: ${Object.entries(manifest.languages).slice(0, 8).map(([l, v]) => `${l} ${v.files}`).join(', ') || '-'}`);
-  io.out(`  wrote ${manifest.outputs.map((o) => `${resolve(output, o.path)} (${o.records} records, sha256 ${o.sha256.slice(0, 12)}…)`).join(', ')} and its manifest`);
+  io.out(formatManifest(manifest, output));
   return EXIT.ok;
 }
 

@@ -1,14 +1,15 @@
 /** The second half of `kiln demo`: the local cluster, `pulumi up` of the dev stack, and what now exists. */
 import { GROUP, VERSION } from '@kiln/k8s';
 import { ClusterError, clusterKubeConfig, DEFAULTS, pulumiOnLocalCluster, STACKS_DIR, ToolchainError, up } from '@kiln/local-cluster';
-import { EXIT, type Io } from './io.ts';
-import { UpReport } from './pulumi-events.ts';
+import { EXIT, type Io } from '../../io.ts';
+import { UpReport } from '../../render/pulumi-events.ts';
+import { bold as boldIf } from '../../render/table.ts';
 
 const STACK = 'dev';
 
 export async function provisionDemo(values: Record<string, unknown>, io: Io): Promise<number> {
   const root = (values.dir as string | undefined) ?? process.env.KILN_ROOT ?? process.cwd();
-  const bold = (s: string) => (io.color ? `\x1b[1m${s}\x1b[22m` : s);
+  const bold = (s: string) => boldIf(s, io.color);
   io.out(`\n${bold(`Provisioning the ${STACK} stack (configs/tiny.yaml) on a local Kubernetes cluster`)}`);
   try {
     const r = await up({ root, ...DEFAULTS }, (m) => io.err(`  kiln: ${m}`));
@@ -39,7 +40,7 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
   const outputs = JSON.parse((await pulumiOnLocalCluster(root, ['stack', 'output', '--json'])).out) as { runId: string; namespace: string; endpoints: Record<string, string> };
   await printWhatExists(root, outputs, io, bold);
   io.out(`\n${bold(`Running ${outputs.runId}`)} stage by stage (the controller that a real cluster runs as the kiln-controller Deployment)`);
-  const run = await (await import('./demo-run.ts')).runUntilDone(root, outputs.namespace, outputs.runId, io);
+  const run = await (await import('./run.ts')).runUntilDone(root, outputs.namespace, outputs.runId, io);
   if (!run) {
     io.err(`kiln demo: run ${outputs.runId} did not finish in time; see \`npx kiln status ${outputs.runId}\``);
     return EXIT.invalid;
@@ -48,7 +49,7 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
     io.err(`kiln demo: run ${outputs.runId} failed: ${run.status.message}`);
     return EXIT.invalid;
   }
-  const workers = await (await import('./demo-workers.ts')).showWorkers(root, io, bold);
+  const workers = await (await import('./workers.ts')).showWorkers(root, io, bold);
   if (workers !== EXIT.ok) {
     io.err('kiln demo: a stage worker failed (output above)');
     return workers;
@@ -68,9 +69,8 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
 
 async function printWhatExists(root: string, o: { runId: string; namespace: string; endpoints: Record<string, string> }, io: Io, bold: (s: string) => string): Promise<void> {
   const kc = await clusterKubeConfig(root);
-  const { KubernetesObjectApi } = await import('@kubernetes/client-node');
-  const api = KubernetesObjectApi.makeApiClient(kc);
-  const list = async (apiVersion: string, kind: string) => ((await api.list(apiVersion, kind, o.namespace)).items ?? []) as unknown as Record<string, never>[];
+  const { listObjects } = await import('@kiln/cluster');
+  const list = async (apiVersion: string, kind: string) => (await listObjects(kc, apiVersion, kind, o.namespace)) as unknown as Record<string, never>[];
   const ns = o.namespace;
   io.out(`\n${bold(`What now exists in namespace ${ns}`)} (run ${o.runId})`);
   for (const r of await list(`${GROUP}/${VERSION}`, 'ModelRun')) {

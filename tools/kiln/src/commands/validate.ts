@@ -1,46 +1,39 @@
-import { formatDiagnostics, STDIN, validateFile, type Diagnostic, type LoadResult } from '@kiln/spec';
+/** `kiln validate`: every problem of each spec and of each stack overlay, as text or JSON. */
+import { formatDiagnostics, STDIN, validateFile } from '@kiln/spec';
 import { stringify } from 'yaml';
-import pkg from '../package.json' with { type: 'json' };
-import { EXIT, UsageError, type Io } from './io.ts';
+import pkg from '../../package.json' with { type: 'json' };
+import { formatOption } from '../args.ts';
+import { common, type Command } from '../command.ts';
+import { EXIT, UsageError, type Io } from '../io.ts';
+import { fileLine, report, type FileReport } from '../render/report.ts';
+import { plural } from '../render/table.ts';
 
-export interface FileReport {
-  readonly file: string;
-  readonly valid: boolean;
-  readonly errors: number;
-  readonly warnings: number;
-  readonly stacks: string[];
-  readonly diagnostics: Diagnostic[];
-  readonly spec?: unknown;
-}
+export const command: Command = {
+  usage: 'kiln validate <files...> [--stack NAME] [--overlay FILE] [--resolved] [--format text|json]',
+  help: `Validates each spec against the schema and the checks the schema cannot express, then validates the
+result of every stack overlay the spec declares. Every problem in a file is reported in one run, as
+file:line:col with a code frame and a hint. \`-\` (or /dev/stdin) reads a spec from standard input,
+reported as <stdin>.
 
-export function formatOption(values: Record<string, unknown>): 'text' | 'json' {
-  const format = values.format ?? 'text';
-  if (format !== 'text' && format !== 'json') throw new UsageError(`--format must be text or json, not "${String(format)}"`);
-  return format;
-}
+Options:
+  --stack NAME       validate only the result of this stack's overlay (dev, staging, prod, ...)
+  --overlay FILE     apply this YAML merge patch on top (after the stack's inline overlay)
+  --resolved         print the fully defaulted spec of each valid file
+  --format FORMAT    text (default) or json, for machines
+  --no-color         plain output (also when NO_COLOR is set or output is not a terminal)
+  --debug            print stack traces of internal errors
 
-export function report(file: string, r: LoadResult, withSpec: boolean): FileReport {
-  const errors = r.diagnostics.filter((d) => d.severity === 'error').length;
-  const out: { -readonly [K in keyof FileReport]: FileReport[K] } = {
-    file,
-    valid: errors === 0,
-    errors,
-    warnings: r.diagnostics.length - errors,
-    stacks: r.stacks,
-    diagnostics: r.diagnostics,
-  };
-  if (withSpec && r.spec) out.spec = r.spec;
-  return out;
-}
-
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
-
-export function fileLine(f: FileReport, color: boolean): string {
-  const mark = f.valid ? (color ? '\x1b[32m✓\x1b[39m' : '✓') : color ? '\x1b[31m✗\x1b[39m' : '✗';
-  const counts = f.valid ? (f.warnings ? ` (${plural(f.warnings, 'warning')})` : '') : `: ${plural(f.errors, 'error')}${f.warnings ? `, ${plural(f.warnings, 'warning')}` : ''}`;
-  const stacks = f.stacks.length ? `, stacks ${f.stacks.join(', ')}` : '';
-  return `${mark} ${f.file}${f.valid ? ' is valid' : ''}${counts}${f.valid ? stacks : ''}`;
-}
+Exit codes: 0 valid (warnings allowed), 1 errors found, 2 usage error, 3 internal error.`,
+  options: {
+    ...common,
+    stack: { type: 'string' },
+    overlay: { type: 'string' },
+    resolved: { type: 'boolean' },
+    format: { type: 'string', default: 'text' },
+  },
+  allowPositionals: true,
+  run: runValidate,
+};
 
 export function runValidate(values: Record<string, unknown>, files: string[], io: Io): number {
   const format = formatOption(values);

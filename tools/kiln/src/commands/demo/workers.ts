@@ -7,9 +7,9 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { EXIT, type Io } from './io.ts';
+import { EXIT, type Io } from '../../io.ts';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const REPO = fileURLToPath(new URL('../../../../../', import.meta.url));
 const HUMANEVAL = join(REPO, 'data/humaneval/HumanEval.jsonl.gz');
 
 /** Standard output indented, standard error (progress) and hints for people running it by hand dropped. */
@@ -26,8 +26,8 @@ export async function showWorkers(root: string, io: Io, bold: (s: string) => str
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const q = quiet(io);
-  const { runData } = await import('./data-cmd.ts');
-  const { runEval } = await import('./eval-cmd.ts');
+  const { runData } = await import('../data.ts');
+  const { runEval } = await import('../eval.ts');
 
   io.out(`\n${bold('The stage workers, for real on this machine')} (the cluster above only simulates its pods)`);
   io.out(`  kiln data prep --input libs services --shard i/2, then kiln data dedup: this repository's own code`);
