@@ -1,4 +1,5 @@
 /** `kiln controller`: the ModelRun controller, here, against a cluster (the local one by default). */
+import { CONTROLLER_FLAGS } from '@kiln/controller';
 import { common, type Command } from '../command.ts';
 import { UsageError, type Io } from '../io.ts';
 import { int, kubeconfig } from '../kube.ts';
@@ -25,15 +26,10 @@ Options:
 Logs go to standard error, one line per action, each with its reconcile id.`,
   options: {
     ...common,
-    namespace: { type: 'string', short: 'n' },
-    'all-namespaces': { type: 'boolean', short: 'A' },
-    'leader-elect': { type: 'boolean' },
-    'lease-namespace': { type: 'string' },
-    'lease-ms': { type: 'string' },
-    workers: { type: 'string' },
+    // The controller's own flags (the same as kiln-controller's), plus what only this front door has.
+    ...CONTROLLER_FLAGS,
     simulate: { type: 'boolean' },
     'sim-duration-ms': { type: 'string' },
-    'retry-base-ms': { type: 'string' },
     dir: { type: 'string' },
   },
   allowPositionals: false,
