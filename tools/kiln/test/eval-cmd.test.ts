@@ -92,15 +92,18 @@ describe('kiln eval score', () => {
     const js = samples('multipl-e-samples.jsonl', ['HumanEval_23_strlen', 'HumanEval_53_add'].map((task_id) => ({ task_id, completion: '  return 0;\n}\n' })));
     const m = await kiln(['eval', 'score', '--benchmark', join(FIXTURES, 'multipl-e-js.jsonl'), '--samples', js, '--k', '1', '--json']);
     expect(m.code, m.err).toBe(0);
-    const mr = JSON.parse(m.out) as Report & { benchmark: string; languages: string[] };
+    const mr = JSON.parse(m.out) as Report & { suite: string; benchmark: string; languages: string[] };
     expect(mr.benchmark).toBe('multipl-e');
+    // Without --suite the suite is named after its file, not "humaneval" whatever was read.
+    expect(mr.suite).toBe('multipl-e-js');
     expect(mr.languages).toEqual(['javascript']);
     expect(mr.problems.map((p) => p.id)).toEqual(['HumanEval_23_strlen', 'HumanEval_53_add']);
     const custom = samples('custom-samples.jsonl', [{ task_id: 'reverse_words', completion: '    return " ".join(reversed(s.split()))\n' }]);
     const c = await kiln(['eval', 'score', '--benchmark', join(FIXTURES, 'custom-suite'), '--samples', custom, '--k', '1', '--json']);
     expect(c.code, c.err).toBe(0);
-    const cr = JSON.parse(c.out) as Report & { benchmark: string };
+    const cr = JSON.parse(c.out) as Report & { suite: string; benchmark: string };
     expect(cr.benchmark).toBe('custom');
+    expect(cr.suite).toBe('custom-suite');
     expect(cr.problems.map((p) => p.id)).toEqual(['reverse_words']);
     // A file no format describes: exit 1, naming the fields it saw.
     writeFileSync(join(tmp, 'mbpp.jsonl'), '{"text": "q", "code": "a", "test_list": []}\n');

@@ -2,7 +2,7 @@
  * `kiln eval score` (completions made elsewhere), `kiln eval run` (generate from an endpoint, or a spec's
  * suites, or as the pipeline's eval stage) and `kiln eval toolchains` (what this machine can execute).
  */
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { formatDiagnostics, load } from '@kiln/spec';
 import type { EvaluateOptions } from '@kiln/eval-runner';
 import { suggestion } from '../args.ts';
@@ -138,6 +138,11 @@ function print(er: Runner, values: Record<string, unknown>, report: import('@kil
   else io.out(er.renderTable(report));
 }
 
+/** A suite without --suite is named after its benchmark file or directory: `HumanEval.jsonl.gz` → `humaneval`, `humaneval-js.jsonl` → `humaneval-js`. */
+export function suiteName(benchmark: string): string {
+  return basename(benchmark.replace(/\/+$/, '')).replace(/\.(jsonl|json)(\.gz|\.zst)?$/i, '').toLowerCase() || 'eval';
+}
+
 async function score(er: Runner, values: Record<string, unknown>, io: Io): Promise<number> {
   const benchmark = values.benchmark as string | undefined;
   const samplesFile = values.samples as string | undefined;
@@ -148,7 +153,7 @@ async function score(er: Runner, values: Record<string, unknown>, io: Io): Promi
   const samples = await er.loadSamples(resolve(samplesFile));
   const sandbox = await sandboxFor(er, values, timeoutMs, io);
   try {
-    const suite = { name: values.suite ? String(values.suite) : 'humaneval', ...formatted, samples: 0, temperature: 0, top_p: 1, max_new_tokens: 0, k, timeout_seconds: timeoutMs / 1000 };
+    const suite = { name: values.suite ? String(values.suite) : suiteName(benchmark), ...formatted, samples: 0, temperature: 0, top_p: 1, max_new_tokens: 0, k, timeout_seconds: timeoutMs / 1000 };
     const r = await er.evaluate({ suite, benchmark: resolve(benchmark), samples, execute: er.executorFor(sandbox), onProgress: progress(er, io) });
     writeOutput(er, values, r.report, r.results, io);
     print(er, values, r.report, r.warnings, io);
