@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from conftest import REPO
 from kiln_trainer.stage import TERMINATION_MESSAGE_MAX_BYTES, _registry, fit_summary, schemas_dir, write_summary
 
 
@@ -107,3 +111,49 @@ def test_given_no_pod_when_written_then_no_error(tmp_path: Path) -> None:
     text = write_summary({"error": "x"}, {"KILN_TERMINATION_LOG": str(tmp_path / "no" / "such" / "dir")})
 
     assert text == '{"error":"x"}'
+
+
+def _random_summary(rng: random.Random) -> dict[str, Any]:
+    # Integers and characters of the Basic Multilingual Plane only: JavaScript writes 3.0 as 3 and slices strings
+    # by UTF-16 code units, Python by code points; everything else must come out byte for byte the same.
+    def text(n: int) -> str:
+        return "".join(rng.choice('aé"\\\n€ü<>&\u2028') for _ in range(rng.randrange(n)))
+
+    summary: dict[str, Any] = {}
+    if rng.random() < 0.7:
+        summary["metrics"] = {f"m{i}_{text(20)}": rng.randrange(10**12) for i in range(rng.randrange(300))}
+    if rng.random() < 0.7:
+        summary["artifacts"] = [
+            {"name": f"shard-{i}", "uri": "pvc://c/" + text(300), "digest": DIGEST, "bytes": rng.randrange(10**9)}
+            for i in range(rng.randrange(40))
+        ]
+    if rng.random() < 0.5:
+        summary["warnings"] = [text(2000) for _ in range(rng.randrange(4))]
+    for key in ("error", "message"):
+        if rng.random() < 0.4:
+            summary[key] = text(6000)
+    return summary
+
+
+def test_given_random_summaries_when_fitted_then_python_writes_what_typescript_writes() -> None:
+    rng = random.Random(13)
+    cases = [_random_summary(rng) for _ in range(60)]
+    node = shutil.which("node")
+    assert node is not None, "node is not on PATH; run the tests through `nx run @kiln/trainer:test`"
+    script = (
+        f"import {{ fitSummary }} from {json.dumps(str(REPO / 'libs/stage/src/summary.ts'))};"
+        "const { readFileSync } = await import('node:fs');"
+        "const cases = JSON.parse(readFileSync(0, 'utf8'));"
+        "console.log(JSON.stringify(cases.map((c) => fitSummary(c))));"
+    )
+    out = subprocess.run(
+        [node, "--input-type=module", "-e", script],
+        input=json.dumps(cases),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+    expected = json.loads(out.stdout)
+    assert sum(json.loads(t).get("truncated", False) for t in expected) >= 10  # the cases do exercise truncation
+    assert [fit_summary(c) for c in cases] == expected
