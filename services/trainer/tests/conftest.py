@@ -14,14 +14,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 
 
+def node() -> str:
+    """The workspace's Node 24 (the `node` devDependency), else the first on PATH: the tests run TypeScript."""
+    local = REPO / "node_modules" / ".bin" / "node"
+    found = str(local) if local.exists() else shutil.which("node")
+    if found is None:
+        pytest.fail("no node: run `npm ci` at the repository root, or the tests through `nx run @kiln/trainer:test`")
+    return found
+
+
 @cache
 def plan_of(spec: str, stack: str = "dev") -> dict[str, Any]:
     """`kiln plan configs/<spec>.yaml --stack <stack> --json`'s plan, from the CLI itself (the TypeScript side)."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not on PATH; run the tests through `nx run @kiln/trainer:test`")
     out = subprocess.run(
-        [node, str(REPO / "tools/kiln/bin/kiln.js"), "plan", f"configs/{spec}.yaml", "--stack", stack, "--json"],
+        [node(), str(REPO / "tools/kiln/bin/kiln.js"), "plan", f"configs/{spec}.yaml", "--stack", stack, "--json"],
         cwd=REPO,
         check=True,
         capture_output=True,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, node
 from kiln_trainer.stage import StageConfigError, storage_path
 
 
@@ -40,13 +39,11 @@ URIS = [
 
 
 def test_given_tricky_uris_when_mapped_then_python_and_typescript_agree() -> None:
-    node = shutil.which("node")
-    assert node is not None, "node is not on PATH; run the tests through `nx run @kiln/trainer:test`"
     script = (
         f"import {{ storagePath }} from {json.dumps(str(REPO / 'libs/stage/src/storage.ts'))};"
         f"const env = {{ KILN_STORAGE_ROOT: '/r' }};"
         f"console.log(JSON.stringify({json.dumps(URIS)}.map((u) => storagePath(u, 'x', env))));"
     )
-    out = subprocess.run([node, "--input-type=module", "-e", script], check=True, capture_output=True, text=True)
+    out = subprocess.run([node(), "--input-type=module", "-e", script], check=True, capture_output=True, text=True)
 
     assert [storage_path(u, "x", {"KILN_STORAGE_ROOT": "/r"}) for u in URIS] == json.loads(out.stdout)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from conftest import REPO
+from conftest import REPO, node
 from kiln_trainer.stage import TERMINATION_MESSAGE_MAX_BYTES, _registry, fit_summary, schemas_dir, write_summary
 
 
@@ -138,8 +137,6 @@ def _random_summary(rng: random.Random) -> dict[str, Any]:
 def test_given_random_summaries_when_fitted_then_python_writes_what_typescript_writes() -> None:
     rng = random.Random(13)
     cases = [_random_summary(rng) for _ in range(60)]
-    node = shutil.which("node")
-    assert node is not None, "node is not on PATH; run the tests through `nx run @kiln/trainer:test`"
     script = (
         f"import {{ fitSummary }} from {json.dumps(str(REPO / 'libs/stage/src/summary.ts'))};"
         "const { readFileSync } = await import('node:fs');"
@@ -147,7 +144,7 @@ def test_given_random_summaries_when_fitted_then_python_writes_what_typescript_w
         "console.log(JSON.stringify(cases.map((c) => fitSummary(c))));"
     )
     out = subprocess.run(
-        [node, "--input-type=module", "-e", script],
+        [node(), "--input-type=module", "-e", script],
         input=json.dumps(cases),
         check=True,
         capture_output=True,
