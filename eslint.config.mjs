@@ -17,6 +17,8 @@ const scopes = {
   'scope:data-prep': ['scope:spec', 'scope:stage'],
   'scope:eval-runner': ['scope:spec', 'scope:stage'],
   'scope:gateway': ['scope:spec', 'scope:stage'],
+  // Python: it imports no TypeScript project; it reads schemas/stages as data.
+  'scope:trainer': [],
   'scope:stacks': ['scope:pulumi', 'scope:spec'],
   // The local cluster hands the controller its simulation through hooks (a @kiln/cluster contract): it never
   // imports the controller, another service or the CLI.
