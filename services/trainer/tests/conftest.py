@@ -25,9 +25,23 @@ def node() -> str:
 
 @cache
 def plan_of(spec: str, stack: str = "dev") -> dict[str, Any]:
-    """`kiln plan configs/<spec>.yaml --stack <stack> --json`'s plan, from the CLI itself (the TypeScript side)."""
+    """The plan of `kiln plan configs/<spec>.yaml --stack <stack> --json --offline`, from the CLI itself.
+
+    Offline: with a cluster reachable (the integration tests' local one, running beside these
+    tests), `kiln plan` also checks GPU capacity against it and exits 1 for a spec whose GPUs
+    that cluster lacks (fim's L4).
+    """
     out = subprocess.run(
-        [node(), str(REPO / "tools/kiln/bin/kiln.js"), "plan", f"configs/{spec}.yaml", "--stack", stack, "--json"],
+        [
+            node(),
+            str(REPO / "tools/kiln/bin/kiln.js"),
+            "plan",
+            f"configs/{spec}.yaml",
+            "--stack",
+            stack,
+            "--json",
+            "--offline",
+        ],
         cwd=REPO,
         check=True,
         capture_output=True,
