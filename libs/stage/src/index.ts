@@ -7,7 +7,7 @@
 export type * from './types.ts';
 export { STAGE_KINDS } from './types.ts';
 export { readStageConfig, parseStageConfig } from './config.ts';
-export { StageConfigError, stageConfigFailure, TERMINAL_EXIT } from './errors.ts';
+export { StageConfigError, stageConfigFailure, TERMINAL_EXIT, type EntryIo } from './errors.ts';
 export { check, validatorOf, CONFIG_SCHEMAS, SCHEMAS, type ContractDocument, type ContractProblem, type JsonSchema } from './schemas.ts';
 export { fitSummary, writeSummary, TERMINATION_MESSAGE_MAX_BYTES } from './summary.ts';
 export { storagePath } from './storage.ts';

@@ -4,22 +4,15 @@
  * the same arguments into these functions and exit with what they return.
  */
 import { parseArgs } from 'node:util';
-import { stageConfigFailure, writeSummary } from '@kiln/stage';
+import { stageConfigFailure, type EntryIo } from '@kiln/stage';
 import { runDedupStage, runStage } from './stage.ts';
 
-/** Where an entry writes: stdout for the summary, stderr for progress and errors. */
-export interface EntryIo {
-  out(text: string): void;
-  err(text: string): void;
-}
+export type { EntryIo };
 
 /** Exit codes: 0 done; 2 a config the stage cannot use, or bad arguments (terminal: never retried). */
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
 
-function terminal(command: string, e: unknown, io: EntryIo): number {
-  return stageConfigFailure(command, e, (t) => io.err(t), writeSummary);
-}
 
 /** `--shard` of a stage run: `i` or `i/N` (the index counts; the count is the config's). Undefined: the Job's completion index. */
 export function stageShard(value: unknown): number | undefined {
@@ -34,7 +27,7 @@ export async function prepStage(config: string, opts: { readonly shard?: number;
     opts.io.out(JSON.stringify(summary));
     return EXIT_OK;
   } catch (e) {
-    return terminal(command, e, opts.io);
+    return stageConfigFailure(command, e, opts.io);
   }
 }
 
@@ -46,7 +39,7 @@ export async function dedupStage(config: string, opts: { readonly io: EntryIo; r
     opts.io.out(JSON.stringify(summary));
     return EXIT_OK;
   } catch (e) {
-    return terminal(command, e, opts.io);
+    return stageConfigFailure(command, e, opts.io);
   }
 }
 

@@ -4,17 +4,13 @@
  * these functions and exit with what they return.
  */
 import { parseArgs } from 'node:util';
-import { stageConfigFailure, writeSummary } from '@kiln/stage';
+import { stageConfigFailure, type EntryIo } from '@kiln/stage';
 import { executorFor } from './executors.ts';
 import type { Progress } from './runner.ts';
 import { Sandbox } from './sandbox.ts';
 import { runEvalStage } from './stage.ts';
 
-/** Where an entry writes: stdout for the summary, stderr for progress and errors. */
-export interface EntryIo {
-  out(text: string): void;
-  err(text: string): void;
-}
+export type { EntryIo };
 
 /** Opens a sandbox and says on stderr how this machine isolates it, with what it leaves uncontained. */
 export async function openSandbox(opts: { readonly command: string; readonly io: EntryIo; readonly concurrency?: number; readonly timeoutMs?: number }): Promise<Sandbox> {
@@ -54,7 +50,7 @@ export async function evalStage(config: string, opts: { readonly io: EntryIo; re
     io.out(JSON.stringify(summary));
     return 0;
   } catch (e) {
-    return stageConfigFailure(command, e, (t) => io.err(t), writeSummary);
+    return stageConfigFailure(command, e, io);
   } finally {
     await sandbox.close();
   }

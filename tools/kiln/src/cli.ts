@@ -21,7 +21,7 @@ const COMMANDS: Record<string, Entry> = {
   validate: { summary: 'check kiln.yaml files and report every problem', load: () => import('./commands/validate.ts') },
   init: { summary: 'write a kiln.yaml to start from, with its editor schema line set', load: () => import('./commands/init.ts') },
   schema: { summary: 'print the JSON Schema of kiln.yaml', load: () => import('./commands/schema.ts') },
-  demo: { summary: 'validate and summarise every example spec in configs/', load: () => import('./commands/demo.ts') },
+  demo: { summary: 'the whole path here: every example spec, a local cluster, pulumi up, a run, the real stage workers', load: () => import('./commands/demo.ts') },
 };
 
 /** "; did you mean "x"?" from edit distance; loaded (with @kiln/spec) only on this error path. */
