@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -72,3 +74,82 @@ def write_json(path: Path, value: object) -> Path:
     """`value` as a JSON file at `path`."""
     path.write_text(json.dumps(value), encoding="utf-8")
     return path
+
+
+def kiln(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """Runs the kiln CLI (`tools/kiln/bin/kiln.js`) with Node 24; fails the test with its stderr when it fails."""
+    import os
+
+    out = subprocess.run(
+        [node(), str(REPO / "tools/kiln/bin/kiln.js"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    if out.returncode != 0:
+        pytest.fail(f"kiln {' '.join(args)} exited {out.returncode}:\n{out.stderr[-3000:]}")
+    return out
+
+
+def stdlib_dir() -> Path:
+    """The Python standard library of this interpreter: a real code corpus on every machine."""
+    import sysconfig
+
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+# A slice of the standard library small enough for tests (about 3 MB of Python): its packages, not its tests.
+STDLIB_PARTS = ("json", "email", "asyncio", "importlib", "logging", "http", "xml", "concurrent", "collections")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Real data-prep output at a plan's storage location."""
+
+    root: Path
+    """KILN_STORAGE_ROOT: the `pvc://kiln-artifacts/` claim's mount."""
+    plan: dict[str, Any]
+    """The plan (dev stack)."""
+    shards_dir: Path
+    """Where the cleaned shards are (the plan's data-prep output)."""
+    shards: int
+    """How many shards data-prep wrote."""
+
+    def env(self) -> dict[str, str]:
+        """What a stage process needs to find the storage (and not write the pod's termination log)."""
+        return {"KILN_STORAGE_ROOT": str(self.root), "KILN_TERMINATION_LOG": str(self.root / "termination-log")}
+
+
+def _prepare(spec: str, root: Path) -> Prepared:
+    from kiln_trainer.stage import storage_path
+
+    plan = plan_of(spec)
+    env = {"KILN_STORAGE_ROOT": str(root), "KILN_TERMINATION_LOG": str(root / "termination-log")}
+    shards_dir = Path(
+        storage_path(next(s for s in plan["stages"] if s["kind"] == "tokenizer")["config"]["input"], "tests", env)
+    )
+    shards_dir.mkdir(parents=True, exist_ok=True)
+    inputs = [f"--input={stdlib_dir() / part}" for part in STDLIB_PARTS]
+    # The spec's own sources are the Hub's (no internet here): the standard library stands in, cleaned by the real
+    # data-prep into two shards (map each, then the cross-shard dedup), as the plan's data-prep and dedup stages do.
+    for i in range(2):
+        kiln("data", "prep", *inputs, f"--output={shards_dir}", f"--shard={i}/2", env=env)
+    kiln("data", "dedup", f"--output={shards_dir}", "--shards=2", env=env)
+    return Prepared(root, plan, shards_dir, 2)
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Prepared]:
+    """`prepared(spec)`: real data-prep output (two shards of the standard library) at the spec's plan's location.
+
+    Made once per spec per session, shared by the tokenizer and pack tests.
+    """
+    made: dict[str, Prepared] = {}
+
+    def get(spec: str) -> Prepared:
+        if spec not in made:
+            made[spec] = _prepare(spec, tmp_path_factory.mktemp(f"storage-{spec}"))
+        return made[spec]
+
+    return get
