@@ -6,7 +6,7 @@
 import type { Code, Severity } from './codes.ts';
 import { DEFAULT_GPUS_PER_NODE, GPUS, trainingStateBytesPerParam } from './hardware.ts';
 import { formatCount, parseTokens } from './quantity.ts';
-import { parseGate, type PartialSpec } from './resolve.ts';
+import { parseGate, ul2SentinelNames, type PartialSpec } from './resolve.ts';
 import { didYouMean } from './suggest.ts';
 import type { GpuType, NodePool } from './types.ts';
 
@@ -137,7 +137,7 @@ function checkModel(spec: PartialSpec, input: Input, report: Reporter): void {
     });
   }
   if (tok.kind === 'train') {
-    const special = new Set([...tok.special_tokens, ...Object.values(tok.fim_sentinels ?? {})]);
+    const special = new Set([...tok.special_tokens, ...Object.values(tok.fim_sentinels ?? {}), ...(tok.ul2_sentinels ? ul2SentinelNames(tok.ul2_sentinels) : [])]);
     if (special.size >= tok.vocab_size / 2) {
       report('KL313', ['tokenizer', 'train', 'vocab_size'], `${special.size} special tokens leave almost no room in a vocabulary of ${tok.vocab_size}`, {
         hint: 'raise vocab_size or list fewer special tokens',
@@ -177,6 +177,11 @@ function checkSentinels(t: NonNullable<PartialSpec['tokenizer']>, objective: Non
     }
   }
   if (objective.type === 'ul2') {
+    if (t.kind === 'pretrained' && !t.ul2_sentinels) {
+      report('KL303', ['objective', 'type'], 'objective ul2 needs span sentinel tokens, and the pretrained tokenizer names none', {
+        hint: 'set tokenizer.pretrained.ul2_sentinels (e.g. `{count: 100, template: "<extra_id_{i}>"}`) to the sentinels that tokenizer has, or train a tokenizer',
+      });
+    }
     const have = sentinelTokens(t);
     const seen = new Set<string>();
     objective.denoisers.forEach((d, i) => {

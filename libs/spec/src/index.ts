@@ -7,6 +7,6 @@ export { didYouMean } from './suggest.ts';
 export { GPUS, PRESETS, DEFAULT_GPUS_PER_NODE, optimalLsh, parameterCount, type GpuInfo } from './hardware.ts';
 export { formatCount, parseBytes, parseTokens } from './quantity.ts';
 export { MAX_FILE_BYTES, STDIN } from './source.ts';
-export { TOKENS_PER_PARAMETER, parseGate } from './resolve.ts';
+export { DEFAULT_UL2_SENTINELS, TOKENS_PER_PARAMETER, parseGate, ul2SentinelNames } from './resolve.ts';
 export type * from './types.ts';
 export { GATE_OPS, gatePasses } from './gates.ts';

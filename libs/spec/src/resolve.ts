@@ -19,6 +19,7 @@ import type {
   Spec,
   Tokenizer,
   Training,
+  Ul2Sentinels,
 } from './types.ts';
 
 /* The input is schema-checked data, so field access is safe; `any` keeps this mapping readable. */
@@ -46,7 +47,7 @@ export function resolveSections(raw: Raw, valid: ReadonlySet<Section>): PartialS
   const out: PartialSpec = {};
   if (valid.has('metadata')) out.metadata = { ...raw.metadata, labels: raw.metadata.labels ?? {} };
   if (valid.has('data')) out.data = { sources: raw.data.sources as DataSource[], preprocessing: resolvePreprocessing(raw) };
-  if (valid.has('tokenizer')) out.tokenizer = resolveTokenizer(raw.tokenizer);
+  if (valid.has('tokenizer')) out.tokenizer = resolveTokenizer(raw.tokenizer, raw.objective);
   if (valid.has('model') && out.tokenizer) out.model = resolveModel(raw.model, out.tokenizer);
   if (valid.has('objective')) out.objective = raw.objective as Objective;
   if (valid.has('training') && out.model) out.training = resolveTraining(raw.training, out.model);
@@ -71,7 +72,13 @@ function resolvePreprocessing(raw: Raw): Preprocessing {
   return { ...p, decontamination: { ...p.decontamination, suites: p.decontamination.suites ?? [] } };
 }
 
-function resolveTokenizer(t: Raw): Tokenizer {
+/** The span sentinels a UL2 objective gets when the spec names none: T5's and UL2's 100 `<extra_id_N>`. */
+export const DEFAULT_UL2_SENTINELS: Ul2Sentinels = { count: 100, template: '<extra_id_{i}>' };
+
+/** The names of UL2's span sentinels: `<extra_id_0>`, `<extra_id_1>`, ... */
+export const ul2SentinelNames = (s: Ul2Sentinels): string[] => Array.from({ length: s.count }, (_, i) => s.template.replaceAll('{i}', String(i)));
+
+function resolveTokenizer(t: Raw, objective: Raw): Tokenizer {
   if (t.train) {
     const train = t.train;
     const out: Record<string, unknown> = {
@@ -82,6 +89,8 @@ function resolveTokenizer(t: Raw): Tokenizer {
       special_tokens: train.special_tokens,
     };
     if (train.fim_sentinels) out.fim_sentinels = train.fim_sentinels as FimSentinels;
+    if (train.ul2_sentinels) out.ul2_sentinels = train.ul2_sentinels as Ul2Sentinels;
+    else if (objective?.type === 'ul2') out.ul2_sentinels = DEFAULT_UL2_SENTINELS;
     return out as unknown as Tokenizer;
   }
   const p = t.pretrained;

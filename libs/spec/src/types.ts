@@ -104,6 +104,12 @@ export interface FimSentinels {
   readonly pad: string;
 }
 
+/** UL2's span sentinels: `count` tokens spelt by `template` (`{i}` is the number), `<extra_id_0>` ... by default. */
+export interface Ul2Sentinels {
+  readonly count: number;
+  readonly template: string;
+}
+
 export interface TrainTokenizer {
   readonly kind: 'train';
   readonly algorithm: 'bpe' | 'unigram';
@@ -112,6 +118,8 @@ export interface TrainTokenizer {
   readonly sample_size: number;
   readonly special_tokens: readonly string[];
   readonly fim_sentinels?: FimSentinels;
+  /** Present when the objective is UL2 (100 `<extra_id_N>` unless the spec says otherwise). */
+  readonly ul2_sentinels?: Ul2Sentinels;
 }
 export interface PretrainedTokenizer {
   readonly kind: 'pretrained';
@@ -121,6 +129,7 @@ export interface PretrainedTokenizer {
   readonly vocab_size: number;
   readonly special_tokens: readonly string[];
   readonly fim_sentinels?: FimSentinels;
+  readonly ul2_sentinels?: Ul2Sentinels;
 }
 export type Tokenizer = TrainTokenizer | PretrainedTokenizer;
 

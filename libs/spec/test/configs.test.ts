@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { load, loadText, validateFile } from '../src/index.ts';
+import { load, loadText, ul2SentinelNames, validateFile } from '../src/index.ts';
 
 const configs = fileURLToPath(new URL('../../../configs/', import.meta.url));
 const files = readdirSync(configs).filter((f) => f.endsWith('.yaml')).sort();
@@ -96,6 +96,16 @@ describe('defaults', () => {
     expect(s.objective.type === 'ul2' && s.objective.denoisers.map((d) => [d.mean_span, d.corruption_rate])).toEqual([
       [3, 0.15], [8, 0.15], ['L/4', 0.25], [3, 0.5], [8, 0.5], [64, 0.15], [64, 0.5],
     ]);
+  });
+
+  it('give a UL2 objective 100 span sentinels, and keep the ones a spec names', () => {
+    const ul2 = MINIMAL.replace('training: {}', 'training: {}\nobjective: { type: ul2 }\ntokenizer:\n  train:\n    special_tokens: ["[NLU]", "[S2S]", "[NLG]"]\n');
+    const s = loadText(ul2).spec!;
+    expect(s.tokenizer.ul2_sentinels).toEqual({ count: 100, template: '<extra_id_{i}>' });
+    expect(ul2SentinelNames(s.tokenizer.ul2_sentinels!).slice(0, 2)).toEqual(['<extra_id_0>', '<extra_id_1>']);
+    const named = loadText(ul2.replace('    special_tokens', '    ul2_sentinels: { count: 8, template: "<s{i}>" }\n    special_tokens')).spec!;
+    expect(named.tokenizer.ul2_sentinels).toEqual({ count: 8, template: '<s{i}>' });
+    expect(loadText(MINIMAL).spec!.tokenizer.ul2_sentinels).toBeUndefined();
   });
 
   it('explicit fields override a preset', () => {
