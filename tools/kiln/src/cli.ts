@@ -12,6 +12,8 @@ interface Entry {
 const COMMANDS: Record<string, Entry> = {
   plan: { summary: 'compile a spec into its stage graph, resources and cost estimate', load: () => import('./commands/plan.ts') },
   data: { summary: 'data prep: filter, redact, dedup and decontaminate code into clean shards', load: () => import('./commands/data.ts') },
+  tokenizer: { summary: 'train a code tokenizer (byte-level BPE or Unigram) on cleaned shards or code', load: () => import('./commands/tokenizer.ts') },
+  pack: { summary: 'tokenize code into training sequences for next-token, FIM or UL2; inspect them', load: () => import('./commands/pack.ts') },
   eval: { summary: 'run generated code against benchmark tests in a sandbox: pass@k, reports, gates', load: () => import('./commands/eval.ts') },
   status: { summary: 'show ModelRuns and their stages, progress and gate verdicts', load: () => import('./commands/status.ts') },
   logs: { summary: "print a stage's log", load: () => import('./commands/logs.ts') },

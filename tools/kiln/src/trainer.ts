@@ -1,0 +1,88 @@
+/**
+ * The trainer's Python entry points behind the `kiln` CLI: `kiln tokenizer …` and `kiln pack …` parse and
+ * check their options here (help, usage errors and did-you-mean stay the CLI's), then run
+ * `python -m kiln_trainer.<module> …` in the trainer's environment, which services/trainer/scripts/env.mjs
+ * makes on first use (a virtual environment keyed by the lock file; progress on stderr).
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { EXIT, UsageError, type Io } from './io.ts';
+
+/** services/trainer/scripts/env.mjs in this checkout. */
+export const TRAINER_ENV = fileURLToPath(new URL('../../../services/trainer/scripts/env.mjs', import.meta.url));
+
+/** The argv after `python -m kiln_trainer.<module>`: a flag per set option, in the order given. */
+export function trainerArgs(positionals: readonly string[], flags: readonly (readonly [string, unknown])[]): string[] {
+  const out = [...positionals];
+  for (const [name, value] of flags) {
+    if (value === undefined || value === false) continue;
+    if (value === true) out.push(`--${name}`);
+    else if (Array.isArray(value)) for (const v of value) out.push(`--${name}`, String(v));
+    else out.push(`--${name}`, String(value));
+  }
+  return out;
+}
+
+/** `value` as an integer of at least `min`, or a usage error naming the option. */
+export function intOption(name: string, value: unknown, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const s = String(value);
+  if (!/^[0-9]+$/.test(s) || Number(s) < min) throw new UsageError(`--${name} takes a whole number of at least ${min}, not "${s}"`);
+  return Number(s);
+}
+
+/** `value` as a share between 0 and 1, or a usage error naming the option. */
+export function fractionOption(name: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (String(value).trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new UsageError(`--${name} takes a share from 0 to 1 (e.g. 0.5), not "${String(value)}"`);
+  return n;
+}
+
+/** `value` if it is one of `allowed`, else a usage error listing them. */
+export function enumOption<T extends string>(name: string, value: unknown, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!allowed.includes(value as T)) throw new UsageError(`--${name} is one of ${allowed.join(', ')}, not "${String(value)}"`);
+  return value as T;
+}
+
+/** Passes a child's output on a line at a time (Io writes whole lines). */
+function lines(write: (line: string) => void): { push(chunk: Buffer): void; end(): void } {
+  let rest = '';
+  return {
+    push(chunk) {
+      const text = rest + chunk.toString('utf8');
+      const parts = text.split('\n');
+      rest = parts.pop() ?? '';
+      for (const p of parts) write(p);
+    },
+    end() {
+      if (rest) write(rest);
+      rest = '';
+    },
+  };
+}
+
+/**
+ * Runs `python -m kiln_trainer.<module> <args>` in the trainer's environment, its stdout and stderr through `io`.
+ * Its exit code is kiln's (0 ok, 1 failed, 2 usage or stage config error); killed by a signal, 3.
+ */
+export function runTrainer(module: string, args: readonly string[], io: Io, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [TRAINER_ENV, 'run', '--', 'python', '-m', `kiln_trainer.${module}`, ...args], { stdio: ['inherit', 'pipe', 'pipe'], env });
+    const out = lines((l) => io.out(l));
+    const err = lines((l) => io.err(l));
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', (e) => {
+      io.err(`kiln: cannot start the trainer (${e.message})`);
+      done(EXIT.internal);
+    });
+    child.on('close', (code, signal) => {
+      out.end();
+      err.end();
+      if (signal) io.err(`kiln: the trainer was stopped by ${signal}`);
+      done(code ?? EXIT.internal);
+    });
+  });
+}
