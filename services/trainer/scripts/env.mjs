@@ -6,6 +6,7 @@
 //   node scripts/env.mjs run -- pytest -q     runs a command in the environment (making it first when missing)
 //   node scripts/env.mjs path                 prints where the environment is (making it first when missing)
 //
+// Wheels: downloaded first into $KILN_WHEEL_CACHE (else <cache>/kiln/wheels), then installed from there offline.
 // Where: $KILN_TRAINER_ENV, else $XDG_CACHE_HOME/kiln/python/trainer-<key>, else ~/.cache/kiln/python/trainer-<key>,
 // key = the first 16 hex digits of sha256(lock file, Python version). The package itself is not installed: `run`
 // puts this checkout's src/ first on PYTHONPATH, so one environment serves every checkout with the same lock.
@@ -48,6 +49,13 @@ function envDir(key) {
   if (process.env.KILN_TRAINER_ENV) return process.env.KILN_TRAINER_ENV;
   const cache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
   return join(cache, 'kiln', 'python', `trainer-${key}`);
+}
+
+/** Where downloaded wheels are kept: $KILN_WHEEL_CACHE, else <cache>/kiln/wheels. */
+function wheelCache() {
+  if (process.env.KILN_WHEEL_CACHE) return process.env.KILN_WHEEL_CACHE;
+  const cache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(cache, 'kiln', 'wheels');
 }
 
 const isComplete = (dir, key) => {
@@ -127,11 +135,15 @@ function make(dir, key, python) {
   writeFileSync(log, `kiln trainer environment ${key}, Python ${python.version}, ${new Date().toISOString()}\n`);
   say(`making the environment (Python ${python.version}) in ${dir}; pip's output goes to ${log}`);
   const py = join(dir, BIN, 'python');
-  step(1, 2, 'creating the virtual environment', log, python.cmd, ['-m', 'venv', '--clear', dir]);
-  step(2, 2, `installing ${LOCK_FILE.slice(project.length)} (hash-checked)`, log, py, [
-    '-m', 'pip', 'install', '--require-hashes', '--no-deps', '--only-binary', ':all:', '--no-input',
-    '--disable-pip-version-check', '--progress-bar', 'off', '-r', LOCK_FILE,
+  const wheels = wheelCache();
+  const pip = ['--require-hashes', '--no-deps', '--only-binary', ':all:', '--no-input', '--disable-pip-version-check', '--progress-bar', 'off'];
+  step(1, 3, 'creating the virtual environment', log, python.cmd, ['-m', 'venv', '--clear', dir]);
+  // Wheels go to a cache of their own first (pip's HTTP cache keeps few of the big ones): a second environment,
+  // or this one made again, installs without downloading. Wheels already there are not fetched again.
+  step(2, 3, `fetching the wheels of ${LOCK_FILE.slice(project.length)} into ${wheels} (hash-checked; only the missing ones)`, log, py, [
+    '-m', 'pip', 'download', ...pip, '--dest', wheels, '-r', LOCK_FILE,
   ]);
+  step(3, 3, 'installing them', log, py, ['-m', 'pip', 'install', ...pip, '--no-index', '--find-links', wheels, '-r', LOCK_FILE]);
   // Written last: an interrupted install has no marker and is made again from scratch.
   writeFileSync(join(dir, COMPLETE), `${key}\nPython ${python.version}\n${new Date().toISOString()}\n`);
   say(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${dir}`);
