@@ -27,13 +27,11 @@ import argparse
 import hashlib
 import heapq
 import json
-import os
 import random
 import re
 import shutil
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,12 +295,33 @@ def check_specials(tok: Tokenizer, special: SpecialTokens) -> list[str]:
     return problems
 
 
+UNREACHABLE_SCORE = -1e6
+"""A Unigram piece with this log-probability is never chosen while any other segmentation exists (bytes always do)."""
+
+
+def _unreachable_specials(tok: Tokenizer, special: SpecialTokens) -> Tokenizer:
+    """The Unigram tokenizer with its special pieces' scores at `UNREACHABLE_SCORE`.
+
+    The Unigram trainer puts the special tokens in the model's vocabulary with score 0 (the most likely piece of
+    all): with `encode_special_tokens = True` a literal `<|endoftext|>` in code would still be segmented as that
+    piece, whose id is the special token's. Their ids and their matching as added tokens do not change.
+    """
+    data = json.loads(tok.to_str())
+    names = set(special.special_tokens)
+    for entry in data["model"]["vocab"]:
+        if entry[0] in names:
+            entry[1] = UNREACHABLE_SCORE
+    return Tokenizer.from_str(json.dumps(data))
+
+
 def train_tokenizer(sample: Sequence[Document], spec: TrainSpec) -> Tokenizer:
     """A tokenizer trained on `sample` (special tokens first, ids 0..k-1 in order); RuntimeError if its specials
     are not sound (see `check_specials`)."""
     tok = new_tokenizer(spec.algorithm)
     texts = _split_at_specials(sample, spec.special.special_tokens)
     tok.train_from_iterator(texts, _trainer(spec), length=len(sample))
+    if spec.algorithm == "unigram":
+        tok = _unreachable_specials(tok, spec.special)
     problems = check_specials(tok, spec.special)
     if problems:
         raise RuntimeError("the trained tokenizer's special tokens are not sound: " + "; ".join(problems))
@@ -392,7 +411,12 @@ def _file_digest(path: Path) -> str:
 def _artifacts(folder: Path, uri: str) -> list[dict[str, Any]]:
     base = uri if uri.endswith("/") else uri + "/"
     return [
-        {"name": name, "uri": base + name, "digest": _file_digest(folder / name), "bytes": (folder / name).stat().st_size}
+        {
+            "name": name,
+            "uri": base + name,
+            "digest": _file_digest(folder / name),
+            "bytes": (folder / name).stat().st_size,
+        }
         for name in FILES
         if (folder / name).is_file()
     ]
@@ -422,7 +446,14 @@ class Result:
 
     def summary(self) -> dict[str, Any]:
         """The summary (at most 4096 bytes; write_summary trims it further if it must)."""
-        keep = ("bytes_per_token", "vocab_used_share", "vocab_size", "sample_bytes", "sample_documents", "train_seconds")
+        keep = (
+            "bytes_per_token",
+            "vocab_used_share",
+            "vocab_size",
+            "sample_bytes",
+            "sample_documents",
+            "train_seconds",
+        )
         metrics = {k: self.metrics[k] for k in keep if k in self.metrics}
         metrics.update({k: float(self.counts[k]) for k in ("records_in", "records_dropped") if k in self.counts})
         metrics.update({k: v for k, v in self.metrics.items() if k.startswith("bytes_per_token_")})
@@ -686,7 +717,9 @@ def _human(r: Result) -> str:
         f"  bytes per token {m['bytes_per_token']:.3f} on {int(m['heldout_bytes'])} held-out bytes "
         f"({int(m['heldout_documents'])} documents)",
     ]
-    lines += [f"    {k[len('bytes_per_token_') :]:<14}{v:.3f}" for k, v in m.items() if k.startswith("bytes_per_token_")]
+    lines += [
+        f"    {k[len('bytes_per_token_') :]:<14}{v:.3f}" for k, v in m.items() if k.startswith("bytes_per_token_")
+    ]
     if "sample_bytes" in m:
         lines.append(f"  sample          {int(m['sample_bytes'])} bytes, {int(m['sample_documents'])} documents")
         lines.append(f"  trained in      {m['train_seconds']:.1f} s")
