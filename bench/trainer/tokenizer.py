@@ -27,6 +27,7 @@ from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+import kiln_trainer.tokenizer as kiln_tokenizer
 from kiln_trainer.corpus import Document, input_files
 from kiln_trainer.special import SpecialTokens
 from kiln_trainer.tokenizer import TrainSpec, measure, parse_size, read_corpus, train_tokenizer
@@ -127,9 +128,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--corpus", nargs="+", default=[sysconfig.get_paths()["stdlib"]], help="default: the stdlib")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--only", nargs="+", choices=sorted(RUNNERS), default=list(RUNNERS))
+    ap.add_argument("--pre-tokenizer", metavar="REGEX", help="kiln with this Split pattern instead of its own")
+    ap.add_argument("--max-token-length", type=int, help="kiln's BPE with this longest token instead of its own")
     ap.add_argument("--repeat", type=int, default=1, help="train each this many times; the fastest time is shown")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.pre_tokenizer:  # the runners run in forked processes: they see these
+        kiln_tokenizer.PRETOKENIZER_PATTERN = args.pre_tokenizer
+    if args.max_token_length:
+        kiln_tokenizer.MAX_TOKEN_LENGTH = args.max_token_length
     files = [f for f in input_files([Path(c) for c in args.corpus]) if "site-packages" not in f[0].parts]
     corpus = read_corpus(files, args.train_bytes, args.seed)
     held = [d for d in corpus.held_out if d.language == "python"]

@@ -199,3 +199,15 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(["train", "--output", str(tmp_path / "o")])
     assert e.value.code == 2
+
+
+def test_a_corpus_too_small_to_hold_any_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    texts = [t for t in (f"def f{i}(x):\n    return x + {i}\n" for i in range(40)) if not is_held_out(t)][:5]
+    src = tmp_path / "code.jsonl"
+    src.write_text("".join(json.dumps({"content": t, "language": "python"}) + "\n" for t in texts))
+    code = main(["train", "--input", str(src), "--output", str(tmp_path / "o"), "--vocab-size", "300", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "bytes_per_token" not in report["metrics"]
+    assert any("no held-out documents" in w for w in report["warnings"])
+    assert report["counts"]["records_sampled"] == 5

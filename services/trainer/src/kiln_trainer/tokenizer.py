@@ -469,8 +469,9 @@ class Result:
 
 
 def _metrics(m: Measurement, vocab_size: int) -> dict[str, float]:
+    """The measurement's metrics; bytes per token only where tokens were measured (JSON has no NaN)."""
     out: dict[str, float] = {
-        "bytes_per_token": m.bytes_per_token,
+        **({"bytes_per_token": m.bytes_per_token} if m.tokens else {}),
         "vocab_size": float(vocab_size),
         "vocab_used_share": m.ids_used / vocab_size if vocab_size else 0.0,
         "heldout_bytes": float(m.bytes),
@@ -479,7 +480,8 @@ def _metrics(m: Measurement, vocab_size: int) -> dict[str, float]:
         "heldout_roundtrip_failures": float(m.roundtrip_failures),
     }
     for lang, (b, t) in m.by_language.items():
-        out[f"bytes_per_token_{re.sub(r'[^a-z0-9]+', '_', lang.lower())}"] = b / t if t else float("nan")
+        if t:
+            out[f"bytes_per_token_{re.sub(r'[^a-z0-9]+', '_', lang.lower())}"] = b / t
     return out
 
 
@@ -588,12 +590,12 @@ def _load_pretrained(path: Path) -> tuple[Tokenizer, Path]:
         ) from e
 
 
-def _pretrained_roles(tok: Tokenizer, section: Mapping[str, Any], folder: Path | None) -> SpecialTokens:
+def _pretrained_roles(tok: Tokenizer, section: Mapping[str, Any], folder: Path) -> SpecialTokens:
     added = [a.content for _, a in sorted(tok.get_added_tokens_decoder().items()) if a.special]
     listed = section.get("special_tokens") or []
     if not listed and not section.get("fim_sentinels") and not section.get("ul2_sentinels"):
         try:
-            return SpecialTokens.read(folder, added) if folder else SpecialTokens.read(Path("/nonexistent"), added)
+            return SpecialTokens.read(folder, added)
         except ValueError as e:
             raise StageConfigError(f"the pretrained tokenizer's roles: {e}; list its special_tokens in the spec") from e
     special = SpecialTokens.of_section(section)
@@ -637,7 +639,7 @@ def run_pretrained(section: Mapping[str, Any], files: Sequence[tuple[Path, str]]
     if not (output / "tokenizer_config.json").is_file():
         _transformers_files(output, special)
     m = measure(tok, corpus.held_out)
-    warnings = _measured_warnings(m)
+    warnings = _measured_warnings(m) + [f"special tokens: {p}" for p in check_specials(tok, special)[:3]]
     if got < asked:
         warnings.append(f"the pretrained tokenizer has {got} tokens; the spec's vocab_size is {asked}")
     counts = {**corpus.counts, "records_not_sampled": corpus.ledger.kept - corpus.held_out_documents}
@@ -721,7 +723,7 @@ def _human(r: Result) -> str:
     lines = [
         f"tokenizer written to {r.output}",
         f"  vocabulary      {int(m['vocab_size'])} tokens, {m['vocab_used_share']:.1%} used on held-out code",
-        f"  bytes per token {m['bytes_per_token']:.3f} on {int(m['heldout_bytes'])} held-out bytes "
+        f"  bytes per token {m.get('bytes_per_token', float('nan')):.3f} on {int(m['heldout_bytes'])} held-out bytes "
         f"({int(m['heldout_documents'])} documents)",
     ]
     lines += [
@@ -754,7 +756,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     output = Path(args.output)
     where = ", ".join(args.input)
     try:
-        result = run_train(files, where, spec, args.sample_size, args.seed, output, output.as_posix(), args.json)
+        result = run_train(files, where, spec, args.sample_size, args.seed, output, output.as_posix(), quiet=False)
     except OSError as e:
         print(f"tokenizer: cannot read the input: {e}", file=sys.stderr)
         return 1
