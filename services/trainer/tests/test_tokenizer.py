@@ -211,3 +211,10 @@ def test_a_corpus_too_small_to_hold_any_out(tmp_path: Path, capsys: pytest.Captu
     assert "bytes_per_token" not in report["metrics"]
     assert any("no held-out documents" in w for w in report["warnings"])
     assert report["counts"]["records_sampled"] == 5
+
+
+def test_cli_unreadable_input_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    assert main(["train", "--input", str(broken), "--output", str(tmp_path / "o"), "--vocab-size", "300"]) == 1
+    assert "cannot read the input" in capsys.readouterr().err

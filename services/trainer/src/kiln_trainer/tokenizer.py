@@ -32,11 +32,13 @@ import re
 import shutil
 import sys
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import zstandard
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from kiln_trainer.corpus import Document, Ledger, data_prep_shards, input_files, read_documents
@@ -757,8 +759,8 @@ def _run_cli(args: argparse.Namespace) -> int:
     where = ", ".join(args.input)
     try:
         result = run_train(files, where, spec, args.sample_size, args.seed, output, output.as_posix(), quiet=False)
-    except OSError as e:
-        print(f"tokenizer: cannot read the input: {e}", file=sys.stderr)
+    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as e:  # unreadable, or corrupt compression
+        print(f"tokenizer train: cannot read the input: {e}", file=sys.stderr)
         return 1
     manifest = result.manifest({})
     (output / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
