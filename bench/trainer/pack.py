@@ -1,0 +1,150 @@
+"""Benchmark of the trainer's pack stage: tokens per second (and per core) packing the Python standard library.
+
+    node services/trainer/scripts/env.mjs run -- python bench/trainer/pack.py [--json] [--mb N] [--seq-len N]
+
+Outside the timing: the standard library's .py files are written as one JSON Lines shard (as data-prep would), and
+a byte-level BPE tokenizer is trained on a slice of it. Timed: `pack_inputs` (reading, tokenizing, the
+objective's transform, packing, writing) for next-token, FIM (context level, rate 0.5, SPM 0.5) and UL2 (the
+spec's default mixture), with 1 and 2 workers. "Per core" divides by the number of workers (with 1 worker
+everything runs in this one process). It prints figures and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import zstandard
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from kiln_trainer.fim import FimParams
+from kiln_trainer.pack import Settings, pack_inputs
+from kiln_trainer.packtok import PackTokenizer
+from kiln_trainer.special import SpecialTokens
+from kiln_trainer.ul2 import DEFAULT_DENOISERS, Denoiser
+
+SPECIALS = ["<|endoftext|>", "<|padding|>", "[NLU]", "[S2S]", "[NLG]"]
+
+
+def corpus(out: Path, limit_bytes: int) -> tuple[Path, int, list[Path]]:
+    """The standard library's .py files as one zstd JSON Lines shard (up to `limit_bytes` of text)."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in stdlib.rglob("*.py") if "site-packages" not in p.parts)
+    shard = out / "shard-00000.jsonl.zst"
+    total = 0
+    used: list[Path] = []
+    buf = io.BytesIO()
+    for p in files:
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        buf.write(json.dumps({"content": text, "language": "python", "path": str(p.relative_to(stdlib))}).encode())
+        buf.write(b"\n")
+        total += len(text.encode("utf-8"))
+        used.append(p)
+        if total >= limit_bytes:
+            break
+    shard.write_bytes(zstandard.ZstdCompressor(level=3).compress(buf.getvalue()))
+    return shard, total, used
+
+
+def train(folder: Path, files: list[Path], vocab: int) -> Path:
+    """A byte-level BPE tokenizer with kiln's roles, trained on `files`."""
+    roles = SpecialTokens.of_section({"special_tokens": SPECIALS, "fim_sentinels": {}, "ul2_sentinels": {"count": 100}})
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train(
+        [str(p) for p in files],
+        trainers.BpeTrainer(
+            vocab_size=vocab,
+            special_tokens=list(roles.special_tokens),
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    roles.write(folder)
+    return folder
+
+
+def main() -> None:
+    """Runs the benchmark and prints the figures."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--mb", type=float, default=1000, help="at most this many MB of the standard library")
+    ap.add_argument("--seq-len", type=int, default=2048)
+    ap.add_argument("--vocab", type=int, default=32768)
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--objectives", default="next-token,fim,ul2")
+    args = ap.parse_args()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="kiln-bench-pack-") as tmp:
+        root = Path(tmp)
+        (root / "in").mkdir()
+        shard, nbytes, files = corpus(root / "in", int(args.mb * 1e6))
+        t0 = time.monotonic()
+        tok_dir = train(root / "tok", files[: max(1, len(files) // 4)], args.vocab)
+        train_s = time.monotonic() - t0
+        tok = PackTokenizer.load(tok_dir)
+        for objective in args.objectives.split(","):
+            for workers in (int(w) for w in args.workers.split(",")):
+                settings = Settings(
+                    seq_len=args.seq_len,
+                    objective=objective,
+                    seed=1,
+                    fim=FimParams(0.5, 0.5, "context", "none"),
+                    denoisers=tuple(Denoiser.of(d) for d in DEFAULT_DENOISERS),
+                    workers=workers,
+                )
+                out = root / f"out-{objective}-{workers}"
+                start = time.monotonic()
+                [m] = pack_inputs([(0, [(shard, "jsonl")])], out, settings, tok)
+                seconds = time.monotonic() - start
+                tokens = int(m["tokens"])
+                rows.append(
+                    {
+                        "objective": objective,
+                        "workers": workers,
+                        "seconds": round(seconds, 3),
+                        "tokens": tokens,
+                        "tokens_per_s": round(tokens / seconds),
+                        "tokens_per_s_per_core": round(tokens / seconds / workers),
+                        "sha256": m["files"][0]["sha256"][:16],
+                    }
+                )
+                if not args.json:
+                    r = rows[-1]
+                    print(
+                        f"{objective:>10}  workers {workers}  {seconds:7.2f} s  {tokens:>10} tokens  "
+                        f"{r['tokens_per_s']:>10,} tokens/s  {r['tokens_per_s_per_core']:>10,} per core  "
+                        f"tokens sha256 {r['sha256']}"
+                    )
+    info = {
+        "corpus_bytes": nbytes,
+        "files": len(files),
+        "vocab": args.vocab,
+        "seq_len": args.seq_len,
+        "tokenizer_train_s": round(train_s, 2),
+        "cpus": os.cpu_count(),
+    }
+    if args.json:
+        print(json.dumps({**info, "runs": rows}))
+    else:
+        print(
+            f"corpus {nbytes / 1e6:.1f} MB in {len(files)} files, vocabulary {args.vocab}, seq_len {args.seq_len}, "
+            f"tokenizer trained in {train_s:.1f} s (not timed), {os.cpu_count()} CPUs"
+        )
+
+
+if __name__ == "__main__":
+    main()
