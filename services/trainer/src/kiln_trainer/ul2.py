@@ -97,14 +97,24 @@ def example_length(n: int, d: Denoiser) -> int:
 def fit_length(space: int, available: int, d: Denoiser, sentinels: int) -> int:
     """The largest raw length n <= `available` whose example fits in `space` tokens with at most `sentinels` spans;
     0 when not even n = 2 fits."""
-    n = min(available, space - 4)
-    if not d.prefix_lm:
-        # n + 2·n·rate/mean + 2 <= space, then step down to the exact bound.
-        estimate = int((space - 2) / (1 + 2 * d.rate / d.mean_span)) + 2
-        n = min(n, estimate)
-    while n >= 2 and (example_length(n, d) > space or span_counts(n, d)[1] > sentinels):
-        n -= 1
-    return n if n >= 2 else 0
+
+    def fits(n: int) -> bool:
+        spans = span_counts(n, d)[1]
+        return n + 2 * spans + 2 <= space and spans <= sentinels
+
+    # Both conditions are monotone in n (num_spans never decreases as n grows): bisect for the largest n that fits.
+    lo, hi = 2, min(available, space - 4)
+    if hi < lo or not fits(lo):
+        return 0
+    if fits(hi):
+        return hi
+    while hi - lo > 1:  # fits(lo) and not fits(hi)
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def _segments(rng: np.random.Generator, items: int, segments: int) -> npt.NDArray[np.int64]:
