@@ -203,6 +203,7 @@ class _Worker:
     tok: PackTokenizer
     settings: Settings
     specials: Specials
+    text_of: TextOfIds | None = None
 
 
 _STATE: _Worker | None = None
@@ -261,6 +262,51 @@ def _tokenize(chunk: Chunk) -> ChunkTokens:
     return ChunkTokens(flat, lengths, counts)
 
 
+@dataclass(frozen=True)
+class Contexts:
+    """Packed contexts sent to a worker for context-level FIM: their tokens (k, seq_len or less) and first index."""
+
+    shard: int
+    first: int
+    tokens: npt.NDArray[Any]
+
+
+@dataclass(frozen=True)
+class ContextsDone:
+    """A worker's answer: each context transformed (tokens, fragment starts), and the FIM counts."""
+
+    done: list[tuple[Ids, Ids]]
+    fim: FimCounts
+
+
+def _transform_contexts(task: Contexts) -> ContextsDone:
+    """Context-level FIM of a batch of contexts, each with its own generator (seed, shard, context index)."""
+    w = _STATE
+    assert w is not None, "the worker was not initialised"
+    ids = w.specials.fim
+    assert ids is not None, "the worker was not initialised for FIM"
+    if w.text_of is None:
+        w.text_of = TextOfIds(w.tok)
+    s = w.settings
+    fim = FimContexts(s.fim, ids, w.specials.eot, lambda t: encode_ids(w.tok.tokenizer, t), w.text_of)
+    rows = [row.astype(np.int64) for row in task.tokens]
+    rngs = [np.random.default_rng([s.seed, task.shard, task.first + i]) for i in range(len(rows))]
+    return ContextsDone(fim.transform(rows, rngs), fim.counts)
+
+
+class _Ready:
+    """An answer computed here, with the interface of a pool's AsyncResult."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def ready(self) -> bool:
+        return True
+
+    def get(self) -> Any:
+        return self.value
+
+
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], pool: Any | None, in_flight: int) -> Iterator[R]:
     """`fn` over `items`, in order, in `pool` (None: here) with at most `in_flight` items handed out at once."""
     if pool is None:
@@ -290,6 +336,10 @@ class Workers:
     def map(self, chunks: Iterable[Chunk]) -> Iterator[ChunkTokens]:
         """Tokenized chunks, in order."""
         return ordered_map(_tokenize, chunks, self.pool, self.in_flight)
+
+    def submit(self, fn: Callable[[T], R], item: T) -> Any:
+        """`fn(item)` in the pool (an AsyncResult), or here at once."""
+        return _Ready(fn(item)) if self.pool is None else self.pool.apply_async(fn, (item,))
 
     def close(self) -> None:
         """Stops the pool."""
@@ -402,9 +452,11 @@ class ShardPacker:
     """Turns one shard's tokenized chunks into sequences in a `ShardWriter`, by objective."""
 
     def __init__(
-        self, writer: ShardWriter, settings: Settings, specials: Specials, tok: PackTokenizer, shard: int
+        self, writer: ShardWriter, settings: Settings, specials: Specials, workers: Workers, shard: int
     ) -> None:
         self.w = writer
+        self.workers = workers
+        self.waiting: deque[Any] = deque()
         self.s = settings
         self.sp = specials
         self.shard = shard
@@ -412,7 +464,7 @@ class ShardPacker:
         self.never = np.array(specials.never_targets, dtype=np.int64)
         self.stream = TokenStream(settings.seq_len, specials.pad)
         self.ul2: Ul2Packer | None = None
-        self.contexts: FimContexts | None = None
+        self.context_fim = FimCounts()
         self.context_in: TokenStream | None = None
         self.context_index = 0
         if settings.objective == "ul2":
@@ -427,11 +479,6 @@ class ShardPacker:
                 shard,
             )
         elif settings.objective == "fim" and settings.fim.level == "context":
-            assert specials.fim is not None
-            text_of = TextOfIds(tok)
-            self.contexts = FimContexts(
-                settings.fim, specials.fim, specials.eot, lambda t: encode_ids(tok.tokenizer, t), text_of
-            )
             self.context_in = TokenStream(settings.seq_len, specials.pad)
 
     def _write(self, seqs: npt.NDArray[Any] | None, masks: npt.NDArray[np.uint8] | None = None) -> None:
@@ -470,13 +517,18 @@ class ShardPacker:
             self.w.write(np.stack([t for t, _ in done]), np.stack([m for _, m in done]))
 
     def _contexts(self, contexts: npt.NDArray[Any] | None) -> None:
-        if contexts is None:
-            return
-        assert self.contexts is not None
-        rows = [row.astype(np.int64) for row in contexts]
-        rngs = [np.random.default_rng([self.s.seed, self.shard, self.context_index + i]) for i in range(len(rows))]
-        self.context_index += len(rows)
-        for tokens, starts in self.contexts.transform(rows, rngs):
+        """Hands contexts to the workers for FIM; packs the answers that are back, in order."""
+        if contexts is not None:
+            self.waiting.append(
+                self.workers.submit(_transform_contexts, Contexts(self.shard, self.context_index, contexts))
+            )
+            self.context_index += len(contexts)
+        while self.waiting and (len(self.waiting) > self.workers.in_flight or self.waiting[0].ready()):
+            self._take_contexts(self.waiting.popleft().get())
+
+    def _take_contexts(self, answer: ContextsDone) -> None:
+        self.context_fim.add(answer.fim)
+        for tokens, starts in answer.done:
             self.w.write_doc_starts(self.stream.total + starts)
             self.stream.push(tokens)
         self._write(self.stream.full(WRITE_SEQUENCES))
@@ -493,6 +545,8 @@ class ShardPacker:
             rest = self.context_in.remainder()
             if rest.size:
                 self._contexts(rest.reshape(1, -1))
+            while self.waiting:
+                self._take_contexts(self.waiting.popleft().get())
         self._write(self.stream.full())
         self._write(self.stream.finish())
 
@@ -507,8 +561,7 @@ class ShardPacker:
         if self.s.objective == "fim":
             counts = FimCounts()
             counts.add(self.stats.fim)
-            if self.contexts is not None:
-                counts.add(self.contexts.counts)
+            counts.add(self.context_fim)
             return counts.to_json()
         return {}
 
@@ -525,7 +578,7 @@ def pack_shard(
     """Packs the documents of `files` into output shard `shard` of `output`; returns the shard's manifest."""
     specials = check(settings, tok)
     writer = ShardWriter(output, shard, settings.seq_len, token_dtype(tok.vocab_size), settings.objective == "ul2")
-    packer = ShardPacker(writer, settings, specials, tok, shard)
+    packer = ShardPacker(writer, settings, specials, workers, shard)
     ledger = Ledger()
     stats = {"records_tokenized": 0}
     last = time.monotonic()
