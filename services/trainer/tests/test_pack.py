@@ -287,3 +287,14 @@ def test_given_a_packed_folder_of_two_shards_when_read_then_items_are_views_and_
     with pytest.raises(ValueError, match="rank"):
         ds.for_rank(3, 3)
     assert token_dtype(65536) == np.dtype("<u2") and token_dtype(65537) == np.dtype("<u4")
+
+
+def test_given_a_containers_cpu_limit_when_counting_workers_then_it_is_rounded_up(tmp_path: Path) -> None:
+    from kiln_trainer.pack import _cgroup_cpus
+
+    limit = tmp_path / "cpu.max"
+    limit.write_text("150000 100000\n", encoding="utf-8")
+    assert _cgroup_cpus(limit) == 2
+    limit.write_text("max 100000\n", encoding="utf-8")
+    assert _cgroup_cpus(limit) is None
+    assert _cgroup_cpus(tmp_path / "absent") is None

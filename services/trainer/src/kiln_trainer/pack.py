@@ -677,14 +677,28 @@ def _say(line: str) -> None:
 # --- the stage ---------------------------------------------------------------------------------------------------
 
 
+def _cgroup_cpus(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> int | None:
+    """The container's CPU limit (cgroup v2 `cpu.max`: quota and period), rounded up; None without one."""
+    try:
+        quota, period = path.read_text(encoding="utf-8").split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return max(1, math.ceil(int(quota) / int(period)))
+
+
 def _stage_workers() -> int:
+    """`KILN_PACK_WORKERS`, else the CPUs this process may use (its affinity, within the container's CPU limit)."""
     given = os.environ.get("KILN_PACK_WORKERS")
     if given:
         return max(1, int(given))
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    limit = _cgroup_cpus()
+    return max(1, min(cpus, limit) if limit else cpus)
 
 
 def _stage_jobs(
