@@ -17,6 +17,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import sysconfig
 import tempfile
 import time
@@ -103,6 +104,42 @@ def encode_only(tok: PackTokenizer, files: list[Path]) -> dict[str, Any]:
     }
 
 
+def run_one(shard: Path, out: Path, tok: PackTokenizer, objective: str, workers: int, seq_len: int) -> dict[str, Any]:
+    """One timed pack run."""
+    settings = Settings(
+        seq_len=seq_len,
+        objective=objective,
+        seed=1,
+        fim=FimParams(0.5, 0.5, "context", "none"),
+        denoisers=tuple(Denoiser.of(d) for d in DEFAULT_DENOISERS),
+        workers=workers,
+    )
+    start, cpu = time.monotonic(), cpu_seconds()
+    [m] = pack_inputs([(0, [(shard, "jsonl")])], out, settings, tok)
+    seconds, cpu = time.monotonic() - start, cpu_seconds() - cpu
+    tokens = int(m["tokens"])
+    return {
+        "objective": objective,
+        "workers": workers,
+        "tokens": tokens,
+        "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu, 3),
+        "tokens_per_s": round(tokens / seconds),
+        "tokens_per_cpu_s": round(tokens / cpu),
+        "sha256": m["files"][0]["sha256"][:16],
+    }
+
+
+def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fastest of repeated runs (wall and CPU each at their best; a shared machine only ever slows runs)."""
+    out = dict(min(runs, key=lambda r: r["cpu_seconds"]))
+    out["seconds"] = min(r["seconds"] for r in runs)
+    out["tokens_per_s"] = round(out["tokens"] / out["seconds"])
+    out["tokens_per_cpu_s"] = round(out["tokens"] / out["cpu_seconds"])
+    out["repeats"] = len(runs)
+    return out
+
+
 def main() -> None:
     """Runs the benchmark and prints the figures."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -112,8 +149,9 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=32768)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--objectives", default="next-token,fim,ul2")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of every run; the best of them is shown")
     args = ap.parse_args()
-    rows: list[dict[str, Any]] = []
+    configs = [(o, int(w)) for o in args.objectives.split(",") for w in args.workers.split(",")]
     with tempfile.TemporaryDirectory(prefix="kiln-bench-pack-") as tmp:
         root = Path(tmp)
         (root / "in").mkdir()
@@ -122,46 +160,16 @@ def main() -> None:
         tok_dir = train(root / "tok", files[: max(1, len(files) // 4)], args.vocab)
         train_s = time.monotonic() - t0
         tok = PackTokenizer.load(tok_dir)
-        ceiling = encode_only(tok, files)
-        if not args.json:
-            print(
-                f"{'encode only':>10}  (encode_batch_fast, no packing)  {ceiling['tokens']:>10} tokens  "
-                f"{ceiling['cpu_seconds']:7.2f} s CPU {ceiling['tokens_per_cpu_s']:>10,} tokens/s per core"
-            )
-        for objective in args.objectives.split(","):
-            for workers in (int(w) for w in args.workers.split(",")):
-                settings = Settings(
-                    seq_len=args.seq_len,
-                    objective=objective,
-                    seed=1,
-                    fim=FimParams(0.5, 0.5, "context", "none"),
-                    denoisers=tuple(Denoiser.of(d) for d in DEFAULT_DENOISERS),
-                    workers=workers,
-                )
+        ceilings: list[dict[str, Any]] = []
+        results: dict[tuple[str, int], list[dict[str, Any]]] = {c: [] for c in configs}
+        for _ in range(max(1, args.repeat)):  # rounds interleave the configs, so a load that comes and goes hits all
+            ceilings.append(encode_only(tok, files))
+            for objective, workers in configs:
                 out = root / f"out-{objective}-{workers}"
-                start, cpu = time.monotonic(), cpu_seconds()
-                [m] = pack_inputs([(0, [(shard, "jsonl")])], out, settings, tok)
-                seconds, cpu = time.monotonic() - start, cpu_seconds() - cpu
-                tokens = int(m["tokens"])
-                rows.append(
-                    {
-                        "objective": objective,
-                        "workers": workers,
-                        "seconds": round(seconds, 3),
-                        "cpu_seconds": round(cpu, 3),
-                        "tokens": tokens,
-                        "tokens_per_s": round(tokens / seconds),
-                        "tokens_per_cpu_s": round(tokens / cpu),
-                        "sha256": m["files"][0]["sha256"][:16],
-                    }
-                )
-                if not args.json:
-                    r = rows[-1]
-                    print(
-                        f"{objective:>10}  workers {workers}  {tokens:>10} tokens  {seconds:7.2f} s wall "
-                        f"{r['tokens_per_s']:>10,} tokens/s  {cpu:7.2f} s CPU "
-                        f"{r['tokens_per_cpu_s']:>10,} tokens/s per core  tokens sha256 {r['sha256']}"
-                    )
+                results[(objective, workers)].append(run_one(shard, out, tok, objective, workers, args.seq_len))
+                shutil.rmtree(out)
+    ceiling = min(ceilings, key=lambda r: r["cpu_seconds"])
+    rows = [best(results[c]) for c in configs]
     info = {
         "corpus_bytes": nbytes,
         "files": len(files),
@@ -169,14 +177,25 @@ def main() -> None:
         "seq_len": args.seq_len,
         "tokenizer_train_s": round(train_s, 2),
         "cpus": os.cpu_count(),
+        "repeats": max(1, args.repeat),
     }
     if args.json:
         print(json.dumps({**info, "encode_only": ceiling, "runs": rows}))
-    else:
+        return
+    print(
+        f"{'encode only':>10}  (encode_batch_fast alone)  {ceiling['tokens']:>10} tokens  "
+        f"{ceiling['cpu_seconds']:7.2f} s CPU {ceiling['tokens_per_cpu_s']:>10,} tokens/s per core"
+    )
+    for r in rows:
         print(
-            f"corpus {nbytes / 1e6:.1f} MB in {len(files)} files, vocabulary {args.vocab}, seq_len {args.seq_len}, "
-            f"tokenizer trained in {train_s:.1f} s (not timed), {os.cpu_count()} CPUs"
+            f"{r['objective']:>10}  workers {r['workers']}  {r['tokens']:>10} tokens  {r['seconds']:7.2f} s wall "
+            f"{r['tokens_per_s']:>10,} tokens/s  {r['cpu_seconds']:7.2f} s CPU "
+            f"{r['tokens_per_cpu_s']:>10,} tokens/s per core  tokens sha256 {r['sha256']}"
         )
+    print(
+        f"corpus {nbytes / 1e6:.1f} MB in {len(files)} files, vocabulary {args.vocab}, seq_len {args.seq_len}, "
+        f"tokenizer trained in {train_s:.1f} s (not timed), {os.cpu_count()} CPUs, best of {info['repeats']}"
+    )
 
 
 if __name__ == "__main__":

@@ -490,7 +490,7 @@ class ShardPacker:
     def _starts(self, base: int, lengths: npt.NDArray[np.int64]) -> None:
         self.w.write_doc_starts(base + np.concatenate([[0], np.cumsum(lengths)[:-1]]))
 
-    def add(self, chunk: ChunkTokens, final: bool = False) -> None:
+    def add(self, chunk: ChunkTokens) -> None:
         """Packs one tokenized chunk."""
         self.stats.documents += int(chunk.lengths.size)
         self.stats.fim.add(chunk.fim)
