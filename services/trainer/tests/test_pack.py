@@ -298,3 +298,31 @@ def test_given_a_containers_cpu_limit_when_counting_workers_then_it_is_rounded_u
     limit.write_text("max 100000\n", encoding="utf-8")
     assert _cgroup_cpus(limit) is None
     assert _cgroup_cpus(tmp_path / "absent") is None
+
+
+def test_given_shards_packed_differently_when_read_together_then_the_reader_refuses_them(
+    tok: PackTokenizer, tmp_path: Path
+) -> None:
+    src = shard(tmp_path / "in.jsonl.zst", stdlib_records("json", 2))
+    pack_inputs([(0, [(src, "jsonl")])], tmp_path / "out", Settings(seq_len=32, objective="next-token"), tok)
+    pack_inputs([(1, [(src, "jsonl")])], tmp_path / "out", Settings(seq_len=48, objective="next-token"), tok)
+    with pytest.raises(ValueError, match="disagree on seq_len"):
+        PackedDataset(tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match="no packed shards"):
+        PackedDataset(tmp_path)
+
+
+def test_given_document_level_fim_with_suffix_truncation_when_packed_then_no_document_grows(
+    tok: PackTokenizer, tmp_path: Path
+) -> None:
+    records = stdlib_records("json", 6)
+    src = shard(tmp_path / "in.jsonl.zst", records)
+    fim = FimParams(1.0, 0.5, "document", "suffix")
+    [plain] = pack(tok, [src], tmp_path / "plain", seq_len=128)
+    [m] = pack(tok, [src], tmp_path / "fim", seq_len=128, objective="fim", fim=fim)
+
+    assert m["counts"]["psm"] + m["counts"]["spm"] + m["counts"]["skipped"] == len(records)
+    assert m["counts"]["psm"] > 0 and m["counts"]["spm"] > 0
+    assert m["sequences"] == plain["sequences"], "every document keeps its length in tokens"
+    ds = PackedDataset(tmp_path / "fim")
+    assert ds.doc_starts(0).tolist() == PackedDataset(tmp_path / "plain").doc_starts(0).tolist()

@@ -209,10 +209,11 @@ class _Worker:
 _STATE: _Worker | None = None
 
 
-def _init_worker(folder: str, settings: Settings) -> None:
+def _init_worker(folder: str, settings: Settings, loaded: PackTokenizer | None = None) -> None:
+    """A worker's set-up: one tokenizing thread, the tokenizer (loaded from `folder` unless given)."""
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     global _STATE
-    tok = PackTokenizer.load(folder)
+    tok = loaded or PackTokenizer.load(folder)
     _STATE = _Worker(tok, settings, check(settings, tok))
 
 
@@ -324,13 +325,13 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], pool: Any | None, in_f
 class Workers:
     """The tokenizing workers: a process pool (`workers` > 1) or this process."""
 
-    def __init__(self, tokenizer: Path, settings: Settings) -> None:
+    def __init__(self, tok: PackTokenizer, settings: Settings) -> None:
         self.pool: Any | None = None
         if settings.workers > 1:
             ctx = multiprocessing.get_context("spawn")
-            self.pool = ctx.Pool(settings.workers, _init_worker, (os.fspath(tokenizer), settings))
+            self.pool = ctx.Pool(settings.workers, _init_worker, (os.fspath(tok.folder), settings))
         else:
-            _init_worker(os.fspath(tokenizer), settings)
+            _init_worker(os.fspath(tok.folder), settings, tok)
         self.in_flight = 2 * max(1, settings.workers)
 
     def map(self, chunks: Iterable[Chunk]) -> Iterator[ChunkTokens]:
@@ -633,7 +634,7 @@ def pack_inputs(
 ) -> list[dict[str, Any]]:
     """Packs each (output shard, input files) job with one set of workers; the shards' manifests."""
     check(settings, tok)
-    workers = Workers(tok.folder, settings)
+    workers = Workers(tok, settings)
     try:
         return [pack_shard(files, shard, output, settings, tok, workers, progress) for shard, files in jobs]
     finally:
@@ -874,6 +875,10 @@ def _inspect_command(args: argparse.Namespace) -> int:
     n = min(args.decode, len(ds))
     if n:
         folder = args.tokenizer or first["tokenizer"]["path"]
+        if not Path(folder, "tokenizer.json").is_file():
+            raise StageConfigError(
+                f"no tokenizer at {folder} (where these sequences were packed from); give --tokenizer DIR"
+            )
         tok = PackTokenizer.load(folder)
         if tok.digest != first["tokenizer"]["digest"]:
             raise StageConfigError(f"the tokenizer in {folder} is not the one these sequences were packed with")
