@@ -175,3 +175,52 @@ def test_given_psm_and_spm_when_assembled_then_the_sentinels_are_in_the_papers_o
     ids = FimIds(prefix=1, middle=2, suffix=3, pad=4)
     assert assemble(ids, [10], [20], [30], spm=False) == [1, 10, 3, 30, 2, 20]
     assert assemble(ids, [10], [20], [30], spm=True) == [1, 3, 30, 2, 10, 20]
+
+
+LINES = st.lists(
+    st.text(alphabet=st.sampled_from(list("ab_ (){}:=\t'\"0129é日🙂 \u00a0\u3000")), max_size=30),
+    min_size=1,
+    max_size=12,
+).map("\n".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.one_of(LINES, CODE), seed=st.integers(0, 2**32 - 1), start=st.integers(0, 40))
+def test_given_a_fragment_when_its_pieces_are_spliced_then_they_equal_encoding_each_piece_whole(
+    tok: PackTokenizer, text: str, seed: int, start: int
+) -> None:
+    from kiln_trainer.fim import Splicer
+
+    assert tok.spliceable, "the test tokenizer is byte-level BPE behind GPT-2's regex"
+    doc = encode_ids(tok.tokenizer, [text])[0]
+    fragment = np.array(doc[min(start, len(doc) - 1) :], dtype=np.int64)  # may start mid-word, as at a context cut
+    source = TextOfIds(tok)(fragment)
+    if source is None:
+        return  # a cut inside a character: such a fragment is skipped, never spliced
+    plan = plan_split(source, np.random.default_rng(seed), 0.5)
+    lengths = TextOfIds(tok).token_bytes()
+    assert lengths is not None
+
+    [spliced] = Splicer(lengths).encode_pieces([(fragment, plan)], lambda t: encode_ids(tok.tokenizer, t))
+
+    assert list(spliced) == encode_ids(tok.tokenizer, [plan.prefix, plan.middle, plan.suffix])
+
+
+def test_given_real_code_when_fim_contexts_are_spliced_then_the_output_is_that_of_encoding_whole(
+    tok: PackTokenizer,
+) -> None:
+    from conftest import stdlib_dir
+    from kiln_trainer.fim import Splicer
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted((stdlib_dir() / "email").glob("*.py"))[:12]]
+    stream = np.concatenate([np.array([*d, tok.eot_id], np.int64) for d in encode_ids(tok.tokenizer, texts)])
+    contexts = [stream[i : i + 256] for i in range(0, stream.size, 256)]
+    lengths = TextOfIds(tok).token_bytes()
+    assert lengths is not None
+    outs = []
+    for splicer in (None, Splicer(lengths)):
+        fim = FimContexts(FimParams(0.5, 0.5, "context"), ids_of(tok), tok.eot_id,
+                          lambda t: encode_ids(tok.tokenizer, t), TextOfIds(tok), splicer=splicer)  # fmt: skip
+        out = fim.transform(contexts, [np.random.default_rng([3, i]) for i in range(len(contexts))])
+        outs.append(([t.tolist() for t, _ in out], fim.counts))
+    assert outs[0] == outs[1] and outs[0][1].psm > 10 and outs[0][1].spm > 10

@@ -23,7 +23,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FimCounts", "FimIds", "FimParams", "FimPlan", "assemble", "plan_split"]
+__all__ = [
+    "FimContexts",
+    "FimCounts",
+    "FimIds",
+    "FimParams",
+    "FimPlan",
+    "Splicer",
+    "assemble",
+    "fim_documents",
+    "plan_split",
+]
 
 Ids = npt.NDArray[np.int64]
 Encode = Callable[[Sequence[str]], list[list[int]]]
@@ -149,6 +159,56 @@ def _encode_pieces(pieces: list[_Piece], encode: Encode) -> None:
             k += 3
 
 
+_WHITESPACE = np.array(sorted(b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class Splicer:
+    """Encodes a fragment's FIM pieces reusing the fragment's own tokens between hard boundaries: exact, and cheaper.
+
+    For a byte-level BPE tokenizer whose only pre-tokenizer is GPT-2's regex (no normaliser, no prefix space), a
+    newline right after an ASCII character that is not whitespace is a *hard boundary*: no pre-token crosses it and
+    the pre-tokens on either side do not depend on the other side, so encode(x + y) == encode(x) + encode(y) when
+    x + y has a hard boundary at len(x). The fragment's tokens between its first and last hard boundary inside a
+    piece are then the piece's own encoding there (the document was encoded whole); only the text from the piece's
+    edges to those boundaries is encoded again. `PackTokenizer.spliceable` says when a tokenizer qualifies.
+    """
+
+    token_bytes: npt.NDArray[np.int64]
+    """The length in bytes of every id."""
+
+    def encode_pieces(self, items: Sequence[tuple[Ids, FimPlan]], encode: Encode) -> list[tuple[list[int], ...]]:
+        """(prefix, middle, suffix) ids of each (fragment, plan), equal to encoding each piece on its own."""
+        windows: list[str] = []
+        layouts: list[list[tuple[int, list[int], int]]] = []
+        for fragment, plan in items:
+            data = (plan.prefix + plan.middle + plan.suffix).encode("utf-8")
+            lo = len(plan.prefix.encode("utf-8"))
+            hi = lo + len(plan.middle.encode("utf-8"))
+            arr = np.frombuffer(data, dtype=np.uint8)
+            newlines = np.flatnonzero(arr[1:] == 10) + 1
+            before = arr[newlines - 1]
+            hard = newlines[(before < 0x80) & ~np.isin(before, _WHITESPACE)]
+            starts = np.concatenate([[0], np.cumsum(self.token_bytes[fragment])[:-1]]).astype(np.int64)
+            layout: list[tuple[int, list[int], int]] = []
+            for a, e in ((0, lo), (lo, hi), (hi, len(data))):
+                inside = hard[(hard > a) & (hard < e)]
+                t1 = int(np.searchsorted(starts, inside[0])) if inside.size else -1
+                t2 = int(np.searchsorted(starts, inside[-1])) if inside.size else -1
+                if inside.size and starts[t1] == inside[0] and starts[t2] == inside[-1]:
+                    windows.extend((data[a : inside[0]].decode("utf-8"), data[inside[-1] : e].decode("utf-8")))
+                    layout.append((len(windows) - 2, fragment[t1:t2].tolist(), len(windows) - 1))
+                else:  # no hard boundary inside: the whole piece is encoded again
+                    windows.append(data[a:e].decode("utf-8"))
+                    layout.append((len(windows) - 1, [], -1))
+            layouts.append(layout)
+        encoded = encode(windows) if windows else []
+        out: list[tuple[list[int], ...]] = []
+        for layout in layouts:
+            out.append(tuple(encoded[h] + mid + (encoded[t] if t >= 0 else []) for h, mid, t in layout))
+        return out
+
+
 def fim_documents(
     texts: Sequence[str],
     originals: Sequence[Ids],
@@ -183,13 +243,21 @@ class FimContexts:
     encode: Encode
     text_of: Callable[[Ids], str | None]
     counts: FimCounts = field(default_factory=FimCounts)
+    splicer: Splicer | None = None
+    """Encodes the pieces reusing the fragment's tokens (a qualifying tokenizer); None: encodes them whole."""
 
     def transform(self, contexts: Sequence[Ids], rngs: Sequence[np.random.Generator]) -> list[tuple[Ids, Ids]]:
         """Each context transformed: (its tokens, the offsets in them where each fragment starts)."""
         plans: list[list[_Piece]] = []
         for context, rng in zip(contexts, rngs, strict=True):
             plans.append(self._plan(context, rng))
-        _encode_pieces([p for ps in plans for p in ps if p.plan is not None], self.encode)
+        drawn = [p for ps in plans for p in ps if p.plan is not None]
+        if self.splicer is None:
+            _encode_pieces(drawn, self.encode)
+        else:
+            done = self.splicer.encode_pieces([(p.original, p.plan) for p in drawn if p.plan is not None], self.encode)
+            for p, (pre, mid, suf) in zip(drawn, done, strict=True):
+                p.encoded = (pre, mid, suf)
         out: list[tuple[Ids, Ids]] = []
         for context, pieces in zip(contexts, plans, strict=True):
             out.append(self._join(context, pieces))

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .corpus import Ledger, data_prep_shards, input_files, read_documents, shard_index
-from .fim import FimContexts, FimCounts, FimIds, FimParams, fim_documents
+from .fim import FimContexts, FimCounts, FimIds, FimParams, Splicer, fim_documents
 from .packed import PackedDataset, ShardWriter, shard_name, token_dtype
 from .packtok import PackTokenizer, TextOfIds, encode_ids
 from .stage import (
@@ -289,7 +289,9 @@ def _transform_contexts(task: Contexts) -> ContextsDone:
     if w.text_of is None:
         w.text_of = TextOfIds(w.tok)
     s = w.settings
-    fim = FimContexts(s.fim, ids, w.specials.eot, lambda t: encode_ids(w.tok.tokenizer, t), w.text_of)
+    lengths = w.text_of.token_bytes()
+    splicer = Splicer(lengths) if w.tok.spliceable and lengths is not None else None
+    fim = FimContexts(s.fim, ids, w.specials.eot, lambda t: encode_ids(w.tok.tokenizer, t), w.text_of, splicer=splicer)
     rows = [row.astype(np.int64) for row in task.tokens]
     rngs = [np.random.default_rng([s.seed, task.shard, task.first + i]) for i in range(len(rows))]
     return ContextsDone(fim.transform(rows, rngs), fim.counts)

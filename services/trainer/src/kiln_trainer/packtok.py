@@ -70,6 +70,21 @@ def _is_byte_level(spec: Any) -> bool:
     return any(_is_byte_level(d) for d in spec.get("decoders") or [])
 
 
+def _is_spliceable(spec: dict[str, Any]) -> bool:
+    pre = spec.get("pre_tokenizer") or {}
+    model = spec.get("model") or {}
+    return (
+        spec.get("normalizer") is None
+        and pre.get("type") == "ByteLevel"
+        and pre.get("use_regex", True) is True
+        and pre.get("add_prefix_space") is False
+        and model.get("type") == "BPE"
+        and model.get("dropout") is None
+        and _is_byte_level(spec.get("decoder"))
+        and all(t.get("special") for t in spec.get("added_tokens") or [])
+    )
+
+
 @dataclass
 class PackTokenizer:
     """A loaded tokenizer folder: the tokenizer, its roles, ids of the roles, and how to get text back."""
@@ -82,6 +97,9 @@ class PackTokenizer:
     eot_id: int
     pad_id: int
     byte_level: bool
+    spliceable: bool = False
+    """Byte-level BPE behind GPT-2's regex alone (no normaliser, no prefix space, only special added tokens): FIM
+    pieces can reuse a fragment's own tokens between hard boundaries (fim.Splicer)."""
 
     @staticmethod
     def load(folder: str | os.PathLike[str]) -> PackTokenizer:
@@ -106,7 +124,7 @@ class PackTokenizer:
             raise StageConfigError(f"{path}: {e}; {expected}") from e
         tok.encode_special_tokens = True
         ids = PackTokenizer._ids(tok, [roles.eot, roles.pad or ""], what="end of text and padding")
-        spec = tok.to_str()
+        spec = json.loads(tok.to_str())
         return PackTokenizer(
             folder=path,
             tokenizer=tok,
@@ -115,7 +133,8 @@ class PackTokenizer:
             digest="sha256:" + hashlib.sha256(data).hexdigest(),
             eot_id=ids[0],
             pad_id=ids[1],
-            byte_level=_is_byte_level(json.loads(spec).get("decoder")),
+            byte_level=_is_byte_level(spec.get("decoder")),
+            spliceable=_is_spliceable(spec),
         )
 
     @staticmethod
@@ -147,6 +166,10 @@ class TextOfIds:
     def __init__(self, tok: PackTokenizer) -> None:
         self.tok = tok
         self.table = byte_level_table(tok.tokenizer) if tok.byte_level else None
+
+    def token_bytes(self) -> npt.NDArray[np.int64] | None:
+        """The length in bytes of every id (byte-level tokenizers), else None."""
+        return None if self.table is None else self.table[2]
 
     def __call__(self, ids: npt.NDArray[Any]) -> str | None:
         if self.table is None:
