@@ -224,3 +224,23 @@ def test_given_real_code_when_fim_contexts_are_spliced_then_the_output_is_that_o
         out = fim.transform(contexts, [np.random.default_rng([3, i]) for i in range(len(contexts))])
         outs.append(([t.tolist() for t, _ in out], fim.counts))
     assert outs[0] == outs[1] and outs[0][1].psm > 10 and outs[0][1].spm > 10
+
+
+def test_given_real_code_when_documents_are_made_fim_with_splicing_then_the_output_is_that_of_encoding_whole(
+    tok: PackTokenizer,
+) -> None:
+    from conftest import stdlib_dir
+    from kiln_trainer.fim import Splicer
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted((stdlib_dir() / "json").glob("*.py"))]
+    originals = [np.array(d, np.int64) for d in encode_ids(tok.tokenizer, texts)]
+    lengths = TextOfIds(tok).token_bytes()
+    assert lengths is not None
+    outs = []
+    for splicer in (None, Splicer(lengths)):
+        counts = FimCounts()
+        rngs = [np.random.default_rng([5, i]) for i in range(len(texts))]
+        docs = fim_documents(texts, originals, rngs, FimParams(0.9, 0.5, "document"), ids_of(tok),
+                             lambda t: encode_ids(tok.tokenizer, t), counts, splicer)  # fmt: skip
+        outs.append(([d.tolist() for d in docs], counts))
+    assert outs[0] == outs[1] and outs[0][1].psm + outs[0][1].spm > 2

@@ -209,6 +209,17 @@ class Splicer:
         return out
 
 
+def _encode_drawn(pieces: list[_Piece], encode: Encode, splicer: Splicer | None) -> None:
+    """Encodes the prefix, middle and suffix of every drawn piece: whole, or spliced from the piece's own tokens."""
+    drawn = [p for p in pieces if p.plan is not None]
+    if splicer is None:
+        _encode_pieces(drawn, encode)
+        return
+    done = splicer.encode_pieces([(p.original, p.plan) for p in drawn if p.plan is not None], encode)
+    for p, (pre, mid, suf) in zip(drawn, done, strict=True):
+        p.encoded = (pre, mid, suf)
+
+
 def fim_documents(
     texts: Sequence[str],
     originals: Sequence[Ids],
@@ -217,6 +228,7 @@ def fim_documents(
     ids: FimIds,
     encode: Encode,
     counts: FimCounts,
+    splicer: Splicer | None = None,
 ) -> list[Ids]:
     """Document-level FIM: each document (its text and its plain encoding) transformed with its own generator."""
     pieces: list[_Piece] = []
@@ -225,7 +237,7 @@ def fim_documents(
         if not drawn:
             counts.untouched += 1
         pieces.append(_Piece(plan_split(text, rng, params.spm_rate) if drawn else None, original))
-    _encode_pieces(pieces, encode)
+    _encode_drawn(pieces, encode, splicer)
     return [_finish(p, ids, params.truncation, counts) for p in pieces]
 
 
@@ -251,13 +263,7 @@ class FimContexts:
         plans: list[list[_Piece]] = []
         for context, rng in zip(contexts, rngs, strict=True):
             plans.append(self._plan(context, rng))
-        drawn = [p for ps in plans for p in ps if p.plan is not None]
-        if self.splicer is None:
-            _encode_pieces(drawn, self.encode)
-        else:
-            done = self.splicer.encode_pieces([(p.original, p.plan) for p in drawn if p.plan is not None], self.encode)
-            for p, (pre, mid, suf) in zip(drawn, done, strict=True):
-                p.encoded = (pre, mid, suf)
+        _encode_drawn([p for ps in plans for p in ps], self.encode, self.splicer)
         out: list[tuple[Ids, Ids]] = []
         for context, pieces in zip(contexts, plans, strict=True):
             out.append(self._join(context, pieces))

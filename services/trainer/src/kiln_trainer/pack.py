@@ -217,6 +217,16 @@ def _init_worker(folder: str, settings: Settings, loaded: PackTokenizer | None =
     _STATE = _Worker(tok, settings, check(settings, tok))
 
 
+def _splicer(w: _Worker) -> Splicer | None:
+    """The worker's FIM splicer when its tokenizer qualifies (PackTokenizer.spliceable)."""
+    if not w.tok.spliceable:
+        return None
+    if w.text_of is None:
+        w.text_of = TextOfIds(w.tok)
+    lengths = w.text_of.token_bytes()
+    return None if lengths is None else Splicer(lengths)
+
+
 def _flat(ids: Sequence[Sequence[int]]) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.uint32, count=int(lengths.sum()))
@@ -251,7 +261,8 @@ def _tokenize(chunk: Chunk) -> ChunkTokens:
                 texts.append(text)
                 originals.append(np.asarray(doc, dtype=np.int64))
                 rngs.append(np.random.default_rng([s.seed, chunk.shard, record, c]))
-        docs = fim_documents(texts, originals, rngs, s.fim, sp.fim, lambda t: encode_ids(w.tok.tokenizer, t), counts)
+        encode: Callable[[Sequence[str]], list[list[int]]] = lambda t: encode_ids(w.tok.tokenizer, t)  # noqa: E731
+        docs = fim_documents(texts, originals, rngs, s.fim, sp.fim, encode, counts, _splicer(w))
         flat, lengths = _flat(docs)  # type: ignore[arg-type]
     else:
         if any(c != 1 for c in chunk.copies):
@@ -289,9 +300,9 @@ def _transform_contexts(task: Contexts) -> ContextsDone:
     if w.text_of is None:
         w.text_of = TextOfIds(w.tok)
     s = w.settings
-    lengths = w.text_of.token_bytes()
-    splicer = Splicer(lengths) if w.tok.spliceable and lengths is not None else None
-    fim = FimContexts(s.fim, ids, w.specials.eot, lambda t: encode_ids(w.tok.tokenizer, t), w.text_of, splicer=splicer)
+    fim = FimContexts(
+        s.fim, ids, w.specials.eot, lambda t: encode_ids(w.tok.tokenizer, t), w.text_of, splicer=_splicer(w)
+    )
     rows = [row.astype(np.int64) for row in task.tokens]
     rngs = [np.random.default_rng([s.seed, task.shard, task.first + i]) for i in range(len(rows))]
     return ContextsDone(fim.transform(rows, rngs), fim.counts)
