@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from conftest import stdlib_dir
 from kiln_trainer.fim import FimParams
 from kiln_trainer.pack import Settings, main, pack_inputs
-from kiln_trainer.packed import PackedDataset, interleave, token_dtype
+from kiln_trainer.packed import PackedDataset, interleave, locate, round_blocks, token_dtype
 from kiln_trainer.packtok import PackTokenizer, encode_ids
 from kiln_trainer.stage import TERMINAL_EXIT, StageConfigError
 from kiln_trainer.ul2 import DEFAULT_DENOISERS, Denoiser
@@ -326,3 +326,13 @@ def test_given_document_level_fim_with_suffix_truncation_when_packed_then_no_doc
     assert m["sequences"] == plain["sequences"], "every document keeps its length in tokens"
     ds = PackedDataset(tmp_path / "fim")
     assert ds.doc_starts(0).tolist() == PackedDataset(tmp_path / "plain").doc_starts(0).tolist()
+
+
+@settings(max_examples=30, deadline=None)
+@given(lengths=st.lists(st.integers(0, 12), min_size=1, max_size=5))
+def test_given_shards_of_any_lengths_when_located_one_by_one_then_it_agrees_with_interleave(lengths: list[int]) -> None:
+    blocks = round_blocks(lengths)
+    s, r = interleave(lengths, np.arange(sum(lengths)))
+    assert [locate(blocks, g) for g in range(sum(lengths))] == list(zip(s.tolist(), r.tolist(), strict=True))
+    with pytest.raises(IndexError):
+        locate(blocks, sum(lengths))

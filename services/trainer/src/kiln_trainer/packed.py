@@ -33,9 +33,12 @@ import numpy.typing as npt
 __all__ = [
     "SHARD_KIND",
     "PackedDataset",
+    "RoundBlock",
     "ShardFiles",
     "ShardWriter",
     "interleave",
+    "locate",
+    "round_blocks",
     "shard_name",
     "token_dtype",
 ]
@@ -180,6 +183,38 @@ def interleave(lengths: npt.ArrayLike, g: npt.ArrayLike) -> tuple[npt.NDArray[np
     return s_out, r_out
 
 
+@dataclass(frozen=True)
+class RoundBlock:
+    """Rounds [lo, hi) of the interleaved order, in which the same shards are active; they start at global `start`."""
+
+    start: int
+    lo: int
+    hi: int
+    active: tuple[int, ...]
+
+
+def round_blocks(lengths: list[int]) -> list[RoundBlock]:
+    """The interleaved order over shards of `lengths`, as blocks of rounds with the same active shards."""
+    blocks: list[RoundBlock] = []
+    start = 0
+    bounds = sorted({0, *lengths})
+    for lo, hi in itertools.pairwise(bounds):
+        active = tuple(i for i, n in enumerate(lengths) if n > lo)
+        blocks.append(RoundBlock(start, lo, hi, active))
+        start += (hi - lo) * len(active)
+    return blocks
+
+
+def locate(blocks: list[RoundBlock], g: int) -> tuple[int, int]:
+    """(shard position, local index) of global index `g` in the order of `blocks` (integer arithmetic only)."""
+    for b in blocks:
+        size = (b.hi - b.lo) * len(b.active)
+        if b.start <= g < b.start + size:
+            off = g - b.start
+            return b.active[off % len(b.active)], b.lo + off // len(b.active)
+    raise IndexError(f"sequence {g} is out of range")
+
+
 class PackedDataset:
     """Every shard of a packed folder, read through memory maps: `len`, `ds[g]`, `for_rank(rank, world)`.
 
@@ -211,6 +246,7 @@ class PackedDataset:
         self.never_targets: tuple[int, ...] = tuple(int(i) for i in first["never_targets"])
         self.shards: list[int] = [int(m["shard"]) for m in self.manifests]
         self.lengths = np.array([int(m["sequences"]) for m in self.manifests], dtype=np.int64)
+        self._blocks = round_blocks(self.lengths.tolist())
         self._tokens: list[np.ndarray[Any, Any] | None] = [None] * len(self.manifests)
         self._masks: list[np.ndarray[Any, Any] | None] = [None] * len(self.manifests)
 
@@ -242,8 +278,7 @@ class PackedDataset:
 
     def locate(self, g: int) -> tuple[int, int]:
         """(shard position, local sequence index) of global sequence `g`."""
-        s, r = interleave(self.lengths, [g])
-        return int(s[0]), int(r[0])
+        return locate(self._blocks, g)
 
     def __getitem__(self, g: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
         if g < 0:
