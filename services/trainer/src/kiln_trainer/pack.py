@@ -724,6 +724,8 @@ def _stage_jobs(
     shards = data_prep_shards(input_dir)
     index = env.get("JOB_COMPLETION_INDEX")
     if index is not None:
+        if not index.isdigit():
+            raise StageConfigError(f"JOB_COMPLETION_INDEX {index!r} is not a shard number")
         i = int(index)
         path = input_dir / f"shard-{i:05d}.jsonl.zst"
         if not path.is_file():
