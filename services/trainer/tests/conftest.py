@@ -153,3 +153,44 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Prepar
         return made[spec]
 
     return get
+
+
+# --- tokenizers for the pack tests -------------------------------------------------------------------------------
+
+PACK_SPECIALS = ("<|endoftext|>", "<|padding|>", "[NLU]", "[S2S]", "[NLG]")
+"""The listed special tokens of the test tokenizers (the FIM and UL2 sentinels are added after them)."""
+
+
+def train_tokenizer(folder: Path, vocab_size: int = 2048, parts: tuple[str, ...] = ("json", "email")) -> Path:
+    """A small byte-level BPE tokenizer trained on a slice of the standard library, in kiln's folder layout.
+
+    Its special tokens: end of text, padding, the UL2 paradigm tokens, the FIM sentinels, <extra_id_0..99>.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from kiln_trainer.special import SpecialTokens
+
+    roles = SpecialTokens.of_section(
+        {"special_tokens": list(PACK_SPECIALS), "fim_sentinels": {}, "ul2_sentinels": {"count": 100}}
+    )
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(roles.special_tokens),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    files = sorted(str(p) for part in parts for p in (stdlib_dir() / part).rglob("*.py"))
+    tok.train(files, trainer)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    roles.write(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained test tokenizer folder (tokenizer.json + kiln-tokenizer.json), made once per session."""
+    return train_tokenizer(tmp_path_factory.mktemp("tokenizer"))
