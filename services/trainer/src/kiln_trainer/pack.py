@@ -935,7 +935,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     r = sub.add_parser("run", help="tokenize and pack inputs into a packed folder")
     r.add_argument("--tokenizer", required=True, help="a tokenizer folder (tokenizer.json, kiln-tokenizer.json)")
-    r.add_argument("--input", required=True, nargs="+", help="data-prep shard folders, JSON Lines files, code trees")
+    r.add_argument("--input", required=True, nargs="+", action="extend", help="data-prep shard folders, JSON Lines files, code trees")
     r.add_argument("--output", required=True, help="the packed folder to write")
     r.add_argument("--seq-len", required=True, type=int, help="tokens per sequence")
     r.add_argument("--objective", choices=("next-token", "fim", "ul2"), default="next-token")
@@ -943,12 +943,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--spm-rate", type=float, default=0.5, help="share of FIM examples in SPM order")
     r.add_argument("--fim-level", choices=("document", "context"), default="context")
     r.add_argument("--fim-truncation", choices=("none", "suffix"), default="none")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--workers", type=int, default=1, help="tokenizing processes")
+    r.add_argument("--seed", type=int, default=42, help="seed of every random choice (the spec's default, 42)")
+    r.add_argument("--workers", type=int, default=None, help="tokenizing processes (default: the CPUs this may use)")
     r.add_argument("--json", action="store_true", help="one JSON object on stdout")
     i = sub.add_parser("inspect", help="what a packed folder holds, and sequences decoded with their loss masks")
     i.add_argument("folder", type=Path)
-    i.add_argument("--decode", type=int, default=0, metavar="N", help="decode the first N sequences")
+    i.add_argument("--decode", type=int, default=2, metavar="N", help="decode the first N sequences (default 2)")
     i.add_argument("--tokenizer", help="the tokenizer folder (default: the one the manifest names)")
     i.add_argument("--verify", action="store_true", help="re-hash every file against its manifest")
     i.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -965,6 +965,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         _say("give --config FILE (the stage), run or inspect")
         return TERMINAL_EXIT
+    if args.command == "run" and args.workers is None:
+        args.workers = _stage_workers()
     if args.command == "run" and (args.seq_len < 1 or args.workers < 1):
         _say("--seq-len and --workers must be at least 1")
         return TERMINAL_EXIT
