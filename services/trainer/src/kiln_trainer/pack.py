@@ -935,7 +935,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     r = sub.add_parser("run", help="tokenize and pack inputs into a packed folder")
     r.add_argument("--tokenizer", required=True, help="a tokenizer folder (tokenizer.json, kiln-tokenizer.json)")
-    r.add_argument("--input", required=True, nargs="+", action="extend", help="data-prep shard folders, JSON Lines files, code trees")
+    r.add_argument(
+        "--input",
+        required=True,
+        nargs="+",
+        action="extend",
+        help="data-prep shard folders, JSON Lines files, code trees",
+    )
     r.add_argument("--output", required=True, help="the packed folder to write")
     r.add_argument("--seq-len", required=True, type=int, help="tokens per sequence")
     r.add_argument("--objective", choices=("next-token", "fim", "ul2"), default="next-token")

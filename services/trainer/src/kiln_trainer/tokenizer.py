@@ -706,7 +706,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="the stage's mounted config (the stage); or use the train command")
     sub = p.add_subparsers(dest="command")
     t = sub.add_parser("train", help="train a tokenizer on data-prep output, JSON Lines files or raw code")
-    t.add_argument("--input", nargs="+", action="extend", required=True, help="data-prep output folders, JSONL files (.gz/.zst), code")
+    t.add_argument(
+        "--input",
+        nargs="+",
+        action="extend",
+        required=True,
+        help="data-prep output folders, JSONL files (.gz/.zst), code",
+    )
     t.add_argument("--output", required=True, help="the folder to write tokenizer.json and its companions into")
     t.add_argument("--algorithm", choices=("bpe", "unigram"), default="bpe")
     t.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, help="tokens, special tokens included")
