@@ -49,7 +49,8 @@ def _config(prep: Prepared, spec: str) -> dict[str, Any]:
     config["tokenizer"]["sample_size"] = SAMPLE_SIZE[spec]
     config["tokenizer"]["vocab_size"] = VOCAB[spec]
     if spec == "ul2":
-        config["tokenizer"].setdefault("ul2_sentinels", UL2_SENTINELS)
+        # The spec gives a UL2 objective's trained tokenizer 100 span sentinels; the plan carries them.
+        assert config["tokenizer"]["ul2_sentinels"] == UL2_SENTINELS
     return config
 
 
