@@ -23,6 +23,7 @@ def test_given_no_gpu_and_no_torch_when_the_package_is_imported_then_it_works() 
         sys.meta_path.insert(0, NoTorch())
         import kiln_trainer
         import kiln_trainer.stage as stage
+        import kiln_trainer.tokenizer, kiln_trainer.pack, kiln_trainer.packed, kiln_trainer.device
 
         assert stage.TERMINAL_EXIT == 2
         print(stage.fit_summary({"metrics": {"ok": 1}}))
@@ -38,7 +39,11 @@ def test_given_no_gpu_and_no_torch_when_the_package_is_imported_then_it_works() 
 
 def test_given_the_package_when_imported_then_torch_is_not_loaded() -> None:
     out = subprocess.run(
-        [sys.executable, "-c", "import sys, kiln_trainer.stage; print('torch' in sys.modules)"],
+        [
+            sys.executable,
+            "-c",
+            "import sys, kiln_trainer.stage, kiln_trainer.tokenizer, kiln_trainer.pack; print('torch' in sys.modules)",
+        ],
         capture_output=True,
         text=True,
         check=True,
