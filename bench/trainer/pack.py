@@ -27,10 +27,12 @@ from typing import Any
 import zstandard
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from kiln_trainer.corpus import Document
 from kiln_trainer.fim import FimParams
 from kiln_trainer.pack import Settings, pack_inputs
 from kiln_trainer.packtok import PackTokenizer
 from kiln_trainer.special import SpecialTokens
+from kiln_trainer.tokenizer import TrainSpec, train_tokenizer
 from kiln_trainer.ul2 import DEFAULT_DENOISERS, Denoiser
 
 SPECIALS = ["<|endoftext|>", "<|padding|>", "[NLU]", "[S2S]", "[NLG]"]
@@ -59,9 +61,17 @@ def corpus(out: Path, limit_bytes: int) -> tuple[Path, int, list[Path]]:
     return shard, total, used
 
 
-def train(folder: Path, files: list[Path], vocab: int) -> Path:
-    """A byte-level BPE tokenizer with kiln's roles, trained on `files`."""
+def train(folder: Path, files: list[Path], vocab: int, kind: str = "kiln") -> Path:
+    """A byte-level BPE tokenizer with kiln's roles, trained on `files`: kiln's own (its code pre-tokenizer, as the
+    tokenizer stage makes it) or behind GPT-2's regex."""
     roles = SpecialTokens.of_section({"special_tokens": SPECIALS, "fim_sentinels": {}, "ul2_sentinels": {"count": 100}})
+    folder.mkdir(parents=True, exist_ok=True)
+    if kind == "kiln":
+        docs = [Document(p.read_text(encoding="utf-8"), "python", str(p), None) for p in files]
+        trained = train_tokenizer(docs, TrainSpec("bpe", vocab, roles))
+        trained.save(str(folder / "tokenizer.json"))
+        roles.write(folder)
+        return folder
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -74,7 +84,6 @@ def train(folder: Path, files: list[Path], vocab: int) -> Path:
             show_progress=False,
         ),
     )
-    folder.mkdir(parents=True, exist_ok=True)
     tok.save(str(folder / "tokenizer.json"))
     roles.write(folder)
     return folder
@@ -147,6 +156,12 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=1000, help="at most this many MB of the standard library")
     ap.add_argument("--seq-len", type=int, default=2048)
     ap.add_argument("--vocab", type=int, default=32768)
+    ap.add_argument(
+        "--tokenizer",
+        choices=("kiln", "gpt2-regex"),
+        default="kiln",
+        help="kiln's own BPE (as the tokenizer stage trains it) or byte-level BPE behind GPT-2's regex",
+    )
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--objectives", default="next-token,fim,ul2")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of every run; the best of them is shown")
@@ -157,7 +172,7 @@ def main() -> None:
         (root / "in").mkdir()
         shard, nbytes, files = corpus(root / "in", int(args.mb * 1e6))
         t0 = time.monotonic()
-        tok_dir = train(root / "tok", files[: max(1, len(files) // 4)], args.vocab)
+        tok_dir = train(root / "tok", files[: max(1, len(files) // 4)], args.vocab, args.tokenizer)
         train_s = time.monotonic() - t0
         tok = PackTokenizer.load(tok_dir)
         ceilings: list[dict[str, Any]] = []
@@ -174,6 +189,7 @@ def main() -> None:
         "corpus_bytes": nbytes,
         "files": len(files),
         "vocab": args.vocab,
+        "tokenizer": args.tokenizer,
         "seq_len": args.seq_len,
         "tokenizer_train_s": round(train_s, 2),
         "cpus": os.cpu_count(),
@@ -193,7 +209,8 @@ def main() -> None:
             f"{r['tokens_per_cpu_s']:>10,} tokens/s per core  tokens sha256 {r['sha256']}"
         )
     print(
-        f"corpus {nbytes / 1e6:.1f} MB in {len(files)} files, vocabulary {args.vocab}, seq_len {args.seq_len}, "
+        f"corpus {nbytes / 1e6:.1f} MB in {len(files)} files, {args.tokenizer} tokenizer of {args.vocab}, "
+        f"seq_len {args.seq_len}, "
         f"tokenizer trained in {train_s:.1f} s (not timed), {os.cpu_count()} CPUs, best of {info['repeats']}"
     )
 

@@ -194,3 +194,21 @@ def train_tokenizer(folder: Path, vocab_size: int = 2048, parts: tuple[str, ...]
 def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained test tokenizer folder (tokenizer.json + kiln-tokenizer.json), made once per session."""
     return train_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def kiln_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tokenizer folder made by kiln's own tokenizer CLI (its code pre-tokenizer), with the FIM and UL2 tokens."""
+    import sys
+
+    out = tmp_path_factory.mktemp("kiln-tokenizer")
+    specials = ["<|endoftext|>", "<|padding|>", "[NLU]", "[S2S]", "[NLG]"]
+    subprocess.run(
+        [sys.executable, "-m", "kiln_trainer.tokenizer", "train", "--output", str(out), "--vocab-size", "2048",
+         "--sample-size", "2MB", "--fim-sentinels", "--ul2-sentinels", "100",
+         "--input", *(str(stdlib_dir() / p) for p in ("json", "email", "logging", "http")),
+         *(a for t in specials for a in ("--special-token", t))],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return out

@@ -24,9 +24,20 @@ CODE = st.text(
 )
 
 
-@pytest.fixture(scope="module")
-def tok(tokenizer_dir: Path) -> PackTokenizer:
-    return PackTokenizer.load(tokenizer_dir)
+@pytest.fixture(scope="module", params=["gpt2-regex", "kiln"])
+def tok(request: pytest.FixtureRequest, tokenizer_dir: Path, kiln_tokenizer_dir: Path) -> PackTokenizer:
+    """Both kinds of byte-level BPE the pack stage splices: behind GPT-2's regex, and kiln's own tokenizer."""
+    return PackTokenizer.load(tokenizer_dir if request.param == "gpt2-regex" else kiln_tokenizer_dir)
+
+
+def test_given_kiln_tokenizer_when_loaded_then_fim_splices_it_with_the_pattern_it_was_trained_with(
+    kiln_tokenizer_dir: Path,
+) -> None:
+    from kiln_trainer.packtok import _KILN_PATTERN
+    from kiln_trainer.tokenizer import PRETOKENIZER_PATTERN
+
+    assert _KILN_PATTERN == PRETOKENIZER_PATTERN
+    assert PackTokenizer.load(kiln_tokenizer_dir).spliceable
 
 
 def ids_of(tok: PackTokenizer) -> FimIds:
@@ -191,7 +202,7 @@ def test_given_a_fragment_when_its_pieces_are_spliced_then_they_equal_encoding_e
 ) -> None:
     from kiln_trainer.fim import Splicer
 
-    assert tok.spliceable, "the test tokenizer is byte-level BPE behind GPT-2's regex"
+    assert tok.spliceable, "both test tokenizers are byte-level BPE that the pack stage splices"
     doc = encode_ids(tok.tokenizer, [text])[0]
     fragment = np.array(doc[min(start, len(doc) - 1) :], dtype=np.int64)  # may start mid-word, as at a context cut
     source = TextOfIds(tok)(fragment)

@@ -70,14 +70,41 @@ def _is_byte_level(spec: Any) -> bool:
     return any(_is_byte_level(d) for d in spec.get("decoders") or [])
 
 
+# kiln's own pre-tokenizer (kiln_trainer.tokenizer.PRETOKENIZER_PATTERN, then bytes): a newline right after a
+# non-space character always starts a piece there too (no alternative matches "x\n"), and the pieces tile the text,
+# so the same hard boundaries hold. Spelt here, not imported, so that a changed pattern stops splicing until the
+# splicing tests are run against it.
+_KILN_PATTERN = r"\n?[ \t]*[^\s]+| [^\s]+|\s+"
+
+
+def _is_gpt2_byte_level(pre: dict[str, Any]) -> bool:
+    return (
+        pre.get("type") == "ByteLevel" and pre.get("use_regex", True) is True and pre.get("add_prefix_space") is False
+    )
+
+
+def _is_kiln_pre_tokenizer(pre: dict[str, Any]) -> bool:
+    parts = pre.get("pretokenizers") if pre.get("type") == "Sequence" else None
+    if not isinstance(parts, list) or len(parts) != 2:
+        return False
+    split, byte_level = parts
+    return (
+        split.get("type") == "Split"
+        and split.get("pattern") == {"Regex": _KILN_PATTERN}
+        and split.get("behavior") == "Isolated"
+        and split.get("invert") is False
+        and byte_level.get("type") == "ByteLevel"
+        and byte_level.get("use_regex") is False
+        and byte_level.get("add_prefix_space") is False
+    )
+
+
 def _is_spliceable(spec: dict[str, Any]) -> bool:
     pre = spec.get("pre_tokenizer") or {}
     model = spec.get("model") or {}
     return (
         spec.get("normalizer") is None
-        and pre.get("type") == "ByteLevel"
-        and pre.get("use_regex", True) is True
-        and pre.get("add_prefix_space") is False
+        and (_is_gpt2_byte_level(pre) or _is_kiln_pre_tokenizer(pre))
         and model.get("type") == "BPE"
         and model.get("dropout") is None
         and _is_byte_level(spec.get("decoder"))
@@ -98,8 +125,8 @@ class PackTokenizer:
     pad_id: int
     byte_level: bool
     spliceable: bool = False
-    """Byte-level BPE behind GPT-2's regex alone (no normaliser, no prefix space, only special added tokens): FIM
-    pieces can reuse a fragment's own tokens between hard boundaries (fim.Splicer)."""
+    """Byte-level BPE behind GPT-2's regex or kiln's own pre-tokenizer (no normaliser, no prefix space, only special
+    added tokens): FIM pieces can reuse a fragment's own tokens between hard boundaries (fim.Splicer)."""
 
     @staticmethod
     def load(folder: str | os.PathLike[str]) -> PackTokenizer:
