@@ -104,7 +104,7 @@ def reference_alibi_forward(m: Transformer, idx: torch.Tensor) -> torch.Tensor:
     for n in range(cfg.n_layers):
         p = f"layers.{n}."
         a = ln(x, w[p + "attn_norm.weight"])
-        q, k, v = (a @ w[p + "attn.qkv.weight"].T).split(cfg.d_model, dim=-1)
+        q, k, v = (a @ w[p + "attn.qkv.weight"].T).chunk(3, dim=-1)
         heads = []
         for hh in range(h):
             sl = slice(hh * hd, (hh + 1) * hd)
