@@ -53,6 +53,26 @@ def peak_memory_gib(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def check(device: str) -> dict[str, Any]:
+    """kiln's model on `device` against the same weights on the CPU (float32; on CUDA, ALiBi through FlexAttention
+    against the CPU's explicit mask, RoPE's SDPA against the CPU's): the largest logit difference, per pe."""
+    out: dict[str, Any] = {"check": device}
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    for pe in ("rope", "alibi"):
+        for heads in (8, 12):
+            cfg = ModelConfig(4096, 768, 2, heads, 4.0, 512, pe, "fp32")
+            model = Transformer(cfg)
+            model.init_weights(1)
+            x = torch.randint(0, cfg.vocab_size, (2, cfg.max_seq_len), generator=torch.Generator().manual_seed(0))
+            with torch.no_grad():
+                ref = model(x)
+                got = model.to(device)(x.to(device)).cpu()
+            out[f"{pe}_h{heads}_max_abs_diff"] = float((got - ref).abs().max())
+    torch.backends.cuda.matmul.allow_tf32 = True
+    return out
+
+
 def run(
     size: str, pe: str, mb: int, args: argparse.Namespace, shape: tuple[int, int, int], device: str
 ) -> dict[str, Any]:
@@ -123,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile (default: on cuda)")
     p.add_argument("--cpu-precision", choices=("fp32", "bf16"), default="fp32", help="autocast on the CPU")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--check", action="store_true", help="first compare the device's logits with the CPU's")
     args = p.parse_args(argv)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     on_gpu = device == "cuda"
@@ -134,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     shapes = presets()
     header = {"torch": torch.__version__, "device": torch.cuda.get_device_name() if on_gpu else "cpu"}
     print(json.dumps(header) if args.json else f"torch {header['torch']} on {header['device']}", flush=True)
+    if args.check:
+        print(json.dumps(check(device)), flush=True)
     for size in args.sizes.split(","):
         if size not in shapes:
             print(f"unknown size {size!r}; known: {', '.join(shapes)}", file=sys.stderr)
