@@ -202,3 +202,17 @@ def test_parameter_count_matches_the_spec_for_alibi() -> None:
 def test_too_long_is_an_error() -> None:
     with pytest.raises(ValueError, match="max_seq_len"):
         model("rope")(torch.zeros(1, 65, dtype=torch.long))
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+@pytest.mark.parametrize("n_heads", [8, 6])
+def test_alibi_flex_attention_equals_the_mask_path(n_heads: int) -> None:
+    # The CUDA path's FlexAttention (its score_mod and causal block mask), run eagerly on the CPU (forward only:
+    # FlexAttention has no CPU backward), against the explicit mask.
+    cfg = tiny("alibi", n_heads=n_heads, d_model=96, max_seq_len=160)
+    flex, mask = Transformer(cfg, alibi_impl="flex"), Transformer(cfg, alibi_impl="mask")
+    flex.init_weights(8)
+    mask.init_weights(8)
+    idx = torch.randint(0, V, (2, 160), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(flex(idx), mask(idx), rtol=1e-4, atol=1e-4)
