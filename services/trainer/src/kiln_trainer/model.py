@@ -1,6 +1,6 @@
 """kiln's decoder-only transformer: two architectures that export exactly to Hugging Face with no custom code.
 
-`position_encoding` picks the architecture (see docs/model.md):
+`position_encoding` picks the architecture (see services/trainer/docs/model.md):
 
 - `rope`: Llama (`LlamaForCausalLM`). Pre-norm RMSNorm (eps 1e-5, computed in float32 as HF does), attention with
   rotary embeddings as HF Llama computes them (rotate-half, theta 10000, head_dim-wide), SwiGLU MLP
