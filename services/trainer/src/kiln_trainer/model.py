@@ -477,10 +477,12 @@ def lm_loss(
     """Next-token cross entropy (float32): position t predicts tokens[t+1]; counted as `target_weights` says.
 
     `mean` over the counted targets (0 when there are none); `sum` for the train loop's own token-weighted mean.
+    The logits are not sliced (no copy of the [B, T, V] tensor): the last position gets a dummy target, weight 0.
     """
-    counted = target_weights(tokens, mask, ignore_ids)
-    v = logits.shape[-1]
-    per = F.cross_entropy(logits[:, :-1].reshape(-1, v).float(), tokens[:, 1:].reshape(-1), reduction="none")
+    b, t, v = logits.shape
+    counted = F.pad(target_weights(tokens, mask, ignore_ids), (0, 1), value=False)  # [B, T]
+    targets = F.pad(tokens[:, 1:], (0, 1), value=0)
+    per = F.cross_entropy(logits.reshape(b * t, v).float(), targets.reshape(-1), reduction="none")
     total = (per * counted.reshape(-1).to(per.dtype)).sum()
     if reduction == "sum":
         return total
