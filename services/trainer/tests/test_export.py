@@ -32,7 +32,8 @@ def small_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def kiln_model(pe: str, seed: int = 7, n_heads: int = 4) -> Transformer:
-    cfg = ModelConfig(V, 64, 2, n_heads, 4.0, 64, pe, "fp32")  # type: ignore[arg-type]
+    d_model = 96 if n_heads == 6 else 64  # 6 heads (not a power of two): MPT's interleaved slopes
+    cfg = ModelConfig(V, d_model, 2, n_heads, 4.0, 64, pe, "fp32")  # type: ignore[arg-type]
     m = Transformer(cfg)
     m.init_weights(seed)
     with torch.no_grad():
@@ -63,7 +64,8 @@ def greedy(m: Transformer, prompt: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(("pe", "arch", "n_heads"), [("rope", "LlamaForCausalLM", 4), ("alibi", "MptForCausalLM", 4),
-                                                     ("alibi", "MptForCausalLM", 2)])  # fmt: skip
+                                                     ("alibi", "MptForCausalLM", 2), ("alibi", "MptForCausalLM", 6),
+                                                     ("rope", "LlamaForCausalLM", 6)])  # fmt: skip
 def test_export_loads_in_transformers_with_the_same_logits(
     pe: str, arch: str, n_heads: int, small_tokenizer: Path, tmp_path: Path
 ) -> None:

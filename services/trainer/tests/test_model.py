@@ -254,3 +254,20 @@ def test_fsdp2_meta_init_equals_the_plain_model(pe: str, tmp_path: Path) -> None
         assert all(torch.equal(exported[k], expected[k]) for k in expected)
     finally:
         dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("pe", ["rope", "alibi"])
+def test_bf16_autocast_on_the_cpu(pe: str) -> None:
+    # The train loop's mixed precision (the tiny plan trains in bf16): float32 logits close to float32's, and
+    # gradients for every parameter, in float32 (the master weights).
+    m = model(pe, seed=1)
+    idx = torch.randint(0, V, (2, 32), generator=torch.Generator().manual_seed(6))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = m(idx)
+        loss = lm_loss(logits, idx, None, [])
+    assert logits.dtype == torch.float32 and loss.dtype == torch.float32
+    with torch.no_grad():
+        torch.testing.assert_close(logits, m(idx), rtol=0, atol=0.05)
+    loss.backward()  # type: ignore[no-untyped-call]
+    for name, p in m.named_parameters():
+        assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), name
