@@ -218,11 +218,14 @@ def test_given_a_run_killed_after_a_checkpoint_when_resumed_then_its_losses_are_
     assert sorted(p.name for p in ckpt.iterdir()) == [LATEST, "step-00000020", "step-00000030"]
 
 
-def test_given_two_ddp_processes_then_they_match_one_and_a_sigterm_gives_a_checkpoint_a_resume_at_one_process_ends(
-    packed: Path, kiln_tokenizer_dir: Path, tmp_path: Path, reference: Run
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_given_two_processes_then_they_match_one_and_a_sigterm_gives_a_checkpoint_a_resume_at_one_process_ends(
+    packed: Path, kiln_tokenizer_dir: Path, tmp_path: Path, reference: Run, strategy: str
 ) -> None:
     ckpt = tmp_path / "ckpt"
-    value = config(packed, kiln_tokenizer_dir, ckpt)
+    # DDP: the model replicated; FSDP2: `fully_shard` per block and the root, the checkpoint sharded (DTensors),
+    # then loaded unsharded by the single process.
+    value = config(packed, kiln_tokenizer_dir, ckpt, parallelism={"strategy": strategy})
     # torchrun with 2 processes on gloo; the kubelet's SIGTERM goes to torchrun, which passes it to its workers.
     two = train_until(value, fresh(tmp_path, "a"), 15, signal.SIGTERM, nproc=2)
     assert "stopped by a signal after step 15: checkpoint step-00000015" in two.stderr, two.stderr[-3000:]
