@@ -434,7 +434,8 @@ def _copy_full(p: Tensor, full: Tensor) -> None:
         p.copy_(full)
         return
     if isinstance(p, DTensor):
-        p.copy_(distribute_tensor(full.to(p.device), p.device_mesh, p.placements))
+        # Every rank drew the same full tensor: each keeps its own shard, with no communication.
+        p.copy_(distribute_tensor(full.to(p.device), p.device_mesh, p.placements, src_data_rank=None))
     else:
         p.copy_(full)
 

@@ -1,0 +1,194 @@
+"""Training throughput (MFU) of kiln's Transformer on one GPU: tokens/s, MFU, peak memory and step time.
+
+    PYTHONPATH=services/trainer/src python3 bench/trainer/mfu.py [--sizes 350m,1b] [--pe rope,alibi]
+        [--micro-batch N] [--steps N] [--json]
+    node services/trainer/scripts/env.mjs run -- python bench/trainer/mfu.py --sizes tiny --device cpu   # smoke run
+
+The sizes are libs/spec's presets (PRESETS in libs/spec/src/hardware.ts, read from that file), plus `tiny`
+(d_model 128, 2 layers, 4 heads) for a CPU smoke run. On the GPU: sequence 2048, vocabulary 32768, bf16 autocast,
+fused AdamW, the whole model under torch.compile (RoPE through SDPA flash; ALiBi through FlexAttention), the loss
+`lm_loss` on random tokens; without --micro-batch it tries 16, then 8, then 4 on running out of memory.
+
+MFU = flops_per_token * tokens/s / 989.4e12 (H100 SXM / H200 dense bf16). Two figures: `mfu_pct` counts N as
+every parameter (the tied embedding once: it is also the output head, whose matmul is real work), the convention
+of /work/shared/anchors/anchor_mfu.py and nanoGPT, so it compares with the anchors' figures; `mfu_pct_non_emb`
+counts N without the embedding (model.flops_per_token's argument in the train loop's logs). It asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kiln_trainer.model import ModelConfig, Transformer, autocast_dtype, flops_per_token, lm_loss
+
+PEAK = 989.4e12
+HARDWARE_TS = Path(__file__).resolve().parents[2] / "libs" / "spec" / "src" / "hardware.ts"
+TINY = (128, 2, 4)
+
+
+def presets() -> dict[str, tuple[int, int, int]]:
+    """libs/spec's size presets, `name -> (d_model, n_layers, n_heads)`, read from hardware.ts; plus `tiny`."""
+    found: dict[str, tuple[int, int, int]] = {"tiny": TINY}
+    text = HARDWARE_TS.read_text(encoding="utf-8") if HARDWARE_TS.is_file() else ""
+    block = re.search(r"PRESETS[^=]*=\s*\{(.*?)\n\};", text, re.DOTALL)
+    pattern = r"'([^']+)':\s*\{\s*d_model:\s*(\d+),\s*n_layers:\s*(\d+),\s*n_heads:\s*(\d+)\s*\}"
+    for name, d, n_layers, h in re.findall(pattern, block.group(1) if block else ""):
+        found[name] = (int(d), int(n_layers), int(h))
+    return found
+
+
+def peak_memory_gib(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    # The process's peak resident set (Linux reports kilobytes).
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def check(device: str) -> dict[str, Any]:
+    """kiln's model on `device` against the same weights on the CPU (float32; on CUDA, ALiBi through FlexAttention
+    against the CPU's explicit mask, RoPE's SDPA against the CPU's): the largest logit difference, per pe."""
+    out: dict[str, Any] = {"check": device}
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    for pe in ("rope", "alibi"):
+        for heads in (8, 12):
+            cfg = ModelConfig(4096, 768, 2, heads, 4.0, 512, pe, "fp32")
+            model = Transformer(cfg)
+            model.init_weights(1)
+            x = torch.randint(0, cfg.vocab_size, (2, cfg.max_seq_len), generator=torch.Generator().manual_seed(0))
+            with torch.no_grad():
+                ref = model(x)
+                got = model.to(device)(x.to(device)).cpu()
+            out[f"{pe}_h{heads}_max_abs_diff"] = float((got - ref).abs().max())
+    torch.backends.cuda.matmul.allow_tf32 = True
+    return out
+
+
+def run(
+    size: str, pe: str, mb: int, args: argparse.Namespace, shape: tuple[int, int, int], device: str
+) -> dict[str, Any]:
+    d, n_layers, h = shape
+    precision = "bf16" if device == "cuda" else args.cpu_precision
+    cfg = ModelConfig(args.vocab, d, n_layers, h, 4.0, args.seq_len, pe, precision)  # type: ignore[arg-type]
+    model = Transformer(cfg).to(device)
+    model.init_weights(0)
+    compiled: Any = torch.compile(model) if args.compile else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=device == "cuda")
+    dtype = autocast_dtype(cfg)
+    x = torch.randint(0, cfg.vocab_size, (mb, cfg.max_seq_len), device=device)
+    loss = torch.zeros(())
+    t_first = time.perf_counter()
+    t0 = t_first
+    for i in range(args.warmup + args.steps):
+        if i == args.warmup:
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = lm_loss(compiled(x), x, None, ())
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    dt = (time.perf_counter() - t0) / args.steps
+    tps = mb * cfg.max_seq_len / dt
+    n_all = model.num_params(exclude_embedding=False)
+    n_non_emb = model.num_params()
+    result = {
+        "impl": "kiln",
+        "size": size,
+        "pe": pe,
+        "attention": "sdpa" if pe == "rope" else ("flex" if device == "cuda" else "sdpa+mask"),
+        "device": device,
+        "compiled": bool(args.compile),
+        "precision": precision,
+        "seq_len": cfg.max_seq_len,
+        "vocab": cfg.vocab_size,
+        "params_M": round(n_all / 1e6, 1),
+        "params_non_emb_M": round(n_non_emb / 1e6, 1),
+        "intermediate_size": cfg.intermediate_size,
+        "micro_batch": mb,
+        "tokens_per_s": round(tps),
+        "mfu_pct": round(100 * flops_per_token(cfg, n_all) * tps / PEAK, 1),
+        "mfu_pct_non_emb": round(100 * flops_per_token(cfg, n_non_emb) * tps / PEAK, 1),
+        "step_ms": round(dt * 1e3, 1),
+        "warmup_s": round(t0 - t_first, 1),
+        "peak_mem_GiB": round(peak_memory_gib(device), 1),
+        "loss": round(float(loss.detach()), 3),
+    }
+    del compiled, model, opt
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default="350m,1b", help="comma-separated presets (libs/spec) or tiny")
+    p.add_argument("--pe", default="rope,alibi", help="comma-separated position encodings: rope, alibi")
+    p.add_argument("--micro-batch", type=int, help="sequences per step (default: 16, then 8, then 4 on OOM)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps")
+    p.add_argument("--warmup", type=int, default=4, help="untimed steps first (compilation happens here)")
+    p.add_argument("--device", choices=("cuda", "cpu"), help="default: cuda when visible")
+    p.add_argument("--seq-len", type=int, help="default 2048 (cuda), 256 (cpu)")
+    p.add_argument("--vocab", type=int, help="default 32768 (cuda), 4096 (cpu)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile (default: on cuda)")
+    p.add_argument("--cpu-precision", choices=("fp32", "bf16"), default="fp32", help="autocast on the CPU")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--check", action="store_true", help="first compare the device's logits with the CPU's")
+    args = p.parse_args(argv)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    on_gpu = device == "cuda"
+    args.seq_len = args.seq_len or (2048 if on_gpu else 256)
+    args.vocab = args.vocab or (32768 if on_gpu else 4096)
+    args.compile = on_gpu if args.compile is None else args.compile
+    if on_gpu:
+        torch.backends.cuda.matmul.allow_tf32 = True
+    shapes = presets()
+    header = {"torch": torch.__version__, "device": torch.cuda.get_device_name() if on_gpu else "cpu"}
+    print(json.dumps(header) if args.json else f"torch {header['torch']} on {header['device']}", flush=True)
+    if args.check:
+        print(json.dumps(check(device)), flush=True)
+    for size in args.sizes.split(","):
+        if size not in shapes:
+            print(f"unknown size {size!r}; known: {', '.join(shapes)}", file=sys.stderr)
+            return 2
+        for pe in args.pe.split(","):
+            for mb in [args.micro_batch] if args.micro_batch else [16, 8, 4]:
+                try:
+                    torch.manual_seed(0)
+                    r = run(size, pe, mb, args, shapes[size], device)
+                except torch.OutOfMemoryError:
+                    r = {"oom": size, "pe": pe, "micro_batch": mb}
+                    ok = False
+                else:
+                    ok = True
+                if on_gpu:
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats()
+                if args.json:
+                    print(json.dumps(r), flush=True)
+                elif ok:
+                    print(
+                        f"{size:>5} {pe:<5} mb {mb:>2}: {r['tokens_per_s']:>9} tokens/s  MFU {r['mfu_pct']:>5}% "
+                        f"(non-emb {r['mfu_pct_non_emb']}%)  step {r['step_ms']} ms  peak {r['peak_mem_GiB']} GiB  "
+                        f"{r['params_M']}M params  loss {r['loss']}",
+                        flush=True,
+                    )
+                else:
+                    print(f"{size:>5} {pe:<5} mb {mb:>2}: out of memory", flush=True)
+                if ok:
+                    break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
