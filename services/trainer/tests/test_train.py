@@ -25,6 +25,7 @@ from jsonschema import Draft202012Validator
 
 from conftest import mounted_config, plan_of, stdlib_dir, write_json
 from kiln_trainer.checkpoint import LATEST, load_latest
+from kiln_trainer.export import export_checkpoint
 from kiln_trainer.model import ModelConfig, Transformer
 from kiln_trainer.stage import TERMINAL_EXIT, _registry, schemas_dir, storage_path
 from kiln_trainer.train import PROGRESS_KIND, RETRYABLE_EXIT
@@ -331,3 +332,7 @@ def test_given_the_tiny_plan_when_the_stage_runs_from_its_mounted_config_then_it
     assert ModelConfig.from_json(model_config) == ModelConfig.of(mounted["model"])
     Transformer(ModelConfig.from_json(model_config)).load_state_dict(state, strict=True)
     assert all(torch.isfinite(t).all() for t in state.values())
+    # The checkpoint alone is enough to export: the tokenizer's folder is in its meta.
+    state, model_config, meta = loaded
+    exported = export_checkpoint(state, ModelConfig.from_json(model_config), meta["tokenizer"]["path"], tmp_path / "hf")
+    assert (tmp_path / "hf" / "config.json").is_file() and exported["kind"] == "kiln.stage-manifest/v1"

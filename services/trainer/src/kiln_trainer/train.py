@@ -369,6 +369,7 @@ class _Trainer:
     """What resuming must put back besides the tensors: the loss's running mean (for spike warnings)."""
 
     loss_mean: float | None = None
+    last_loss: float | None = None
     warnings: list[str] = field(default_factory=list)
 
 
@@ -461,6 +462,7 @@ def _train(
                 )
             start = int(meta["step"])
             trainer.loss_mean = meta["trainer"].get("loss_mean")
+            trainer.last_loss = meta["trainer"].get("last_loss")
             trainer.warnings = list(meta["trainer"].get("warnings", []))
             if rng is not None and int(meta["world_size"]) == world.size:
                 ckpt.restore_rng(rng)
@@ -499,11 +501,16 @@ def _train(
             "objective": config.objective_type,
             "schedule": {"lr": lr_at(st.schedule, max(0, step - 1)), "warmup_steps": st.schedule.warmup_steps},
             "global_batch": {"sequences": st.global_sequences, "seq_len": st.seq_len},
-            "trainer": {"loss_mean": trainer.loss_mean, "warnings": trainer.warnings[-5:]},
+            "trainer": {
+                "loss_mean": trainer.loss_mean,
+                "last_loss": trainer.last_loss,
+                "warnings": trainer.warnings[-5:],
+            },
         }
 
     last_info: ckpt.CheckpointInfo | None = pointer
-    loss_value = float("nan")
+    # A retry of a run that had finished (its last checkpoint is the last step) reports that checkpoint's loss.
+    loss_value = trainer.last_loss if trainer.last_loss is not None else float("nan")
     started = time.perf_counter()
     window_t, window_tokens = started, 0
     done_tokens = start * st.tokens_per_step
@@ -548,7 +555,7 @@ def _train(
             opt.step()
         opt.zero_grad(set_to_none=True)
 
-        if trainer.loss_mean is not None and step - start >= 0 and step >= 10 and loss_value > 3 * trainer.loss_mean:
+        if trainer.loss_mean is not None and step >= 10 and loss_value > 3 * trainer.loss_mean:
             warning = (
                 f"loss spike at step {step + 1}: {loss_value:.4g}, over 3x the running mean {trainer.loss_mean:.4g}"
             )
@@ -556,6 +563,7 @@ def _train(
             if lead:
                 _say(f"warning: {warning}")
         trainer.loss_mean = loss_value if trainer.loss_mean is None else 0.9 * trainer.loss_mean + 0.1 * loss_value
+        trainer.last_loss = loss_value
 
         done = step + 1
         done_tokens = done * st.tokens_per_step
