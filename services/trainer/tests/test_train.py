@@ -27,8 +27,8 @@ from conftest import mounted_config, plan_of, stdlib_dir, write_json
 from kiln_trainer.checkpoint import LATEST, load_latest
 from kiln_trainer.export import export_checkpoint
 from kiln_trainer.model import ModelConfig, Transformer
-from kiln_trainer.stage import TERMINAL_EXIT, _registry, schemas_dir, storage_path
-from kiln_trainer.train import PROGRESS_KIND, RETRYABLE_EXIT
+from kiln_trainer.stage import TERMINAL_EXIT, StageConfigError, _registry, schemas_dir, storage_path
+from kiln_trainer.train import PROGRESS_KIND, RETRYABLE_EXIT, lr_at, plan_steps
 
 STEPS = 30
 """Steps of the runs compared step by step; a checkpoint every 10 (5120 tokens of 512 a step)."""
@@ -103,9 +103,10 @@ def _env(tmp: Path, extra: dict[str, str] | None) -> dict[str, str]:
 
 
 def command(cfg: Path, nproc: int) -> list[str]:
+    """One process, or `nproc` under kiln_trainer.launch (torchrun's arguments; it keeps the exit codes)."""
     if nproc == 1:
         return [sys.executable, "-m", "kiln_trainer.train", "--config", str(cfg)]
-    return [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc-per-node={nproc}",
+    return [sys.executable, "-m", "kiln_trainer.launch", "--nnodes=1", f"--nproc-per-node={nproc}",
             f"--master-port={free_port()}", "-m", "kiln_trainer.train", "--config", str(cfg)]  # fmt: skip
 
 
@@ -227,10 +228,11 @@ def test_given_two_processes_then_they_match_one_and_a_sigterm_gives_a_checkpoin
     # DDP: the model replicated; FSDP2: `fully_shard` per block and the root, the checkpoint sharded (DTensors),
     # then loaded unsharded by the single process.
     value = config(packed, kiln_tokenizer_dir, ckpt, parallelism={"strategy": strategy})
-    # torchrun with 2 processes on gloo; the kubelet's SIGTERM goes to torchrun, which passes it to its workers.
+    # 2 processes on gloo (kiln_trainer.launch around torchrun); the kubelet's SIGTERM goes to the launcher, which
+    # passes it to torchrun, which passes it to its workers.
     two = train_until(value, fresh(tmp_path, "a"), 15, signal.SIGTERM, nproc=2)
     assert "stopped by a signal after step 15: checkpoint step-00000015" in two.stderr, two.stderr[-3000:]
-    assert two.code != 0 and two.code != TERMINAL_EXIT  # torchrun says 1 for its workers' 3: retried either way
+    assert two.code == RETRYABLE_EXIT
     assert json.loads((ckpt / LATEST).read_text(encoding="utf-8"))["path"] == "step-00000015"
     meta = json.loads((ckpt / "step-00000015" / "meta.json").read_text(encoding="utf-8"))
     assert meta["world_size"] == 2 and meta["step"] == 15 and meta["tokens"] == 15 * 512
@@ -270,28 +272,30 @@ def test_given_a_sigterm_when_training_then_it_saves_a_checkpoint_and_exits_retr
     assert run.losses[7] == reference.losses[7]
 
 
-def test_given_a_nan_loss_when_training_then_it_exits_2_naming_the_step_and_what_to_try(
+def test_given_a_nan_loss_when_launched_then_it_exits_2_naming_the_step_and_what_to_try(
     packed: Path, kiln_tokenizer_dir: Path, tmp_path: Path
 ) -> None:
-    run = train(
-        config(packed, kiln_tokenizer_dir, tmp_path / "ckpt"), tmp_path, env={"KILN_TRAIN_INJECT_NAN_AT_STEP": "3"}
-    )
+    value = config(packed, kiln_tokenizer_dir, tmp_path / "ckpt")
+    run = train(value, tmp_path, nproc=2, env={"KILN_TRAIN_INJECT_NAN_AT_STEP": "2"})
+    # Each worker exits 2 and says so; torchrun alone would exit 1 (measured), kiln_trainer.launch keeps the 2.
     assert run.code == TERMINAL_EXIT, run.stderr[-3000:]
-    assert sorted(run.losses) == [1, 2]
-    for words in ("the loss is nan at step 3 of 30", "lower learning rate", "fp32", "gradient clipping"):
+    assert sorted(run.losses) == [1]
+    for words in ("the loss is nan at step 2 of 30", "lower learning rate", "fp32", "gradient clipping"):
         assert words in run.stderr and words in run.summary["error"], words
     validator("summary.schema.json").validate(run.summary)
 
 
-def test_given_a_global_batch_the_world_size_does_not_divide_then_it_exits_2(
+def test_given_a_global_batch_the_world_size_does_not_divide_then_it_is_a_config_error(
     packed: Path, kiln_tokenizer_dir: Path, tmp_path: Path
 ) -> None:
-    value = config(packed, kiln_tokenizer_dir, tmp_path / "ckpt")
-    value["training"]["global_batch"]["sequences"] = 6
-    value["training"]["micro_batch"] = 4
-    run = train(value, tmp_path)
-    assert run.code == TERMINAL_EXIT
-    assert "global_batch.sequences 6 is not micro_batch 4 x a whole gradient accumulation x 1" in run.summary["error"]
+    training = config(packed, kiln_tokenizer_dir, tmp_path / "ckpt")["training"]
+    assert plan_steps(training, 64, 2).accumulation == 2 and plan_steps(training, 64, 1).accumulation == 4
+    with pytest.raises(StageConfigError, match="sequences 8 is not micro_batch 2 x a whole gradient accumulation x 3"):
+        plan_steps(training, 64, 3)
+    steps = plan_steps(training, 64, 1)
+    assert steps.steps == STEPS and steps.tokens_per_step == 512 and steps.schedule.warmup_steps == 2
+    assert lr_at(steps.schedule, 0) == pytest.approx(1.5e-3) and lr_at(steps.schedule, 1) == pytest.approx(3e-3)
+    assert lr_at(steps.schedule, STEPS) == pytest.approx(3e-4)  # cosine down to min_lr_ratio 0.1
 
 
 def test_given_the_tiny_plan_when_the_stage_runs_from_its_mounted_config_then_it_trains_and_writes_its_manifest(

@@ -9,7 +9,8 @@ spec's at any world size; DDP (or FSDP2 `fully_shard` per block and root). It ch
 
 Exit codes: 0 done; 2 (`TERMINAL_EXIT`) a config or data it cannot use, or a non-finite loss (the run fails for
 good: retrying gives the same NaN); 3 (`RETRYABLE_EXIT`) stopped by SIGTERM or SIGINT after saving a checkpoint
-(the retry resumes from it); anything else (1, a signal) is a crash, retried too.
+(the retry resumes from it); anything else (1, a signal) is a crash, retried too. torchrun turns a worker's 2 and
+3 into 1: `python -m kiln_trainer.launch` (torchrun's arguments) keeps them.
 
 Rank 0 prints one `kiln.progress/v1` JSON line per log interval on stdout (docs/train.md); everything else is on
 stderr. Test hooks: `KILN_TRAIN_INJECT_NAN_AT_STEP=N` makes step N's loss NaN; `KILN_TRAIN_HANG_AFTER_STEP=N`
@@ -43,6 +44,7 @@ from torch import nn
 
 from . import checkpoint as ckpt
 from .device import pick_device
+from .launch import RETRYABLE_EXIT, record_exit
 from .model import ModelConfig, Transformer, autocast_dtype, count_targets, flops_per_token, lm_loss
 from .packed import PackedDataset
 from .stage import (
@@ -65,9 +67,6 @@ __all__ = [
     "plan_steps",
     "run",
 ]
-
-RETRYABLE_EXIT = 3
-"""Stopped by SIGTERM/SIGINT with a checkpoint saved: not 0 (not done), not 2 (not terminal), so the Job retries."""
 
 PROGRESS_KIND = "kiln.progress/v1"
 """The `kind` of rank 0's progress lines on stdout."""
@@ -685,11 +684,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return TERMINAL_EXIT
 
     try:
-        return run(args.config)
-    except StageConfigError as e:
-        return terminal(str(e))
-    except Diverged as e:
-        return terminal(str(e))
+        code = run(args.config)
+    except (StageConfigError, Diverged) as e:
+        code = terminal(str(e))
+    record_exit(code)  # for kiln_trainer.launch: torchrun itself would say 1 for 2 and 3
+    return code
 
 
 if __name__ == "__main__":
