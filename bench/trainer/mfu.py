@@ -79,7 +79,9 @@ def run(
     d, n_layers, h = shape
     precision = "bf16" if device == "cuda" else args.cpu_precision
     cfg = ModelConfig(args.vocab, d, n_layers, h, 4.0, args.seq_len, pe, precision)  # type: ignore[arg-type]
-    model = Transformer(cfg).to(device)
+    with torch.device("meta"):  # as the train loop builds it: no weights drawn twice
+        model = Transformer(cfg)
+    model.to_empty(device=device)
     model.init_weights(0)
     compiled: Any = torch.compile(model) if args.compile else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=device == "cuda")

@@ -32,7 +32,8 @@ def small_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def kiln_model(pe: str, seed: int = 7, n_heads: int = 4) -> Transformer:
-    cfg = ModelConfig(V, 64, 2, n_heads, 4.0, 64, pe, "fp32")  # type: ignore[arg-type]
+    d_model = 96 if n_heads == 6 else 64  # 6 heads (not a power of two): MPT's interleaved slopes
+    cfg = ModelConfig(V, d_model, 2, n_heads, 4.0, 64, pe, "fp32")  # type: ignore[arg-type]
     m = Transformer(cfg)
     m.init_weights(seed)
     with torch.no_grad():
@@ -63,7 +64,8 @@ def greedy(m: Transformer, prompt: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(("pe", "arch", "n_heads"), [("rope", "LlamaForCausalLM", 4), ("alibi", "MptForCausalLM", 4),
-                                                     ("alibi", "MptForCausalLM", 2)])  # fmt: skip
+                                                     ("alibi", "MptForCausalLM", 2), ("alibi", "MptForCausalLM", 6),
+                                                     ("rope", "LlamaForCausalLM", 6)])  # fmt: skip
 def test_export_loads_in_transformers_with_the_same_logits(
     pe: str, arch: str, n_heads: int, small_tokenizer: Path, tmp_path: Path
 ) -> None:
@@ -148,7 +150,7 @@ def test_the_stage_exports_the_latest_checkpoint(
 
     def load_latest(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
         seen.append(folder)
-        return m.state_dict(), cfg.to_json(), {"step": 123, "tokens": 500000}
+        return m.state_dict(), cfg.to_json(), {"step": 123, "tokens": 500000, "final": True, "path": "step-123"}
 
     fake = types.ModuleType("kiln_trainer.checkpoint")
     fake.load_latest = load_latest  # type: ignore[attr-defined]
@@ -160,7 +162,7 @@ def test_the_stage_exports_the_latest_checkpoint(
     registry, by_file = _registry(schemas_dir())
     Draft202012Validator(by_file["manifest.schema.json"], registry=registry).validate(manifest)
     assert manifest["kind"] == "kiln.stage-manifest/v1" and manifest["runId"] == plan["runId"]
-    assert manifest["counts"]["step"] == 123
+    assert manifest["counts"]["step"] == 123 and "final" not in manifest["counts"]
     assert json.loads((out / "config.json").read_text())["torch_dtype"] == "bfloat16"  # tiny trains in bf16
     summary = json.loads((tmp_path / "termination-log").read_text())
     Draft202012Validator(by_file["summary.schema.json"], registry=registry).validate(summary)
@@ -177,3 +179,19 @@ def test_a_config_that_is_not_an_export_config_is_terminal(tmp_path: Path, monke
     bad = write_json(tmp_path / "bad.json", {"checkpoints": "pvc://kiln-artifacts/x/"})
     assert main(["--config", str(bad)]) == TERMINAL_EXIT
     assert "not a valid export config" in json.loads((tmp_path / "termination-log").read_text())["error"]
+
+
+def test_no_checkpoint_is_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = plan_of("tiny")
+    config = mounted_config(plan, "export")
+    env = {"KILN_STORAGE_ROOT": str(tmp_path), "KILN_TERMINATION_LOG": str(tmp_path / "termination-log")}
+    tok_dir = Path(storage_path(config["tokenizer"], "test", env))
+    tok_dir.mkdir(parents=True)
+    (tok_dir / "tokenizer.json").write_text("{}")
+    fake = types.ModuleType("kiln_trainer.checkpoint")
+    fake.load_latest = lambda folder: None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "kiln_trainer.checkpoint", fake)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(["--config", str(write_json(tmp_path / "export.json", config))]) == TERMINAL_EXIT
+    assert "no committed checkpoint" in json.loads((tmp_path / "termination-log").read_text())["error"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -202,3 +203,71 @@ def test_parameter_count_matches_the_spec_for_alibi() -> None:
 def test_too_long_is_an_error() -> None:
     with pytest.raises(ValueError, match="max_seq_len"):
         model("rope")(torch.zeros(1, 65, dtype=torch.long))
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+@pytest.mark.parametrize("n_heads", [8, 6])
+def test_alibi_flex_attention_equals_the_mask_path(n_heads: int) -> None:
+    # The CUDA path's FlexAttention (its score_mod and causal block mask), run eagerly on the CPU (forward only:
+    # FlexAttention has no CPU backward), against the explicit mask.
+    cfg = tiny("alibi", n_heads=n_heads, d_model=96, max_seq_len=160)
+    flex, mask = Transformer(cfg, alibi_impl="flex"), Transformer(cfg, alibi_impl="mask")
+    flex.init_weights(8)
+    mask.init_weights(8)
+    idx = torch.randint(0, V, (2, 160), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(flex(idx), mask(idx), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("pe", ["rope", "alibi"])
+def test_fsdp2_meta_init_equals_the_plain_model(pe: str, tmp_path: Path) -> None:
+    # What the train loop does: build on the meta device, fully_shard each of .layers then the root, to_empty,
+    # init_weights(seed): the same weights (DTensors) and logits as a plain model with the same seed; its DTensor
+    # state dict exports. One process on gloo (the CPU).
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import DTensor
+
+    from kiln_trainer.export import hf_state_dict
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        cfg = tiny(pe)
+        plain = Transformer(cfg)
+        plain.init_weights(3)
+        with torch.device("meta"):
+            sharded = Transformer(cfg)
+        mesh = init_device_mesh("cpu", (1,))
+        for layer in sharded.layers:
+            fully_shard(layer, mesh=mesh)
+        fully_shard(sharded, mesh=mesh)
+        sharded.to_empty(device="cpu")
+        sharded.init_weights(3)
+        assert isinstance(sharded.embed.weight, DTensor)
+        idx = torch.randint(0, V, (2, 32), generator=torch.Generator().manual_seed(0))
+        out = sharded(idx)
+        torch.testing.assert_close(out, plain(idx), rtol=0, atol=0)
+        lm_loss(out, idx, None, []).backward()  # type: ignore[no-untyped-call]
+        exported = hf_state_dict(sharded.state_dict(), cfg)
+        expected = hf_state_dict(plain.state_dict(), cfg)
+        assert all(torch.equal(exported[k], expected[k]) for k in expected)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("pe", ["rope", "alibi"])
+def test_bf16_autocast_on_the_cpu(pe: str) -> None:
+    # The train loop's mixed precision (the tiny plan trains in bf16): float32 logits close to float32's, and
+    # gradients for every parameter, in float32 (the master weights).
+    m = model(pe, seed=1)
+    idx = torch.randint(0, V, (2, 32), generator=torch.Generator().manual_seed(6))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = m(idx)
+        loss = lm_loss(logits, idx, None, [])
+    assert logits.dtype == torch.float32 and loss.dtype == torch.float32
+    with torch.no_grad():
+        torch.testing.assert_close(logits, m(idx), rtol=0, atol=0.05)
+    loss.backward()  # type: ignore[no-untyped-call]
+    for name, p in m.named_parameters():
+        assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), name

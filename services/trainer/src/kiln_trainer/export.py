@@ -280,7 +280,7 @@ def export_checkpoint(
     n_params = sum(t.numel() for t in weights.values())
     head = {k: v for k, v in (envelope or {}).items() if k in ("runId", "stage", "attempt") and v is not None}
     counts = {"parameters": n_params, "tensors": len(weights)}
-    counts.update({k: int(v) for k, v in (meta or {}).items() if isinstance(v, int) and v >= 0})
+    counts.update({k: v for k, v in (meta or {}).items() if isinstance(v, int) and not isinstance(v, bool) and v >= 0})
     return {
         "kind": "kiln.stage-manifest/v1",
         **{"stage": "export", "attempt": 1, **head},
@@ -327,9 +327,15 @@ def run_stage(config_path: str, env: Mapping[str, str] | None = None) -> int:
     # load_latest(dir) -> (model_state, model_config_json, meta).
     load_latest: Any = importlib.import_module("kiln_trainer.checkpoint").load_latest
     try:
-        model_state, model_config_json, meta = load_latest(checkpoints)
+        latest = load_latest(checkpoints)
     except FileNotFoundError as e:
-        raise StageConfigError(f"no committed checkpoint under {config['checkpoints']}: {e}") from e
+        latest = None
+        why = f": {e}"
+    else:
+        why = ""
+    if latest is None:  # no retry makes one: the train stage committed none
+        raise StageConfigError(f"no committed checkpoint under {config['checkpoints']} ({checkpoints}){why}")
+    model_state, model_config_json, meta = latest
     cfg = ModelConfig.from_json(model_config_json)
     dtype: ExportDtype = cfg.precision
     manifest = export_checkpoint(

@@ -1,6 +1,6 @@
 """kiln's decoder-only transformer: two architectures that export exactly to Hugging Face with no custom code.
 
-`position_encoding` picks the architecture (see docs/model.md):
+`position_encoding` picks the architecture (see services/trainer/docs/model.md):
 
 - `rope`: Llama (`LlamaForCausalLM`). Pre-norm RMSNorm (eps 1e-5, computed in float32 as HF does), attention with
   rotary embeddings as HF Llama computes them (rotate-half, theta 10000, head_dim-wide), SwiGLU MLP
@@ -227,11 +227,14 @@ def alibi_causal_mask(slopes: Tensor, seq_len: int, dtype: torch.dtype = torch.f
 _flex_compiled: Callable[..., Any] | None = None
 
 
-def _flex() -> Callable[..., Any]:
+def _flex(device: torch.device) -> Callable[..., Any]:
+    """FlexAttention: compiled on CUDA (its fused kernel); eager elsewhere (its reference math, for tests)."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if device.type != "cuda":
+        return flex_attention
     global _flex_compiled
     if _flex_compiled is None:
-        from torch.nn.attention.flex_attention import flex_attention
-
         _flex_compiled = torch.compile(flex_attention, dynamic=False)
     return _flex_compiled
 
@@ -291,7 +294,7 @@ class Attention(nn.Module):
             q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         elif "block_mask" in pos:
-            y = _flex()(q, k, v, score_mod=pos["score_mod"], block_mask=pos["block_mask"])
+            y = _flex(q.device)(q, k, v, score_mod=pos["score_mod"], block_mask=pos["block_mask"])
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=pos["mask"].to(q.dtype)[None])
         return cast(Tensor, self.out(y.transpose(1, 2).reshape(b, t, d)))
@@ -342,9 +345,11 @@ class Transformer(nn.Module):
     autocast, then is upcast). T may be at most `max_seq_len`.
     """
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, alibi_impl: Literal["auto", "flex", "mask"] = "auto") -> None:
         super().__init__()
         self.cfg = cfg
+        self.alibi_impl = alibi_impl
+        # ALiBi attention: "auto" is FlexAttention on CUDA, the explicit mask elsewhere; "flex" or "mask" forces one.
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm: nn.Module = (
@@ -411,7 +416,7 @@ class Transformer(nn.Module):
         pos: dict[str, Any]
         if self.cfg.position_encoding == "rope":
             pos = {"cos": self.rope_cos, "sin": self.rope_sin}
-        elif idx.device.type == "cuda":
+        elif self.alibi_impl == "flex" or (self.alibi_impl == "auto" and idx.device.type == "cuda"):
             pos = {"score_mod": self._score_mod, "block_mask": _causal_block_mask(t, idx.device)}
         else:
             pos = {"mask": alibi_causal_mask(self.slopes, t)}
@@ -472,10 +477,12 @@ def lm_loss(
     """Next-token cross entropy (float32): position t predicts tokens[t+1]; counted as `target_weights` says.
 
     `mean` over the counted targets (0 when there are none); `sum` for the train loop's own token-weighted mean.
+    The logits are not sliced (no copy of the [B, T, V] tensor): the last position gets a dummy target, weight 0.
     """
-    counted = target_weights(tokens, mask, ignore_ids)
-    v = logits.shape[-1]
-    per = F.cross_entropy(logits[:, :-1].reshape(-1, v).float(), tokens[:, 1:].reshape(-1), reduction="none")
+    b, t, v = logits.shape
+    counted = F.pad(target_weights(tokens, mask, ignore_ids), (0, 1), value=False)  # [B, T]
+    targets = F.pad(tokens[:, 1:], (0, 1), value=0)
+    per = F.cross_entropy(logits.reshape(b * t, v).float(), targets.reshape(-1), reduction="none")
     total = (per * counted.reshape(-1).to(per.dtype)).sum()
     if reduction == "sum":
         return total
