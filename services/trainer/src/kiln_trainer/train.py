@@ -425,10 +425,18 @@ def _train(
 
     random.seed(st.seed)
 
-    bare = Transformer(cfg)
-    bare.init_weights(st.seed)
-    bare.to(world.device)
-    model = _wrap(bare, st, world)
+    # Built on the meta device (no memory), sharded (FSDP2) before it is materialised, then initialised in place:
+    # `init_weights` gives each rank its shard of the same full tensors, the same on any device and world size.
+    with torch.device("meta"):
+        bare = Transformer(cfg)
+    if st.strategy == "fsdp" and world.distributed:
+        model = _wrap(bare, st, world)
+        bare.to_empty(device=world.device)
+        bare.init_weights(st.seed)
+    else:
+        bare.to_empty(device=world.device)
+        bare.init_weights(st.seed)
+        model = _wrap(bare, st, world)
     opt = _optimizer(model, st, on_gpu)
     batches = Batches(ds, world.rank, st)
     amp_dtype = autocast_dtype(cfg) if on_gpu else None  # fp32 on the CPU
