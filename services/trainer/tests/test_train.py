@@ -29,6 +29,7 @@ from kiln_trainer.export import export_checkpoint
 from kiln_trainer.model import ModelConfig, Transformer
 from kiln_trainer.stage import TERMINAL_EXIT, StageConfigError, _registry, schemas_dir, storage_path
 from kiln_trainer.train import PROGRESS_KIND, RETRYABLE_EXIT, lr_at, plan_steps
+from kiln_trainer.train import run as run_train
 
 STEPS = 30
 """Steps of the runs compared step by step; a checkpoint every 10 (5120 tokens of 512 a step)."""
@@ -296,6 +297,15 @@ def test_given_a_global_batch_the_world_size_does_not_divide_then_it_is_a_config
     assert steps.steps == STEPS and steps.tokens_per_step == 512 and steps.schedule.warmup_steps == 2
     assert lr_at(steps.schedule, 0) == pytest.approx(1.5e-3) and lr_at(steps.schedule, 1) == pytest.approx(3e-3)
     assert lr_at(steps.schedule, STEPS) == pytest.approx(3e-4)  # cosine down to min_lr_ratio 0.1
+
+
+def test_given_a_tokenizer_that_did_not_pack_the_data_then_it_is_a_config_error(
+    packed: Path, tokenizer_dir: Path, tmp_path: Path
+) -> None:
+    cfg = write_json(tmp_path / "train.json", config(packed, tokenizer_dir, tmp_path / "ckpt"))
+    with pytest.raises(StageConfigError, match="was made with another tokenizer"):
+        run_train(str(cfg))
+    assert not (tmp_path / "ckpt").exists()
 
 
 def test_given_the_tiny_plan_when_the_stage_runs_from_its_mounted_config_then_it_trains_and_writes_its_manifest(

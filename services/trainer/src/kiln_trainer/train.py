@@ -329,18 +329,14 @@ def _peak_memory(device: torch.device) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def _tokenizer_digest(folder: Path) -> str | None:
-    """The tokenizer's digest as kiln records it (kiln-tokenizer.json), else the sha256 of tokenizer.json."""
+def _tokenizer_digest(folder: Path) -> str:
+    """The tokenizer's digest as the pack stage records it: the sha256 of its tokenizer.json."""
     import hashlib
 
-    roles = folder / "kiln-tokenizer.json"
-    if roles.is_file():
-        with contextlib.suppress(ValueError, KeyError):
-            found = json.loads(roles.read_text(encoding="utf-8")).get("digest")
-            if isinstance(found, str):
-                return found
     tj = folder / "tokenizer.json"
-    return f"sha256:{hashlib.sha256(tj.read_bytes()).hexdigest()}" if tj.is_file() else None
+    if not tj.is_file():
+        raise StageConfigError(f"no tokenizer.json in {folder} (the config's tokenizer)")
+    return f"sha256:{hashlib.sha256(tj.read_bytes()).hexdigest()}"
 
 
 # --- signals -------------------------------------------------------------------------------------------------------
@@ -396,6 +392,13 @@ def run(config_file: str, env: Mapping[str, str] | None = None) -> int:
     vocab = int(ds.manifests[0]["tokenizer"]["vocab_size"])
     if vocab > cfg.vocab_size:
         raise StageConfigError(f"the tokenizer has {vocab} tokens, more than model.vocab_size {cfg.vocab_size}")
+
+    packed_with = ds.manifests[0]["tokenizer"]["digest"]
+    if _tokenizer_digest(tok_dir) != packed_with:
+        raise StageConfigError(
+            f"the packed data at {config.data} was made with another tokenizer ({packed_with}) than the one at "
+            f"{config.tokenizer} ({_tokenizer_digest(tok_dir)}); the exported model would decode wrongly"
+        )
 
     world = _init_world()
     try:
@@ -490,7 +493,7 @@ def _train(
     flops = flops_per_token(cfg, bare.num_params(exclude_embedding=True))
     peak = _peak_flops(world.device)
     total_tokens = st.steps * st.tokens_per_step
-    tok_digest = _tokenizer_digest(tok_dir)
+    tok_digest = _tokenizer_digest(tok_dir)  # the packed data's (checked in `run`)
 
     def meta_of(step: int) -> dict[str, Any]:
         return {
