@@ -27,7 +27,14 @@ from conftest import mounted_config, plan_of, stdlib_dir, write_json
 from kiln_trainer.checkpoint import LATEST, load_latest
 from kiln_trainer.export import export_checkpoint
 from kiln_trainer.model import ModelConfig, Transformer
-from kiln_trainer.stage import TERMINAL_EXIT, StageConfigError, _registry, schemas_dir, storage_path
+from kiln_trainer.stage import (
+    TERMINAL_EXIT,
+    StageConfigError,
+    _registry,
+    read_stage_config,
+    schemas_dir,
+    storage_path,
+)
 from kiln_trainer.train import PROGRESS_KIND, RETRYABLE_EXIT, lr_at, plan_steps
 from kiln_trainer.train import run as run_train
 
@@ -297,6 +304,22 @@ def test_given_a_global_batch_the_world_size_does_not_divide_then_it_is_a_config
     assert steps.steps == STEPS and steps.tokens_per_step == 512 and steps.schedule.warmup_steps == 2
     assert lr_at(steps.schedule, 0) == pytest.approx(1.5e-3) and lr_at(steps.schedule, 1) == pytest.approx(3e-3)
     assert lr_at(steps.schedule, STEPS) == pytest.approx(3e-4)  # cosine down to min_lr_ratio 0.1
+
+
+@pytest.mark.parametrize("spec", ["tiny", "fim", "ul2", "replit-code-v1-3b", "multinode-7b"])
+def test_given_an_example_spec_when_its_train_config_is_mounted_then_the_plans_batch_arithmetic_is_the_trainers(
+    spec: str, tmp_path: Path
+) -> None:
+    plan = plan_of(spec)
+    stage = next(s for s in plan["stages"] if s["kind"] == "train")
+    config = read_stage_config("train", write_json(tmp_path / "train.json", mounted_config(plan, "train")))
+    assert config.envelope.stage == stage["name"] and config.checkpoints == stage["config"]["checkpoints"]
+    world = stage["parallelism"]["nodes"] * stage["parallelism"]["gpusPerNode"]
+    t = config.training
+    steps = plan_steps(t, int(config.model["max_seq_len"]), world)
+    assert steps.accumulation == t["gradient_accumulation"] and steps.steps == t["steps"], (spec, steps)
+    assert steps.tokens_per_step == t["global_batch"]["tokens"]
+    ModelConfig.of(config.model)  # the model section builds a ModelConfig
 
 
 def test_given_a_tokenizer_that_did_not_pack_the_data_then_it_is_a_config_error(
