@@ -484,6 +484,17 @@ def _train(
     elif config.envelope.resume and lead:
         _say(f"resume asked, but {config.checkpoints} holds no committed checkpoint: starting at step 0")
 
+    epochs = math.ceil(st.steps / batches.steps_per_epoch)
+    if epochs > 1:
+        repeat = (
+            f"the packed data holds {batches.steps_per_epoch} steps of {st.global_sequences} sequences: "
+            f"{st.steps} steps read it {epochs} times"
+        )
+        if repeat not in trainer.warnings:
+            trainer.warnings.append(repeat)
+        if lead and start == 0:
+            _say(f"warning: {repeat}")
+
     stop = _Stop()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
