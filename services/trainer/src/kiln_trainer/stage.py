@@ -33,6 +33,7 @@ __all__ = [
     "StageConfigError",
     "TokenizerConfig",
     "TokenizerSection",
+    "TrainConfig",
     "exit_on_config_error",
     "fit_summary",
     "read_stage_config",
@@ -233,14 +234,55 @@ class PackConfig:
         )
 
 
-_TYPED: dict[str, Callable[[Mapping[str, Any]], object]] = {"tokenizer": TokenizerConfig.of, "pack": PackConfig.of}
+@dataclass(frozen=True)
+class TrainConfig:
+    """The train stage's config (train.schema.json); `training` is the resolved spec's section as it is."""
+
+    envelope: Envelope
+    """The controller's envelope."""
+    model: Mapping[str, Any]
+    """The resolved spec's model section (`ModelConfig.of` reads it)."""
+    objective_type: Literal["next-token", "fim", "ul2"]
+    """The objective the packed data was made for."""
+    training: Mapping[str, Any]
+    """The resolved spec's training section (token_budget, global_batch, micro_batch, optimizer, schedule, ...)."""
+    data: str
+    """The packed sequences (a storage URI)."""
+    tokenizer: str
+    """The tokenizer stage's output (a storage URI)."""
+    checkpoints: str
+    """Where checkpoints go (a storage URI)."""
+
+    @staticmethod
+    def of(config: Mapping[str, Any]) -> TrainConfig:
+        """The typed config of a validated train config."""
+        return TrainConfig(
+            envelope=Envelope.of(config),
+            model=dict(config["model"]),
+            objective_type=config["objective"]["type"],
+            training=dict(config["training"]),
+            data=config["data"],
+            tokenizer=config["tokenizer"],
+            checkpoints=config["checkpoints"],
+        )
+
+
+_TYPED: dict[str, Callable[[Mapping[str, Any]], object]] = {
+    "tokenizer": TokenizerConfig.of,
+    "pack": PackConfig.of,
+    "train": TrainConfig.of,
+}
 
 
 @overload
 def read_stage_config(kind: Literal["tokenizer"], path: str | os.PathLike[str]) -> TokenizerConfig: ...
 @overload
 def read_stage_config(kind: Literal["pack"], path: str | os.PathLike[str]) -> PackConfig: ...
-def read_stage_config(kind: Literal["tokenizer", "pack"], path: str | os.PathLike[str]) -> TokenizerConfig | PackConfig:
+@overload
+def read_stage_config(kind: Literal["train"], path: str | os.PathLike[str]) -> TrainConfig: ...
+def read_stage_config(
+    kind: Literal["tokenizer", "pack", "train"], path: str | os.PathLike[str]
+) -> TokenizerConfig | PackConfig | TrainConfig:
     """The mounted config of `kind` at `path`, validated against its schema, typed.
 
     A file that cannot be read or parsed, or does not conform, is a `StageConfigError` naming the file and, for
@@ -251,7 +293,7 @@ def read_stage_config(kind: Literal["tokenizer", "pack"], path: str | os.PathLik
     except (OSError, ValueError) as e:
         raise StageConfigError(f"cannot read the stage config {os.fspath(path)}: {e}") from e
     config = validate_stage_config(kind, value, os.fspath(path))
-    return cast(TokenizerConfig | PackConfig, _TYPED[kind](config))
+    return cast(TokenizerConfig | PackConfig | TrainConfig, _TYPED[kind](config))
 
 
 # --- storage ---------------------------------------------------------------------------------------------------
