@@ -122,7 +122,10 @@ export function stageObjects(plan: Plan, stage: Stage, opts: StageRunOptions = {
       { name: 'MASTER_PORT', value: String(RENDEZVOUS_PORT) },
       { name: 'NODE_RANK', valueFrom: { fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" } } },
     );
-    command = [command[0]!, `--node-rank=$(NODE_RANK)`, `--master-addr=$(MASTER_ADDR)`, `--master-port=$(MASTER_PORT)`, ...command.slice(1)];
+    // The rendezvous flags go right after the launcher: `torchrun`, or `python -m kiln_trainer.launch` (torchrun
+    // keeping the stage's exit codes).
+    const launcher = command[0] === 'python' && command[1] === '-m' ? 3 : 1;
+    command = [...command.slice(0, launcher), `--node-rank=$(NODE_RANK)`, `--master-addr=$(MASTER_ADDR)`, `--master-port=$(MASTER_PORT)`, ...command.slice(launcher)];
   }
   const container: V1Container = {
     name: stage.kind,

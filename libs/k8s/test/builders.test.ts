@@ -78,7 +78,9 @@ describe('training Job', () => {
     const env = Object.fromEntries(c.env!.map((e) => [e.name, e.value ?? e.valueFrom?.fieldRef?.fieldPath]));
     expect(env.MASTER_ADDR).toBe(`${job.metadata!.name}-0.${service!.metadata!.name}`);
     expect(env.NODE_RANK).toBe("metadata.annotations['batch.kubernetes.io/job-completion-index']");
-    expect(c.command?.slice(0, 3)).toEqual(['torchrun', '--node-rank=$(NODE_RANK)', '--master-addr=$(MASTER_ADDR)']);
+    // torchrun through kiln_trainer.launch (which keeps the stage's exit codes): the rendezvous flags follow it.
+    expect(c.command?.slice(0, 6)).toEqual(['python', '-m', 'kiln_trainer.launch', '--node-rank=$(NODE_RANK)', '--master-addr=$(MASTER_ADDR)', '--master-port=$(MASTER_PORT)']);
+    expect(c.command?.slice(-4)).toEqual(['-m', 'kiln_trainer.train', '--config', '/etc/kiln/stage.json']);
   });
   it('asks for 8 GPUs on nodes of the right GPU model, with shared memory', () => {
     expect(c.resources?.limits).toMatchObject({ 'nvidia.com/gpu': '8' });

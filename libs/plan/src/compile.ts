@@ -138,7 +138,9 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     priority: t.priority,
     ...(t.queue ? { queue: t.queue } : {}),
     image: images.trainer,
-    command: ['torchrun', `--nnodes=${r.nodes}`, `--nproc-per-node=${r.gpus_per_node}`, '-m', 'kiln_trainer.train'],
+    // kiln_trainer.launch is torchrun keeping the stage's exit codes (torchrun turns every failure into 1):
+    // 2 fails the Job at once (a NaN loss, a config no retry fixes), 3 is a checkpointed SIGTERM, retried.
+    command: ['python', '-m', 'kiln_trainer.launch', `--nnodes=${r.nodes}`, `--nproc-per-node=${r.gpus_per_node}`, '-m', 'kiln_trainer.train'],
     config: {
       model: spec.model,
       objective: spec.objective,

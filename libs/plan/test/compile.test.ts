@@ -50,7 +50,7 @@ describe('compile: the stage graph', () => {
     expect(byName['data-prep']!.parallelism).toEqual({ kind: 'shards', shards: 256 });
     expect(byName.train!.parallelism).toEqual({ kind: 'nodes', nodes: 32, gpusPerNode: 8 });
     expect(byName.train!.resources.gpu).toEqual({ type: 'a100-40gb', count: 8, resource: 'nvidia.com/gpu', product: 'NVIDIA-A100-SXM4-40GB' });
-    expect(byName.train!.command).toEqual(['torchrun', '--nnodes=32', '--nproc-per-node=8', '-m', 'kiln_trainer.train']);
+    expect(byName.train!.command).toEqual(['python', '-m', 'kiln_trainer.launch', '--nnodes=32', '--nproc-per-node=8', '-m', 'kiln_trainer.train']);
     expect(byName.train!.priority).toBe('high');
     expect(byName.train!.maxAttempts).toBeGreaterThan(byName['data-prep']!.maxAttempts);
   });

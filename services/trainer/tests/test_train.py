@@ -350,9 +350,10 @@ def test_given_the_tiny_plan_when_the_stage_runs_from_its_mounted_config_then_it
     mounted["training"] = {**mounted["training"], "steps": 4, "token_budget": 4 * 4096}
     mounted["training"]["checkpoint"] = {**mounted["training"]["checkpoint"], "interval": 2 * 4096}
     cfg = write_json(tmp_path / "train.json", mounted)
-    assert stage["command"][:3] == ["torchrun", "--nnodes=1", "--nproc-per-node=2"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", *stage["command"][1:3], f"--master-port={free_port()}",
-           *stage["command"][3:], "--config", str(cfg)]  # fmt: skip
+    # The plan's own command: torchrun through kiln_trainer.launch, which keeps the stage's exit codes.
+    assert stage["command"][:5] == ["python", "-m", "kiln_trainer.launch", "--nnodes=1", "--nproc-per-node=2"]
+    cmd = [sys.executable, *stage["command"][1:5], f"--master-port={free_port()}",
+           *stage["command"][5:], "--config", str(cfg)]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, env={**_env(tmp_path, env)}, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     run = parse(out.stdout, tmp_path, out.returncode, out.stderr)
