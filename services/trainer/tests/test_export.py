@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -132,9 +130,7 @@ def test_wrapped_state_dicts_and_wrong_ones() -> None:
         hf_state_dict(other.state_dict(), m.cfg)
 
 
-def test_the_stage_exports_the_latest_checkpoint(
-    small_tokenizer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_stage_exports_the_latest_checkpoint(small_tokenizer: Path, tmp_path: Path) -> None:
     plan = plan_of("tiny")
     config = mounted_config(plan, "export")
     env = {"KILN_STORAGE_ROOT": str(tmp_path), "KILN_TERMINATION_LOG": str(tmp_path / "termination-log")}
@@ -146,17 +142,13 @@ def test_the_stage_exports_the_latest_checkpoint(
     cfg = ModelConfig.of({**train, "vocab_size": V, "max_seq_len": 64})
     m = Transformer(cfg)
     m.init_weights(3)
-    seen: list[Path] = []
+    # A real checkpoint where the plan's train stage writes them, as kiln_trainer.checkpoint commits one.
+    from kiln_trainer.checkpoint import save
 
-    def load_latest(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
-        seen.append(folder)
-        return m.state_dict(), cfg.to_json(), {"step": 123, "tokens": 500000, "final": True, "path": "step-123"}
-
-    fake = types.ModuleType("kiln_trainer.checkpoint")
-    fake.load_latest = load_latest  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "kiln_trainer.checkpoint", fake)
+    ckpt_dir = Path(storage_path(config["checkpoints"], "test", env))
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    save(ckpt_dir, 123, m, opt, {"tokens": 500000, "final": True, "model_config": cfg.to_json()}, keep_last=2)
     assert run_stage(str(write_json(tmp_path / "export.json", config)), env) == 0
-    assert seen == [Path(storage_path(config["checkpoints"], "test", env))]
     out = Path(storage_path(config["output"], "test", env)) / "hf"
     manifest = json.loads(Path(storage_path(config["manifest"], "test", env)).read_text())
     registry, by_file = _registry(schemas_dir())
@@ -188,9 +180,8 @@ def test_no_checkpoint_is_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     tok_dir = Path(storage_path(config["tokenizer"], "test", env))
     tok_dir.mkdir(parents=True)
     (tok_dir / "tokenizer.json").write_text("{}")
-    fake = types.ModuleType("kiln_trainer.checkpoint")
-    fake.load_latest = lambda folder: None  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "kiln_trainer.checkpoint", fake)
+    # The checkpoints folder the plan names exists and holds nothing committed (a torn attempt's leftovers only).
+    (Path(storage_path(config["checkpoints"], "test", env)) / "step-00000001.tmp").mkdir(parents=True)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert main(["--config", str(write_json(tmp_path / "export.json", config))]) == TERMINAL_EXIT
