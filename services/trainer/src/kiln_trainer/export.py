@@ -16,7 +16,6 @@ the logits of kiln's forward.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import json
 import shutil
@@ -36,6 +35,7 @@ from kiln_trainer.stage import (
     Envelope,
     StageConfigError,
     exit_on_config_error,
+    file_digest,
     storage_path,
     validate_stage_config,
     write_summary,
@@ -226,14 +226,6 @@ def _shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
 # --- writing -----------------------------------------------------------------------------------------------------
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
-
-
 def _write_json(path: Path, value: object) -> None:
     path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
@@ -274,7 +266,7 @@ def export_checkpoint(
     names = ["config.json", "generation_config.json", "model.safetensors", *copied]
     base = (uri or out_dir.as_posix()).rstrip("/") + "/"
     artifacts = [
-        {"name": n, "uri": base + n, "digest": _digest(out_dir / n), "bytes": (out_dir / n).stat().st_size}
+        {"name": n, "uri": base + n, "digest": file_digest(out_dir / n), "bytes": (out_dir / n).stat().st_size}
         for n in names
     ]
     n_params = sum(t.numel() for t in weights.values())

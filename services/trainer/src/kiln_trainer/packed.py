@@ -30,6 +30,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
+from .stage import file_digest
+
 __all__ = [
     "SHARD_KIND",
     "PackedDataset",
@@ -313,11 +315,7 @@ class PackedDataset:
                 if not path.is_file():
                     problems.append(f"{f['path']} is missing")
                     continue
-                sha = hashlib.sha256()
-                with path.open("rb") as fh:
-                    while block := fh.read(1 << 20):
-                        sha.update(block)
-                if sha.hexdigest() != f["sha256"] or path.stat().st_size != f["bytes"]:
+                if file_digest(path) != f"sha256:{f['sha256']}" or path.stat().st_size != f["bytes"]:
                     problems.append(f"{f['path']} does not match its manifest")
         return problems
 

@@ -9,6 +9,7 @@ the TypeScript side uses (schemas/stages/, draft 2020-12) and returns a typed co
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -35,6 +36,7 @@ __all__ = [
     "TokenizerSection",
     "TrainConfig",
     "exit_on_config_error",
+    "file_digest",
     "fit_summary",
     "read_stage_config",
     "schemas_dir",
@@ -297,6 +299,17 @@ def read_stage_config(
 
 
 # --- storage ---------------------------------------------------------------------------------------------------
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """An artifact's digest as the contract spells it (common.schema.json#/$defs/digest): `sha256:` and 64 hex digits,
+    read in blocks (memory stays bounded whatever the file's size)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
 
 _PVC = re.compile(r"^pvc://[^/]+/?(.*)$", re.DOTALL)
 

@@ -48,6 +48,7 @@ from kiln_trainer.stage import (
     StageConfigError,
     TokenizerConfig,
     exit_on_config_error,
+    file_digest,
     read_stage_config,
     storage_path,
     write_summary,
@@ -409,21 +410,13 @@ def _transformers_files(folder: Path, special: SpecialTokens) -> None:
     (folder / "special_tokens_map.json").write_text(json.dumps(tokens_map, indent=2) + "\n", encoding="utf-8")
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
-
-
 def _artifacts(folder: Path, uri: str) -> list[dict[str, Any]]:
     base = uri if uri.endswith("/") else uri + "/"
     return [
         {
             "name": name,
             "uri": base + name,
-            "digest": _file_digest(folder / name),
+            "digest": file_digest(folder / name),
             "bytes": (folder / name).stat().st_size,
         }
         for name in FILES

@@ -51,6 +51,7 @@ from .stage import (
     TERMINAL_EXIT,
     StageConfigError,
     TrainConfig,
+    file_digest,
     read_stage_config,
     storage_path,
     write_summary,
@@ -331,12 +332,10 @@ def _peak_memory(device: torch.device) -> int:
 
 def _tokenizer_digest(folder: Path) -> str:
     """The tokenizer's digest as the pack stage records it: the sha256 of its tokenizer.json."""
-    import hashlib
-
     tj = folder / "tokenizer.json"
     if not tj.is_file():
         raise StageConfigError(f"no tokenizer.json in {folder} (the config's tokenizer)")
-    return f"sha256:{hashlib.sha256(tj.read_bytes()).hexdigest()}"
+    return file_digest(tj)
 
 
 # --- signals -------------------------------------------------------------------------------------------------------
@@ -394,10 +393,11 @@ def run(config_file: str, env: Mapping[str, str] | None = None) -> int:
         raise StageConfigError(f"the tokenizer has {vocab} tokens, more than model.vocab_size {cfg.vocab_size}")
 
     packed_with = ds.manifests[0]["tokenizer"]["digest"]
-    if _tokenizer_digest(tok_dir) != packed_with:
+    tok_digest = _tokenizer_digest(tok_dir)
+    if tok_digest != packed_with:
         raise StageConfigError(
             f"the packed data at {config.data} was made with another tokenizer ({packed_with}) than the one at "
-            f"{config.tokenizer} ({_tokenizer_digest(tok_dir)}); the exported model would decode wrongly"
+            f"{config.tokenizer} ({tok_digest}); the exported model would decode wrongly"
         )
 
     world = _init_world()
