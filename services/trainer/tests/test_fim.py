@@ -30,14 +30,19 @@ def tok(request: pytest.FixtureRequest, tokenizer_dir: Path, kiln_tokenizer_dir:
     return PackTokenizer.load(tokenizer_dir if request.param == "gpt2-regex" else kiln_tokenizer_dir)
 
 
-def test_given_kiln_tokenizer_when_loaded_then_fim_splices_it_with_the_pattern_it_was_trained_with(
-    kiln_tokenizer_dir: Path,
+def test_given_kiln_tokenizer_when_loaded_then_fim_splices_it_and_not_one_split_by_another_pattern(
+    kiln_tokenizer_dir: Path, tmp_path: Path
 ) -> None:
-    from kiln_trainer.packtok import _KILN_PATTERN
-    from kiln_trainer.tokenizer import PRETOKENIZER_PATTERN
+    import json
+    import shutil
 
-    assert _KILN_PATTERN == PRETOKENIZER_PATTERN
     assert PackTokenizer.load(kiln_tokenizer_dir).spliceable
+    other = tmp_path / "other"
+    shutil.copytree(kiln_tokenizer_dir, other)
+    spec = json.loads((other / "tokenizer.json").read_text(encoding="utf-8"))
+    spec["pre_tokenizer"]["pretokenizers"][0]["pattern"] = {"Regex": r"[^\n]*\n|[^\n]+"}  # whole lines
+    (other / "tokenizer.json").write_text(json.dumps(spec), encoding="utf-8")
+    assert not PackTokenizer.load(other).spliceable
 
 
 def ids_of(tok: PackTokenizer) -> FimIds:

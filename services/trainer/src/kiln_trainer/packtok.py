@@ -22,6 +22,7 @@ from tokenizers import Tokenizer
 
 from .special import ROLES_FILE, SpecialTokens
 from .stage import StageConfigError
+from .tokenizer import PRETOKENIZER_PATTERN
 
 __all__ = ["TOKENIZER_FILE", "PackTokenizer", "TextOfIds", "byte_level_table", "encode_ids"]
 
@@ -70,13 +71,6 @@ def _is_byte_level(spec: Any) -> bool:
     return any(_is_byte_level(d) for d in spec.get("decoders") or [])
 
 
-# kiln's own pre-tokenizer (kiln_trainer.tokenizer.PRETOKENIZER_PATTERN, then bytes): a newline right after a
-# non-space character always starts a piece there too (no alternative matches "x\n"), and the pieces tile the text,
-# so the same hard boundaries hold. Spelt here, not imported, so that a changed pattern stops splicing until the
-# splicing tests are run against it.
-_KILN_PATTERN = r"\n?[ \t]*[^\s]+| [^\s]+|\s+"
-
-
 def _is_gpt2_byte_level(pre: dict[str, Any]) -> bool:
     return (
         pre.get("type") == "ByteLevel" and pre.get("use_regex", True) is True and pre.get("add_prefix_space") is False
@@ -84,13 +78,16 @@ def _is_gpt2_byte_level(pre: dict[str, Any]) -> bool:
 
 
 def _is_kiln_pre_tokenizer(pre: dict[str, Any]) -> bool:
+    """kiln's own pre-tokenizer (the tokenizer stage's pattern, then bytes). A newline right after a non-space
+    character always starts a piece there too (no alternative matches "x\\n"), and the pieces tile the text, so
+    GPT-2's hard boundaries hold; the splicing tests run against a tokenizer trained with it."""
     parts = pre.get("pretokenizers") if pre.get("type") == "Sequence" else None
     if not isinstance(parts, list) or len(parts) != 2:
         return False
     split, byte_level = parts
     return (
         split.get("type") == "Split"
-        and split.get("pattern") == {"Regex": _KILN_PATTERN}
+        and split.get("pattern") == {"Regex": PRETOKENIZER_PATTERN}
         and split.get("behavior") == "Isolated"
         and split.get("invert") is False
         and byte_level.get("type") == "ByteLevel"
