@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { EXIT, UsageError, type Io } from './io.ts';
+import { EXIT, type Io } from './io.ts';
 
 /** services/trainer/scripts/env.mjs in this checkout. */
 export const TRAINER_ENV = fileURLToPath(new URL('../../../services/trainer/scripts/env.mjs', import.meta.url));
@@ -21,29 +21,6 @@ export function trainerArgs(positionals: readonly string[], flags: readonly (rea
     else out.push(`--${name}`, String(value));
   }
   return out;
-}
-
-/** `value` as an integer of at least `min`, or a usage error naming the option. */
-export function intOption(name: string, value: unknown, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const s = String(value);
-  if (!/^[0-9]+$/.test(s) || Number(s) < min) throw new UsageError(`--${name} takes a whole number of at least ${min}, not "${s}"`);
-  return Number(s);
-}
-
-/** `value` as a share between 0 and 1, or a usage error naming the option. */
-export function fractionOption(name: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (String(value).trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new UsageError(`--${name} takes a share from 0 to 1 (e.g. 0.5), not "${String(value)}"`);
-  return n;
-}
-
-/** `value` if it is one of `allowed`, else a usage error listing them. */
-export function enumOption<T extends string>(name: string, value: unknown, allowed: readonly T[]): T | undefined {
-  if (value === undefined) return undefined;
-  if (!allowed.includes(value as T)) throw new UsageError(`--${name} is one of ${allowed.join(', ')}, not "${String(value)}"`);
-  return value as T;
 }
 
 /** Passes a child's output on a line at a time (Io writes whole lines). */

@@ -5,6 +5,7 @@ import { suggestion } from '../args.ts';
 import { common, type Command } from '../command.ts';
 import { EXIT, UsageError, type Io } from '../io.ts';
 import { explain } from '../local-cluster-errors.ts';
+import { intOption } from '../options.ts';
 
 export const command: Command = {
   usage: 'kiln cluster <up|down|status|env> [options]',
@@ -45,13 +46,6 @@ The binaries come from PATH or are built once into the toolchain cache (see kiln
 
 const SUBCOMMANDS = ['up', 'down', 'status', 'env'];
 
-const int = (v: unknown, name: string, min: number): number | undefined => {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, not "${String(v)}"`);
-  return n;
-};
-
 function rootDir(values: Record<string, unknown>): string {
   return (values.dir as string | undefined) ?? process.env.KILN_ROOT ?? process.cwd();
 }
@@ -76,11 +70,11 @@ export async function runCluster(values: Record<string, unknown>, positionals: s
         if (!(gpuType in GPUS)) throw new UsageError(`--gpu-type must be one of ${Object.keys(GPUS).join(', ')}`);
         const opts: ClusterOptions = {
           root,
-          gpuNodes: int(values['gpu-nodes'], 'gpu-nodes', 0) ?? DEFAULTS.gpuNodes,
-          gpusPerNode: int(values['gpus-per-node'], 'gpus-per-node', 1) ?? DEFAULTS.gpusPerNode,
+          gpuNodes: intOption('gpu-nodes', values['gpu-nodes'], 0) ?? DEFAULTS.gpuNodes,
+          gpusPerNode: intOption('gpus-per-node', values['gpus-per-node'], 1) ?? DEFAULTS.gpusPerNode,
           gpuType: gpuType as GpuType,
-          cpuNodes: int(values['cpu-nodes'], 'cpu-nodes', 0) ?? DEFAULTS.cpuNodes,
-          jobDurationMs: int(values['job-duration-ms'], 'job-duration-ms', 0) ?? DEFAULTS.jobDurationMs,
+          cpuNodes: intOption('cpu-nodes', values['cpu-nodes'], 0) ?? DEFAULTS.cpuNodes,
+          jobDurationMs: intOption('job-duration-ms', values['job-duration-ms'], 0) ?? DEFAULTS.jobDurationMs,
         };
         const r = await up(opts, log);
         if (json) io.out(JSON.stringify(r, null, 2));

@@ -1,7 +1,8 @@
 /** `kiln pack`: tokenize cleaned code into training sequences for next-token, FIM or UL2; `kiln pack inspect`: look at them. */
 import { common, type Command } from '../command.ts';
 import { UsageError, type Io } from '../io.ts';
-import { enumOption, fractionOption, intOption, runTrainer, trainerArgs } from '../trainer.ts';
+import { enumOption, fractionOption, intOption } from '../options.ts';
+import { runTrainer, trainerArgs } from '../trainer.ts';
 
 export const command: Command = {
   usage: 'kiln pack --tokenizer DIR --input <paths...> --output DIR --seq-len N [--objective next-token|fim|ul2] [--fim-rate R] [--spm-rate R] [--fim-level document|context] [--fim-truncation none|suffix] [--seed N] [--workers N] [--json]\n       kiln pack inspect DIR [--decode N] [--tokenizer DIR] [--verify] [--json]\n       kiln pack --config stage.json',

@@ -2,7 +2,8 @@
 import { suggestion } from '../args.ts';
 import { common, type Command } from '../command.ts';
 import { UsageError, type Io } from '../io.ts';
-import { enumOption, intOption, runTrainer, trainerArgs } from '../trainer.ts';
+import { enumOption, intOption } from '../options.ts';
+import { runTrainer, trainerArgs } from '../trainer.ts';
 
 export const command: Command = {
   usage: 'kiln tokenizer train --input <paths...> --output DIR [--algorithm bpe|unigram] [--vocab-size N] [--sample-size 16MiB] [--seed N] [--special-token T ...] [--fim-sentinels] [--ul2-sentinels N] [--json]\n       kiln tokenizer --config stage.json',
