@@ -1,13 +1,15 @@
 """Training throughput (MFU) of kiln's Transformer on one GPU: tokens/s, MFU, peak memory and step time.
 
     PYTHONPATH=services/trainer/src python3 bench/trainer/mfu.py [--sizes 350m,1b] [--pe rope,alibi]
-        [--micro-batch N] [--steps N] [--json]
+        [--micro-batch N[,N...]] [--compile-mode blocks|model] [--activation-checkpointing] [--steps N] [--json]
     node services/trainer/scripts/env.mjs run -- python bench/trainer/mfu.py --sizes tiny --device cpu   # smoke run
 
 The sizes are libs/spec's presets (PRESETS in libs/spec/src/hardware.ts, read from that file), plus `tiny`
 (d_model 128, 2 layers, 4 heads) for a CPU smoke run. On the GPU: sequence 2048, vocabulary 32768, bf16 autocast,
-fused AdamW, the whole model under torch.compile (RoPE through SDPA flash; ALiBi through FlexAttention), the loss
-`lm_loss` on random tokens; without --micro-batch it tries 16, then 8, then 4 on running out of memory.
+fused AdamW, torch.compile as the train stage applies it (`Transformer.compile_blocks`: each block, and the final
+norm, head and loss in one graph; `--compile-mode model` compiles the whole module instead), RoPE through SDPA
+flash, ALiBi through FlexAttention, the loss summed by the model's forward as the train stage calls it, on random
+tokens; without --micro-batch it tries 16, then 8, then 4 on running out of memory.
 
 MFU = flops_per_token * tokens/s / 989.4e12 (H100 SXM / H200 dense bf16). Two figures: `mfu_pct` counts N as
 every parameter (the tied embedding once: it is also the output head, whose matmul is real work), the convention
@@ -28,7 +30,7 @@ from typing import Any
 
 import torch
 
-from kiln_trainer.model import ModelConfig, Transformer, autocast_dtype, flops_per_token, lm_loss
+from kiln_trainer.model import ModelConfig, Transformer, autocast_dtype, flops_per_token, loss_targets
 
 PEAK = 989.4e12
 HARDWARE_TS = Path(__file__).resolve().parents[2] / "libs" / "spec" / "src" / "hardware.ts"
@@ -83,10 +85,15 @@ def run(
         model = Transformer(cfg)
     model.to_empty(device=device)
     model.init_weights(0)
-    compiled: Any = torch.compile(model) if args.compile else model
+    model.activation_checkpointing = args.activation_checkpointing
+    if args.compile and args.compile_mode == "blocks":
+        model.compile_blocks()  # the train stage's way: each block, and the head with its loss
+    elif args.compile:
+        model.compile()  # the whole module in one graph (in place: the same state dict)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=device == "cuda")
     dtype = autocast_dtype(cfg)
     x = torch.randint(0, cfg.vocab_size, (mb, cfg.max_seq_len), device=device)
+    targets, weights = loss_targets(x, None, ())
     loss = torch.zeros(())
     t_first = time.perf_counter()
     t0 = t_first
@@ -96,7 +103,8 @@ def run(
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
         with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss = lm_loss(compiled(x), x, None, ())
+            # As the train stage: the forward sums the loss (inside the compiled region); the mean for the step.
+            loss = model(x, targets, weights) / weights.sum()
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -112,7 +120,8 @@ def run(
         "pe": pe,
         "attention": "sdpa" if pe == "rope" else ("flex" if device == "cuda" else "sdpa+mask"),
         "device": device,
-        "compiled": bool(args.compile),
+        "compiled": args.compile_mode if args.compile else False,
+        "activation_checkpointing": bool(args.activation_checkpointing),
         "precision": precision,
         "seq_len": cfg.max_seq_len,
         "vocab": cfg.vocab_size,
@@ -128,7 +137,7 @@ def run(
         "peak_mem_GiB": round(peak_memory_gib(device), 1),
         "loss": round(float(loss.detach()), 3),
     }
-    del compiled, model, opt
+    del model, opt
     return result
 
 
@@ -136,13 +145,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="350m,1b", help="comma-separated presets (libs/spec) or tiny")
     p.add_argument("--pe", default="rope,alibi", help="comma-separated position encodings: rope, alibi")
-    p.add_argument("--micro-batch", type=int, help="sequences per step (default: 16, then 8, then 4 on OOM)")
+    p.add_argument(
+        "--micro-batch", type=lambda v: [int(x) for x in v.split(",")],
+        help="sequences per step, or a list tried in order until one fits (default: 16,8,4)",
+    )  # fmt: skip
     p.add_argument("--steps", type=int, default=10, help="timed steps")
     p.add_argument("--warmup", type=int, default=4, help="untimed steps first (compilation happens here)")
     p.add_argument("--device", choices=("cuda", "cpu"), help="default: cuda when visible")
     p.add_argument("--seq-len", type=int, help="default 2048 (cuda), 256 (cpu)")
     p.add_argument("--vocab", type=int, help="default 32768 (cuda), 4096 (cpu)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile (default: on cuda)")
+    p.add_argument(
+        "--compile-mode", choices=("blocks", "model"), default="blocks",
+        help="blocks: each block and the loss, as the train stage (default); model: the whole module in one graph",
+    )  # fmt: skip
+    p.add_argument("--activation-checkpointing", action="store_true", help="recompute the blocks in backward")
     p.add_argument("--cpu-precision", choices=("fp32", "bf16"), default="fp32", help="autocast on the CPU")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--check", action="store_true", help="first compare the device's logits with the CPU's")
@@ -164,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"unknown size {size!r}; known: {', '.join(shapes)}", file=sys.stderr)
             return 2
         for pe in args.pe.split(","):
-            for mb in [args.micro_batch] if args.micro_batch else [16, 8, 4]:
+            for mb in args.micro_batch or [16, 8, 4]:
                 try:
                     torch.manual_seed(0)
                     r = run(size, pe, mb, args, shapes[size], device)

@@ -16,6 +16,7 @@ from kiln_trainer.model import (
     count_targets,
     flops_per_token,
     lm_loss,
+    loss_targets,
 )
 
 V = 512
@@ -173,8 +174,9 @@ def test_config_round_trip_and_derived() -> None:
     }
     cfg = ModelConfig.of(section)
     assert cfg.head_dim == 32
-    assert cfg.intermediate_size == 384  # 2/3 * 4 * 128 = 341 -> 384
-    assert ModelConfig(32768, 2048, 24, 16, 4.0, 2048, "rope", "bf16").intermediate_size == 5504
+    assert cfg.intermediate_size == 512  # 2/3 * 4 * 128 = 341 -> 512 (Llama's multiple of 256)
+    assert ModelConfig(32768, 2048, 24, 16, 4.0, 2048, "rope", "bf16").intermediate_size == 5632  # 5461 -> 5632
+    assert ModelConfig(32768, 1024, 24, 16, 4.0, 2048, "rope", "bf16").intermediate_size == 2816  # 2730 -> 2816
     assert ModelConfig.from_json(cfg.to_json()) == cfg
     alibi = ModelConfig.of({**section, "position_encoding": "alibi"})
     assert alibi.intermediate_size == 512 and alibi.architecture == "mpt"
@@ -271,3 +273,47 @@ def test_bf16_autocast_on_the_cpu(pe: str) -> None:
     loss.backward()  # type: ignore[no-untyped-call]
     for name, p in m.named_parameters():
         assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), name
+
+
+@pytest.mark.parametrize("pe", ["rope", "alibi"])
+def test_the_forward_with_targets_is_lm_loss_of_the_logits_and_so_are_its_gradients(pe: str) -> None:
+    m = model(pe, seed=3).train()
+    tokens = torch.randint(0, V, (2, 32), generator=torch.Generator().manual_seed(5))
+    mask = (torch.rand(2, 32, generator=torch.Generator().manual_seed(6)) > 0.3).to(torch.uint8)
+    expected = lm_loss(m(tokens), tokens, mask, [], reduction="sum")
+    expected.backward()  # type: ignore[no-untyped-call]
+    grads = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    m.zero_grad()
+    targets, weights = loss_targets(tokens, mask, [])
+    got = m(tokens, targets, weights)
+    got.backward()  # type: ignore[no-untyped-call]
+    assert got.shape == () and got.dtype == torch.float32
+    torch.testing.assert_close(got, expected)
+    for n, p in m.named_parameters():
+        torch.testing.assert_close(p.grad, grads[n], msg=n)
+    with pytest.raises(ValueError, match="weights"):
+        m(tokens, targets)
+
+
+@pytest.mark.parametrize("pe", ["rope", "alibi"])
+def test_activation_checkpointing_gives_the_same_loss_and_gradients(pe: str) -> None:
+    tokens = torch.randint(0, V, (2, 32), generator=torch.Generator().manual_seed(7))
+    targets, weights = loss_targets(tokens, None, [])
+    results = []
+    for recompute in (False, True):
+        m = model(pe, seed=4).train()
+        m.activation_checkpointing = recompute
+        loss = m(tokens, targets, weights)
+        loss.backward()  # type: ignore[no-untyped-call]
+        results.append((loss.detach(), [p.grad.clone() for p in m.parameters() if p.grad is not None]))
+    torch.testing.assert_close(results[1][0], results[0][0])
+    assert len(results[1][1]) == len(results[0][1]) > 0
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(b, a)
+
+
+def test_compiled_blocks_keep_the_state_dict_keys() -> None:
+    m = model("rope")
+    keys = list(m.state_dict())
+    m.compile_blocks()  # compiles lazily, on the first call: nothing runs here
+    assert list(m.state_dict()) == keys

@@ -35,7 +35,7 @@ from kiln_trainer.stage import (
     schemas_dir,
     storage_path,
 )
-from kiln_trainer.train import PROGRESS_KIND, RETRYABLE_EXIT, lr_at, plan_steps
+from kiln_trainer.train import PROGRESS_KIND, RETRYABLE_EXIT, lr_at, micro_candidates, plan_steps
 from kiln_trainer.train import run as run_train
 
 STEPS = 30
@@ -204,6 +204,11 @@ def test_given_real_code_when_trained_then_the_loss_falls_and_progress_and_summa
     latest = json.loads((tmp_path / "ckpt" / LATEST).read_text(encoding="utf-8"))
     assert artifact["digest"] == latest["digest"] and artifact["uri"].endswith("/step-00000100/")
     assert "warnings" not in run.summary  # about 215 steps of data: read once, and no loss spike
+    # The checkpoints keep the tokenizer they trained with, so that a checkpoint alone exports.
+    kept = tmp_path / "ckpt" / "tokenizer" / "tokenizer.json"
+    assert kept.read_bytes() == (kiln_tokenizer_dir / "tokenizer.json").read_bytes()
+    meta = load_latest(tmp_path / "ckpt")
+    assert meta is not None and meta[2]["tokenizer"]["copy"] == "tokenizer" and meta[2]["micro_batch"] == 2
 
 
 def test_given_a_run_killed_after_a_checkpoint_when_resumed_then_its_losses_are_exactly_the_uninterrupted_runs(
@@ -226,7 +231,7 @@ def test_given_a_run_killed_after_a_checkpoint_when_resumed_then_its_losses_are_
     assert {s: killed.losses[s] for s in range(1, 16)} == {s: reference.losses[s] for s in range(1, 16)}
     assert resumed.losses == {s: reference.losses[s] for s in range(11, STEPS + 1)}
     # keep_last 2: only the last two committed checkpoints remain, and no torn one.
-    assert sorted(p.name for p in ckpt.iterdir()) == [LATEST, "step-00000020", "step-00000030"]
+    assert sorted(p.name for p in ckpt.iterdir()) == [LATEST, "step-00000020", "step-00000030", "tokenizer"]
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
@@ -305,6 +310,25 @@ def test_given_a_global_batch_the_world_size_does_not_divide_then_it_is_a_config
     assert steps.steps == STEPS and steps.tokens_per_step == 512 and steps.schedule.warmup_steps == 2
     assert lr_at(steps.schedule, 0) == pytest.approx(1.5e-3) and lr_at(steps.schedule, 1) == pytest.approx(3e-3)
     assert lr_at(steps.schedule, STEPS) == pytest.approx(3e-4)  # cosine down to min_lr_ratio 0.1
+
+
+def test_micro_batch_auto_candidates_halve_over_the_divisors_and_the_cpu_takes_at_most_8() -> None:
+    assert micro_candidates(512, 1) == [64, 32, 16, 8, 4, 2, 1]
+    assert micro_candidates(96, 2) == [48, 24, 12, 6, 3, 1]
+    assert micro_candidates(12, 1) == [12, 6, 3, 1]
+    assert micro_candidates(7, 1) == [7, 1]
+    with pytest.raises(StageConfigError, match="does not divide over 3"):
+        micro_candidates(8, 3)
+    training = {
+        "token_budget": 1e6, "global_batch": {"sequences": 24}, "micro_batch": "auto", "seed": 1,
+        "optimizer": {"lr": 1e-3}, "schedule": {}, "checkpoint": {}, "parallelism": {},
+    }
+    cpu = plan_steps(training, 64, 1)
+    assert (cpu.micro_batch, cpu.accumulation) == (6, 4)  # 24 -> 12 -> 6: the first not above 8
+    probed = plan_steps(training, 64, 2, micro_batch=12)
+    assert (probed.micro_batch, probed.accumulation) == (12, 1)
+    with pytest.raises(StageConfigError, match="micro_batch 5"):
+        plan_steps(training, 64, 1, micro_batch=5)
 
 
 @pytest.mark.parametrize("spec", ["tiny", "fim", "ul2", "replit-code-v1-3b", "multinode-7b"])

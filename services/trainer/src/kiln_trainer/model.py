@@ -4,9 +4,9 @@
 
 - `rope`: Llama (`LlamaForCausalLM`). Pre-norm RMSNorm (eps 1e-5, computed in float32 as HF does), attention with
   rotary embeddings as HF Llama computes them (rotate-half, theta 10000, head_dim-wide), SwiGLU MLP
-  `down(silu(gate(x)) * up(x))` with `intermediate_size = 64 * ceil(int(2/3 * mlp_ratio * d_model) / 64)`
-  (Llama's rule with `multiple_of` 64: the parameter count of a 4·d GELU MLP), no biases, the output head tied to
-  the embedding (the spec's parameter count assumes tied embeddings).
+  `down(silu(gate(x)) * up(x))` with `intermediate_size = 256 * ceil(int(2/3 * mlp_ratio * d_model) / 256)`
+  (Llama's rule, `multiple_of` 256: about the parameter count of a 4·d GELU MLP), no biases, the output head tied
+  to the embedding (the spec's parameter count assumes tied embeddings).
 - `alibi`: MPT as replit-code-v1-3b (`MptForCausalLM`). Pre-norm LayerNorm without bias (eps 1e-5), one fused
   `Wqkv` projection, ALiBi (MPT's slopes, `alibi_bias_max` 8), a GELU (exact, erf) MLP of `mlp_ratio * d_model`
   (Hugging Face's MPT hard-codes 4, so alibi requires `mlp_ratio` 4), no biases, tied embeddings.
@@ -41,6 +41,7 @@ __all__ = [
     "count_targets",
     "flops_per_token",
     "lm_loss",
+    "loss_targets",
     "target_weights",
 ]
 
@@ -53,8 +54,9 @@ ROPE_THETA = 10000.0
 """RoPE's base (HF Llama's default `rope_theta`)."""
 ALIBI_BIAS_MAX = 8
 """MPT's `alibi_bias_max`: the slopes are 2^(-alibi_bias_max * i / n) for i = 1..n (n the heads, rounded up to 2^k)."""
-FFN_MULTIPLE_OF = 64
-"""SwiGLU's intermediate size is rounded up to a multiple of this."""
+FFN_MULTIPLE_OF = 256
+"""SwiGLU's intermediate size is rounded up to a multiple of this (Llama's `multiple_of`; a multiple of 64 such as
+350m's 2752 runs its GEMMs measurably slower than 2816 on an H200: docs/model.md)."""
 INIT_STD = 0.02
 """Standard deviation of the weights' normal init; the residual output projections get INIT_STD / sqrt(2 n_layers)."""
 CONFIG_KIND = "kiln.model-config/v1"
@@ -105,7 +107,7 @@ class ModelConfig:
 
     @property
     def intermediate_size(self) -> int:
-        """The MLP's hidden width: SwiGLU's 64·ceil(int(2/3·ratio·d)/64) for rope, ratio·d (GELU) for alibi."""
+        """The MLP's hidden width: SwiGLU's 256·ceil(int(2/3·ratio·d)/256) for rope, ratio·d (GELU) for alibi."""
         if self.position_encoding == "alibi":
             return int(self.mlp_ratio * self.d_model)
         hidden = int(2 * self.mlp_ratio * self.d_model / 3)
@@ -349,6 +351,8 @@ class Transformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.alibi_impl = alibi_impl
+        self.activation_checkpointing = False
+        """Recompute each block's activations in the backward pass (the spec's parallelism.activation_checkpointing)."""
         # ALiBi attention: "auto" is FlexAttention on CUDA, the explicit mask elsewhere; "flex" or "mask" forces one.
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
@@ -409,7 +413,10 @@ class Transformer(nn.Module):
                 full = torch.empty(p.shape).normal_(0.0, std, generator=g)
             _copy_full(p, full)
 
-    def forward(self, idx: Tensor) -> Tensor:
+    def forward(self, idx: Tensor, targets: Tensor | None = None, weights: Tensor | None = None) -> Tensor:
+        """The logits [B, T, V] (float32); with `targets` and `weights` (from `loss_targets`) instead the summed
+        cross entropy of the counted targets, a float32 scalar, the same number as `lm_loss(..., "sum")` of the
+        logits, computed without upcasting the whole logits tensor."""
         t = idx.shape[1]
         if t > self.cfg.max_seq_len:
             raise ValueError(f"sequence of {t} tokens is longer than max_seq_len {self.cfg.max_seq_len}")
@@ -422,9 +429,36 @@ class Transformer(nn.Module):
             pos = {"mask": alibi_causal_mask(self.slopes, t)}
         x = self.embed(idx)
         for layer in self.layers:
-            x = layer(x, pos)
+            if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+                # Recomputed in the backward pass: only the block's input is kept (the non-reentrant variant,
+                # which works under autocast, torch.compile'd blocks, DDP and FSDP2).
+                from torch.utils.checkpoint import checkpoint
+
+                x = cast(Tensor, checkpoint(layer, x, pos, use_reentrant=False))
+            else:
+                x = layer(x, pos)
+        if targets is not None:
+            if weights is None:
+                raise ValueError("forward: give the targets' weights with the targets (see `loss_targets`)")
+            return cast(Tensor, self._head_loss(x, targets, weights))
         x = self.norm(x)
         return F.linear(x, self.embed.weight).float()
+
+    def _head_loss(self, x: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
+        """The final norm, the tied head and the summed cross entropy; `compile` compiles it with the blocks, so
+        the [B, T, V] logits stay in the compute dtype and the float32 upcast happens inside the fused loss."""
+        logits = F.linear(self.norm(x), self.embed.weight)
+        b, t, v = logits.shape
+        per = F.cross_entropy(logits.reshape(b * t, v).float(), targets.reshape(-1), reduction="none")
+        return (per * weights.reshape(-1)).sum()
+
+    def compile_blocks(self, **options: Any) -> None:
+        """torch.compile each block and the head with its loss, in place (`nn.Module.compile`: the state dict's
+        keys do not change, so checkpoints and export are the same compiled or not). Per block, as torchtitan
+        does: the same compiled code serves DDP, FSDP2 (one unit per block) and activation checkpointing."""
+        for layer in self.layers:
+            layer.compile(**options)
+        self._head_loss = torch.compile(self._head_loss, **options)  # type: ignore[method-assign]
 
     def num_params(self, exclude_embedding: bool = True) -> int:
         """Parameters (each once: the head is the embedding); without the embedding matrix by default."""
@@ -465,6 +499,13 @@ def target_weights(tokens: Tensor, mask: Tensor | None, ignore_ids: Sequence[int
 def count_targets(tokens: Tensor, mask: Tensor | None, ignore_ids: Sequence[int]) -> Tensor:
     """How many targets `lm_loss` counts (an int64 scalar): for weighting micro batches and ranks by tokens."""
     return target_weights(tokens, mask, ignore_ids).sum()
+
+
+def loss_targets(tokens: Tensor, mask: Tensor | None, ignore_ids: Sequence[int]) -> tuple[Tensor, Tensor]:
+    """(targets [B, T] int64, weights [B, T] float32) for `Transformer.forward(tokens, targets, weights)`:
+    position t predicts tokens[t+1] with weight 1 where `target_weights` counts it; the last position a dummy 0."""
+    counted = F.pad(target_weights(tokens, mask, ignore_ids), (0, 1), value=False)
+    return F.pad(tokens[:, 1:], (0, 1), value=0), counted.to(torch.float32)
 
 
 def lm_loss(

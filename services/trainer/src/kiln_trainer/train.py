@@ -45,7 +45,7 @@ from torch import nn
 from . import checkpoint as ckpt
 from .device import pick_device
 from .launch import RETRYABLE_EXIT, record_exit
-from .model import ModelConfig, Transformer, autocast_dtype, count_targets, flops_per_token, lm_loss
+from .model import ModelConfig, Transformer, autocast_dtype, count_targets, flops_per_token, loss_targets
 from .packed import PackedDataset
 from .stage import (
     TERMINAL_EXIT,
@@ -136,6 +136,10 @@ class Steps:
     clip: float | None
     seed: int
     strategy: str
+    sharding: str = "full"
+    """FSDP2's: `full` (reshard after forward), `grad_op` (keep the parameters gathered from forward to backward,
+    ZeRO-2-like), `hybrid` (shard within a node, replicate across nodes: HSDP on a 2-D mesh)."""
+    activation_checkpointing: bool = False
 
 
 def _tokens(value: Any, budget: float, what: str) -> float:
@@ -147,10 +151,43 @@ def _tokens(value: Any, budget: float, what: str) -> float:
     raise StageConfigError(f"training.{what} {value!r} is not a token count")
 
 
-def plan_steps(training: Mapping[str, Any], seq_len: int, world: int) -> Steps:
-    """The run's steps and batch at `world` data-parallel ranks; a `StageConfigError` when they cannot be kept."""
+AUTO_MICRO_CAP = 64
+"""`micro_batch: auto` tries micro batches of at most this many sequences."""
+CPU_AUTO_MICRO = 8
+"""`micro_batch: auto` on the CPU: the largest divisor of the rank's share not above this (nothing to probe)."""
+
+
+def micro_candidates(sequences: int, world: int, cap: int = AUTO_MICRO_CAP) -> list[int]:
+    """`micro_batch: auto`'s candidates, largest first: the divisors of a rank's share of the global batch up to
+    `cap`, each at most half the one before (the probe halves on running out of memory)."""
+    if sequences < 1 or sequences % world:
+        raise StageConfigError(
+            f"training.global_batch.sequences {sequences} does not divide over {world} data-parallel ranks"
+        )
+    share = sequences // world
+    divisors = [d for d in range(min(share, cap), 0, -1) if share % d == 0]
+    picked = [divisors[0]]
+    for d in divisors[1:]:
+        if d * 2 <= picked[-1]:
+            picked.append(d)
+    if picked[-1] != 1:
+        picked.append(1)
+    return picked
+
+
+def plan_steps(training: Mapping[str, Any], seq_len: int, world: int, micro_batch: int | None = None) -> Steps:
+    """The run's steps and batch at `world` data-parallel ranks; a `StageConfigError` when they cannot be kept.
+
+    `micro_batch` overrides the config's (`auto`'s probed size); an `auto` config without it gets the CPU's rule.
+    """
     seqs = int(training["global_batch"]["sequences"])
-    micro = int(training["micro_batch"])
+    configured = training["micro_batch"]
+    if micro_batch is not None:
+        micro = micro_batch
+    elif configured == "auto":
+        micro = next(m for m in micro_candidates(seqs, world) if m <= CPU_AUTO_MICRO)
+    else:
+        micro = int(configured)
     if micro < 1 or seqs < 1:
         raise StageConfigError("training.micro_batch and global_batch.sequences must be at least 1")
     if seqs % (micro * world):
@@ -159,7 +196,8 @@ def plan_steps(training: Mapping[str, Any], seq_len: int, world: int) -> Steps:
             f"{world} data-parallel ranks; choose a micro batch or a world size that divides it"
         )
     accumulation = seqs // (micro * world)
-    if training.get("gradient_accumulation") and int(training["gradient_accumulation"]) != accumulation:
+    planned = training.get("gradient_accumulation")
+    if isinstance(planned, int) and planned and planned != accumulation:
         _say(f"gradient accumulation {accumulation} at {world} ranks (the plan's {training['gradient_accumulation']})")
     tokens_per_step = seqs * seq_len
     budget = float(training["token_budget"])
@@ -195,6 +233,8 @@ def plan_steps(training: Mapping[str, Any], seq_len: int, world: int) -> Steps:
         clip=float(clip) if clip else None,
         seed=int(training["seed"]),
         strategy=str(training["parallelism"].get("strategy", "ddp")),
+        sharding=str(training["parallelism"].get("sharding", "full")),
+        activation_checkpointing=bool(training["parallelism"].get("activation_checkpointing", False)),
     )
 
 
@@ -288,9 +328,22 @@ def _wrap(model: nn.Module, st: Steps, world: World) -> nn.Module:
     if st.strategy == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
+        options: dict[str, Any] = {"reshard_after_forward": st.sharding != "grad_op"}
+        if st.sharding == "hybrid":
+            from torch.distributed.device_mesh import init_device_mesh
+
+            per_node = int(os.environ.get("LOCAL_WORLD_SIZE", str(world.size)))
+            if world.size % per_node:
+                raise StageConfigError(
+                    f"sharding hybrid needs the same number of ranks on every node ({world.size} ranks, "
+                    f"{per_node} on this one)"
+                )
+            options["mesh"] = init_device_mesh(
+                world.device.type, (world.size // per_node, per_node), mesh_dim_names=("replicate", "shard")
+            )
         for block in model.layers:  # type: ignore[union-attr]
-            fully_shard(block)
-        fully_shard(model)
+            fully_shard(block, **options)
+        fully_shard(model, **options)
         return model
     from torch.nn.parallel import DistributedDataParallel
 
@@ -315,6 +368,84 @@ def _optimizer(model: nn.Module, st: Steps, on_gpu: bool) -> torch.optim.AdamW:
     rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": st.weight_decay}, {"params": rest, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=st.schedule.peak, betas=st.betas, eps=st.eps, fused=True if on_gpu else None)
+
+
+def _compile_wanted(on_gpu: bool, environ: Mapping[str, str]) -> bool:
+    """torch.compile the blocks and the loss: on a GPU unless KILN_TRAIN_COMPILE=0; on the CPU only when it is 1
+    (compiling there takes longer than the tests' whole runs)."""
+    value = environ.get("KILN_TRAIN_COMPILE", "")
+    if value not in ("", "0", "1"):
+        raise StageConfigError(f"KILN_TRAIN_COMPILE must be 0 or 1, not {value!r}")
+    return value == "1" or (value == "" and on_gpu)
+
+
+def _probe_micro_batch(cfg: ModelConfig, st: Steps, world: World) -> int:
+    """`micro_batch: auto` on a GPU: the largest candidate whose forward and backward fit, every rank agreeing.
+
+    Each rank probes a whole, uncompiled copy of the model on its own GPU (no collective can hang on one rank
+    running out of memory) with the optimizer's state (AdamW: 8 bytes a parameter, divided over the ranks under
+    FSDP) held aside, and keeps 10% of the GPU free; eager attention and activations use at least the compiled
+    run's memory, and under FSDP the whole copy more than its shard, so the pick errs small. The smallest pick of
+    any rank wins (an all-reduce).
+    """
+    candidates = micro_candidates(st.global_sequences, world.size)
+    device = world.device
+    total = torch.cuda.get_device_properties(device).total_memory
+    model = Transformer(cfg).to(device)
+    model.activation_checkpointing = st.activation_checkpointing
+    n = model.num_params(exclude_embedding=False)
+    shards = world.size if st.strategy == "fsdp" else 1
+    held = torch.empty(8 * n // shards, dtype=torch.uint8, device=device)
+    amp = autocast_dtype(cfg)
+    chosen = 1
+    for mb in candidates:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        try:
+            tokens = torch.randint(0, cfg.vocab_size, (mb, st.seq_len), device=device)
+            targets, weights = loss_targets(tokens, None, ())
+            with torch.autocast("cuda", dtype=amp or torch.float32, enabled=amp is not None):
+                loss = model(tokens, targets, weights)
+            loss.backward()  # type: ignore[no-untyped-call]
+            torch.cuda.synchronize(device)
+            fits = torch.cuda.max_memory_allocated(device) <= 0.9 * total
+        except torch.OutOfMemoryError:
+            fits = False
+        finally:
+            model.zero_grad(set_to_none=True)
+            tokens = targets = weights = loss = None  # type: ignore[assignment]
+        if fits:
+            chosen = mb
+            break
+    del model, held
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    if world.distributed:
+        t = torch.tensor([chosen], dtype=torch.int64, device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        chosen = int(t.item())
+    return chosen
+
+
+def _keep_tokenizer(tok_dir: Path, ckpt_dir: Path) -> None:
+    """The tokenizer's files at <checkpoints>/tokenizer/, so that a checkpoint alone is enough to export it
+    (`kiln export --checkpoint`); written once, through a temporary folder and a rename."""
+    target = ckpt_dir / "tokenizer"
+    if (target / "tokenizer.json").is_file() and file_digest(target / "tokenizer.json") == file_digest(
+        tok_dir / "tokenizer.json"
+    ):
+        return
+    import shutil
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt_dir / "tokenizer.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for f in sorted(tok_dir.iterdir()):
+        if f.is_file() and (f.suffix == ".json" or f.name in ("tokenizer.model", "merges.txt", "vocab.json")):
+            shutil.copyfile(f, tmp / f.name)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
 
 
 def _peak_flops(device: torch.device) -> float | None:
@@ -428,10 +559,20 @@ def _train(
 
     random.seed(st.seed)
 
+    if config.training["micro_batch"] == "auto" and on_gpu:
+        micro = _probe_micro_batch(cfg, st, world)
+        st = plan_steps(config.training, ds.seq_len, world.size, micro_batch=micro)
+        if lead:
+            _say(f"micro_batch auto: {st.micro_batch} sequences, gradient accumulation {st.accumulation}")
+    compiled = _compile_wanted(on_gpu, environ)
+
     # Built on the meta device (no memory), sharded (FSDP2) before it is materialised, then initialised in place:
     # `init_weights` gives each rank its shard of the same full tensors, the same on any device and world size.
     with torch.device("meta"):
         bare = Transformer(cfg)
+    bare.activation_checkpointing = st.activation_checkpointing
+    if compiled:
+        bare.compile_blocks()
     if st.strategy == "fsdp" and world.distributed:
         model = _wrap(bare, st, world)
         bare.to_empty(device=world.device)
@@ -445,6 +586,8 @@ def _train(
     amp_dtype = autocast_dtype(cfg) if on_gpu else None  # fp32 on the CPU
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     trainer = _Trainer()
+    if lead:
+        _keep_tokenizer(tok_dir, ckpt_dir)
 
     # Resume.
     removed = ckpt.clean_torn(ckpt_dir)
@@ -474,6 +617,8 @@ def _train(
             trainer.loss_mean = meta["trainer"].get("loss_mean")
             trainer.last_loss = meta["trainer"].get("last_loss")
             trainer.warnings = list(meta["trainer"].get("warnings", []))
+            if scaler is not None and meta.get("grad_scaler"):
+                scaler.load_state_dict(meta["grad_scaler"])
             if rng is not None and int(meta["world_size"]) == world.size:
                 ckpt.restore_rng(rng)
             else:
@@ -518,10 +663,13 @@ def _train(
                 "packed_tokenizer_digest": ds.manifests[0]["tokenizer"]["digest"],
             },
             "model_config": cfg.to_json(),
-            "tokenizer": {"uri": config.tokenizer, "path": os.fspath(tok_dir), "digest": tok_digest},
+            # The tokenizer's files are also kept at <checkpoints>/tokenizer/ (`copy`): the checkpoint alone exports.
+            "tokenizer": {"uri": config.tokenizer, "path": os.fspath(tok_dir), "digest": tok_digest, "copy": "tokenizer"},
             "objective": config.objective_type,
             "schedule": {"lr": lr_at(st.schedule, max(0, step - 1)), "warmup_steps": st.schedule.warmup_steps},
             "global_batch": {"sequences": st.global_sequences, "seq_len": st.seq_len},
+            "micro_batch": st.micro_batch,
+            "grad_scaler": scaler.state_dict() if scaler is not None else None,
             "trainer": {
                 "loss_mean": trainer.loss_mean,
                 "last_loss": trainer.last_loss,
@@ -548,10 +696,11 @@ def _train(
         for i, (tokens_np, mask_np, _) in enumerate(micro):
             tokens = torch.from_numpy(tokens_np).to(world.device, non_blocking=True)
             mask = None if mask_np is None else torch.from_numpy(mask_np).to(world.device)
+            targets, weights = loss_targets(tokens, mask, batches.ignore)
             with _no_sync(model, i == len(micro) - 1):
                 with torch.autocast(world.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    logits = model(tokens)
-                loss_sum = lm_loss(logits, tokens, mask, batches.ignore, reduction="sum")
+                    # The model's forward sums the loss itself (in its compiled region when compiled).
+                    loss_sum = model(tokens, targets, weights)
                 if inject_nan == step + 1:
                     loss_sum = loss_sum * float("nan")
                 # The global batch's token mean: DDP averages the ranks' gradients, hence x world.
@@ -656,6 +805,7 @@ def _train(
             "peak_memory_bytes": memory[0] / world.size,
             "world_size": world.size,
             "gradient_accumulation": st.accumulation,
+            "micro_batch": st.micro_batch,
         }
         artifact = _artifact(config, last_info)
         summary: dict[str, Any] = {"metrics": metrics, "artifacts": [artifact], "resumedFrom": resumed_from}
