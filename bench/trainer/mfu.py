@@ -105,7 +105,7 @@ def run(
         with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
             # As the train stage: the forward sums the loss (inside the compiled region); the mean for the step.
             loss = model(x, targets, weights) / weights.sum()
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
     if device == "cuda":

@@ -89,7 +89,10 @@ def main() -> None:
     for device in ["cuda", "cpu"] if args.compare_cpu else [""]:
         run_config = {**config, "checkpoints": f"file://{work / ('checkpoints-' + (device or 'any'))}/"}
         (work / f"train-{device or 'any'}.json").write_text(json.dumps(run_config), encoding="utf-8")
-        env = {"KILN_TRAIN_LOG_INTERVAL": str(max(1, args.steps // 20)), "KILN_TERMINATION_LOG": str(work / "summary.json")}
+        env = {
+            "KILN_TRAIN_LOG_INTERVAL": str(max(1, args.steps // 20)),
+            "KILN_TERMINATION_LOG": str(work / "summary.json"),
+        }
         if device:
             env["KILN_DEVICE"] = device
         t1 = time.monotonic()

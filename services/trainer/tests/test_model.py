@@ -286,7 +286,7 @@ def test_the_forward_with_targets_is_lm_loss_of_the_logits_and_so_are_its_gradie
     m.zero_grad()
     targets, weights = loss_targets(tokens, mask, [])
     got = m(tokens, targets, weights)
-    got.backward()  # type: ignore[no-untyped-call]
+    got.backward()
     assert got.shape == () and got.dtype == torch.float32
     torch.testing.assert_close(got, expected)
     for n, p in m.named_parameters():
@@ -304,7 +304,7 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradients(pe: str) -> 
         m = model(pe, seed=4).train()
         m.activation_checkpointing = recompute
         loss = m(tokens, targets, weights)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         results.append((loss.detach(), [p.grad.clone() for p in m.parameters() if p.grad is not None]))
     torch.testing.assert_close(results[1][0], results[0][0])
     assert len(results[1][1]) == len(results[0][1]) > 0

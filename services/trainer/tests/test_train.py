@@ -263,6 +263,27 @@ def test_given_two_processes_then_they_match_one_and_a_sigterm_gives_a_checkpoin
         assert one.losses[s] == pytest.approx(reference.losses[s], rel=1e-3), s
 
 
+@pytest.mark.parametrize(
+    "parallelism",
+    [
+        {"strategy": "fsdp", "sharding": "grad_op", "activation_checkpointing": True},
+        {"strategy": "fsdp", "sharding": "hybrid"},
+    ],
+    ids=["grad_op+recompute", "hybrid"],
+)
+def test_given_the_other_sharding_modes_and_recomputation_then_two_processes_still_match_one(
+    packed: Path, kiln_tokenizer_dir: Path, tmp_path: Path, reference: Run, parallelism: dict[str, Any]
+) -> None:
+    # grad_op keeps the gathered parameters from forward to backward; hybrid shards within the node over a
+    # (1 node x 2 ranks) mesh; activation checkpointing recomputes each block in backward: the same global batch,
+    # so the same losses as the single process to float rounding.
+    value = config(packed, kiln_tokenizer_dir, tmp_path / "ckpt", steps=STEPS, parallelism=parallelism)
+    two = train_until(value, fresh(tmp_path, "a"), 8, signal.SIGTERM, nproc=2)
+    assert two.code == RETRYABLE_EXIT, two.stderr[-3000:]
+    for s in range(1, 9):
+        assert two.losses[s] == pytest.approx(reference.losses[s], rel=1e-4), s
+
+
 def test_given_a_sigterm_when_training_then_it_saves_a_checkpoint_and_exits_retryable(
     packed: Path, kiln_tokenizer_dir: Path, tmp_path: Path, reference: Run
 ) -> None:
@@ -320,8 +341,14 @@ def test_micro_batch_auto_candidates_halve_over_the_divisors_and_the_cpu_takes_a
     with pytest.raises(StageConfigError, match="does not divide over 3"):
         micro_candidates(8, 3)
     training = {
-        "token_budget": 1e6, "global_batch": {"sequences": 24}, "micro_batch": "auto", "seed": 1,
-        "optimizer": {"lr": 1e-3}, "schedule": {}, "checkpoint": {}, "parallelism": {},
+        "token_budget": 1e6,
+        "global_batch": {"sequences": 24},
+        "micro_batch": "auto",
+        "seed": 1,
+        "optimizer": {"lr": 1e-3},
+        "schedule": {},
+        "checkpoint": {},
+        "parallelism": {},
     }
     cpu = plan_steps(training, 64, 1)
     assert (cpu.micro_batch, cpu.accumulation) == (6, 4)  # 24 -> 12 -> 6: the first not above 8

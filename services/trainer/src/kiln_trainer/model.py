@@ -440,7 +440,7 @@ class Transformer(nn.Module):
         if targets is not None:
             if weights is None:
                 raise ValueError("forward: give the targets' weights with the targets (see `loss_targets`)")
-            return cast(Tensor, self._head_loss(x, targets, weights))
+            return self._head_loss(x, targets, weights)
         x = self.norm(x)
         return F.linear(x, self.embed.weight).float()
 

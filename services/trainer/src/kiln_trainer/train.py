@@ -406,7 +406,7 @@ def _probe_micro_batch(cfg: ModelConfig, st: Steps, world: World) -> int:
             targets, weights = loss_targets(tokens, None, ())
             with torch.autocast("cuda", dtype=amp or torch.float32, enabled=amp is not None):
                 loss = model(tokens, targets, weights)
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()
             torch.cuda.synchronize(device)
             fits = torch.cuda.max_memory_allocated(device) <= 0.9 * total
         except torch.OutOfMemoryError:
@@ -560,8 +560,8 @@ def _train(
     random.seed(st.seed)
 
     if config.training["micro_batch"] == "auto" and on_gpu:
-        micro = _probe_micro_batch(cfg, st, world)
-        st = plan_steps(config.training, ds.seq_len, world.size, micro_batch=micro)
+        probed = _probe_micro_batch(cfg, st, world)
+        st = plan_steps(config.training, ds.seq_len, world.size, micro_batch=probed)
         if lead:
             _say(f"micro_batch auto: {st.micro_batch} sequences, gradient accumulation {st.accumulation}")
     compiled = _compile_wanted(on_gpu, environ)
@@ -664,7 +664,12 @@ def _train(
             },
             "model_config": cfg.to_json(),
             # The tokenizer's files are also kept at <checkpoints>/tokenizer/ (`copy`): the checkpoint alone exports.
-            "tokenizer": {"uri": config.tokenizer, "path": os.fspath(tok_dir), "digest": tok_digest, "copy": "tokenizer"},
+            "tokenizer": {
+                "uri": config.tokenizer,
+                "path": os.fspath(tok_dir),
+                "digest": tok_digest,
+                "copy": "tokenizer",
+            },
             "objective": config.objective_type,
             "schedule": {"lr": lr_at(st.schedule, max(0, step - 1)), "warmup_steps": st.schedule.warmup_steps},
             "global_batch": {"sequences": st.global_sequences, "seq_len": st.seq_len},
@@ -705,7 +710,7 @@ def _train(
                     loss_sum = loss_sum * float("nan")
                 # The global batch's token mean: DDP averages the ranks' gradients, hence x world.
                 scaled = loss_sum * (world.size / denom)
-                (scaler.scale(scaled) if scaler is not None else scaled).backward()  # type: ignore[no-untyped-call]
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
             local_sum += loss_sum.detach().double()
         loss_value = _all_sum([float(local_sum)], world)[0] / denom
         if not math.isfinite(loss_value):
