@@ -45,6 +45,16 @@ describe('the stage configs libs/k8s mounts', () => {
     expect(stageConfig(plan, evalStage as Stage<'eval'>).endpoint).toMatch(/^http:\/\/r-[0-9a-f]{12}-eval-model\.[a-z0-9-]+\.svc:8000$/);
   });
 
+  it('GIVEN micro_batch auto (fim.yaml) WHEN the train config is rendered THEN it carries "auto" without an accumulation, and the contract takes no other word', () => {
+    const [, plan] = plans.find(([name]) => name === 'fim.yaml')!;
+    const train = mounted(plan, plan.stages.find((s) => s.kind === 'train')!) as { training: Record<string, unknown> };
+    expect(train.training.micro_batch).toBe('auto');
+    expect(train.training).not.toHaveProperty('gradient_accumulation');
+    expect(check('train', train)).toEqual([]);
+    for (const bad of ['max', 0, 2.5]) expect(check('train', { ...train, training: { ...train.training, micro_batch: bad } }).map((p) => p.pointer), String(bad)).toContain('/training/micro_batch');
+    expect(check('train', { ...train, training: { ...train.training, gradient_accumulation: 0 } }).map((p) => p.pointer)).toEqual(['/training/gradient_accumulation']);
+  });
+
   it('GIVEN a rendered config WHEN a field the contract requires is broken THEN the schema says which (the check can fail)', () => {
     const [, plan] = plans[0]!;
     const train = plan.stages.find((s) => s.kind === 'train')!;
