@@ -1,4 +1,6 @@
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileFile, type Plan, type Stage } from '@kiln/plan';
 import { check, STAGE_KINDS, type StageSummary } from '@kiln/stage';
@@ -45,8 +47,14 @@ describe('the stage configs libs/k8s mounts', () => {
     expect(stageConfig(plan, evalStage as Stage<'eval'>).endpoint).toMatch(/^http:\/\/r-[0-9a-f]{12}-eval-model\.[a-z0-9-]+\.svc:8000$/);
   });
 
-  it('GIVEN micro_batch auto (fim.yaml) WHEN the train config is rendered THEN it carries "auto" without an accumulation, and the contract takes no other word', () => {
-    const [, plan] = plans.find(([name]) => name === 'fim.yaml')!;
+  it('GIVEN micro_batch auto WHEN the train config is rendered THEN it carries "auto" without an accumulation, and the contract takes no other word', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-auto-'));
+    const file = join(dir, 'fim-auto.yaml');
+    writeFileSync(file, readFileSync(configs + 'fim.yaml', 'utf8').replace('micro_batch: 16', 'micro_batch: auto'));
+    const r = compileFile(file);
+    rmSync(dir, { recursive: true, force: true });
+    if (!r.plan) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+    const plan = r.plan;
     const train = mounted(plan, plan.stages.find((s) => s.kind === 'train')!) as { training: Record<string, unknown> };
     expect(train.training.micro_batch).toBe('auto');
     expect(train.training).not.toHaveProperty('gradient_accumulation');
