@@ -1,4 +1,6 @@
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileFile, type Plan, type Stage } from '@kiln/plan';
 import { check, STAGE_KINDS, type StageSummary } from '@kiln/stage';
@@ -43,6 +45,22 @@ describe('the stage configs libs/k8s mounts', () => {
     const { endpoint: _e, ...withoutEndpoint } = stageConfig(plan, evalStage as Stage<'eval'>);
     expect(JSON.stringify(check('eval', JSON.parse(JSON.stringify(withoutEndpoint))))).toMatch(/endpoint/);
     expect(stageConfig(plan, evalStage as Stage<'eval'>).endpoint).toMatch(/^http:\/\/r-[0-9a-f]{12}-eval-model\.[a-z0-9-]+\.svc:8000$/);
+  });
+
+  it('GIVEN micro_batch auto WHEN the train config is rendered THEN it carries "auto" without an accumulation, and the contract takes no other word', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-auto-'));
+    const file = join(dir, 'fim-auto.yaml');
+    writeFileSync(file, readFileSync(configs + 'fim.yaml', 'utf8').replace('micro_batch: 16', 'micro_batch: auto'));
+    const r = compileFile(file);
+    rmSync(dir, { recursive: true, force: true });
+    if (!r.plan) throw new Error(r.diagnostics.map((d) => d.message).join('; '));
+    const plan = r.plan;
+    const train = mounted(plan, plan.stages.find((s) => s.kind === 'train')!) as { training: Record<string, unknown> };
+    expect(train.training.micro_batch).toBe('auto');
+    expect(train.training).not.toHaveProperty('gradient_accumulation');
+    expect(check('train', train)).toEqual([]);
+    for (const bad of ['max', 0, 2.5]) expect(check('train', { ...train, training: { ...train.training, micro_batch: bad } }).map((p) => p.pointer), String(bad)).toContain('/training/micro_batch');
+    expect(check('train', { ...train, training: { ...train.training, gradient_accumulation: 0 } }).map((p) => p.pointer)).toEqual(['/training/gradient_accumulation']);
   });
 
   it('GIVEN a rendered config WHEN a field the contract requires is broken THEN the schema says which (the check can fail)', () => {

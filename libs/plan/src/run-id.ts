@@ -20,6 +20,7 @@ export function runIdentity(spec: Spec): unknown {
     training: {
       token_budget: t.token_budget,
       global_batch: t.global_batch,
+      // As written: an integer, or the string "auto" (which micro batch the trainer then picks is its own).
       micro_batch: t.micro_batch,
       optimizer: t.optimizer,
       schedule: t.schedule,

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { load, loadText, type Spec } from '@kiln/spec';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '@kiln/stage';
-import { compile, dnsName, estimate, runId, stageOf, topologicalOrder, type Stage } from '../src/index.ts';
+import { compile, dnsName, estimate, runId, runIdentity, stageOf, topologicalOrder, type Stage } from '../src/index.ts';
 
 const configs = fileURLToPath(new URL('../../../configs/', import.meta.url));
 
@@ -125,6 +125,50 @@ describe('the run id', () => {
 
   it('hashes canonical JSON, independent of key order', () => {
     expect(canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: null } })).toBe('{"a":{"c":null,"d":[2,{"e":0,"f":1}]},"b":1}');
+  });
+});
+
+describe('micro_batch: auto', () => {
+  const auto = () => readTiny((t) => t.replace('micro_batch: 4', 'micro_batch: auto'));
+  const trainOf = (s: Spec) => stageOf(compile(s), 'train')!.config.training;
+
+  it('GIVEN auto WHEN compiled THEN the train stage config carries "auto" and no gradient accumulation, for the trainer to find both', () => {
+    const t = trainOf(auto());
+    expect(t.micro_batch).toBe('auto');
+    expect(t).not.toHaveProperty('gradient_accumulation');
+    expect(JSON.parse(JSON.stringify(t))).toMatchObject({ micro_batch: 'auto', global_batch: { sequences: 16 } });
+  });
+
+  it('GIVEN an integer micro batch WHEN compiled THEN the train config carries it and its accumulation, as before', () => {
+    expect(trainOf(tiny())).toMatchObject({ micro_batch: 4, gradient_accumulation: 2 });
+  });
+
+  it('GIVEN auto WHEN hashed THEN the run id hashes the string "auto": stable, and not the id of any integer micro batch', () => {
+    expect(runIdentity(auto())).toMatchObject({ training: { micro_batch: 'auto' } });
+    expect(runId(auto())).toBe(runId(auto()));
+    const integers = [1, 2, 4, 8].map((mb) => runId(readTiny((t) => t.replace('micro_batch: 4', `micro_batch: ${mb}`))));
+    expect(integers).not.toContain(runId(auto()));
+  });
+
+  it('GIVEN the example specs with integer micro batches WHEN hashed THEN their run ids are the ones they had before micro_batch could be auto', () => {
+    // Computed at 0290c96, before micro_batch could be auto.
+    const before: Record<string, string> = {
+      'fim.yaml': 'r-5d6c03ffbdbb',
+      'fim.yaml@dev': 'r-46a2cbb67ef9',
+      'multinode-7b.yaml': 'r-a43d1340ff00',
+      'multinode-7b.yaml@dev': 'r-4861cd9ae301',
+      'replit-code-v1-3b.yaml': 'r-9ff1bdc9cb71',
+      'replit-code-v1-3b.yaml@dev': 'r-2b2ef7db6fe0',
+      'tiny.yaml': 'r-98a49a39ed46',
+      'tiny.yaml@dev': 'r-38991ad1d4f8',
+      'ul2.yaml': 'r-02861d132e3b',
+      'ul2.yaml@dev': 'r-fead83570bb4',
+    };
+    const now = Object.fromEntries(Object.keys(before).map((k) => {
+      const [file, stack] = k.split('@') as [string, string | undefined];
+      return [k, runId(spec(file, stack))];
+    }));
+    expect(now).toEqual(before);
   });
 });
 

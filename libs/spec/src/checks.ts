@@ -208,7 +208,11 @@ function checkTraining(spec: Required<PartialSpec>, input: Input, report: Report
   if (m.d_model === 0 || m.n_heads === 0) return; // KL309 already said the model has no shape.
   const r = t.resources;
   const gpus = r.gpus_per_node * r.nodes;
-  const perStep = t.micro_batch * gpus;
+  // With `micro_batch: auto` the trainer finds a micro batch that divides each GPU's share, so the batch need only divide over the GPUs.
+  const auto = t.micro_batch === 'auto';
+  const micro = t.micro_batch === 'auto' ? 1 : t.micro_batch;
+  const perStep = micro * gpus;
+  const over = auto ? `${gpus} GPUs (data-parallel ranks; micro_batch is auto)` : `micro_batch ${micro} × ${gpus} GPUs`;
   // Blame what the user set: the batch itself, else the GPU count, else the micro-batch.
   const batchPath: Path = raw.global_batch
     ? ['training', 'global_batch', raw.global_batch.tokens !== undefined ? 'tokens' : 'sequences']
@@ -223,14 +227,14 @@ function checkTraining(spec: Required<PartialSpec>, input: Input, report: Report
   if (asked !== undefined && asked % m.max_seq_len !== 0) {
     const seq = Math.max(perStep, Math.round(asked / m.max_seq_len / perStep) * perStep);
     report('KL302', batchPath, `global batch of ${asked} tokens is not a multiple of max_seq_len ${m.max_seq_len}`, {
-      hint: `use \`sequences: ${seq}\` (${seq * m.max_seq_len} tokens), which also divides over micro_batch ${t.micro_batch} × ${gpus} GPUs`,
+      hint: `use \`sequences: ${seq}\` (${seq * m.max_seq_len} tokens), which also divides over ${over}`,
     });
   } else if (t.global_batch.sequences % perStep !== 0 || t.global_batch.sequences === 0) {
     const fix = Math.max(perStep, Math.round(t.global_batch.sequences / perStep) * perStep);
-    let micro: number | undefined;
-    for (let mb = t.micro_batch - 1; mb >= 1 && micro === undefined; mb--) if (t.global_batch.sequences % (mb * gpus) === 0) micro = mb;
-    report('KL302', batchPath, `global batch of ${t.global_batch.sequences} sequences is not divisible by micro_batch ${t.micro_batch} × ${gpus} GPUs = ${perStep}`, {
-      hint: `use a global batch of ${fix} sequences${micro !== undefined ? `, or micro_batch ${micro}` : ''}`,
+    let smaller: number | undefined;
+    for (let mb = micro - 1; mb >= 1 && smaller === undefined; mb--) if (t.global_batch.sequences % (mb * gpus) === 0) smaller = mb;
+    report('KL302', batchPath, `global batch of ${t.global_batch.sequences} sequences is not divisible by ${over}${auto ? '' : ` = ${perStep}`}`, {
+      hint: `use a global batch of ${fix} sequences${smaller !== undefined ? `, or micro_batch ${smaller}` : ''}`,
     });
   }
   if (t.token_budget < t.global_batch.tokens) {

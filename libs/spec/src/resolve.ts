@@ -123,11 +123,13 @@ function resolveTraining(t: Raw, model: Model): Training {
   const sequences = t.global_batch.sequences ?? Math.floor(parseTokens(t.global_batch.tokens) / seqLen);
   const gpus = t.resources.gpus_per_node * t.resources.nodes;
   const batchTokens = sequences * seqLen;
+  // With `micro_batch: auto` the trainer picks the micro batch at start, so the accumulation is its to know.
+  const accumulation = t.micro_batch === 'auto' ? {} : { gradient_accumulation: Math.max(1, Math.floor(sequences / (t.micro_batch * gpus))) };
   return {
     ...t,
     token_budget: budget,
     global_batch: { sequences, tokens: batchTokens },
-    gradient_accumulation: Math.max(1, Math.floor(sequences / (t.micro_batch * gpus))),
+    ...accumulation,
     steps: Math.ceil(budget / Math.max(1, batchTokens)),
     optimizer: { ...t.optimizer, betas: [t.optimizer.betas[0], t.optimizer.betas[1]] },
     schedule: { ...t.schedule, warmup: parseTokensOrShare(t.schedule.warmup, budget) },

@@ -83,8 +83,13 @@ export function humanPath(path: readonly (string | number)[]): string {
 const typeName = (v: unknown): string =>
   v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : typeof v === 'string' ? `the string "${v.length > 40 ? v.slice(0, 40) + '…' : v}"` : `${typeof v} ${String(v)}`;
 
-const expected = (t: unknown): string => {
+/** The one word a string must be when the schema's `pattern` is that word (`^auto$`), else undefined. */
+const literalOf = (node: SchemaNode | undefined): string | undefined => (typeof node?.pattern === 'string' ? /^\^([A-Za-z0-9_-]+)\$$/.exec(node.pattern)?.[1] : undefined);
+
+/** `integer,string` → "an integer or a string"; where the only string allowed is `literal`, it is named instead. */
+const expected = (t: unknown, literal?: string): string => {
   const names: Record<string, string> = { object: 'a mapping', array: 'a list', string: 'a string', integer: 'an integer', number: 'a number', boolean: 'true or false', null: 'null' };
+  if (literal !== undefined) names.string = `"${literal}"`;
   const list = (Array.isArray(t) ? t : String(t).split(',')).map((x) => names[String(x)] ?? String(x));
   return list.length > 1 ? `${list.slice(0, -1).join(', ')} or ${list.at(-1)}` : list[0]!;
 };
@@ -153,7 +158,7 @@ export function schemaDiagnostics(errors: readonly ErrorObject[], locator: Locat
         break;
       }
       case 'type':
-        push('KL203', path, 'value', `${where} must be ${expected(e.params.type)}, not ${typeName(e.data)}`, parent?.description);
+        push('KL203', path, 'value', `${where} must be ${expected(e.params.type, literalOf(parent))}, not ${typeName(e.data)}`, parent?.description);
         break;
       case 'enum': {
         const allowed = (e.params.allowedValues as unknown[]).map(String);
@@ -180,7 +185,16 @@ export function schemaDiagnostics(errors: readonly ErrorObject[], locator: Locat
         }
         break;
       }
-      case 'pattern':
+      case 'pattern': {
+        // A number-or-word field (`micro_batch: 8 | auto`): name the word, as an enum error would.
+        const literal = literalOf(parent);
+        if (literal !== undefined) {
+          push('KL204', path, 'value', `${where} must be ${expected(parent?.type ?? 'string', literal)}; got ${typeName(e.data)}`, didYouMean(String(e.data), [literal]) ?? parent?.description);
+          break;
+        }
+        push('KL205', path, 'value', `${where} has an invalid format: ${typeName(e.data)}`, parent?.description);
+        break;
+      }
       case 'format':
         push('KL205', path, 'value', `${where} has an invalid format: ${typeName(e.data)}`, parent?.description);
         break;

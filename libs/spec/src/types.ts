@@ -179,6 +179,9 @@ export interface Resources {
   readonly shm: string;
 }
 
+/** A micro batch in sequences, or `auto` (the trainer finds the largest that divides its share of the batch and fits). */
+export type MicroBatch = number | 'auto';
+
 export interface Training {
   /** Tokens. */
   readonly token_budget: number;
@@ -186,9 +189,10 @@ export interface Training {
     readonly sequences: number;
     readonly tokens: number;
   };
-  readonly micro_batch: number;
-  /** Micro-batches accumulated per optimizer step on each GPU. */
-  readonly gradient_accumulation: number;
+  /** Sequences per GPU per forward pass, or `auto`: the trainer picks the largest that fits when it starts. */
+  readonly micro_batch: MicroBatch;
+  /** Micro-batches accumulated per optimizer step on each GPU; absent with `micro_batch: auto`, where only the trainer knows it. */
+  readonly gradient_accumulation?: number;
   /** Optimizer steps to spend the budget. */
   readonly steps: number;
   readonly optimizer: {

@@ -129,6 +129,7 @@ describe('the schema of a stack overlay', () => {
     expect(check({ training: { token_budget: null }, serving: { targets: [] }, tokenizer: { train: null, pretrained: { hub: 'a/b', vocab_size: 32000 } } })).toBe(true);
     expect(check({ training: { tokn_budget: '5M' } })).toBe(false);
     expect(check({ training: { micro_batch: 'four' } })).toBe(false);
+    expect(check({ training: { micro_batch: 'auto' } })).toBe(true);
     expect(check({ apiVersion: 'kiln.dev/v1alpha1' })).toBe(false);
     // Lists replace whole, so a list in an overlay must be complete: a serving target still needs its name.
     expect(check({ serving: { targets: [{ replicas: { min: 1 } }] } })).toBe(false);

@@ -23,7 +23,13 @@ export interface SpecValues {
   /** `objective`. */
   readonly objective: { readonly type: 'next-token' | 'fim' | 'ul2' };
   /** `training`, without what schedules it (resources, queue, priority). */
-  readonly training: { readonly token_budget: number };
+  readonly training: {
+    readonly token_budget: number;
+    /** Sequences per rank per forward pass, or `auto`: the trainer picks the largest that divides its share and fits. */
+    readonly micro_batch: number | 'auto';
+    /** Absent with `micro_batch: auto`: the trainer derives it from the micro batch it picks. */
+    readonly gradient_accumulation?: number;
+  };
   /** One of `eval.suites`. */
   readonly suite: SuiteValues;
 }

@@ -23,7 +23,7 @@ const configs: { readonly [K in StageKind]: Required<StageConfigs[K]> } = {
   train: {
     model: { d_model: 64, n_layers: 2, n_heads: 2, max_seq_len: 256, vocab_size: 1024 },
     objective: { type: 'next-token' },
-    training: { token_budget: 1e6, global_batch: {}, micro_batch: 1, optimizer: {}, schedule: {}, checkpoint: {}, parallelism: {}, seed: 1 } as { token_budget: number },
+    training: { token_budget: 1e6, global_batch: {}, micro_batch: 1, optimizer: {}, schedule: {}, checkpoint: {}, parallelism: {}, seed: 1 } as { token_budget: number; micro_batch: number },
     data: uri('packed/'),
     tokenizer: uri('tokenizer/'),
     checkpoints: uri('checkpoints/'),

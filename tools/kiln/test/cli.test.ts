@@ -232,6 +232,8 @@ describe('kiln demo', () => {
     expect(r.code).toBe(0);
     for (const name of ['replit-code-v1-3b', 'tiny', 'fim-350m', 'ul2-1b', 'acme-code-7b']) expect(r.out).toContain(name);
     expect(r.out).toMatch(/525B tokens \(\d+ per parameter\) on 256 × a100-40gb/);
+    // replit: 1024 sequences over micro batch 4 × 256 GPUs.
+    expect(r.out).toContain('tokens per step, micro batch 4, accumulation 1, ');
   });
   it('has a JSON form', () => {
     const j = JSON.parse(kiln('demo', '--format', 'json').out);

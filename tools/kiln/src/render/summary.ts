@@ -37,6 +37,8 @@ export function summarise(spec: Spec): [string, string][] {
         ? `ul2 (${spec.objective.denoisers.length} denoisers: ${spec.objective.denoisers.map((d) => d.name ?? d.paradigm_token).join(', ')})`
         : 'next-token';
   const gpus = r.gpus_per_node * r.nodes;
+  // With `auto` the trainer picks the micro batch when it starts, so the accumulation is not known here.
+  const micro = t.micro_batch === 'auto' ? 'micro batch auto (the largest that fits)' : `micro batch ${t.micro_batch}, accumulation ${t.gradient_accumulation ?? 1}`;
   const rows: [string, string][] = [
     ['model', `${formatCount(m.parameters)} parameters${m.preset ? ` (preset ${m.preset})` : ''}: ${shape}, context ${m.max_seq_len}, ${m.position_encoding}, ${m.precision}`],
     ['tokenizer', tok.kind === 'train' ? `train ${tok.algorithm}, vocabulary ${tok.vocab_size}${tok.fim_sentinels ? ', FIM sentinels' : ''}` : `pretrained ${tok.hub ?? tok.path}, vocabulary ${tok.vocab_size}`],
@@ -45,7 +47,7 @@ export function summarise(spec: Spec): [string, string][] {
     [
       'training',
       `${formatCount(t.token_budget)} tokens (${(t.token_budget / m.parameters).toFixed(0)} per parameter) on ${gpus} × ${r.gpu_type} (${r.nodes} node${r.nodes === 1 ? '' : 's'} × ${r.gpus_per_node}), ` +
-        `${t.global_batch.sequences} × ${m.max_seq_len} = ${formatCount(t.global_batch.tokens)} tokens per step, ${formatCount(t.steps)} steps, ${t.parallelism.strategy}`,
+        `${t.global_batch.sequences} × ${m.max_seq_len} = ${formatCount(t.global_batch.tokens)} tokens per step, ${micro}, ${formatCount(t.steps)} steps, ${t.parallelism.strategy}`,
     ],
     ['eval', spec.eval.suites.map((s) => `${s.name} (${s.benchmark}, ${s.languages.join('/')}, n=${s.samples}, pass@${s.k.join(',')})`).join('; ') || 'none'],
     [
