@@ -55,7 +55,12 @@ const INDEX = 'batch.kubernetes.io/job-completion-index';
 /** Rank 0 of a training attempt: the pod of completion index 0 (an Indexed Job), the newest if several, once it runs. */
 export function rankZero(pods: readonly V1Pod[]): V1Pod | undefined {
   const zero = pods.filter((p) => (p.metadata?.annotations?.[INDEX] ?? '0') === '0' && p.status?.phase !== 'Pending' && p.status?.phase !== undefined);
-  return zero.sort((a, b) => String(a.metadata?.creationTimestamp ?? '').localeCompare(String(b.metadata?.creationTimestamp ?? ''))).at(-1);
+  // Listed pods carry Dates, watched ones strings: compare times, not spellings.
+  const created = (p: V1Pod) => {
+    const t = p.metadata?.creationTimestamp as Date | string | undefined;
+    return t instanceof Date ? t.getTime() : Date.parse(t ?? '') || 0;
+  };
+  return zero.sort((a, b) => created(a) - created(b)).at(-1);
 }
 
 export class ProgressReader {

@@ -158,5 +158,8 @@ describe('the training progress reader over pods/log', () => {
     const pending = { ...pod(0, 'pending'), status: { phase: 'Pending' } };
     expect(rankZero([pod(1), pending])).toBeUndefined();
     expect(rankZero([pod(1), pod(0, 'zero')])?.metadata?.name).toBe('zero');
+    // A replaced rank 0 (eviction): the newest pod, whether its time came listed (a Date) or watched (a string).
+    const newer = { ...pod(0, 'newer'), metadata: { ...pod(0, 'newer').metadata, creationTimestamp: '1970-01-02T00:00:00Z' as unknown as Date } };
+    expect(rankZero([newer, pod(0, 'older')])?.metadata?.name).toBe('newer');
   });
 });
