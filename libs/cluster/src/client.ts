@@ -158,3 +158,41 @@ export async function requestRaw(kc: KubeConfig, method: string, path: string, b
   }
   return { status: res.httpStatusCode, body: parsed };
 }
+
+export interface PodLogQuery {
+  /** The container; default: the pod's only one. */
+  readonly container?: string;
+  /** Only the last N lines. Default: the whole log. */
+  readonly tailLines?: number;
+  /** At most this many bytes (the API server counts from the start of what it would send). Default: no limit. */
+  readonly limitBytes?: number;
+  /** Only lines newer than this many seconds. Default: no limit. */
+  readonly sinceSeconds?: number;
+  /** Give up after this long, ms. Default 10 000. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * A pod's log as text, read once through the API server's `pods/log` (no follow). A refusal throws client-node's
+ * ApiException (`code`: the HTTP status, `body`: the Status as text), so callers read it with httpStatus and
+ * apiMessage. Text, never parsed: a log that happens to be one JSON line is still a log.
+ */
+export async function readPodLog(kc: KubeConfig, namespace: string, pod: string, q: PodLogQuery = {}): Promise<string> {
+  const server = kc.getCurrentCluster()?.server;
+  if (!server) throw new Error('the kubeconfig has no current cluster');
+  const query = new URLSearchParams();
+  if (q.container !== undefined) query.set('container', q.container);
+  if (q.tailLines !== undefined) query.set('tailLines', String(q.tailLines));
+  if (q.limitBytes !== undefined) query.set('limitBytes', String(q.limitBytes));
+  if (q.sinceSeconds !== undefined) query.set('sinceSeconds', String(q.sinceSeconds));
+  const qs = query.toString();
+  const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/log${qs ? `?${qs}` : ''}`;
+  const ctx = new RequestContext(new URL(path, server).toString(), 'GET' as HttpMethod);
+  ctx.setHeaderParam('Accept', 'text/plain, application/json');
+  ctx.setSignal(AbortSignal.timeout(q.timeoutMs ?? 10_000));
+  await kc.applySecurityAuthentication(ctx);
+  const res = await new IsomorphicFetchHttpLibrary().send(ctx).toPromise();
+  const text = await res.body.text();
+  if (res.httpStatusCode >= 300) throw new ApiException(res.httpStatusCode, `reading the log of pod ${namespace}/${pod}: HTTP ${res.httpStatusCode}`, text, {});
+  return text;
+}

@@ -9,6 +9,40 @@ export const VERSION = 'v1alpha1';
 
 const open = { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } as const;
 
+const num = (description: string) => ({ type: 'number', description }) as const;
+/**
+ * A running stage's progress (schemas/stages/progress.schema.json): declared field by field, since the API
+ * server prunes what a structural schema does not name; the training fields come from rank 0's last
+ * kiln.progress/v1 line.
+ */
+const progress = {
+  type: 'object',
+  description: 'How far a running stage is (training: tokens of its budget, with the trainer\'s latest metrics).',
+  required: ['done', 'total', 'unit'],
+  properties: {
+    done: num('Units done.'),
+    total: num('Units in all.'),
+    unit: { type: 'string', description: 'What is counted (tokens, records, problems).' },
+    updatedAt: { type: 'string', description: 'When the numbers were written (RFC 3339).' },
+    simulated: { type: 'boolean', description: 'The numbers come from the local cluster\'s simulation, not from the stage.' },
+    step: { type: 'integer', description: 'Training: optimizer steps done.' },
+    steps: { type: 'integer', description: 'Training: optimizer steps planned.' },
+    loss: num('Training: loss at the latest log interval.'),
+    lr: num('Training: learning rate at the latest step.'),
+    grad_norm: num('Training: gradient norm before clipping.'),
+    tokens_per_s: num('Training: throughput over the latest log interval, tokens per second.'),
+    eta_s: num('Training: seconds left at that throughput.'),
+    mfu: num('Training: model FLOPs utilisation, 0..1.'),
+    note: { type: 'string', description: 'Why the numbers may be stale or missing.' },
+  },
+} as const;
+
+/** The run's status: open (the controller owns its shape, see @kiln/cluster's status.ts) except each stage's progress. */
+const status = {
+  ...open,
+  properties: { stages: { type: 'array', items: { ...open, properties: { progress } } } },
+} as const;
+
 export function modelRunCrd(): V1CustomResourceDefinition {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
@@ -60,7 +94,7 @@ export function modelRunCrd(): V1CustomResourceDefinition {
                     serviceAccount: { type: 'string', nullable: true },
                   },
                 },
-                status: open,
+                status,
               },
             },
           },

@@ -33,7 +33,7 @@ export {
 } from './names.ts';
 export { platformObjects, PRIORITIES, CONTROLLER_SERVICE_ACCOUNT, type PlatformObjects } from './platform.ts';
 export { evalModelObjects, servingObjects, type ServingObjects } from './serving.ts';
-export { jobName, stageObjects, stageConfig, stageCommand, STAGE_SERVICE_ACCOUNT, RENDEZVOUS_PORT, type StageObjects, type StageRunOptions } from './stages.ts';
+export { jobName, stageObjects, stageConfig, stageCommand, STAGE_SERVICE_ACCOUNT, TRAIN_TERMINATION_GRACE_SECONDS, RENDEZVOUS_PORT, type StageObjects, type StageRunOptions } from './stages.ts';
 export { pvcClaim, storageEnv, storageVolumes } from './storage.ts';
 
 /**

@@ -42,7 +42,9 @@ export function platformObjects(plan: Plan, opts: { storageSize?: string; storag
         { apiGroups: [GROUP], resources: ['modelruns'], verbs: ['get', 'list', 'watch', 'update', 'patch'] },
         { apiGroups: [GROUP], resources: ['modelruns/status'], verbs: ['get', 'update', 'patch'] },
         { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
-        { apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+        // Rank 0's training progress lines (the progress channel): get reads a tail; nothing else on logs.
+        { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
         { apiGroups: [''], resources: ['configmaps', 'services'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
         // The eval model server: started after export, removed when the evals end.
         { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },

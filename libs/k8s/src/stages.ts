@@ -36,6 +36,13 @@ export interface StageRunOptions {
 export const jobName = (plan: Plan, stage: Stage, attempt = 1) => dnsName(attempt === 1 ? [plan.runId, stage.name] : [plan.runId, stage.name, String(attempt)]);
 const configName = (plan: Plan, stage: Stage, attempt: number) => dnsName(attempt === 1 ? [plan.runId, stage.name, 'config'] : [plan.runId, stage.name, String(attempt), 'config']);
 
+/**
+ * How long a training pod has between SIGTERM and SIGKILL (preemption, node drain, a suspended run): the
+ * trainer saves a checkpoint on SIGTERM, and Kubernetes' default 30 s is too short for a large model's.
+ * Other stages keep the default. The spec has no field for it yet.
+ */
+export const TRAIN_TERMINATION_GRACE_SECONDS = 300;
+
 /** Service account of stage pods; it has no RBAC bindings (stages never call the Kubernetes API). */
 export const STAGE_SERVICE_ACCOUNT = 'kiln-stage';
 
@@ -142,6 +149,7 @@ export function stageObjects(plan: Plan, stage: Stage, opts: StageRunOptions = {
     restartPolicy: 'Never',
     serviceAccountName: plan.serviceAccount ?? STAGE_SERVICE_ACCOUNT,
     automountServiceAccountToken: false,
+    ...(stage.kind === 'train' ? { terminationGracePeriodSeconds: TRAIN_TERMINATION_GRACE_SECONDS } : {}),
     containers: [container],
     volumes,
     ...(Object.keys(nodeSelector).length ? { nodeSelector } : {}),

@@ -1,8 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { compileFile, type Plan } from '@kiln/plan';
 import { describe, expect, it } from 'vitest';
-import { allObjects, controllerDeployment, evalModelObjects, evalModelUrl, modelRun, modelRunCrd, platformObjects, priorityClassName, servingObjects, servingUrl, stageConfig, stageObjects } from '../src/index.ts';
-import { TERMINAL_EXIT } from '@kiln/stage';
+import { allObjects, controllerDeployment, evalModelObjects, evalModelUrl, modelRun, modelRunCrd, platformObjects, priorityClassName, servingObjects, servingUrl, stageConfig, stageObjects, TRAIN_TERMINATION_GRACE_SECONDS } from '../src/index.ts';
+import { SCHEMAS, TERMINAL_EXIT } from '@kiln/stage';
 
 const configs = fileURLToPath(new URL('../../../configs/', import.meta.url));
 function plan(file: string, stack?: string): Plan {
@@ -68,6 +68,11 @@ describe('training Job', () => {
   const pod = job.spec!.template.spec!;
   const c = pod.containers[0]!;
 
+  it('gives its pods 300 s from SIGTERM to kill, for the checkpoint the trainer saves on SIGTERM; other stages keep the default', () => {
+    expect(pod.terminationGracePeriodSeconds).toBe(TRAIN_TERMINATION_GRACE_SECONDS);
+    expect(TRAIN_TERMINATION_GRACE_SECONDS).toBe(300);
+    for (const s of p.stages.filter((x) => x.kind !== 'train')) expect(stageObjects(p, s).job.spec!.template.spec!.terminationGracePeriodSeconds, s.name).toBeUndefined();
+  });
   it('runs one pod per node as an Indexed Job, all at once', () => {
     // A failed pod fails the attempt: the whole torchrun group restarts from the checkpoint under the controller.
     expect(job.spec).toMatchObject({ completions: 32, parallelism: 32, completionMode: 'Indexed', backoffLimit: 0 });
@@ -132,6 +137,8 @@ describe('platform', () => {
     const rules = o.roles[0]!.rules!;
     expect(rules.flatMap((r) => r.resources)).not.toContain('secrets');
     expect(rules.flatMap((r) => r.verbs)).not.toContain('*');
+    // The progress channel reads rank 0's log tail: get on pods/log, nothing more.
+    expect(rules.filter((r) => r.resources!.includes('pods/log'))).toEqual([{ apiGroups: [''], resources: ['pods/log'], verbs: ['get'] }]);
     expect(o.roleBindings[0]!.subjects).toEqual([{ kind: 'ServiceAccount', name: 'kiln-controller', namespace: 'kiln-tiny' }]);
   });
   it('creates the claim of pvc:// storage', () => {
@@ -141,6 +148,11 @@ describe('platform', () => {
     const v = modelRunCrd().spec.versions[0]!;
     expect(v.subresources?.status).toEqual({});
     expect(v.additionalPrinterColumns?.map((c) => c.name)).toEqual(['Run', 'Stack', 'Phase', 'Stage', 'Age']);
+    // The status is structural: a stage's progress fields are declared, or the API server prunes them. They
+    // are the stage contract's (progress.schema.json), field for field.
+    const status = v.schema!.openAPIV3Schema!.properties!.status!;
+    const progress = status.properties!.stages!.items as { properties: { progress: { properties: object } } };
+    expect(Object.keys(progress.properties.progress.properties).sort()).toEqual(Object.keys(SCHEMAS.progress.properties as object).sort());
     expect(modelRun(p).spec).toMatchObject({ runId: p.runId, suspend: false });
   });
 });

@@ -11,5 +11,6 @@ export { StageConfigError, stageConfigFailure, TERMINAL_EXIT, type EntryIo } fro
 export { check, validatorOf, CONFIG_SCHEMAS, SCHEMAS, type ContractDocument, type ContractProblem, type JsonSchema } from './schemas.ts';
 export { fitSummary, writeSummary, TERMINATION_MESSAGE_MAX_BYTES } from './summary.ts';
 export { storagePath } from './storage.ts';
+export { PROGRESS_KIND, parseProgressLine, lastProgressLine, progressOfLine } from './progress.ts';
 export { canonicalJson } from './json.ts';
 export { BUNDLED_HUMANEVAL } from './humaneval.ts';

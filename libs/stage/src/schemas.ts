@@ -10,6 +10,7 @@ import exportSchema from '@kiln/schemas/stages/export.schema.json' with { type: 
 import evalSchema from '@kiln/schemas/stages/eval.schema.json' with { type: 'json' };
 import summary from '@kiln/schemas/stages/summary.schema.json' with { type: 'json' };
 import progress from '@kiln/schemas/stages/progress.schema.json' with { type: 'json' };
+import progressLine from '@kiln/schemas/stages/progress-line.schema.json' with { type: 'json' };
 import manifest from '@kiln/schemas/stages/manifest.schema.json' with { type: 'json' };
 import type { StageKind } from './types.ts';
 
@@ -19,9 +20,9 @@ export type JsonSchema = { readonly $id: string; readonly [k: string]: unknown }
 /** Each stage kind's config schema. */
 export const CONFIG_SCHEMAS: Readonly<Record<StageKind, JsonSchema>> = { 'data-prep': dataPrep, dedup, tokenizer, pack, train, export: exportSchema, eval: evalSchema };
 /** The schemas every stage shares. */
-export const SCHEMAS = { common, summary, progress, manifest } as const satisfies Record<string, JsonSchema>;
+export const SCHEMAS = { common, summary, progress, 'progress-line': progressLine, manifest } as const satisfies Record<string, JsonSchema>;
 
-export type ContractDocument = StageKind | 'summary' | 'progress' | 'manifest';
+export type ContractDocument = StageKind | 'summary' | 'progress' | 'progress-line' | 'manifest';
 
 let ajv: Ajv2020 | undefined;
 const compiled = new Map<ContractDocument, ValidateFunction>();
@@ -30,7 +31,7 @@ const compiled = new Map<ContractDocument, ValidateFunction>();
 export function validatorOf(doc: ContractDocument): ValidateFunction {
   let v = compiled.get(doc);
   if (v) return v;
-  ajv ??= new Ajv2020({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true, schemas: [common, summary, progress, manifest, ...Object.values(CONFIG_SCHEMAS)] });
+  ajv ??= new Ajv2020({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true, schemas: [common, summary, progress, progressLine, manifest, ...Object.values(CONFIG_SCHEMAS)] });
   const schema = doc in CONFIG_SCHEMAS ? CONFIG_SCHEMAS[doc as StageKind] : SCHEMAS[doc as keyof typeof SCHEMAS];
   v = ajv.getSchema(schema.$id)!;
   compiled.set(doc, v);

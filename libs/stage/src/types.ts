@@ -215,6 +215,38 @@ export interface Progress {
   readonly updatedAt?: string;
   /** True when the numbers come from a simulation (the local cluster), not from the stage: never a measurement. */
   readonly simulated?: boolean;
+  /** Training: optimizer steps done and planned. */
+  readonly step?: number;
+  readonly steps?: number;
+  /** Training: loss, learning rate and gradient norm at the latest log interval. */
+  readonly loss?: number;
+  readonly lr?: number;
+  readonly grad_norm?: number;
+  /** Training: throughput over the latest log interval, tokens per second (all ranks). */
+  readonly tokens_per_s?: number;
+  /** Training: seconds left at that throughput. */
+  readonly eta_s?: number;
+  /** Training: model FLOPs utilisation, 0..1; absent where the GPU's peak is unknown. */
+  readonly mfu?: number;
+  /** Why the numbers may be stale or missing (rank 0's log could not be read; no line yet). */
+  readonly note?: string;
+}
+
+/** The `kind` of a training stage's progress lines. */
+export type ProgressKind = 'kiln.progress/v1';
+
+/** One progress line rank 0 of a training stage prints on stdout (progress-line.schema.json). */
+export interface ProgressLine {
+  readonly kind: ProgressKind;
+  readonly progress: Pick<Progress, 'done' | 'total' | 'unit' | 'updatedAt'>;
+  readonly step: number;
+  readonly steps: number;
+  readonly loss: number;
+  readonly lr: number;
+  readonly grad_norm: number;
+  readonly tokens_per_s: number;
+  readonly eta_s: number;
+  readonly mfu?: number;
 }
 
 /** What a stage writes at its config's `manifest` location (manifest.schema.json). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { check, CONFIG_SCHEMAS, SCHEMAS, STAGE_KINDS, type ContractDocument, type Envelope, type JsonSchema, type Progress, type StageConfigs, type StageKind, type StageManifest, type StageSummary } from '../src/index.ts';
+import { check, CONFIG_SCHEMAS, SCHEMAS, STAGE_KINDS, type ContractDocument, type Envelope, type JsonSchema, type Progress, type ProgressLine, type StageConfigs, type StageKind, type StageManifest, type StageSummary } from '../src/index.ts';
 
 const uri = (p: string) => `pvc://kiln-artifacts/tiny/runs/r-0123456789ab/${p}`;
 const digest = `sha256:${'ab'.repeat(32)}`;
@@ -48,7 +48,23 @@ const summary: Required<StageSummary> = {
   attempt: 1,
   message: 'm',
 };
-const progress: Required<Progress> = { done: 1, total: 2, unit: 'tokens', updatedAt: '2026-01-01T00:00:00.000Z', simulated: true };
+const progress: Required<Progress> = {
+  done: 1,
+  total: 2,
+  unit: 'tokens',
+  updatedAt: '2026-01-01T00:00:00.000Z',
+  simulated: true,
+  step: 1,
+  steps: 2,
+  loss: 7.5,
+  lr: 0.0003,
+  grad_norm: 1.2,
+  tokens_per_s: 512,
+  eta_s: 1,
+  mfu: 0.4,
+  note: 'n',
+};
+const progressLine: Required<ProgressLine> = { kind: 'kiln.progress/v1', progress: { done: 1, total: 2, unit: 'tokens', updatedAt: '2026-01-01T00:00:00+00:00' }, step: 1, steps: 2, loss: 7.5, lr: 0.0003, grad_norm: 1.2, tokens_per_s: 512, eta_s: 1, mfu: 0.4 };
 const manifest: Required<StageManifest> = { kind: 'kiln.stage-manifest/v1', runId: 'r-0123456789ab', stage: 'train', attempt: 1, artifacts: [{ name: 'checkpoint', uri: uri('checkpoints/final/'), digest }], counts: { files: 1 }, metrics: { loss: 2 }, warnings: [] };
 
 const keysOf = (schema: object) => Object.keys((schema as { properties?: object }).properties ?? {}).sort();
@@ -60,9 +76,9 @@ describe('the TypeScript types and the JSON Schemas of the contract', () => {
     expect(Object.keys(configs[kind]).sort()).toEqual(keysOf(CONFIG_SCHEMAS[kind]));
   });
 
-  it('GIVEN the envelope, summary, progress and manifest with every typed field WHEN checked THEN each conforms with the same fields', () => {
+  it('GIVEN the envelope, summary, progress, the progress line and manifest with every typed field WHEN checked THEN each conforms with the same fields', () => {
     expect(Object.keys(envelope).sort()).toEqual(envelopeKeys);
-    const docs: [ContractDocument, object, JsonSchema][] = [['summary', summary, SCHEMAS.summary], ['progress', progress, SCHEMAS.progress], ['manifest', manifest, SCHEMAS.manifest]];
+    const docs: [ContractDocument, object, JsonSchema][] = [['summary', summary, SCHEMAS.summary], ['progress', progress, SCHEMAS.progress], ['progress-line', progressLine, SCHEMAS['progress-line']], ['manifest', manifest, SCHEMAS.manifest]];
     for (const [doc, value, schema] of docs) {
       expect(check(doc, value), doc).toEqual([]);
       expect(Object.keys(value).sort(), doc).toEqual(keysOf(schema));

@@ -6,13 +6,14 @@
  */
 import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject, type V1Deployment, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import { GROUP, LABELS, VERSION } from '@kiln/k8s';
-import { PLURAL, type ModelRun } from '@kiln/cluster';
+import { PLURAL, readPodLog, type ModelRun } from '@kiln/cluster';
 import { canonicalJson } from '@kiln/stage';
 import { hostname } from 'node:os';
 import { systemClock, type Clock } from './clock.ts';
 import { startInformers, type InformerSet, type Kind } from './informers.ts';
 import { campaign, type LeaderOptions } from './leader.ts';
 import { WorkQueue } from './queue.ts';
+import { ProgressReader, type LogTail } from './progress.ts';
 import { decide, type DecideOptions, type Decision } from './reconcile.ts';
 
 export const FIELD_MANAGER = 'kiln-controller';
@@ -31,6 +32,11 @@ export interface ControllerOptions extends DecideOptions {
   readonly log?: (line: string) => void;
   /** Called when leadership is lost; default: log it (the CLI exits the process). */
   readonly onLostLeadership?: (why: string) => void;
+  /**
+   * How training progress is read where no hook reports it: rank 0's log tail through pods/log (readPodLog),
+   * or `false` for none. Default: pods/log through `kubeConfig`.
+   */
+  readonly progressLog?: LogTail | false;
 }
 
 export interface ControllerStats {
@@ -95,10 +101,20 @@ export class Controller {
   private markReady!: () => void;
 
   private readonly o: ControllerOptions;
+  /** What decide gets: the options, with the progress channel's reader behind the host's progress hook. */
+  private readonly decideOptions: DecideOptions;
+  readonly progress?: ProgressReader;
   constructor(o: ControllerOptions) {
     this.o = o;
     this.clock = o.clock ?? systemClock;
     this.queue = new WorkQueue(this.clock);
+    const readLog: LogTail | undefined = o.progressLog === false ? undefined : (o.progressLog ?? ((ns, pod, q) => readPodLog(o.kubeConfig, ns, pod, q)));
+    if (readLog) this.progress = new ProgressReader({ readLog, clock: this.clock, wake: (key) => {
+        if (this.running) this.queue.add(key);
+      }, minIntervalMs: o.progressEveryMs ?? 5000, log: (l) => this.log(l) });
+    const host = o.hooks?.progress;
+    const reader = this.progress;
+    this.decideOptions = reader || host ? { ...o, hooks: { ...o.hooks, progress: (a) => host?.(a) ?? reader?.progress(a) } } : o;
     this.objects = KubernetesObjectApi.makeApiClient(o.kubeConfig);
     this.custom = o.kubeConfig.makeApiClient(CustomObjectsApi);
     this.core = o.kubeConfig.makeApiClient(CoreV1Api);
@@ -242,7 +258,7 @@ export class Controller {
         ...(run.spec.evalModel ? { evalModel: c.deployments.get(run.spec.evalModel.name, ns) as V1Deployment | undefined } : {}),
         now: this.clock.now(),
       },
-      this.o,
+      this.decideOptions,
     );
     await this.execute(run, d, id);
     return d.requeueAfterMs !== undefined ? { requeueAfterMs: d.requeueAfterMs } : {};

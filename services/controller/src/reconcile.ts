@@ -296,9 +296,13 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
       const every = opts.progressEveryMs ?? 5000;
       const old = before?.progress;
       const age = old?.updatedAt ? now - Date.parse(old.updatedAt) : Infinity;
-      const keep = fresh && old && before?.attempts === last.attempt && (old.done === fresh.done || (age < every && fresh.done < fresh.total));
-      const progress = keep ? old : fresh && { ...fresh, updatedAt: iso(now) };
-      if (progress && progress.done < progress.total) wake(progress === old ? every - age : every);
+      // A note (why the numbers may be stale) is news even when the numbers are not.
+      const same = fresh && old && old.done === fresh.done && old.note === fresh.note;
+      const keep = fresh && old && before?.attempts === last.attempt && (same || (age < every && fresh.done < fresh.total));
+      // Progress read from the stage (rank 0's line) says when it was written; the simulation's is as of now.
+      const progress = keep ? old : fresh && { ...fresh, updatedAt: fresh.updatedAt ?? iso(now) };
+      // A line written long ago is older than `every`: wait a whole interval, never a negative one.
+      if (progress && progress.done < progress.total) wake(progress === old && age < every ? every - age : every);
       st = {
         ...base,
         phase: 'Running',

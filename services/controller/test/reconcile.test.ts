@@ -508,6 +508,26 @@ describe('decide: hooks', () => {
     expect(stage(later, 'train').progress).toMatchObject({ done: 425_000, updatedAt: iso(T0 + 1700) });
   });
 
+  it("keeps the time rank 0 wrote its progress line, and waits a whole interval after an old line, not a negative one", () => {
+    const w = world().through('pack').running('train', { startedAt: T0 });
+    const line: Progress = { done: 100, total: 500_000, unit: 'tokens', updatedAt: iso(T0 - 60_000), loss: 2.3, tokens_per_s: 1000, eta_s: 499.9 };
+    const opts = { hooks: { progress: () => line }, progressEveryMs: 700 };
+    const first = reconcile(makeRun(), w, T0 + 1000, opts);
+    expect(stage(first, 'train').progress).toEqual(line);
+    const again = reconcile(makeRun({ status: first.status }), w, T0 + 1100, opts);
+    expect(canonical(again.status)).toBe(canonical(first.status));
+    expect(again.requeueAfterMs).toBe(700);
+  });
+
+  it("writes a progress note (the reader could not read rank 0's log) even when the numbers did not move", () => {
+    const w = world().through('pack').running('train', { startedAt: T0 });
+    const line: Progress = { done: 100, total: 500_000, unit: 'tokens', updatedAt: iso(T0) };
+    const first = reconcile(makeRun(), w, T0 + 1000, { hooks: { progress: () => line } });
+    // Past the refresh interval (default 5 s from the line's time); within it, the status is not rewritten.
+    const stale = reconcile(makeRun({ status: first.status }), w, T0 + 6000, { hooks: { progress: () => ({ ...line, note: 'stale: HTTP 403' }) } });
+    expect(stage(stale, 'train').progress?.note).toBe('stale: HTTP 403');
+  });
+
   it('leaves progress alone once it is complete while the pod is still finishing', () => {
     const w = world().through('pack').running('train', { startedAt: T0 });
     const opts = { hooks: { progress: linearProgress() }, progressEveryMs: 700 };

@@ -189,9 +189,10 @@ def test_given_real_code_when_trained_then_the_loss_falls_and_progress_and_summa
     # At init the loss is about ln(2048) = 7.62; 100 steps of 512 tokens bring it near the data's unigram entropy
     # (6.6 nats): the mean of the last 10 steps is at least 0.8 nats below the first step's.
     assert first > 7.3 and last10 < first - 0.8, (first, last10)
-    progress = validator("progress.schema.json")
+    progress, whole = validator("progress.schema.json"), validator("progress-line.schema.json")
     for line in run.lines:
         assert line["kind"] == PROGRESS_KIND
+        whole.validate(line)  # the controller keeps only lines that validate against this schema
         progress.validate(line["progress"])
         assert line["progress"]["unit"] == "tokens" and line["progress"]["total"] == 100 * 512
         assert line["progress"]["done"] == line["step"] * 512 and line["tokens_per_s"] > 0 and line["eta_s"] >= 0

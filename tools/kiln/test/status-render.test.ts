@@ -1,7 +1,7 @@
 import { simulatedStages, type ModelRun, type ModelRunStatus, type StageStatus } from '@kiln/cluster';
 import { describe, expect, it } from 'vitest';
 import { renderRun, renderRuns } from '../src/render/status.ts';
-import { progressBar } from '../src/render/table.ts';
+import { progressBar, timeLeft } from '../src/render/table.ts';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -73,6 +73,12 @@ describe('progressBar', () => {
   });
 });
 
+describe('timeLeft', () => {
+  it('reads as seconds, minutes, hours and minutes, or days and hours', () => {
+    expect([45, 720, 7830, 3 * 86400 + 4 * 3600 + 59].map(timeLeft)).toEqual(['45s', '12m', '2h10m', '3d4h']);
+  });
+});
+
 describe('renderRun', () => {
   it('heads the run with its name, run id, phase and message', () => {
     const out = renderRun(makeRun(running), T0 + 120_000);
@@ -84,6 +90,17 @@ describe('renderRun', () => {
     expect(lineOf(out, 'data-prep')).toMatch(/^data-prep\s+Succeeded\s+1\/3\s+90s\s+succeeded$/);
     expect(lineOf(out, 'train')).toMatch(/^train\s+Running\s+2\/5\s+30s\s+\[█+░+\] 50% 250K\/500K tokens$/);
     expect(lineOf(out, 'eval-humaneval')).toMatch(/^eval-humaneval\s+Pending\s+0\/3\s+-\s+waiting for train$/);
+  });
+
+  it("shows a training stage's loss, throughput, MFU and time left after its bar, from rank 0's progress line", () => {
+    const progress = { done: 1.2e9, total: 2.9e9, unit: 'tokens', step: 4578, steps: 11_062, loss: 2.3071, lr: 2e-4, grad_norm: 0.8, tokens_per_s: 181_234, eta_s: 7830, mfu: 0.521 };
+    const st = { ...running, stages: running.stages.map((s) => (s.name === 'train' ? { ...s, progress } : s)) };
+    const line = lineOf(renderRun(makeRun(st), T0 + 120_000), 'train');
+    expect(line).toMatch(/^train\s+Running\s+2\/5\s+30s\s+\[█+░+\] 41% 1\.2B\/2\.9B tokens · loss 2\.31 · 181K tok\/s · MFU 52% · 2h10m left$/);
+    // Where the GPU's peak is unknown (CPU) there is no MFU; a note says why numbers may be stale.
+    const { mfu: _m, ...cpu } = progress;
+    const stale = { ...running, stages: running.stages.map((s) => (s.name === 'train' ? { ...s, progress: { ...cpu, note: "stale: cannot read rank 0's log" } } : s)) };
+    expect(lineOf(renderRun(makeRun(stale), T0 + 120_000), 'train')).toMatch(/tokens · loss 2\.31 · 181K tok\/s · 2h10m left · stale: cannot read rank 0's log$/);
   });
 
   it('lists the stages of the spec as pending before the controller wrote a status', () => {

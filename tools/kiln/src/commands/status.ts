@@ -11,7 +11,7 @@ export const command: Command = {
   help: `Without a run: one line per ModelRun (newest first) with its phase, current stage, progress and
 gate verdicts. With a run (its object name, run id, or a unique prefix of either): every stage with its
 phase, attempts and time, a progress bar for the running stage where it reports progress (training: tokens
-of the budget), each environment's gates with the metric they read, and the artifacts with digests.
+of the budget, then loss, tokens/s, MFU and time left from rank 0's last progress line), each environment's gates with the metric they read, and the artifacts with digests.
 
 Options:
   --watch           redraw on every change; with a run, end when the run does

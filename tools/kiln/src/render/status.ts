@@ -1,6 +1,6 @@
 /** The views of `kiln status`: the table of runs, and one run in detail. */
 import { simulatedStages, type ModelRun, type StageStatus } from '@kiln/cluster';
-import { age, progressBar, table } from './table.ts';
+import { age, progressBar, table, trainingMetrics } from './table.ts';
 
 const gateSummary = (run: ModelRun) =>
   Object.entries(run.status?.gates ?? {})
@@ -37,7 +37,8 @@ export function renderRun(run: ModelRun, now = Date.now()): string {
   const stages: readonly StageStatus[] = st?.stages ?? run.spec.stages.map((s) => ({ name: s.name, kind: s.kind, phase: 'Pending', reason: 'Waiting', message: '', attempts: 0, maxAttempts: s.maxAttempts, manifest: s.manifest }));
   const rows = [['STAGE', 'PHASE', 'ATTEMPTS', 'TIME', 'DETAIL']];
   for (const s of stages) {
-    const detail = `${s.progress && s.phase === 'Running' ? progressBar(s.progress) : s.message}${sim.has(s.name) ? ' (simulated)' : ''}`;
+    const extra = s.progress && trainingMetrics(s.progress);
+    const detail = `${s.progress && s.phase === 'Running' ? `${progressBar(s.progress)}${extra ? ` · ${extra}` : ''}` : s.message}${sim.has(s.name) ? ' (simulated)' : ''}`;
     rows.push([s.name, s.phase, `${s.attempts}/${s.maxAttempts}`, s.startTime ? age(s.startTime, s.completionTime ?? now) : '-', detail]);
   }
   out.push(table(rows));
