@@ -362,6 +362,8 @@ def _load(checkpoint: Path) -> tuple[dict[str, Tensor], dict[str, Any], dict[str
     """The model state, ModelConfig JSON and meta of a checkpoints folder's latest or of one step folder, and the
     checkpoints folder it belongs to."""
     ckpt = importlib.import_module("kiln_trainer.checkpoint")
+    if not checkpoint.is_dir():
+        raise StageConfigError(f"there is no folder {checkpoint}")
     try:
         if (checkpoint / ckpt.LATEST).is_file():
             latest = ckpt.load_latest(checkpoint)
