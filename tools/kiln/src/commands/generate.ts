@@ -62,5 +62,16 @@ export async function runGenerate(values: Record<string, unknown>, _pos: string[
     ],
   );
   // The completion is streamed as it comes (a line at a time would hold it back until its end); JSON is one object.
-  return runTrainer('generate', args, io, values.json || !io.write ? {} : { rawStdout: io.write });
+  const write = io.write;
+  if (values.json || !write) return runTrainer('generate', args, io);
+  let last = '';
+  const code = await runTrainer('generate', args, io, {
+    rawStdout: (text) => {
+      if (text) last = text;
+      write(text);
+    },
+  });
+  // The module ends its text with a newline only on a terminal, and its stdout is kiln's pipe: kiln's may be one.
+  if (io.isTTY && last && !last.endsWith('\n')) write('\n');
+  return code;
 }
