@@ -28,7 +28,7 @@ Options:
   --stack NAME       apply this stack's overlay first
   --data DIR         kiln pack's output folder (required)
   --output DIR       where checkpoints go (required). Run the same command again with the same --output to
-                     resume from its latest checkpoint
+                     resume from its latest checkpoint (keep --max-steps: it shapes the learning-rate schedule)
   --tokenizer DIR    the tokenizer the data was packed with (default: the one its manifest records, when that
                      folder is still there)
   --max-steps N      stop after N optimizer steps: the recipe cut short, its token budget, warmup and checkpoint
@@ -202,7 +202,7 @@ export async function runTrain(values: Record<string, unknown>, _pos: string[], 
     const steps = (config.training as Training).steps;
     io.err(
       resumed
-        ? `kiln train: resuming from step ${resumed.step} (${join(output, resumed.path)})${steps !== undefined ? ` of ${steps}` : ''}`
+        ? `kiln train: resuming from step ${resumed.step} (${join(output, resumed.path)})${steps !== undefined ? ` of ${steps}` : ''}${steps !== undefined && resumed.step >= steps ? ': already done (a larger --max-steps trains on)' : ''}`
         : `kiln train: ${r.spec.metadata.name}${r.spec.stack ? ` (stack ${r.spec.stack})` : ''}, ${formatCount(r.spec.model.parameters)} parameters, ${steps ?? '?'} steps${maxSteps !== undefined && steps === maxSteps ? ` (--max-steps; the plan has ${(stage.config.training as Training).steps})` : ''}, checkpoints in ${output}`,
     );
 
@@ -245,7 +245,7 @@ export async function runTrain(values: Record<string, unknown>, _pos: string[], 
     } else if (code === EXIT.ok && summary?.metrics) {
       const m = summary.metrics;
       const artifact = summary.artifacts?.[0];
-      io.out(`trained ${m.steps} steps (${formatCount(m.tokens ?? 0)} tokens${m.steps_this_attempt !== undefined && m.steps_this_attempt !== m.steps ? `, ${m.steps_this_attempt} this run` : ''}): loss ${Number(m.loss).toFixed(3)}, ${formatCount(Math.round(m.tokens_per_s ?? 0))} tokens/s`);
+      io.out(`trained ${m.steps} steps (${formatCount(m.tokens ?? 0)} tokens${m.steps_this_attempt !== undefined && m.steps_this_attempt !== m.steps ? `, ${m.steps_this_attempt} this run` : ''}): loss ${Number(m.loss).toFixed(3)}${m.steps_this_attempt === 0 ? '' : `, ${formatCount(Math.round(m.tokens_per_s ?? 0))} tokens/s`}`);
       if (artifact) io.out(`checkpoint: ${artifact.uri.replace(/^file:\/\//, '')}`);
       io.out(`next: kiln export --checkpoint ${output} --output <model dir>`);
     }
