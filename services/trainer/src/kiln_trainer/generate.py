@@ -332,6 +332,15 @@ class Generator:
 
         return [pre, *enc(prompt), suf, *enc(suffix), mid]
 
+    def check(self, req: Request) -> list[int]:
+        """`req`'s prompt ids, or a `GenerateError`: a parameter out of range, infilling without FIM sentinels, a
+        prompt that fills the model's context."""
+        check_request(req)
+        ids = self.prompt_ids(req.prompt, req.suffix)
+        if self.context and len(ids) >= self.context:
+            raise GenerateError(f"the prompt is {len(ids)} tokens; the model's context is {self.context}")
+        return ids
+
     # --- generation ---
 
     def generate(self, prompt: str, suffix: str | None = None, **params: Any) -> Completion:
@@ -355,14 +364,7 @@ class Generator:
 
         Every request is checked before anything runs (a `GenerateError` for the first bad one).
         """
-        for req in requests:
-            check_request(req)
-        rows = [_Row(self, req, self.prompt_ids(req.prompt, req.suffix)) for req in requests]
-        for row in rows:
-            if self.context and len(row.prompt_ids) >= self.context:
-                raise GenerateError(
-                    f"the prompt is {len(row.prompt_ids)} tokens; the model's context is {self.context}"
-                )
+        rows = [_Row(self, req, self.check(req)) for req in requests]
         with torch.inference_mode():
             yield from self._run(rows)
 
