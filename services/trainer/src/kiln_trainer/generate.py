@@ -513,6 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import transformers
 
             transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+            transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         except ImportError as e:
             raise GenerateError(f"generation needs transformers, which is not installed: {e}") from e
         gen = Generator(args.model, device=args.device)
