@@ -240,5 +240,13 @@ def test_bad_input_is_one_line_and_exit_2(
         err = capsys.readouterr().err
         assert exit_info.value.code == 2, argv
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (argv, err)
+    # Weights that are not safetensors: one line too, not the loader's traceback.
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(exported, corrupt)
+    (corrupt / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(SystemExit) as exit_info:
+        sys.exit(main(["--model", str(corrupt), "--prompt", "x"]))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "cannot load the model" in err and len(err.strip().splitlines()) == 1
     out = run_cli("--model", str(tmp_path / "empty"), "--prompt", "x")
     assert out.returncode == 2 and "not an exported model folder" in out.stderr and "Traceback" not in out.stderr

@@ -310,8 +310,9 @@ class Generator:
         key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
         try:
             model: Any = AutoModelForCausalLM.from_pretrained(self.folder, local_files_only=True, **{key: self.dtype})
-        except (OSError, ValueError) as e:
-            raise GenerateError(f"cannot load the model in {self.folder}: {str(e).splitlines()[0]}") from e
+        except Exception as e:  # a missing or corrupt weights file (safetensors raises its own error type)
+            first = (str(e).splitlines() or [type(e).__name__])[0]
+            raise GenerateError(f"cannot load the model in {self.folder}: {first}") from e
         return model.to(self.device).eval()
 
     # --- prompts ---
