@@ -87,7 +87,10 @@ def decode_request(core: Any, request: Any) -> tuple[Any, bool]:
         seed=None if seed is None else int(seed),
         stop=tuple(stops),
     )
-    core.check_request(req)
+    try:
+        core.check_request(req)
+    except ValueError as e:  # said in the protocol's names, not the core's
+        raise ValueError(str(e).replace("max_new_tokens", "max_tokens").replace("seed", "random_seed")) from e
     return req, bool(stream)
 
 
