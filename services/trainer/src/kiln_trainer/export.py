@@ -3,8 +3,9 @@
 `python -m kiln_trainer.export --config FILE` (the stage; schemas/stages/export.schema.json) reads the latest
 committed checkpoint under the config's `checkpoints` (`kiln_trainer.checkpoint.load_latest`, the train loop's) and
 writes `<output>hf/`; `export_checkpoint(state_or_model, cfg, tokenizer_dir, out_dir)` does the work from a plain
-state dict (or a `Transformer`) and returns the stage manifest. The Triton model repositories (one per target, and
-the eval model server's) are not written here yet.
+state dict (or a `Transformer`) and returns the stage manifest. Then the stage writes the Triton model repositories,
+one per serving target at `<output><target>/` and the eval model server's at `eval_model` (kiln_trainer.triton_repo);
+every file of them is in the manifest with its digest.
 
 The folder: `config.json` (`LlamaForCausalLM` for rope, `MptForCausalLM` for alibi, see kiln_trainer.model),
 `generation_config.json` (end of text and padding ids from the tokenizer's roles, kiln-tokenizer.json),
@@ -34,6 +35,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from kiln_trainer import triton_repo
 from kiln_trainer.model import ModelConfig, Transformer
 from kiln_trainer.special import SpecialTokens
 from kiln_trainer.stage import (
@@ -299,10 +301,12 @@ def export_checkpoint(
 
 
 def _summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    # Small: the weights, config and tokenizer, and each repository's ensemble config (the manifest has every file).
     keep = ("config.json", "model.safetensors", "tokenizer.json")
+    ensemble = f"/{triton_repo.MODEL_NAME}/config.pbtxt"
     return {
         "metrics": dict(manifest["metrics"]),
-        "artifacts": [a for a in manifest["artifacts"] if a["name"] in keep],
+        "artifacts": [a for a in manifest["artifacts"] if a["name"] in keep or a["name"].endswith(ensemble)],
         "warnings": list(manifest["warnings"])[:3],
     }
 
@@ -341,9 +345,19 @@ def run_stage(config_path: str, env: Mapping[str, str] | None = None) -> int:
     model_state, model_config_json, meta = latest
     cfg = ModelConfig.from_json(model_config_json)
     dtype: ExportDtype = cfg.precision
+    hf_uri = output_uri + HF_SUBDIR
+    triton_repo.check_targets(config, output_uri, hf_uri, env)  # before the weights: a bad target fails at once
     manifest = export_checkpoint(
-        model_state, cfg, tokenizer_dir, out_dir, dtype=dtype, uri=output_uri + HF_SUBDIR, envelope=raw, meta=meta
+        model_state, cfg, tokenizer_dir, out_dir, dtype=dtype, uri=hf_uri, envelope=raw, meta=meta
     )
+    repos = triton_repo.write_repositories(config, output_uri, hf_uri, out_dir, env)
+    manifest["artifacts"] += triton_repo.artifacts(repos, output_uri, config["eval_model"])
+    manifest["counts"]["repositories"] = len(repos)
+    for repo in repos:
+        manifest["warnings"] += list(repo.warnings)
+        print(f"export: model repository {repo.name} at {repo.folder} ({len(repo.files)} files)", file=sys.stderr)
+    for warning in manifest["warnings"]:
+        print(f"export: warning: {warning}", file=sys.stderr)
     target = Path(storage_path(envelope.manifest, who, env)) if envelope.manifest else out_dir / "manifest.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     _write_json(target, manifest)
