@@ -104,7 +104,7 @@ interface TrainResult {
   readonly summary: { metrics: Record<string, number>; artifacts: { uri: string }[]; resumedFrom: string | null };
 }
 
-describe('kiln tokenizer train -> kiln pack -> kiln train -> kiln export, through the trainer', () => {
+describe('kiln tokenizer train -> kiln pack -> kiln train -> kiln export -> kiln generate, through the trainer', () => {
   const stdlib = spawnSync('python3', ['-c', 'import sysconfig; print(sysconfig.get_paths()["stdlib"])'], { encoding: 'utf8' }).stdout.trim();
   const ckpt = join(tmp, 'ckpt');
   const packed = join(tmp, 'packed');
@@ -164,5 +164,28 @@ describe('kiln tokenizer train -> kiln pack -> kiln train -> kiln export, throug
     expect(none.code).toBe(2);
     expect(none.err).toMatch(/holds no checkpoint/);
     expect(none.err).not.toMatch(/Traceback/);
+  });
+
+  it('completes a prompt with the export: --json is one kiln.generate/v1 object, plain mode streams the same text', () => {
+    const model = join(tmp, 'model');
+    const args = ['generate', '--model', model, '--prompt', 'def main(', '--max-new-tokens', '6', '--device', 'cpu'];
+    const r = kiln(...args, '--json');
+    expect(r.code, r.err).toBe(0);
+    const g = JSON.parse(r.out) as { kind: string; model: string; prompt: string; suffix: string | null; text: string; finish_reason: string; usage: { prompt_tokens: number; completion_tokens: number }; seconds: number };
+    expect(g).toMatchObject({ kind: 'kiln.generate/v1', model, prompt: 'def main(', suffix: null });
+    expect(g.usage.prompt_tokens).toBeGreaterThan(0);
+    expect(g.usage.completion_tokens).toBeGreaterThan(0);
+    expect(g.usage.completion_tokens).toBeLessThanOrEqual(6);
+    expect(['length', 'stop']).toContain(g.finish_reason);
+    // Greedy (temperature 0 by default): the streamed text is the JSON's, byte for byte, nothing added off a terminal.
+    const streamed = kiln(...args);
+    expect(streamed.code, streamed.err).toBe(0);
+    expect(streamed.out).toBe(g.text);
+
+    // This tokenizer has no FIM sentinels: infilling is refused in one line, exit 2.
+    const fim = kiln(...args, '--suffix', '    return 0\n');
+    expect(fim.code).toBe(2);
+    expect(fim.err.trim().split('\n')).toHaveLength(1);
+    expect(fim.err).not.toMatch(/Traceback/);
   });
 });
