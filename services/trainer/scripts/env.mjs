@@ -10,7 +10,7 @@
 // Where: $KILN_TRAINER_ENV, else $XDG_CACHE_HOME/kiln/python/trainer-<key>, else ~/.cache/kiln/python/trainer-<key>,
 // key = the first 16 hex digits of sha256(lock file, Python version). The package itself is not installed: `run`
 // puts this checkout's src/ first on PYTHONPATH, so one environment serves every checkout with the same lock.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
@@ -181,9 +181,20 @@ if (command === 'path') {
     PYTHONPATH: [src, process.env.PYTHONPATH].filter(Boolean).join(delimiter),
   };
   const exe = existsSync(join(bin, argv[0])) ? join(bin, argv[0]) : argv[0];
-  const r = spawnSync(exe, argv.slice(1), { stdio: 'inherit', env, cwd: process.cwd() });
-  if (r.error) fail(`cannot run ${argv[0]}: ${r.error.message}`);
-  process.exit(r.status ?? 1);
+  // Asynchronous, so that SIGINT and SIGTERM reach the command instead of only ending this process: the train
+  // stage answers them with a checkpoint and exit 3, which its caller must see.
+  const child = spawn(exe, argv.slice(1), { stdio: 'inherit', env, cwd: process.cwd() });
+  const forward = (signal) => child.kill(signal);
+  for (const s of ['SIGINT', 'SIGTERM']) process.on(s, forward);
+  child.on('error', (e) => fail(`cannot run ${argv[0]}: ${e.message}`));
+  child.on('exit', (code, signal) => {
+    if (signal) {
+      // Ended by a signal: end the same way, so the caller sees it.
+      for (const s of ['SIGINT', 'SIGTERM']) process.off(s, forward);
+      process.kill(process.pid, signal);
+    }
+    process.exit(code ?? 1);
+  });
 } else {
   console.error('usage: node scripts/env.mjs <run -- command [args...] | path>');
   process.exit(2);

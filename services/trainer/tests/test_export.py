@@ -158,7 +158,10 @@ def test_the_stage_exports_the_latest_checkpoint(small_tokenizer: Path, tmp_path
     assert json.loads((out / "config.json").read_text())["torch_dtype"] == "bfloat16"  # tiny trains in bf16
     summary = json.loads((tmp_path / "termination-log").read_text())
     Draft202012Validator(by_file["summary.schema.json"], registry=registry).validate(summary)
-    assert {a["name"] for a in summary["artifacts"]} == {"config.json", "model.safetensors", "tokenizer.json"}
+    # The summary stays small: the weights, config and tokenizer, and each model repository's ensemble config.
+    assert {a["name"] for a in summary["artifacts"]} == {"config.json", "model.safetensors", "tokenizer.json",
+                                                         "completions/ensemble/config.pbtxt",
+                                                         "eval/ensemble/config.pbtxt"}  # fmt: skip
     hf = load_hf(out)
     idx = torch.randint(0, V, (1, 32), generator=torch.Generator().manual_seed(9))
     with torch.no_grad():

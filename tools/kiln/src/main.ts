@@ -13,6 +13,9 @@ for (const stream of [process.stdout, process.stderr]) {
 const io: Io = {
   out: (s) => process.stdout.write(s + '\n'),
   err: (s) => process.stderr.write(s + '\n'),
+  write: (s) => process.stdout.write(s),
+  // Carriage return and erase-line: the next status (or message) takes the line's place.
+  ...(process.stderr.isTTY ? { status: (s: string) => process.stderr.write(`\r\x1b[2K${s}`) } : {}),
   isTTY: Boolean(process.stdout.isTTY),
   color: false,
 };

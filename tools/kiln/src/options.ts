@@ -23,3 +23,15 @@ export function enumOption<T extends string>(name: string, value: unknown, allow
   if (!allowed.includes(value as T)) throw new UsageError(`--${name} is one of ${allowed.join(', ')}, not "${String(value)}"`);
   return value as T;
 }
+
+/** `value` as a number from `min` to `max` (`above`: more than `min`, not equal), or a usage error naming the option. */
+export function numberOption(name: string, value: unknown, range: { readonly min: number; readonly max?: number; readonly above?: boolean }): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  const low = range.above ? n > range.min : n >= range.min;
+  if (String(value).trim() === '' || !Number.isFinite(n) || !low || (range.max !== undefined && n > range.max)) {
+    const from = range.above ? `more than ${range.min}` : `at least ${range.min}`;
+    throw new UsageError(`--${name} takes a number ${range.max !== undefined ? `${range.above ? 'above' : 'from'} ${range.min} to ${range.max}` : from}, not "${String(value)}"`);
+  }
+  return n;
+}

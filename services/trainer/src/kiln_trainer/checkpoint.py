@@ -14,7 +14,7 @@ Layout of a checkpoints folder (docs/train.md):
 A checkpoint is written under `step-NNNNNNNN.tmp/`, then renamed to `step-NNNNNNNN/`, then `latest` is replaced
 (written to `latest.tmp`, renamed): whatever kills the writer, `latest` names a whole checkpoint. `keep_last`
 committed checkpoints are kept. `load_latest(dir)` gives the export stage the model's plain CPU tensors, the
-ModelConfig JSON and the meta without a process group.
+ModelConfig JSON and the meta without a process group; `load_step(folder)` the same of one `step-NNNNNNNN` folder.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ __all__ = [
     "digest_of",
     "latest_pointer",
     "load_latest",
+    "load_step",
     "restore",
     "restore_rng",
     "save",
@@ -259,7 +260,27 @@ def load_latest(
     info = latest_pointer(directory)
     if info is None:
         return None
-    path = Path(directory) / str(info["path"])
+    state, model_config, meta = _load_model(Path(directory) / str(info["path"]))
+    return state, model_config, {**meta, "checkpoint": info}
+
+
+def load_step(
+    folder: str | os.PathLike[str],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """`load_latest` for one committed checkpoint folder (`step-NNNNNNNN`, not necessarily the latest).
+
+    The meta's `checkpoint` is `{"step", "path"}` (the folder's name). FileNotFoundError when `folder` is not a
+    committed checkpoint (no meta.json: a `.tmp` folder, or another folder).
+    """
+    path = Path(folder)
+    if not _STEP.match(path.name) or not (path / META).is_file():
+        raise FileNotFoundError(f"{path} is not a committed checkpoint (step-NNNNNNNN with {META})")
+    state, model_config, meta = _load_model(path)
+    return state, model_config, {**meta, "checkpoint": {"step": meta["step"], "path": path.name}}
+
+
+def _load_model(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """The model state (plain CPU tensors), the ModelConfig JSON and the meta.json of the checkpoint at `path`."""
     meta: dict[str, Any] = json.loads((path / META).read_text(encoding="utf-8"))
     reader = FileSystemReader(path)
     metadata = reader.read_metadata()
@@ -271,4 +292,4 @@ def load_latest(
     with warnings.catch_warnings():  # "assuming the intent is to load in a single process": it is
         warnings.simplefilter("ignore", UserWarning)
         dcp_load(wrapped, storage_reader=reader, no_dist=True)
-    return wrapped["model"], dict(meta["model_config"]), {**meta, "checkpoint": info}
+    return wrapped["model"], dict(meta["model_config"]), meta

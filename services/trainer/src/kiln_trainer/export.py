@@ -3,14 +3,21 @@
 `python -m kiln_trainer.export --config FILE` (the stage; schemas/stages/export.schema.json) reads the latest
 committed checkpoint under the config's `checkpoints` (`kiln_trainer.checkpoint.load_latest`, the train loop's) and
 writes `<output>hf/`; `export_checkpoint(state_or_model, cfg, tokenizer_dir, out_dir)` does the work from a plain
-state dict (or a `Transformer`) and returns the stage manifest. The Triton model repositories (one per target, and
-the eval model server's) are not written here yet.
+state dict (or a `Transformer`) and returns the stage manifest. Then the stage writes the Triton model repositories,
+one per serving target at `<output><target>/` and the eval model server's at `eval_model` (kiln_trainer.triton_repo);
+every file of them is in the manifest with its digest.
 
 The folder: `config.json` (`LlamaForCausalLM` for rope, `MptForCausalLM` for alibi, see kiln_trainer.model),
 `generation_config.json` (end of text and padding ids from the tokenizer's roles, kiln-tokenizer.json),
 `model.safetensors` (the head is tied to the embedding, so it is stored once, as HF does), and the tokenizer's
 files copied from the tokenizer folder. `AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)` gives
 the logits of kiln's forward.
+
+`python -m kiln_trainer.export --checkpoint DIR --output DIR [--dtype fp32|fp16|bf16] [--json]` (`kiln export`)
+exports one checkpoint by hand: DIR is a checkpoints folder (its `latest`) or one `step-NNNNNNNN` folder; the
+checkpoint's meta.json names its model config and its tokenizer, so nothing else is needed. The Hugging Face folder
+goes into --output itself; a short summary (or, with --json, the manifest) on stdout; exit 2 when DIR holds no
+checkpoint or its tokenizer cannot be found.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from kiln_trainer import triton_repo
 from kiln_trainer.model import ModelConfig, Transformer
 from kiln_trainer.special import SpecialTokens
 from kiln_trainer.stage import (
@@ -42,9 +50,12 @@ from kiln_trainer.stage import (
 )
 
 __all__ = [
+    "CHECKPOINT_TOKENIZER",
     "HF_SUBDIR",
     "TOKENIZER_FILES",
+    "checkpoint_tokenizer",
     "export_checkpoint",
+    "export_from_checkpoint",
     "hf_config",
     "hf_state_dict",
     "main",
@@ -52,6 +63,8 @@ __all__ = [
     "token_ids",
 ]
 
+CHECKPOINT_TOKENIZER = "tokenizer"
+"""The train stage keeps a copy of its tokenizer's files at `<checkpoints>/tokenizer/`."""
 HF_SUBDIR = "hf"
 """The stage writes the Hugging Face folder at `<output>hf/`."""
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "kiln-tokenizer.json")
@@ -288,10 +301,12 @@ def export_checkpoint(
 
 
 def _summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    # Small: the weights, config and tokenizer, and each repository's ensemble config (the manifest has every file).
     keep = ("config.json", "model.safetensors", "tokenizer.json")
+    ensemble = f"/{triton_repo.MODEL_NAME}/config.pbtxt"
     return {
         "metrics": dict(manifest["metrics"]),
-        "artifacts": [a for a in manifest["artifacts"] if a["name"] in keep],
+        "artifacts": [a for a in manifest["artifacts"] if a["name"] in keep or a["name"].endswith(ensemble)],
         "warnings": list(manifest["warnings"])[:3],
     }
 
@@ -330,9 +345,19 @@ def run_stage(config_path: str, env: Mapping[str, str] | None = None) -> int:
     model_state, model_config_json, meta = latest
     cfg = ModelConfig.from_json(model_config_json)
     dtype: ExportDtype = cfg.precision
+    hf_uri = output_uri + HF_SUBDIR
+    triton_repo.check_targets(config, output_uri, hf_uri, env)  # before the weights: a bad target fails at once
     manifest = export_checkpoint(
-        model_state, cfg, tokenizer_dir, out_dir, dtype=dtype, uri=output_uri + HF_SUBDIR, envelope=raw, meta=meta
+        model_state, cfg, tokenizer_dir, out_dir, dtype=dtype, uri=hf_uri, envelope=raw, meta=meta
     )
+    repos = triton_repo.write_repositories(config, output_uri, hf_uri, out_dir, env)
+    manifest["artifacts"] += triton_repo.artifacts(repos, output_uri, config["eval_model"])
+    manifest["counts"]["repositories"] = len(repos)
+    for repo in repos:
+        manifest["warnings"] += list(repo.warnings)
+        print(f"export: model repository {repo.name} at {repo.folder} ({len(repo.files)} files)", file=sys.stderr)
+    for warning in manifest["warnings"]:
+        print(f"export: warning: {warning}", file=sys.stderr)
     target = Path(storage_path(envelope.manifest, who, env)) if envelope.manifest else out_dir / "manifest.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     _write_json(target, manifest)
@@ -344,16 +369,122 @@ def run_stage(config_path: str, env: Mapping[str, str] | None = None) -> int:
     return 0
 
 
+# --- one checkpoint, by hand ------------------------------------------------------------------------------------
+
+
+def _load(checkpoint: Path) -> tuple[dict[str, Tensor], dict[str, Any], dict[str, Any], Path]:
+    """The model state, ModelConfig JSON and meta of a checkpoints folder's latest or of one step folder, and the
+    checkpoints folder it belongs to."""
+    ckpt = importlib.import_module("kiln_trainer.checkpoint")
+    if not checkpoint.is_dir():
+        raise StageConfigError(f"there is no folder {checkpoint}")
+    try:
+        if (checkpoint / ckpt.LATEST).is_file():
+            latest = ckpt.load_latest(checkpoint)
+            if latest is not None:
+                return (*latest, checkpoint)
+        if (checkpoint / ckpt.META).is_file():
+            return (*ckpt.load_step(checkpoint), checkpoint.parent)
+    except FileNotFoundError as e:
+        raise StageConfigError(f"cannot read the checkpoint at {checkpoint}: {e}") from e
+    raise StageConfigError(
+        f"{checkpoint} holds no checkpoint: give a checkpoints folder (kiln train's --output, with `latest`) or one "
+        "of its step-NNNNNNNN folders"
+    )
+
+
+def checkpoint_tokenizer(checkpoints: Path, meta: Mapping[str, Any]) -> Path:
+    """The tokenizer a checkpoint was trained with: the copy at `<checkpoints>/tokenizer/`, else the folder its meta
+    names; either must hash to the meta's digest. A `StageConfigError` saying where it looked when neither does."""
+    recorded = meta.get("tokenizer") or {}
+    digest, path = recorded.get("digest"), recorded.get("path")
+    candidates = [checkpoints / CHECKPOINT_TOKENIZER, *([Path(path)] if path else [])]
+    looked: list[str] = []
+    for folder in candidates:
+        tj = folder / "tokenizer.json"
+        if not tj.is_file():
+            looked.append(f"{folder} (no tokenizer.json)")
+            continue
+        found = file_digest(tj)
+        if digest is None or found == digest:
+            return folder
+        looked.append(f"{folder} (another tokenizer: {found}, not the checkpoint's {digest})")
+    raise StageConfigError(
+        "the checkpoint's tokenizer is not found; looked in "
+        + "; ".join(looked)
+        + ("" if path else " (the checkpoint's meta.json records no tokenizer path)")
+    )
+
+
+def export_from_checkpoint(
+    checkpoint: str | Path, out_dir: str | Path, dtype: ExportDtype | None = None
+) -> dict[str, Any]:
+    """Exports a checkpoints folder's latest checkpoint, or one `step-NNNNNNNN` folder, as the Hugging Face folder
+    `out_dir`, with the tokenizer it was trained with; returns the manifest. `dtype`: default the model's precision.
+    """
+    state, model_config, meta, checkpoints = _load(Path(checkpoint))
+    cfg = ModelConfig.from_json(model_config)
+    tokenizer_dir = checkpoint_tokenizer(checkpoints, meta)
+    # The meta's whole numbers (step, tokens, world size) become the manifest's counts.
+    return export_checkpoint(state, cfg, tokenizer_dir, out_dir, dtype=dtype or cfg.precision, meta=meta)
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"  # unreachable
+
+
+def _checkpoint_command(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    manifest = export_from_checkpoint(Path(args.checkpoint), out, args.dtype)
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+        return 0
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    counts = manifest["counts"]
+    print(
+        f"exported step {counts['step']} ({counts.get('tokens', 0):,} tokens trained) as {config['architectures'][0]}: "
+        f"{counts['parameters']:,} parameters, {config['torch_dtype']}, to {out}"
+    )
+    for a in manifest["artifacts"]:
+        print(f"  {a['name']:<24} {_human_bytes(a['bytes']):>10}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m kiln_trainer.export --config FILE`."""
+    """`python -m kiln_trainer.export --config FILE` (the stage) or `--checkpoint DIR --output DIR` (by hand)."""
     parser = argparse.ArgumentParser(prog="python -m kiln_trainer.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", help="the stage's mounted config")
+    parser.add_argument("--checkpoint", help="a checkpoints folder (its latest) or one step-NNNNNNNN folder")
+    parser.add_argument("--output", help="with --checkpoint: where the Hugging Face folder goes")
+    parser.add_argument("--dtype", choices=sorted(_TORCH_DTYPE), help="the weights' type (default the model's)")
+    parser.add_argument("--json", action="store_true", help="with --checkpoint: print the manifest as JSON")
     args = parser.parse_args(argv)
-    if not args.config:
+    if args.config and (args.checkpoint or args.output or args.dtype or args.json):
         parser.print_usage(sys.stderr)
-        print("give --config FILE (the stage's mounted config)", file=sys.stderr)
+        print(
+            "export: --config runs the stage; --checkpoint, --output, --dtype and --json go without it", file=sys.stderr
+        )
         return TERMINAL_EXIT
-    return exit_on_config_error("export", lambda: run_stage(args.config))
+    if args.config:
+        return exit_on_config_error("export", lambda: run_stage(args.config))
+    if not (args.checkpoint and args.output):
+        parser.print_usage(sys.stderr)
+        print(
+            "export: give --checkpoint DIR --output DIR, or --config FILE (the stage's mounted config)", file=sys.stderr
+        )
+        return TERMINAL_EXIT
+    try:
+        return _checkpoint_command(args)
+    except StageConfigError as e:
+        print(f"export: {e}", file=sys.stderr)
+        return TERMINAL_EXIT
+    except (OSError, ValueError, KeyError) as e:
+        print(f"export: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
