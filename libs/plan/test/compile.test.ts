@@ -66,7 +66,7 @@ describe('compile: the stage graph', () => {
 
   it("keeps the spec's own labels (kiln's are libs/k8s's), and serves from the export", () => {
     expect(plan.labels).toEqual({ 'model-family': 'replit-code' });
-    expect(plan.serving[0]).toMatchObject({ name: 'completions', backend: 'fastertransformer', replicas: { min: 2, max: 8 }, modelRepository: `${plan.storagePrefix}/export/completions/` });
+    expect(plan.serving[0]).toMatchObject({ name: 'completions', backend: 'tensorrtllm', replicas: { min: 2, max: 8 }, modelRepository: `${plan.storagePrefix}/export/completions/` });
     expect(plan.gates).toEqual({ staging: ['humaneval.pass@1 >= 0.15'], prod: ['humaneval.pass@1 >= 0.20'] });
   });
 

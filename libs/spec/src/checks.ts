@@ -423,6 +423,12 @@ function checkServing(spec: PartialSpec, report: Reporter): void {
   duplicates(targets.map((t) => t.name), ['serving', 'targets'], report, 'serving target');
   targets.forEach((t, i) => {
     const at = (...p: Path): Path => ['serving', 'targets', i, ...p];
+    if (t.backend === 'fastertransformer') {
+      report('KL325', at('backend'), `backend fastertransformer is retired upstream (TensorRT-LLM replaced it): the export stage writes no model repository for it and fails`, {
+        severity: 'warning',
+        hint: 'use backend: tensorrtllm (its successor) or vllm',
+      });
+    }
     if (t.replicas.min > t.replicas.max) {
       report('KL314', at('replicas', 'min'), `replicas.min ${t.replicas.min} is above replicas.max ${t.replicas.max}`, { hint: 'min must be at most max' });
     }

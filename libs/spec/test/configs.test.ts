@@ -45,7 +45,7 @@ describe('replit-code-v1-3b replica', () => {
 
   it('gates prod on HumanEval pass@1 >= 0.20 and serves behind Triton', () => {
     expect(spec.eval.gates.prod).toEqual([{ expr: 'humaneval.pass@1 >= 0.20', suite: 'humaneval', metric: 'pass@1', k: 1, op: '>=', value: 0.2 }]);
-    expect(spec.serving.targets[0]?.backend).toBe('fastertransformer');
+    expect(spec.serving.targets[0]?.backend).toBe('tensorrtllm');
   });
 
   it('dev stack trains on one node with a small budget', () => {
