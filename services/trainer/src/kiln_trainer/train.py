@@ -136,6 +136,8 @@ class Steps:
     clip: float | None
     seed: int
     strategy: str
+    optimizer: str = "adamw"
+    """`adamw` (fused on a GPU) or `lion` (kiln_trainer.lion)."""
     sharding: str = "full"
     """FSDP2's: `full` (reshard after forward), `grad_op` (keep the parameters gathered from forward to backward,
     ZeRO-2-like), `hybrid` (shard within a node, replicate across nodes: HSDP on a 2-D mesh)."""
@@ -203,8 +205,8 @@ def plan_steps(training: Mapping[str, Any], seq_len: int, world: int, micro_batc
     budget = float(training["token_budget"])
     steps = int(training.get("steps") or math.ceil(budget / tokens_per_step))
     opt = training["optimizer"]
-    if opt.get("type", "adamw") != "adamw":
-        raise StageConfigError(f"training.optimizer.type {opt.get('type')!r}: only adamw is trained so far")
+    if opt.get("type", "adamw") not in ("adamw", "lion"):
+        raise StageConfigError(f"training.optimizer.type {opt.get('type')!r}: use adamw or lion")
     sched = training["schedule"]
     warmup = _tokens(sched.get("warmup", "1%"), budget, "schedule.warmup")
     schedule = Schedule(
@@ -233,6 +235,7 @@ def plan_steps(training: Mapping[str, Any], seq_len: int, world: int, micro_batc
         clip=float(clip) if clip else None,
         seed=int(training["seed"]),
         strategy=str(training["parallelism"].get("strategy", "ddp")),
+        optimizer=str(opt.get("type", "adamw")),
         sharding=str(training["parallelism"].get("sharding", "full")),
         activation_checkpointing=bool(training["parallelism"].get("activation_checkpointing", False)),
     )
@@ -363,10 +366,14 @@ def _no_sync(model: nn.Module, last: bool) -> contextlib.AbstractContextManager[
     return contextlib.nullcontext()
 
 
-def _optimizer(model: nn.Module, st: Steps, on_gpu: bool) -> torch.optim.AdamW:
+def _optimizer(model: nn.Module, st: Steps, on_gpu: bool) -> torch.optim.Optimizer:
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": st.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if st.optimizer == "lion":
+        from .lion import Lion
+
+        return Lion(groups, lr=st.schedule.peak, betas=st.betas)
     return torch.optim.AdamW(groups, lr=st.schedule.peak, betas=st.betas, eps=st.eps, fused=True if on_gpu else None)
 
 
@@ -812,6 +819,8 @@ def _train(
             "gradient_accumulation": st.accumulation,
             "micro_batch": st.micro_batch,
         }
+        if peak is not None:  # this attempt's MFU (PaLM's 6N + 12·L·d·T FLOPs a token), as the progress lines'
+            metrics["mfu"] = round(flops * metrics["tokens_per_s"] / (peak * world.size), 4)
         artifact = _artifact(config, last_info)
         summary: dict[str, Any] = {"metrics": metrics, "artifacts": [artifact], "resumedFrom": resumed_from}
         if trainer.warnings:
