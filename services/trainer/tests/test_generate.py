@@ -114,18 +114,36 @@ def test_seeded_sampling_is_reproducible_and_seeds_differ(gen: Generator) -> Non
     )
 
 
+def _token_boundary(gen: Generator, full_text: str, ids: tuple[int, ...]) -> int | None:
+    """A character offset of `full_text` where one token ends and the next begins, with whole characters on both
+    sides (a random model's byte-level tokens are often half a UTF-8 character); None if the completion has none."""
+    for i in range(1, len(ids) - 1):
+        before, after = gen.tokenizer.decode(list(ids[:i])), gen.tokenizer.decode(list(ids[: i + 1]))
+        n = len(before)
+        pair = full_text[n - 1 : n + 1]
+        if (
+            0 < n < len(after)
+            and full_text.startswith(before)
+            and full_text.startswith(after)
+            and "\ufffd" not in pair
+            and full_text.find(pair) == n - 1
+        ):
+            return n
+    return None
+
+
 def test_a_stop_sequence_across_tokens_cuts_the_text(gen: Generator) -> None:
-    full = gen.generate(PROMPTS[1], max_new_tokens=16)
-    pieces = [gen.tokenizer.decode(list(full.token_ids[:i])) for i in (3, 4)]
-    assert full.finish_reason == "length" and len(pieces[1]) > len(pieces[0]) > 0, "the test needs a long completion"
-    # The last character of token 3 and the first of token 4: no single token holds the stop sequence.
-    boundary = len(pieces[0])
+    found = [(p, full, b) for p in PROMPTS for full in [gen.generate(p, max_new_tokens=16)]
+             if full.finish_reason == "length" and (b := _token_boundary(gen, full.text, full.token_ids))]  # fmt: skip
+    assert found, "no prompt gave a completion with a boundary between two whole-character tokens"
+    prompt, full, boundary = found[0]
+    # The last character of one token and the first of the next: no single token holds the stop sequence.
     stop = full.text[boundary - 1 : boundary + 1]
-    c = gen.generate(PROMPTS[1], max_new_tokens=16, stop=["NEVER-THERE", stop])
+    c = gen.generate(prompt, max_new_tokens=16, stop=["NEVER-THERE", stop])
     assert c.finish_reason == "stop"
     assert c.text == full.text[: full.text.find(stop)]
     assert stop not in c.text
-    streamed = gen.stream(PROMPTS[1], max_new_tokens=16, stop=[stop])
+    streamed = gen.stream(prompt, max_new_tokens=16, stop=[stop])
     assert "".join(streamed) == c.text
     assert streamed.completion is not None and streamed.completion.finish_reason == "stop"
 
