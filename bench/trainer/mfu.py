@@ -86,10 +86,11 @@ def run(
     model.to_empty(device=device)
     model.init_weights(0)
     model.activation_checkpointing = args.activation_checkpointing
+    options: dict[str, Any] = {"mode": args.inductor_mode} if args.inductor_mode else {}
     if args.compile and args.compile_mode == "blocks":
-        model.compile_blocks()  # the train stage's way: each block, and the head with its loss
+        model.compile_blocks(**options)  # the train stage's way: each block, and the head with its loss
     elif args.compile:
-        model.compile()  # the whole module in one graph (in place: the same state dict)
+        model.compile(**options)  # the whole module in one graph (in place: the same state dict)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=device == "cuda")
     dtype = autocast_dtype(cfg)
     x = torch.randint(0, cfg.vocab_size, (mb, cfg.max_seq_len), device=device)
@@ -121,6 +122,7 @@ def run(
         "attention": "sdpa" if pe == "rope" else ("flex" if device == "cuda" else "sdpa+mask"),
         "device": device,
         "compiled": args.compile_mode if args.compile else False,
+        "inductor_mode": args.inductor_mode or "default",
         "activation_checkpointing": bool(args.activation_checkpointing),
         "precision": precision,
         "seq_len": cfg.max_seq_len,
@@ -158,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--compile-mode", choices=("blocks", "model"), default="blocks",
         help="blocks: each block and the loss, as the train stage (default); model: the whole module in one graph",
+    )  # fmt: skip
+    p.add_argument(
+        "--inductor-mode", choices=("default", "max-autotune-no-cudagraphs"),
+        help="torch.compile's mode (default: its default); max-autotune-no-cudagraphs also tries Triton GEMM templates",
     )  # fmt: skip
     p.add_argument("--activation-checkpointing", action="store_true", help="recompute the blocks in backward")
     p.add_argument("--cpu-precision", choices=("fp32", "bf16"), default="fp32", help="autocast on the CPU")
