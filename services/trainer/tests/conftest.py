@@ -197,6 +197,13 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tok512(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 512-token BPE tokenizer of the stdlib's json package (the test tokenizers' special tokens, FIM sentinels
+    included), made once per session: the export, generate and Triton repository tests' tokenizer."""
+    return train_tokenizer(tmp_path_factory.mktemp("tok512"), vocab_size=512, parts=("json",))
+
+
+@pytest.fixture(scope="session")
 def kiln_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tokenizer folder made by kiln's own tokenizer CLI (its code pre-tokenizer), with the FIM and UL2 tokens."""
     import sys

@@ -12,7 +12,7 @@ import pytest
 import torch
 from jsonschema import Draft202012Validator
 
-from conftest import mounted_config, plan_of, train_tokenizer, write_json
+from conftest import mounted_config, plan_of, write_json
 from kiln_trainer.export import export_checkpoint, hf_state_dict, main, run_stage
 from kiln_trainer.model import ModelConfig, Transformer
 from kiln_trainer.stage import TERMINAL_EXIT, _registry, schemas_dir, storage_path
@@ -21,12 +21,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 V = 512
-
-
-@pytest.fixture(scope="module")
-def small_tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 512-token BPE tokenizer (the test tokenizers' special tokens) in kiln's folder layout."""
-    return train_tokenizer(tmp_path_factory.mktemp("tok512"), vocab_size=V, parts=("json",))
 
 
 def kiln_model(pe: str, seed: int = 7, n_heads: int = 4) -> Transformer:
@@ -65,11 +59,11 @@ def greedy(m: Transformer, prompt: torch.Tensor, steps: int) -> torch.Tensor:
                                                      ("alibi", "MptForCausalLM", 2), ("alibi", "MptForCausalLM", 6),
                                                      ("rope", "LlamaForCausalLM", 6)])  # fmt: skip
 def test_export_loads_in_transformers_with_the_same_logits(
-    pe: str, arch: str, n_heads: int, small_tokenizer: Path, tmp_path: Path
+    pe: str, arch: str, n_heads: int, tok512: Path, tmp_path: Path
 ) -> None:
     m = kiln_model(pe, n_heads=n_heads)
     out = tmp_path / "hf"
-    manifest = export_checkpoint(m.state_dict(), m.cfg, small_tokenizer, out)
+    manifest = export_checkpoint(m.state_dict(), m.cfg, tok512, out)
     hf = load_hf(out)
     assert type(hf).__name__ == arch
     config = json.loads((out / "config.json").read_text())
@@ -83,10 +77,10 @@ def test_export_loads_in_transformers_with_the_same_logits(
 
 
 @pytest.mark.parametrize("pe", ["rope", "alibi"])
-def test_greedy_generation_gives_the_same_ids(pe: str, small_tokenizer: Path, tmp_path: Path) -> None:
+def test_greedy_generation_gives_the_same_ids(pe: str, tok512: Path, tmp_path: Path) -> None:
     m = kiln_model(pe, seed=11)
     out = tmp_path / "hf"
-    export_checkpoint(m, m.cfg, small_tokenizer, out)
+    export_checkpoint(m, m.cfg, tok512, out)
     hf = load_hf(out)
     prompt = torch.randint(0, V, (1, 10), generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
@@ -95,12 +89,12 @@ def test_greedy_generation_gives_the_same_ids(pe: str, small_tokenizer: Path, tm
     assert theirs.tolist() == greedy(m, prompt, 8).tolist()
 
 
-def test_the_folder_holds_tokenizer_and_generation_ids(small_tokenizer: Path, tmp_path: Path) -> None:
+def test_the_folder_holds_tokenizer_and_generation_ids(tok512: Path, tmp_path: Path) -> None:
     from transformers import AutoTokenizer, GenerationConfig
 
     m = kiln_model("rope")
     out = tmp_path / "hf"
-    manifest = export_checkpoint(m, m.cfg, small_tokenizer, out, uri="pvc://kiln-artifacts/x/export/hf")
+    manifest = export_checkpoint(m, m.cfg, tok512, out, uri="pvc://kiln-artifacts/x/export/hf")
     tok = AutoTokenizer.from_pretrained(out, local_files_only=True)
     gen = GenerationConfig.from_pretrained(out, local_files_only=True)
     assert gen.eos_token_id == tok.convert_tokens_to_ids("<|endoftext|>")
@@ -130,13 +124,13 @@ def test_wrapped_state_dicts_and_wrong_ones() -> None:
         hf_state_dict(other.state_dict(), m.cfg)
 
 
-def test_the_stage_exports_the_latest_checkpoint(small_tokenizer: Path, tmp_path: Path) -> None:
+def test_the_stage_exports_the_latest_checkpoint(tok512: Path, tmp_path: Path) -> None:
     plan = plan_of("tiny")
     config = mounted_config(plan, "export")
     env = {"KILN_STORAGE_ROOT": str(tmp_path), "KILN_TERMINATION_LOG": str(tmp_path / "termination-log")}
     tok_dir = Path(storage_path(config["tokenizer"], "test", env))
     tok_dir.mkdir(parents=True)
-    for f in small_tokenizer.iterdir():
+    for f in tok512.iterdir():
         (tok_dir / f.name).write_bytes(f.read_bytes())
     train = next(s for s in plan["stages"] if s["kind"] == "train")["config"]["model"]
     cfg = ModelConfig.of({**train, "vocab_size": V, "max_seq_len": 64})

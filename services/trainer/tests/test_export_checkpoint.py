@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import train_tokenizer
 from kiln_trainer.checkpoint import load_step, save
 from kiln_trainer.export import main
 from kiln_trainer.model import ModelConfig, Transformer
@@ -21,11 +20,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 V = 512
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_tokenizer(tmp_path_factory.mktemp("tok"), vocab_size=V, parts=("json",))
 
 
 def model(seed: int) -> Transformer:
@@ -62,8 +56,9 @@ def logits_of(folder: Path, idx: torch.Tensor) -> torch.Tensor:
 
 
 def test_given_a_checkpoints_folder_or_one_step_when_exported_then_that_steps_weights_and_its_tokenizer_are_written(
-    tokenizer: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tok512: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    tokenizer = tok512
     models = checkpoints(tmp_path / "ckpt", tokenizer)
     idx = torch.randint(0, V, (1, 24), generator=torch.Generator().manual_seed(3))
 
@@ -98,8 +93,9 @@ def test_given_a_checkpoints_folder_or_one_step_when_exported_then_that_steps_we
 
 
 def test_given_the_tokenizer_moved_then_the_checkpoints_own_copy_is_used_and_a_changed_one_is_refused(
-    tokenizer: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tok512: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    tokenizer = tok512
     moving = tmp_path / "tok"
     shutil.copytree(tokenizer, moving)
     ckpt = tmp_path / "ckpt"

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import train_tokenizer
 from kiln_trainer.export import export_checkpoint
 from kiln_trainer.generate import KIND, GenerateError, Generator, Request, _Row, main
 from kiln_trainer.model import ModelConfig, Transformer
@@ -35,12 +34,6 @@ def tiny_model(pe: str, seed: int) -> Transformer:
             if name.startswith("layers."):
                 p.mul_(6.0)
     return m.eval()
-
-
-@pytest.fixture(scope="module")
-def tok512(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 512-token BPE tokenizer with end of text, padding and the FIM sentinels (kiln-tokenizer.json)."""
-    return train_tokenizer(tmp_path_factory.mktemp("tok512"), vocab_size=V, parts=("json",))
 
 
 @pytest.fixture(scope="module", params=["rope", "alibi"])

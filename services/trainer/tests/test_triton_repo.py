@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import mounted_config, plan_of, train_tokenizer, write_json
+from conftest import mounted_config, plan_of, write_json
 from kiln_trainer import triton_repo
 from kiln_trainer.export import main, run_stage
 from kiln_trainer.generate import Generator
@@ -123,10 +123,10 @@ def tensors(config: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def stage(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def stage(tok512: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """run_stage on the tiny plan's export config with a python, a vllm and a tensorrtllm target."""
     tmp = tmp_path_factory.mktemp("stage")
-    tok = train_tokenizer(tmp / "tok512", vocab_size=V, parts=("json",))
+    tok = tok512
     plan = plan_of("tiny")
     config = {**mounted_config(plan, "export"), "targets": TARGETS}
     env = {"KILN_STORAGE_ROOT": str(tmp / "storage"), "KILN_TERMINATION_LOG": str(tmp / "termination-log")}
