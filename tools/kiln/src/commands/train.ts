@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { compile, stageOf } from '@kiln/plan';
 import { formatCount, formatDiagnostics, load } from '@kiln/spec';
-import type { StageSummary, TrainConfig } from '@kiln/stage';
+import { parseProgressLine, type ProgressLine, type StageSummary, type TrainConfig } from '@kiln/stage';
 import { common, type Command } from '../command.ts';
 import { EXIT, UsageError, type Io } from '../io.ts';
 import { enumOption, intOption } from '../options.ts';
-import { progressBar } from '../render/table.ts';
+import { progressBar, timeLeft } from '../render/table.ts';
 import { runTrainer } from '../trainer.ts';
 
 export const command: Command = {
@@ -111,44 +111,11 @@ function packedManifest(dir: string): { file: string; manifest: PackedManifest }
   return file ? { file, manifest: JSON.parse(readFileSync(file, 'utf8')) as PackedManifest } : undefined;
 }
 
-/** A `kiln.progress/v1` line of the train stage (services/trainer/docs/train.md). */
-export interface ProgressLine {
-  readonly kind: 'kiln.progress/v1';
-  readonly progress: { readonly done: number; readonly total: number; readonly unit: string };
-  readonly step: number;
-  readonly steps: number;
-  readonly loss: number | null;
-  readonly lr?: number;
-  readonly grad_norm?: number;
-  readonly tokens_per_s: number;
-  readonly eta_s: number;
-  readonly mfu?: number;
-}
-
-/** The line as a progress line, or undefined when it is something else. */
-export function progressLine(line: string): ProgressLine | undefined {
-  if (!line.startsWith('{')) return undefined;
-  try {
-    const v = JSON.parse(line) as Partial<ProgressLine>;
-    return v.kind === 'kiln.progress/v1' && v.progress && typeof v.step === 'number' ? (v as ProgressLine) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** `42s`, `3m05s`, `2.5h`. */
-export function duration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${(s / 3600).toFixed(1)}h`;
-}
-
 /** `step 10/40 [█████░░░░░░░░░░░░░░░] 25% 10.2K/41K tokens  loss 6.980  13.8K tokens/s  ETA 3s` (MFU on a known GPU). */
 export function formatProgress(p: ProgressLine): string {
-  const loss = p.loss === null ? 'nan' : p.loss.toFixed(3);
+  const loss = p.loss.toFixed(3);
   const mfu = p.mfu === undefined ? '' : `  MFU ${(p.mfu * 100).toFixed(1)}%`;
-  return `step ${p.step}/${p.steps} ${progressBar(p.progress)}  loss ${loss}  ${formatCount(Math.round(p.tokens_per_s))} tokens/s  ETA ${duration(p.eta_s)}${mfu}`;
+  return `step ${p.step}/${p.steps} ${progressBar(p.progress)}  loss ${loss}  ${formatCount(Math.round(p.tokens_per_s))} tokens/s  ETA ${timeLeft(p.eta_s)}${mfu}`;
 }
 
 function latestStep(output: string): { step: number; path: string } | undefined {
@@ -212,7 +179,7 @@ export async function runTrain(values: Record<string, unknown>, _pos: string[], 
     const code = await runTrainer('train', ['--config', configFile], io, {
       env: { ...process.env, KILN_TERMINATION_LOG: summaryFile, ...(device ? { KILN_DEVICE: device } : {}) },
       onStdout: (line) => {
-        const p = progressLine(line);
+        const p = parseProgressLine(line);
         if (!p) return io.err(line); // standard output is kept for the result
         curve.push({ step: p.step, loss: p.loss, tokens_per_s: p.tokens_per_s });
         bar = formatProgress(p);
