@@ -1,0 +1,2 @@
+/** @kiln/gateway: the serving gateway (issue #15, in progress). */
+export {};
