@@ -8,6 +8,7 @@ import type { FeedbackSource } from '@kiln/spec';
 import { readFeedback, type FeedbackInput } from '../src/feedback.ts';
 import { optionsFrom, storageRootOf } from '../src/from-spec.ts';
 import { prepare } from '../src/pipeline.ts';
+import { runStage } from '../src/stage.ts';
 import { isMalformed, type Item } from '../src/read.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'kiln-feedback-source-'));
@@ -138,6 +139,29 @@ describe('data prep with a feedback source', () => {
       { content: PROMPT + body(2), path: 'feedback/cmpl-2', language: null, repository: 'feedback:completions', source: 'prod-feedback' },
     ]);
     expect(readFileSync(join(out, 'shard-00000.report.html'), 'utf8')).toContain('feedback-rejected');
+  });
+});
+
+describe('the data-prep stage with a feedback source', () => {
+  it('reads the feedback under the storage root its output is planned under', async () => {
+    const spec = load(new URL('../../../configs/tiny.yaml', import.meta.url).pathname).spec!;
+    const root = join(tmp, 'stage-root');
+    const dir = join(root, 'feedback', 'completions');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'feedback-20261130T000000Z-1-0.jsonl'), `${line('cmpl-s1', 'accepted', { at: new Date().toISOString() })}\n${line('cmpl-s2', 'rejected', { at: new Date().toISOString() })}\n`);
+    const run = `file://${root}/tiny/runs/r-0123456789ab`;
+    const config = {
+      sources: [{ type: 'feedback', name: 'prod-feedback', target: 'completions', since: '30d', min_acceptance: 0, weight: 1, format: 'jsonl' }],
+      preprocessing: { ...spec.data.preprocessing, shards: 1 },
+      output: `${run}/data/shards/`,
+      manifests: `${run}/data/manifests/`,
+    };
+    writeFileSync(join(tmp, 'stage.json'), JSON.stringify(config));
+    const logs: string[] = [];
+    const r = await runStage(join(tmp, 'stage.json'), { env: { KILN_TERMINATION_LOG: join(tmp, 'termination-log') }, log: (m) => logs.push(m) });
+    expect(logs.filter((l) => l.includes('feedback'))).toEqual([]);
+    expect(r.manifest?.records).toMatchObject({ recordsIn: 2, kept: 1, dropped: { 'feedback-rejected': 1 } });
+    expect(r.summary.metrics).toMatchObject({ records_in: 2, records_out: 1, dropped_feedback_rejected: 1 });
   });
 });
 
