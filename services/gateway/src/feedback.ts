@@ -130,7 +130,10 @@ interface Pending {
 /** A bounded map that forgets the least recently used entry first. */
 class Lru<V> {
   private readonly map = new Map<string, V>();
-  constructor(private readonly max: number) {}
+  private readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
   get(k: string): V | undefined {
     const v = this.map.get(k);
     if (v !== undefined) {
