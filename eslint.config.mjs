@@ -16,7 +16,7 @@ const scopes = {
   'scope:controller': ['scope:cluster', 'scope:k8s', 'scope:plan', 'scope:stage'],
   'scope:data-prep': ['scope:spec', 'scope:stage'],
   'scope:eval-runner': ['scope:spec', 'scope:stage'],
-  'scope:gateway': ['scope:spec', 'scope:stage'],
+  'scope:gateway': ['scope:schema', 'scope:spec', 'scope:stage'],
   // Python: it imports no TypeScript project; it reads schemas/stages as data.
   'scope:trainer': [],
   'scope:stacks': ['scope:pulumi', 'scope:spec'],

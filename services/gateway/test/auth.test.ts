@@ -23,7 +23,7 @@ describe('API keys', () => {
   });
 
   it("answers a missing, malformed or wrong key with 401 in OpenAI's shape", async () => {
-    for (const headers of [{}, { authorization: A }, { authorization: 'Bearer sk-wrong' }, { authorization: `Basic ${A}` }]) {
+    for (const headers of [{}, { authorization: A }, { authorization: 'Bearer sk-wrong' }, { authorization: `Basic ${A}` }] as Record<string, string>[]) {
       const r = await post(`${h.url}/v1/completions`, body, headers);
       expect([r.status, r.json.error.code, r.json.error.type], JSON.stringify(headers)).toEqual([401, 'invalid_api_key', 'invalid_request_error']);
       expect(r.headers.get('www-authenticate')).toBe('Bearer');
