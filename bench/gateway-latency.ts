@@ -13,7 +13,7 @@
  *       [--stream-rate 100] [--json]`. Prints figures; asserts nothing.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -55,15 +55,18 @@ const child = spawn(
   [
     '--input-type=module',
     '-e',
-    `import { createWriteStream } from 'node:fs';
-     import { configFromFlags, runGateway } from '@kiln/gateway';
+    `import { configFromFlags, runGateway } from '@kiln/gateway';
      const c = configFromFlags({ config: process.env.GW_CONFIG });
-     process.exitCode = await runGateway(c, { host: '127.0.0.1', port: 0, say: () => {}, logStream: createWriteStream('/dev/null'), onListening: (u) => console.log(u) });`,
+     process.exitCode = await runGateway(c, { host: '127.0.0.1', port: 0, say: () => {}, onListening: (u) => console.log(u) });`,
   ],
   { cwd: new URL('.', import.meta.url), env: { ...process.env, GW_CONFIG: config }, stdio: ['ignore', 'pipe', 'inherit'] },
 );
+// Its first line is the URL; the rest is its request log (JSON lines on standard output, as in a pod), dropped here.
 const gateway = await new Promise<string>((resolve, reject) => {
-  child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()));
+  child.stdout.once('data', (d: Buffer) => {
+    resolve(d.toString().split('\n')[0]!.trim());
+    child.stdout.resume();
+  });
   child.once('exit', (code) => reject(new Error(`the gateway exited ${code}`)));
 });
 
@@ -76,6 +79,10 @@ type Req = typeof direct;
 
 /** Open loop: `rate` requests a second for `secs`; each one's time from its scheduled start to its end (or first byte). */
 async function openLoop(origin: string, req: Req, r: number, secs: number, firstByte = false): Promise<{ ms: number[]; errors: number; lateMs: number }> {
+  const fail = (why: string) => {
+    errors++;
+    failures[why] = (failures[why] ?? 0) + 1;
+  };
   const pool = new Pool(origin, { connections: 512, pipelining: 1, keepAliveTimeout: 60_000 });
   const total = Math.round(r * secs);
   const ms: number[] = [];
@@ -105,9 +112,9 @@ async function openLoop(origin: string, req: Req, r: number, secs: number, first
                 await res.body.dump();
                 ms.push(performance.now() - due);
               }
-              if (res.statusCode !== 200) errors++;
-            } catch {
-              errors++;
+              if (res.statusCode !== 200) fail(`HTTP ${res.statusCode}`);
+            } catch (e) {
+              fail((e as { code?: string }).code ?? (e as Error).message);
             }
           })(),
         );
@@ -122,6 +129,17 @@ async function openLoop(origin: string, req: Req, r: number, secs: number, first
   return { ms, errors, lateMs: late };
 }
 
+/** The gateway process's CPU time so far (ms), from /proc (Linux); null elsewhere. */
+function cpuMs(pid: number): number | null {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return null;
+  }
+}
+const failures: Record<string, number> = {};
+
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
@@ -135,12 +153,16 @@ const d: number[] = [];
 const g: number[] = [];
 let errors = 0;
 let late = 0;
+let gatewayCpu = 0;
 for (let round = 0; round < rounds; round++) {
   for (const [origin, req, into] of [
     [upstream, direct, d],
     [gateway, via, g],
   ] as const) {
+    const c0 = cpuMs(child.pid!);
     const res = await openLoop(origin, req, rate, seconds);
+    const c1 = cpuMs(child.pid!);
+    if (origin === gateway && c0 !== null && c1 !== null) gatewayCpu += c1 - c0;
     into.push(...res.ms);
     errors += res.errors;
     late = Math.max(late, res.lateMs);
@@ -172,6 +194,8 @@ const out = {
   rounds,
   requests: d.length + g.length,
   errors,
+  failures,
+  gatewayCpuMsPerRequest: g.length ? r3(gatewayCpu / g.length) : null,
   schedulerLateMaxMs: r3(late),
   directMs: { p50: r3(pct(d, 50)), p90: r3(pct(d, 90)), p99: r3(pct(d, 99)) },
   gatewayMs: { p50: r3(pct(g, 50)), p90: r3(pct(g, 90)), p99: r3(pct(g, 99)) },
@@ -186,7 +210,8 @@ const out = {
 };
 if (values.json) console.log(JSON.stringify(out, null, 2));
 else {
-  console.log(`${out.requests} completions at ${rate}/s open loop (${rounds} × ${seconds} s each way), ${out.cores} cores (${out.cpu}), load ${out.loadAverage1m}; ${errors} errors; upstream: ${out.upstream}`);
+  console.log(`${out.requests} completions at ${rate}/s open loop (${rounds} × ${seconds} s each way), ${out.cores} cores (${out.cpu}), load ${out.loadAverage1m}; ${errors} errors${errors ? ` ${JSON.stringify(failures)}` : ''}; upstream: ${out.upstream}`);
+  console.log(`gateway CPU per request: ${out.gatewayCpuMsPerRequest} ms (its process, user + system)`);
   console.log(`direct to Triton   p50 ${out.directMs.p50} ms  p90 ${out.directMs.p90} ms  p99 ${out.directMs.p99} ms`);
   console.log(`through gateway    p50 ${out.gatewayMs.p50} ms  p90 ${out.gatewayMs.p90} ms  p99 ${out.gatewayMs.p99} ms`);
   console.log(`added by gateway   p50 ${out.addedMs.p50} ms  p99 ${out.addedMs.p99} ms`);
