@@ -1,6 +1,7 @@
 /** @kiln/data-prep: the data-prep stage worker (issue #6, in progress). */
-export { readJsonl, readDirectory, walk, isMalformed, type CodeRecord, type Malformed, type MalformedReason, type Item, type ReadOptions } from './read.ts';
-export { readInput, isParquetFile } from './input.ts';
+export { readJsonl, readDirectory, walk, isMalformed, type CodeRecord, type Malformed, type MalformedReason, type FeedbackDrop, type Item, type ReadOptions } from './read.ts';
+export { readInput, isParquetFile, inputName, type Input } from './input.ts';
+export { readFeedback, feedbackFiles, sinceMs, isFeedbackInput, FEEDBACK_DROPS, type FeedbackInput } from './feedback.ts';
 export { readParquet, readParquetSource, readParquetDirectory, openParquetSource, listParquetFiles, PARQUET_CODECS, type ParquetSource } from './parquet.ts';
 export { Ledger, AccountingError, type LedgerTotals } from './ledger.ts';
 export { signature, similarity, tokenHashes, bandKeys, BandWriter, writeBands, reduceBands, writeDropList, readDropList, MINHASH_DEFAULTS, type MinHashConfig, type ReduceResult } from './minhash.ts';
@@ -12,7 +13,7 @@ export { check, filtersFromSpec, textStats, DROP_REASONS, DEFAULT_FILTERS, type 
 export { detectLanguage, shebangLanguage, normalizeLanguage } from './language.ts';
 export { redact, detect, PII_KINDS, type PiiKind, type RedactOptions, type RedactResult, type Finding } from './pii.ts';
 export { runStage, runDedupStage, readStageConfig, localPath } from './stage.ts';
-export { optionsFrom } from './from-spec.ts';
+export { optionsFrom, storageRootOf, type SourceOptions } from './from-spec.ts';
 export { renderReport, barChart, Log2Histogram, type ReportStats } from './report.ts';
 export { ParseFilter, GRAMMARS } from './parse.ts';
 export { RecordWork, WorkPool, defaultWorkers, usableCpus, type WorkConfig, type WorkInput, type WorkOutput } from './map-work.ts';

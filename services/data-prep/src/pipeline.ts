@@ -25,7 +25,7 @@ import { optimalLsh } from '@kiln/spec';
 import { defaultWorkers, WorkPool, type WorkInput, type WorkOutput } from './map-work.ts';
 import { BandWriter, readDropList, reduceBands, writeDropList, MINHASH_DEFAULTS, type MinHashConfig } from './minhash.ts';
 import { PII_KINDS, type PiiKind, type RedactOptions } from './pii.ts';
-import { readInput } from './input.ts';
+import { inputName, readInput, type Input } from './input.ts';
 import { isMalformed, type ReadOptions } from './read.ts';
 import { Log2Histogram, renderReport } from './report.ts';
 import { ParseFilter } from './parse.ts';
@@ -34,7 +34,8 @@ import type { PartialShard, ShardManifest } from './manifest.ts';
 export type { PartialShard, ShardManifest } from './manifest.ts';
 
 export interface PrepOptions {
-  readonly inputs: readonly string[];
+  /** Paths (directories, JSON Lines and Parquet files) and feedback logs. */
+  readonly inputs: readonly Input[];
   /** Directory for the cleaned shard, its manifest and its report. */
   readonly output: string;
   /** Index of this shard (its outputs are named by it). Default 0. */
@@ -109,10 +110,11 @@ export async function mapShard(o: PrepOptions): Promise<PartialShard> {
 
   // Records go out in batches and their results are taken in the order sent, so every decision that depends
   // on order (the first copy is kept; candidates are numbered) is the same as in one thread.
-  const inFlight: { paths: string[]; repos: (string | undefined)[]; outputs: Promise<WorkOutput[]> }[] = [];
+  const inFlight: { paths: string[]; repos: (string | undefined)[]; sources: (string | undefined)[]; outputs: Promise<WorkOutput[]> }[] = [];
   const most = Math.max(2, 2 * pool.size);
   let batch: WorkInput[] = [];
   let repos: (string | undefined)[] = [];
+  let sources: (string | undefined)[] = [];
   let batchChars = 0;
   const settle = async () => {
     const b = inFlight.shift()!;
@@ -133,15 +135,18 @@ export async function mapShard(o: PrepOptions): Promise<PartialShard> {
       }
       for (const [k, v] of Object.entries(r.pii)) pii[k as PiiKind] += v;
       if (r.keys && bands) await bands.add(candidates, r.keys);
-      await write(zst, `${JSON.stringify({ content: r.content, path: b.paths[i], language: r.language, repository: b.repos[i] ?? null })}\n`);
+      // `source` only where data prep knows it (feedback), so packing can weigh the record by its source.
+      const source = b.sources[i];
+      await write(zst, `${JSON.stringify({ content: r.content, path: b.paths[i], language: r.language, repository: b.repos[i] ?? null, ...(source !== undefined ? { source } : {}) })}\n`);
       candidates++;
     }
   };
   const send = async () => {
     if (!batch.length) return;
-    inFlight.push({ paths: batch.map((r) => r.path), repos, outputs: pool.submit(batch) });
+    inFlight.push({ paths: batch.map((r) => r.path), repos, sources, outputs: pool.submit(batch) });
     batch = [];
     repos = [];
+    sources = [];
     batchChars = 0;
     while (inFlight.length >= most) await settle();
   };
@@ -159,6 +164,7 @@ export async function mapShard(o: PrepOptions): Promise<PartialShard> {
         }
         batch.push({ path: item.path, content: item.content, ...(item.language ? { language: item.language } : {}) });
         repos.push(item.repository);
+        sources.push(item.source);
         batchChars += item.content.length;
         if (batch.length >= 64 || batchChars >= 4 << 20) await send();
       }
@@ -174,7 +180,7 @@ export async function mapShard(o: PrepOptions): Promise<PartialShard> {
   const partial: PartialShard = {
     kiln: 'data-prep/partial/v1',
     shard,
-    inputs: [...o.inputs],
+    inputs: o.inputs.map(inputName),
     records: ledger.totals(),
     candidates,
     pii,

@@ -16,13 +16,18 @@ export interface CodeRecord {
   readonly path: string;
   readonly language?: string;
   readonly repository?: string;
+  /** The spec's source it came from, when data prep knows it (feedback sources): packing weighs records by it. */
+  readonly source?: string;
   /** Where it came from: `file:line` for JSON Lines, `file:row` (from 1) for Parquet, the file for directories. */
   readonly origin: string;
   /** Its size in the source, bytes. */
   readonly bytes: number;
 }
 
-export type MalformedReason = 'bad-json' | 'not-an-object' | 'no-content' | 'invalid-utf8' | 'oversized' | 'binary' | 'unreadable';
+/** Why a line of a gateway feedback log is not a training record (`feedback.ts`). */
+export type FeedbackDrop = 'feedback-rejected' | 'feedback-no-context' | 'feedback-expired' | 'feedback-low-acceptance' | 'feedback-duplicate' | 'feedback-torn' | 'feedback-bad-record';
+
+export type MalformedReason = 'bad-json' | 'not-an-object' | 'no-content' | 'invalid-utf8' | 'oversized' | 'binary' | 'unreadable' | FeedbackDrop;
 
 /** A record that could not be read, and why. */
 export interface Malformed {

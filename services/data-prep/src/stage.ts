@@ -8,7 +8,7 @@ import { mkdirSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DataSource, Preprocessing } from '@kiln/spec';
 import { readStageConfig as readConfig, StageConfigError, storagePath, writeSummary, type MountedConfig, type SpecValues, type StageSummary } from '@kiln/stage';
-import { optionsFrom } from './from-spec.ts';
+import { optionsFrom, storageRootOf } from './from-spec.ts';
 import { dedupShards, mapShard, prepare, type PartialShard, type ShardManifest } from './pipeline.ts';
 
 /** The spec sections data-prep's config carries, as libs/spec types them. */
@@ -34,9 +34,11 @@ export async function runStage(configFile: string, opts: { shard?: number; env?:
   if (!Number.isInteger(shard) || shard < 0 || shard >= count) throw new StageConfigError(`shard ${shard} is not one of the ${count} shards`);
   const out = localPath(c.output, env);
   const manifests = localPath(c.manifests, env);
+  // Feedback sources live under the run's storage root, the prefix the plan puts the run's outputs under.
+  const root = storageRootOf(c.output);
   let prep;
   try {
-    prep = optionsFrom(c.sources, c.preprocessing, c.decontaminate ?? [], process.cwd());
+    prep = optionsFrom(c.sources, c.preprocessing, c.decontaminate ?? [], process.cwd(), root !== undefined ? { storageRoot: localPath(root, env) } : {});
   } catch (e) {
     throw new StageConfigError(`the stage config's preprocessing is incomplete (${(e as Error).message}); it comes from the compiled plan, so recompile it with this kiln`);
   }
