@@ -16,7 +16,7 @@ const scopes = {
   'scope:controller': ['scope:cluster', 'scope:k8s', 'scope:plan', 'scope:stage'],
   'scope:data-prep': ['scope:spec', 'scope:stage'],
   'scope:eval-runner': ['scope:spec', 'scope:stage'],
-  'scope:gateway': ['scope:spec', 'scope:stage'],
+  'scope:gateway': ['scope:schema', 'scope:spec', 'scope:stage'],
   // Python: it imports no TypeScript project; it reads schemas/stages as data.
   'scope:trainer': [],
   'scope:stacks': ['scope:pulumi', 'scope:spec'],
@@ -24,8 +24,8 @@ const scopes = {
   // imports the controller, another service or the CLI.
   'scope:local-cluster': ['scope:cluster', 'scope:k8s', 'scope:plan', 'scope:spec', 'scope:stage'],
   // Benchmarks measure the packages as their users do, through each one's public API; nothing imports them.
-  'scope:bench': ['scope:spec', 'scope:cluster', 'scope:data-prep', 'scope:eval-runner', 'scope:local-cluster'],
-  'scope:cli': ['scope:schema', 'scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner', 'scope:local-cluster'],
+  'scope:bench': ['scope:spec', 'scope:cluster', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:local-cluster'],
+  'scope:cli': ['scope:schema', 'scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:local-cluster'],
 };
 
 const types = {

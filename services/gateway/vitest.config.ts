@@ -5,5 +5,6 @@ export default defineConfig({
     include: ['test/*.test.ts'],
     // HTTP tests on 2 loaded cores: a few seconds each at worst.
     testTimeout: 30_000,
+    hookTimeout: 60_000,
   },
 });

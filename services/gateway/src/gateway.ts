@@ -309,10 +309,16 @@ export class Gateway {
 
     // The client going away, or the request's time running out, aborts the upstream calls.
     const controller = new AbortController();
+    const signal = controller.signal;
+    const timer = setTimeout(() => controller.abort(new DOMException('the request timed out', 'TimeoutError')), limits.requestTimeoutMs);
+    let clientGone = false;
     reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) controller.abort();
+      clearTimeout(timer);
+      if (!reply.raw.writableFinished) {
+        clientGone = true;
+        controller.abort();
+      }
     });
-    const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(limits.requestTimeoutMs)]);
     const id = `cmpl-${randomBytes(12).toString('base64url')}`;
     const created = Math.floor(Date.now() / 1000);
     const calls = this.inputsOf(r);
@@ -410,7 +416,7 @@ export class Gateway {
       const err = this.upstreamError(e, taken);
       this.metrics.errors.inc({ code: err.code ?? err.type });
       // The 200 is out: the error goes as an event in OpenAI's shape (the openai client raises it), and no [DONE].
-      if (!out.writableEnded && !controller.signal.aborted) out.end(`data: ${JSON.stringify(err.body())}\n\n`);
+      if (!out.writableEnded && !clientGone) out.end(`data: ${JSON.stringify(err.body())}\n\n`);
       else out.end();
       req.log.warn({ upstream, error: err.code }, `stream ended early: ${err.message}`);
     }

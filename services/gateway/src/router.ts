@@ -7,8 +7,9 @@
  * upstream stops being ready, only its own keys move (spread over the others by weight), and they come back to it
  * when it is ready again.
  *
- * Readiness: every upstream's `/v2/health/ready` and model ready are polled every interval; a connection refused
- * during a request also marks it not ready at once (the next poll can bring it back).
+ * Readiness: every upstream's `/v2/health/ready` and model ready are polled every interval (a probe that times
+ * out counts only twice in a row); a connection refused during a request also marks it not ready at once (the next
+ * poll can bring it back).
  */
 import { createHash } from 'node:crypto';
 import { TritonUpstream } from './upstream.ts';
@@ -34,6 +35,7 @@ export type Pick = { readonly upstream: TritonUpstream } | { readonly error: 'un
 export class Router {
   readonly upstreams: readonly TritonUpstream[];
   private readonly readyState = new Map<string, boolean>();
+  private readonly misses = new Map<string, number>();
   private readonly o: RouterOptions;
   private timer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
@@ -63,7 +65,14 @@ export class Router {
   async poll(): Promise<void> {
     const results = await Promise.all(this.upstreams.map(async (u) => [u, await u.ready(this.o.timeoutMs)] as const));
     if (this.closed) return;
-    for (const [u, ready] of results) this.set(u.name, ready);
+    for (const [u, probe] of results) {
+      // A refused connection or a "not ready" answer counts at once; a probe that timed out (a busy server, a
+      // loaded node) only the second time in a row, so one slow answer does not move every key of an upstream.
+      const misses = probe === 'timeout' ? (this.misses.get(u.name) ?? 0) + 1 : 0;
+      this.misses.set(u.name, misses);
+      if (probe === 'ready') this.set(u.name, true);
+      else if (probe === 'not_ready' || misses >= 2) this.set(u.name, false);
+    }
   }
 
   isReady(name: string): boolean {

@@ -64,18 +64,18 @@ export class TritonUpstream {
     return `${this.basePath}/v2/models/${encodeURIComponent(this.tritonModel)}${suffix}`;
   }
 
-  /** Whether the server and its model are ready (both probes answer 200 within `timeoutMs`). */
-  async ready(timeoutMs: number): Promise<boolean> {
+  /** Whether the server and its model are ready: both probes answer 200 within `timeoutMs`. */
+  async ready(timeoutMs: number): Promise<'ready' | 'not_ready' | 'timeout'> {
     const signal = AbortSignal.timeout(timeoutMs);
     try {
       for (const path of [`${this.basePath}/v2/health/ready`, this.path('/ready')]) {
         const r = await this.pool.request({ method: 'GET', path, signal });
         await r.body.dump();
-        if (r.statusCode !== 200) return false;
+        if (r.statusCode !== 200) return 'not_ready';
       }
-      return true;
+      return 'ready';
     } catch {
-      return false;
+      return signal.aborted ? 'timeout' : 'not_ready';
     }
   }
 

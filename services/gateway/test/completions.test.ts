@@ -189,3 +189,24 @@ describe('request timeout and prompt logging', () => {
     expect(line).toMatchObject({ prompt: 'LOGGED-PROMPT', completion: [' [st'], key_id: null });
   });
 });
+
+describe('a stream that runs out of time', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await start({ fixtures: [{ name: 'stable', chunkDelayMs: 200 }], config: { limits: { request_timeout_ms: 500 } } });
+  });
+  afterAll(() => h.close());
+
+  it('ends with an error event in OpenAI shape (no [DONE]) that the openai client raises', async () => {
+    const client = new OpenAI({ apiKey: 'open', baseURL: `${h.url}/v1`, maxRetries: 0 });
+    const stream = await client.completions.create({ model: 'completions', prompt: 'x', max_tokens: 60, temperature: 0, stream: true });
+    let text = '';
+    await expect(
+      (async () => {
+        for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+      })(),
+    ).rejects.toThrow(/did not answer within 500 ms/);
+    expect(text.length).toBeGreaterThan(0);
+    expect(text.length).toBeLessThan(60);
+  });
+});

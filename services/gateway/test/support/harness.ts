@@ -44,7 +44,7 @@ export async function start(o: { fixtures?: (FixtureOptions & { weight?: number 
   const config = parseConfig({
     model: 'completions',
     upstreams: fixtures.map((f, i) => ({ name: f.name, url: f.url, ...(specs[i]!.weight !== undefined ? { weight: specs[i]!.weight } : {}) })),
-    health: { interval_ms: 200, timeout_ms: 500 },
+    health: { interval_ms: 200, timeout_ms: 2000 },
     ...o.config,
   });
   const gateway = await Gateway.create(config, { logStream, ...(o.keyPollMs !== undefined ? { keyPollMs: o.keyPollMs } : {}), ...(o.playgroundDir ? { playgroundDir: o.playgroundDir } : {}) });
