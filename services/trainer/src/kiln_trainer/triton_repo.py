@@ -50,7 +50,7 @@ __all__ = [
 MODEL_NAME = "ensemble"
 """The model's name in every repository (the eval runner's Triton client's default)."""
 QUEUE_DELAY_US = 5000
-"""How long the python backend's dynamic batcher waits to fill a batch (microseconds)."""
+"""How long the dynamic batcher waits to fill a batch (microseconds), when the target does not say."""
 _HERE = Path(__file__).resolve().parent
 _HF_DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -70,6 +70,10 @@ class Target:
     """GPUs the engine is split over."""
     max_batch_size: int
     """Requests batched together at most."""
+    queue_delay_us: int = QUEUE_DELAY_US
+    """How long the dynamic batcher waits to fill a batch (`max_queue_delay_microseconds`)."""
+    instances: int = 1
+    """Model instances per server (`instance_group` count)."""
 
     @staticmethod
     def of(value: Mapping[str, Any]) -> Target:
@@ -81,6 +85,8 @@ class Target:
             engine["precision"],
             int(engine["tensor_parallel"]),
             value["max_batch_size"],
+            int(value.get("queue_delay_us", QUEUE_DELAY_US)),
+            int(value.get("instances", 1)),
         )
 
 
@@ -172,9 +178,17 @@ def _write(path: Path, text: str, files: list[Path]) -> None:
 # --- the backends ----------------------------------------------------------------------------------------------------
 
 
-def python_repository(folder: Path, hf_dir: str, max_batch_size: int, precision: str) -> list[Path]:
+def python_repository(
+    folder: Path,
+    hf_dir: str,
+    max_batch_size: int,
+    precision: str,
+    queue_delay_us: int = QUEUE_DELAY_US,
+    instances: int = 1,
+) -> list[Path]:
     """The python-backend repository: `ensemble/` running kiln_trainer.generate's core on the HF folder at `hf_dir`
-    (relative to `folder/ensemble/`). Returns the files written."""
+    (relative to `folder/ensemble/`), batching up to `max_batch_size` requests that arrive within `queue_delay_us`,
+    in `instances` model instances. Returns the files written."""
     if precision not in _HF_DTYPE:
         raise StageConfigError(f"the python backend runs fp32, fp16 or bf16, not {precision}")
     files: list[Path] = []
@@ -183,12 +197,12 @@ def python_repository(folder: Path, hf_dir: str, max_batch_size: int, precision:
         f"name: {_q(MODEL_NAME)}\n"
         'backend: "python"\n'
         f"max_batch_size: {max_batch_size}\n"
-        f"dynamic_batching {{ max_queue_delay_microseconds: {QUEUE_DELAY_US} }}\n"
+        f"dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}\n"
         "# One decoupled model for both /generate (one response per request) and /generate_stream.\n"
         "model_transaction_policy { decoupled: true }\n"
         + _block("input", KILN_INPUTS)
         + _block("output", KILN_OUTPUTS)
-        + "instance_group [ { count: 1 kind: KIND_AUTO } ]\n"
+        + f"instance_group [ {{ count: {instances} kind: KIND_AUTO }} ]\n"
         + _parameters({"hf_dir": hf_dir, "precision": precision})
     )
     _write(model / "config.pbtxt", config, files)
@@ -276,7 +290,7 @@ def tensorrtllm_repository(
     files: list[Path] = []
     engine_dir = folder_path.rstrip("/") + "/tensorrt_llm/1/"
     mbs = target.max_batch_size
-    batching = f"dynamic_batching {{ max_queue_delay_microseconds: {QUEUE_DELAY_US} }}\n"
+    batching = f"dynamic_batching {{ max_queue_delay_microseconds: {target.queue_delay_us} }}\n"
     # The ensemble: kiln's inputs (TensorRT-LLM's names, random_seed for its `seed`), no suffix (no infilling here).
     steps = [
         (
@@ -504,7 +518,7 @@ def write_repositories(
         folder = Path(storage_path(uri, who, env))
         if t.backend == "python":
             files = python_repository(folder, relative_hf_dir(uri + MODEL_NAME + "/", hf_uri, env), t.max_batch_size,
-                                      t.precision)  # fmt: skip
+                                      t.precision, t.queue_delay_us, t.instances)  # fmt: skip
             repos.append(Repository(t.name, folder, tuple(files)))
         elif t.backend == "vllm":
             repos.append(Repository(t.name, folder, tuple(vllm_repository(folder, hf_path, t))))
@@ -512,7 +526,8 @@ def write_repositories(
             repos.append(tensorrtllm_repository(folder, hf_path, storage_path(uri, who, env), t, architecture))
     eval_folder = Path(storage_path(eval_uri, who, env))
     eval_batch = targets[0].max_batch_size if targets else 4
-    files = python_repository(eval_folder, eval_hf_dir, eval_batch, eval_precision(targets, hf_dtype))
+    eval_delay = targets[0].queue_delay_us if targets else QUEUE_DELAY_US
+    files = python_repository(eval_folder, eval_hf_dir, eval_batch, eval_precision(targets, hf_dtype), eval_delay)
     repos.append(Repository("eval", eval_folder, tuple(files)))
     return repos
 
