@@ -1,7 +1,8 @@
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { FeedbackError, FeedbackLog, FILE_PATTERN, parseFeedback, type CompletionContext, type FeedbackRecord } from '../src/feedback.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'kiln-feedback-'));
@@ -100,6 +101,30 @@ describe('FeedbackLog', () => {
     // The reopened log wrote a file of its own: the old one is never appended to.
     expect(readdirSync(dir)).toHaveLength(2);
     expect(records(dir).map((r) => r.completion_id)).toEqual(['cmpl-same', 'cmpl-other']);
+  });
+
+  it('acknowledges an append only after its line is written and datasync has returned', async () => {
+    const dir = freshDir();
+    const log = await FeedbackLog.open({ dir });
+    const probe = await open(join(tmp, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const events: string[] = [];
+    const real = proto.datasync;
+    const spy = vi.spyOn(proto, 'datasync').mockImplementation(async function (this: unknown) {
+      events.push('datasync start');
+      await new Promise((r) => setTimeout(r, 50));
+      await real.call(this);
+      events.push('datasync done');
+    });
+    try {
+      await log.append({ completion_id: 'cmpl-sync', outcome: 'accepted' }, null).then(() => events.push('acknowledged'));
+    } finally {
+      spy.mockRestore();
+    }
+    expect(events).toEqual(['datasync start', 'datasync done', 'acknowledged']);
+    expect(records(dir).map((r) => r.completion_id)).toEqual(['cmpl-sync']);
+    await log.close();
   });
 
   it('groups concurrent appends into few write + fsync rounds, and acknowledges each only once written', async () => {

@@ -25,7 +25,7 @@ let gateway: Gateway;
 let url: string;
 
 beforeAll(async () => {
-  upstreams = await startUpstreams();
+  upstreams = await startUpstreams({ canary: false });
   writeFileSync(join(tmp, 'keys'), `${KEY}\n`);
   // Where the serving target's gateway pod writes: the run storage's feedback/<target>/ (contract §6).
   gateway = await Gateway.create(
