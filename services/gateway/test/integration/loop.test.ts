@@ -12,11 +12,11 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { zstdDecompressSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../src/config.ts';
-import { Gateway } from '../src/gateway.ts';
-import { startUpstreams, type Upstreams } from './support/real-triton.ts';
+import { parseConfig } from '../../src/config.ts';
+import { Gateway } from '../../src/gateway.ts';
+import { startUpstreams, type Upstreams } from '../support/real-triton.ts';
 
-const kilnBin = fileURLToPath(new URL('../../../tools/kiln/bin/kiln.js', import.meta.url));
+const kilnBin = fileURLToPath(new URL('../../../../tools/kiln/bin/kiln.js', import.meta.url));
 const KEY = 'kiln-loop-key-0123456789abcdef';
 const tmp = mkdtempSync(join(tmpdir(), 'kiln-loop-'));
 const storage = join(tmp, 'storage');
@@ -48,7 +48,7 @@ const post = async (path: string, body: unknown) => {
 
 /** The tiny spec, reading only production feedback of its `completions` target, its storage in this test's folder. */
 function spec(): string {
-  const tiny = readFileSync(fileURLToPath(new URL('../../../configs/tiny.yaml', import.meta.url)), 'utf8');
+  const tiny = readFileSync(fileURLToPath(new URL('../../../../configs/tiny.yaml', import.meta.url)), 'utf8');
   const text = tiny
     .replace(/ {2}sources:\n(?: {4}.*\n)+/, '  sources:\n    - type: feedback\n      name: prod-feedback\n      target: completions\n      since: 7d\n      weight: 2\n')
     .replace(/uri: pvc:\/\/kiln-artifacts/, `uri: file://${storage}`);

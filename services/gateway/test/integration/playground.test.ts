@@ -11,13 +11,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../src/config.ts';
-import type { FeedbackRecord } from '../src/feedback.ts';
-import { Gateway } from '../src/gateway.ts';
-import { startUpstreams, type Upstreams } from './support/real-triton.ts';
+import { parseConfig } from '../../src/config.ts';
+import type { FeedbackRecord } from '../../src/feedback.ts';
+import { Gateway } from '../../src/gateway.ts';
+import { startUpstreams, type Upstreams } from '../support/real-triton.ts';
 
 const KEY = 'kiln-playground-key-0123456789';
-const SCREENSHOT = fileURLToPath(new URL('../../../docs/images/playground.png', import.meta.url));
+// The docs' picture is refreshed only when asked (KILN_UPDATE_DOCS=1); otherwise the screenshot goes with the test results.
+const SCREENSHOT = fileURLToPath(new URL(process.env.KILN_UPDATE_DOCS === '1' ? '../../../../docs/images/playground.png' : '../../test-results/playground.png', import.meta.url));
 
 /** Debian's chromium on PATH; the test fails, saying how to install it, when there is none. */
 function chromiumPath(): string {
