@@ -17,6 +17,7 @@ const COMMANDS: Record<string, Entry> = {
   train: { summary: "train the spec's model here (a laptop, one GPU) on kiln pack's output, with a progress bar; resumable", load: () => import('./commands/train.ts') },
   export: { summary: 'export a checkpoint as a Hugging Face model folder (transformers loads it, no custom code)', load: () => import('./commands/export.ts') },
   generate: { summary: 'complete a prompt (or fill in the middle) with an exported model', load: () => import('./commands/generate.ts') },
+  serve: { summary: 'serve an exported model with a real Triton server here (python backend), until Ctrl-C', load: () => import('./commands/serve.ts') },
   eval: { summary: 'run generated code against benchmark tests in a sandbox: pass@k, reports, gates', load: () => import('./commands/eval.ts') },
   status: { summary: 'show ModelRuns and their stages, progress and gate verdicts', load: () => import('./commands/status.ts') },
   logs: { summary: "print a stage's log", load: () => import('./commands/logs.ts') },
