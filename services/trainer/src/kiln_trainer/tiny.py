@@ -39,6 +39,7 @@ TARGET = {
 }
 """The export's one serving target."""
 SEQ = 128
+CONTEXT = 2048
 STEPS = 200
 BATCH = 8
 
@@ -100,7 +101,8 @@ def _batches(folder: Path, steps: int, batch: int, seed: int) -> list[torch.Tens
 def train(folder: Path, steps: int, seed: int = 0) -> Transformer:
     """The tiny model trained `steps` steps of AdamW (cosine schedule) on the tokenizer's corpus."""
     torch.manual_seed(seed)
-    cfg = ModelConfig(512, 64, 2, 4, 4.0, SEQ, "rope", "fp32")
+    # Trained on SEQ-token windows, positions up to CONTEXT (rope): long prompts (HumanEval's) still fit.
+    cfg = ModelConfig(512, 64, 2, 4, 4.0, CONTEXT, "rope", "fp32")
     model = Transformer(cfg)
     model.init_weights(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
