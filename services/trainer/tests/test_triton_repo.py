@@ -210,6 +210,7 @@ def test_the_vllm_repository_holds_its_engine_arguments(stage: dict[str, Any]) -
     assert engine["model"] == str(out / "hf")  # the HF folder as the pods see it (both mount the storage root)
     assert engine["dtype"] == "bfloat16" and engine["tensor_parallel_size"] == 2 and engine["max_num_seqs"] == 32
     assert engine["disable_log_requests"] is True and 0 < engine["gpu_memory_utilization"] <= 1
+    assert any("fast" in w and "CUDA-only" in w for w in stage["manifest"]["warnings"])
 
 
 def test_the_tensorrtllm_repository_is_filled_in_and_says_the_engine_is_to_build(stage: dict[str, Any]) -> None:
