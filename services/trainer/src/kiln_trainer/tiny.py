@@ -20,6 +20,7 @@ import sysconfig
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -75,7 +76,12 @@ def _batches(folder: Path, steps: int, batch: int, seed: int) -> list[torch.Tens
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    ids = {name: tok.token_to_id(name) for name in ("<|endoftext|>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>")}
+    ids: dict[str, int] = {}
+    for name in ("<|endoftext|>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>"):
+        found = tok.token_to_id(name)
+        if found is None:
+            raise ValueError(f"the tokenizer in {folder} has no {name}")
+        ids[name] = found
     eot = ids["<|endoftext|>"]
     stream: list[int] = []
     for text in _sources():
@@ -111,7 +117,7 @@ def train(folder: Path, steps: int, seed: int = 0) -> Transformer:
         for group in opt.param_groups:
             group["lr"] = 3e-3 * 0.5 * (1 + math.cos(math.pi * step / steps))
         logits = model(batch[:, :-1])
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        loss: Any = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
         opt.zero_grad()
         loss.backward()
         opt.step()
