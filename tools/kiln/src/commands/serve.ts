@@ -10,7 +10,7 @@ import { intOption } from '../options.ts';
 export const SERVE_SCRIPT = fileURLToPath(new URL('../../../../services/trainer/scripts/serve.mjs', import.meta.url));
 
 export const command: Command = {
-  usage: 'kiln serve --model DIR [--port N] [--target NAME] [--host H] [--json]',
+  usage: 'kiln serve --model DIR [--port N] [--target NAME] [--host H] [--threads N] [--json]',
   help: `Serves an exported model with a real Triton Inference Server (tritonserver 2.51 from nvidia-pytriton,
 python backend, CPU or GPU) and stays in the foreground until SIGTERM or Ctrl-C. The model answers
 POST <endpoint>/v2/models/ensemble/generate and /generate_stream (kiln's protocol: docs/serving.md).
@@ -25,6 +25,8 @@ Options:
   --port N          the HTTP port (default: a free one)
   --target NAME     which target's repository of the export (default: the first python one)
   --host H          the address to listen on (default 127.0.0.1)
+  --threads N       PyTorch threads per model instance (OMP_NUM_THREADS; default PyTorch's: one per core).
+                    On a small, busy CPU machine 1 is many times faster (docs/serving.md)
   --json            print one line: {url, model, repository, target, grpc, metrics, pid}
 
 Exit codes: 0 stopped by SIGTERM or Ctrl-C, 1 the server failed, 2 usage error or a folder it cannot serve.`,
@@ -34,6 +36,7 @@ Exit codes: 0 stopped by SIGTERM or Ctrl-C, 1 the server failed, 2 usage error o
     port: { type: 'string' },
     target: { type: 'string' },
     host: { type: 'string' },
+    threads: { type: 'string' },
     json: { type: 'boolean' },
   },
   allowPositionals: false,
@@ -49,7 +52,7 @@ interface Triton {
   stop(): Promise<void>;
 }
 interface ServeModule {
-  startTriton(opts: { repository: string; httpPort?: number; host?: string; log?: (line: string) => void }): Promise<Triton>;
+  startTriton(opts: { repository: string; httpPort?: number; host?: string; threads?: number; log?: (line: string) => void }): Promise<Triton>;
   MODEL_NAME: string;
 }
 
@@ -108,6 +111,7 @@ export async function runServe(values: Record<string, unknown>, _pos: string[], 
   if (values.model === undefined) throw new UsageError('kiln serve needs --model DIR');
   const port = intOption('port', values.port, 0);
   if (port !== undefined && port > 65535) throw new UsageError(`--port takes a port number up to 65535, not ${port}`);
+  const threads = intOption('threads', values.threads, 1);
   const { repository, target } = pickRepository(resolve(String(values.model)), values.target as string | undefined);
   const serve = (await import(pathToFileURL(SERVE_SCRIPT).href)) as ServeModule;
   let signalled: (s: string) => void = () => {};
@@ -118,7 +122,7 @@ export async function runServe(values: Record<string, unknown>, _pos: string[], 
   try {
     let triton: Triton;
     try {
-      triton = await serve.startTriton({ repository, httpPort: port, host: values.host as string | undefined, log: values.debug ? (l) => io.err(`tritonserver: ${l}`) : undefined });
+      triton = await serve.startTriton({ repository, httpPort: port, host: values.host as string | undefined, threads, log: values.debug ? (l) => io.err(`tritonserver: ${l}`) : undefined });
     } catch (e) {
       io.err(`kiln serve: ${(e as Error).message}`);
       return EXIT.invalid;
