@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, node
+from test_triton_serve import stop
 
 KILN = REPO / "tools/kiln/bin/kiln.js"
 
@@ -47,11 +48,13 @@ def test_kiln_serve_serves_the_export_and_stops_on_sigterm() -> None:
     assert proc.stdout is not None and proc.stderr is not None
     timer = threading.Timer(600, proc.kill)
     timer.start()
+    server_pid = proc.pid
     try:
         line = proc.stdout.readline()
         timer.cancel()
         assert line, f"kiln serve printed nothing (exit {proc.poll()}):\n{proc.stderr.read()[-3000:]}"
         info = json.loads(line)
+        server_pid = info["pid"]
         assert info["model"] == "ensemble" and info["target"] == "completions"
         assert Path(info["repository"]) == export / "completions"
         body = json.dumps({"text_input": "def f(", "max_tokens": 4}).encode()
@@ -66,8 +69,7 @@ def test_kiln_serve_serves_the_export_and_stops_on_sigterm() -> None:
                 os.killpg(pgid, 0)
     finally:
         timer.cancel()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc, server_pid)
 
 
 def test_kiln_serve_refuses_a_vllm_repository_clearly(tmp_path: Path) -> None:
