@@ -95,7 +95,8 @@ function checkRepository(repository) {
  * Starts tritonserver on `repository` and resolves once `/v2/health/ready` answers 200.
  * opts: repository (required), httpPort / grpcPort / metricsPort (0 or absent: a free port), host (default
  * 127.0.0.1), log(line) (the server's output, line by line), readyTimeoutMs (default 180000), stopGraceMs (default
- * 20000), extraArgs (more tritonserver flags).
+ * 20000), extraArgs (more tritonserver flags), threads (OMP_NUM_THREADS of the model processes: PyTorch's intra-op
+ * threads; on a small busy CPU machine 1 is much faster, docs/serving.md).
  * Resolves { url, grpcUrl, metricsUrl, pid, ports, stop() }; rejects with the server's last log lines when it exits
  * or is not ready in time (the server is stopped first).
  */
@@ -129,7 +130,7 @@ export async function startTriton(opts) {
   const tail = [];
   const log = opts.log ?? (() => {});
   const child = spawn(env.tritonserver, args, {
-    env: { ...process.env, ...env.env },
+    env: { ...process.env, ...env.env, ...(opts.threads ? { OMP_NUM_THREADS: String(opts.threads) } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group: stop() ends the python backend stubs with it
   });
@@ -292,7 +293,7 @@ export async function ensureTinyExport() {
 // --- the CLI -------------------------------------------------------------------------------------------------------
 
 const USAGE = `usage: node scripts/serve.mjs (--repository DIR | --echo | --tiny) [--port N] [--grpc-port N] [--metrics-port N]
-                              [--host H] [--ready-timeout S] [--json] [--quiet]
+                              [--host H] [--threads N] [--ready-timeout S] [--json] [--quiet]
 Starts a real tritonserver (python backend) on a model repository, prints its endpoint once it is ready, and stays in
 the foreground until SIGTERM or Ctrl-C (exit 0). --echo: the echo model; --tiny: the tiny trained model's export.`;
 
@@ -310,6 +311,7 @@ function parseArgs(argv) {
     else if (flag === '--grpc-port') o.grpcPort = num(flag, value());
     else if (flag === '--metrics-port') o.metricsPort = num(flag, value());
     else if (flag === '--host') o.host = value();
+    else if (flag === '--threads') o.threads = num(flag, value());
     else if (flag === '--ready-timeout') o.readyTimeoutMs = Number(value()) * 1000;
     else if (flag === '--echo') o.echo = true;
     else if (flag === '--tiny') o.tiny = true;

@@ -210,6 +210,7 @@ def test_the_vllm_repository_holds_its_engine_arguments(stage: dict[str, Any]) -
     assert engine["model"] == str(out / "hf")  # the HF folder as the pods see it (both mount the storage root)
     assert engine["dtype"] == "bfloat16" and engine["tensor_parallel_size"] == 2 and engine["max_num_seqs"] == 32
     assert engine["disable_log_requests"] is True and 0 < engine["gpu_memory_utilization"] <= 1
+    assert any("fast" in w and "CUDA-only" in w for w in stage["manifest"]["warnings"])
 
 
 def test_the_tensorrtllm_repository_is_filled_in_and_says_the_engine_is_to_build(stage: dict[str, Any]) -> None:
@@ -421,3 +422,39 @@ def test_bad_targets_and_an_eval_model_on_other_storage_are_refused(stage: dict[
     with pytest.raises(StageConfigError, match="not on the same storage"):
         triton_repo.check_targets({**config, "eval_model": "pvc://other-claim/eval/"}, out, hf, env)
     assert triton_repo.relative_hf_dir(out + "x/y/ensemble/", hf, env) == "../../../hf"
+
+
+# The vLLM backend's documented format (triton-inference-server/vllm_backend, samples/model_repository/vllm_model/:
+# config.pbtxt and 1/model.json, whose keys are vLLM's AsyncEngineArgs). Pinned here: vLLM's wheel is CUDA-only, so
+# the repository cannot run on this machine's Triton.
+VLLM_SAMPLE_KEYS = {"model", "disable_log_requests", "gpu_memory_utilization", "enforce_eager", "disable_log_stats"}
+VLLM_ENGINE_ARGS = VLLM_SAMPLE_KEYS | {"tokenizer", "tensor_parallel_size", "max_num_seqs", "dtype", "quantization"}
+VLLM_SAMPLE_INPUTS = {"text_input": ("TYPE_STRING", [1]), "stream": ("TYPE_BOOL", [1]),
+                      "sampling_parameters": ("TYPE_STRING", [1])}  # fmt: skip
+
+
+def test_the_vllm_repository_has_the_vllm_backends_documented_format(stage: dict[str, Any]) -> None:
+    out: Path = stage["output"]
+    engine = json.loads((out / "fast/ensemble/1/model.json").read_text())
+    assert set(engine) <= VLLM_ENGINE_ARGS, set(engine) - VLLM_ENGINE_ARGS
+    assert isinstance(engine["model"], str) and isinstance(engine["gpu_memory_utilization"], float)
+    assert engine["dtype"] in {"float32", "float16", "bfloat16", "auto"}
+    c = parse_pbtxt((out / "fast/ensemble/config.pbtxt").read_text())
+    assert c["backend"] == "vllm" and c["max_batch_size"] == 0 and c["model_transaction_policy"]["decoupled"] is True
+    assert as_list(c["instance_group"]) == [{"count": 1, "kind": "KIND_MODEL"}]
+    inputs = tensors(c, "input")
+    for name, (dtype, dims) in VLLM_SAMPLE_INPUTS.items():
+        assert (inputs[name]["data_type"], inputs[name]["dims"]) == (dtype, dims), name
+    assert {k: (v["data_type"], v["dims"]) for k, v in tensors(c, "output").items()} == {
+        "text_output": ("TYPE_STRING", [-1])
+    }
+
+
+def test_the_python_repository_takes_the_targets_batcher_delay_and_instances(tmp_path: Path) -> None:
+    t = triton_repo.Target.of({**TARGETS[0], "queue_delay_us": 250, "instances": 3})
+    assert (t.queue_delay_us, t.instances) == (250, 3)
+    assert (triton_repo.Target.of(TARGETS[0]).queue_delay_us, triton_repo.Target.of(TARGETS[0]).instances) == (5000, 1)
+    triton_repo.python_repository(tmp_path, "../../hf", t.max_batch_size, "fp32", t.queue_delay_us, t.instances)
+    c = parse_pbtxt((tmp_path / "ensemble/config.pbtxt").read_text())
+    assert c["dynamic_batching"]["max_queue_delay_microseconds"] == 250
+    assert as_list(c["instance_group"]) == [{"count": 3, "kind": "KIND_AUTO"}]

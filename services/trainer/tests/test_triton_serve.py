@@ -7,6 +7,7 @@ checks: one JSON line with the endpoint, SIGTERM -> exit 0 and no process of its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -88,11 +89,22 @@ def served() -> Iterator[tuple[Triton, subprocess.Popen[str]]]:
     if not line:
         proc.kill()
         pytest.fail(f"serve.mjs --tiny printed no endpoint (exit {proc.wait()}):\n{proc.stderr.read()[-3000:]}")  # type: ignore[union-attr]
+    triton = Triton(json.loads(line))
     try:
-        yield Triton(json.loads(line)), proc
+        yield triton, proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc, triton.pid)
+
+
+def stop(proc: subprocess.Popen[str], server_pid: int) -> None:
+    """Ends the launcher (SIGTERM: it stops the server), then both process groups (the server has its own)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=60)
+    for pgid in (proc.pid, server_pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ const COMMANDS: Record<string, Entry> = {
   train: { summary: "train the spec's model here (a laptop, one GPU) on kiln pack's output, with a progress bar; resumable", load: () => import('./commands/train.ts') },
   export: { summary: 'export a checkpoint as a Hugging Face model folder (transformers loads it, no custom code)', load: () => import('./commands/export.ts') },
   generate: { summary: 'complete a prompt (or fill in the middle) with an exported model', load: () => import('./commands/generate.ts') },
+  serve: { summary: 'serve an exported model with a real Triton server here (python backend), until Ctrl-C', load: () => import('./commands/serve.ts') },
   gateway: { summary: 'serve an OpenAI-compatible completions API in front of Triton: keys, limits, canary, metrics', load: () => import('./commands/gateway.ts') },
   complete: { summary: 'complete a prompt through a gateway (OpenAI completions API), streamed', load: () => import('./commands/complete.ts') },
   eval: { summary: 'run generated code against benchmark tests in a sandbox: pass@k, reports, gates', load: () => import('./commands/eval.ts') },

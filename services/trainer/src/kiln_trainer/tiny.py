@@ -20,6 +20,7 @@ import sysconfig
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -39,6 +40,7 @@ TARGET = {
 }
 """The export's one serving target."""
 SEQ = 128
+CONTEXT = 2048
 STEPS = 200
 BATCH = 8
 
@@ -74,7 +76,12 @@ def _batches(folder: Path, steps: int, batch: int, seed: int) -> list[torch.Tens
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    ids = {name: tok.token_to_id(name) for name in ("<|endoftext|>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>")}
+    ids: dict[str, int] = {}
+    for name in ("<|endoftext|>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>"):
+        found = tok.token_to_id(name)
+        if found is None:
+            raise ValueError(f"the tokenizer in {folder} has no {name}")
+        ids[name] = found
     eot = ids["<|endoftext|>"]
     stream: list[int] = []
     for text in _sources():
@@ -100,7 +107,8 @@ def _batches(folder: Path, steps: int, batch: int, seed: int) -> list[torch.Tens
 def train(folder: Path, steps: int, seed: int = 0) -> Transformer:
     """The tiny model trained `steps` steps of AdamW (cosine schedule) on the tokenizer's corpus."""
     torch.manual_seed(seed)
-    cfg = ModelConfig(512, 64, 2, 4, 4.0, SEQ, "rope", "fp32")
+    # Trained on SEQ-token windows, positions up to CONTEXT (rope): long prompts (HumanEval's) still fit.
+    cfg = ModelConfig(512, 64, 2, 4, 4.0, CONTEXT, "rope", "fp32")
     model = Transformer(cfg)
     model.init_weights(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
@@ -109,7 +117,7 @@ def train(folder: Path, steps: int, seed: int = 0) -> Transformer:
         for group in opt.param_groups:
             group["lr"] = 3e-3 * 0.5 * (1 + math.cos(math.pi * step / steps))
         logits = model(batch[:, :-1])
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        loss: Any = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -521,7 +521,12 @@ def write_repositories(
                                       t.precision, t.queue_delay_us, t.instances)  # fmt: skip
             repos.append(Repository(t.name, folder, tuple(files)))
         elif t.backend == "vllm":
-            repos.append(Repository(t.name, folder, tuple(vllm_repository(folder, hf_path, t))))
+            note = (
+                f"target {t.name}: the vllm repository runs in NVIDIA's Triton image with the vLLM backend, on a "
+                "GPU; not on this machine (vLLM's wheel is CUDA-only, and `kiln serve`'s Triton has only the python "
+                "backend)"
+            )
+            repos.append(Repository(t.name, folder, tuple(vllm_repository(folder, hf_path, t)), (note,)))
         else:
             repos.append(tensorrtllm_repository(folder, hf_path, storage_path(uri, who, env), t, architecture))
     eval_folder = Path(storage_path(eval_uri, who, env))
