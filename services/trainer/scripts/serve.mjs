@@ -49,6 +49,14 @@ export function freePort(host = '127.0.0.1') {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Python: SIGTERM to this process when its parent (pid argv[1]) dies (Linux), then exec argv[2:]. */
+const PDEATHSIG_EXEC = [
+  'import ctypes, os, signal, sys',
+  "ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)",
+  'if os.getppid() != int(sys.argv[1]): sys.exit(1)  # the launcher died before prctl',
+  'os.execv(sys.argv[2], sys.argv[2:])',
+].join('\n');
+
 /** A Triton server process still to be stopped, by pid: killed (group) when this process exits without stop(). */
 const running = new Set();
 let exitHook = false;
@@ -129,7 +137,9 @@ export async function startTriton(opts) {
   ];
   const tail = [];
   const log = opts.log ?? (() => {});
-  const child = spawn(env.tritonserver, args, {
+  // The server is exec'd by a two-line Python shim that first asks the kernel for SIGTERM when this process dies
+  // (prctl PR_SET_PDEATHSIG, kept across exec): a launcher killed with SIGKILL leaves no server behind.
+  const child = spawn(env.python, ['-c', PDEATHSIG_EXEC, String(process.pid), env.tritonserver, ...args], {
     env: { ...process.env, ...env.env, ...(opts.threads ? { OMP_NUM_THREADS: String(opts.threads) } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group: stop() ends the python backend stubs with it

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -82,3 +83,37 @@ def test_kiln_serve_refuses_a_vllm_repository_clearly(tmp_path: Path) -> None:
         [node(), str(KILN), "serve", "--model", str(tmp_path / "fast")], capture_output=True, text=True
     )
     assert out.returncode == 2 and "vllm repository" in out.stderr
+
+
+def test_a_killed_kiln_serve_leaves_no_server_behind() -> None:
+    """SIGKILL gives the launcher no chance to stop Triton: the kernel's parent-death signal does."""
+    proc = subprocess.Popen(
+        [node(), str(KILN), "serve", "--model", str(REPO / "services/trainer/serve-fixtures/echo"), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    timer = threading.Timer(300, proc.kill)
+    timer.start()
+    server_pid = proc.pid
+    try:
+        line = proc.stdout.readline()
+        assert line, f"kiln serve printed nothing (exit {proc.poll()}):\n{proc.stderr.read()[-3000:]}"
+        server_pid = json.loads(line)["pid"]
+        os.killpg(server_pid, 0)  # the server's group is there
+        proc.kill()
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(server_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        with pytest.raises(ProcessLookupError):
+            os.killpg(server_pid, 0)
+    finally:
+        timer.cancel()
+        stop(proc, server_pid)
