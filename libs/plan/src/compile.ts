@@ -222,7 +222,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     image: images.triton,
     placement: placement(s.gpu.type),
     credentials: storageCreds,
-    ...(s.gateway ? { gateway: gatewayPlan(spec, s.name, s.gateway) } : {}),
+    ...(s.gateway ? { gateway: gatewayPlan(spec, s.name, s.gateway, placement()) } : {}),
   }));
 
   return {
@@ -249,7 +249,7 @@ const queueDelayUs = (ms: number): number => Math.round(ms * 1000);
 /** Storage a pod can write files to (the claim is mounted; file:// is a local path). */
 const MOUNTED_STORAGE = /^(pvc|file):\/\//;
 
-function gatewayPlan(spec: Spec, target: string, g: NonNullable<Spec['serving']['targets'][number]['gateway']>): GatewayPlan {
+function gatewayPlan(spec: Spec, target: string, g: NonNullable<Spec['serving']['targets'][number]['gateway']>, placement: Placement): GatewayPlan {
   const root = spec.infra.storage.uri.replace(/\/+$/, '');
   return {
     image: spec.infra.images.gateway,
@@ -258,6 +258,7 @@ function gatewayPlan(spec: Spec, target: string, g: NonNullable<Spec['serving'][
     tokensPerMinute: g.tokens_per_minute,
     ...(g.max_tokens !== undefined ? { maxTokens: g.max_tokens } : {}),
     replicas: { min: g.replicas.min, max: g.replicas.max },
+    placement,
     ...(MOUNTED_STORAGE.test(root) ? { feedback: `${root}/feedback/${target}/` } : {}),
   };
 }

@@ -140,6 +140,8 @@ export interface GatewayPlan {
   /** Largest `max_tokens` a request may ask for; absent: the gateway's default. */
   readonly maxTokens?: number;
   readonly replicas: { readonly min: number; readonly max: number };
+  /** Where its pods run: the first CPU node pool's selector and tolerations (the gateway needs no GPU). */
+  readonly placement: Placement;
   /**
    * Where the gateway writes its feedback log: `<storage uri>/feedback/<target>/`, a folder of the pipeline's
    * storage (not of one run: feedback outlives runs, and the next run's `feedback` source reads it). Absent

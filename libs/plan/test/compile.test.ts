@@ -228,6 +228,7 @@ describe('serving plans', () => {
       tokensPerMinute: 50000,
       maxTokens: 64,
       replicas: { min: 1, max: 2 },
+      placement: { nodeSelector: {}, tolerations: [] },
       feedback: 'pvc://kiln-artifacts/feedback/completions/',
     });
     expect(p.secrets[t.gateway!.apiKeys]).toEqual({ secret: 'tiny-loop-gateway-keys', key: 'keys' });
@@ -246,5 +247,7 @@ describe('serving plans', () => {
     const g = compile(spec('multinode-7b.yaml')).serving[0]!.gateway!;
     expect(g).toMatchObject({ apiKeys: 'gateway-keys', replicas: { min: 3, max: 12 }, maxTokens: 1024 });
     expect(g).not.toHaveProperty('feedback');
+    // On the CPU pool, not the GPU pool Triton runs on.
+    expect(g.placement.nodeSelector).toEqual({ 'node.kubernetes.io/instance-type': 'm7i.8xlarge' });
   });
 });
