@@ -65,7 +65,8 @@ export interface GatewayObjects {
 /** A gateway's config: the target's name as the model, Triton upstreams weighted by the canary share. */
 export function gatewayConfig(plan: Plan, target: ServingPlan): GatewayConfig {
   const g = requireGateway(target);
-  const stable = { name: 'stable', url: serviceUrl(servingName(plan, target), plan.namespace), weight: 1 - target.canary };
+  // Rounded: 1 - 0.7 is 0.30000000000000004 in floating point.
+  const stable = { name: 'stable', url: serviceUrl(servingName(plan, target), plan.namespace), weight: Math.round((1 - target.canary) * 1e6) / 1e6 };
   const canary = target.canary > 0 ? [{ name: 'canary', url: serviceUrl(canaryName(plan, target), plan.namespace), weight: target.canary }] : [];
   return {
     model: target.name,

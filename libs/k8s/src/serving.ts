@@ -166,8 +166,9 @@ export function evalModelObjects(plan: Plan): { readonly deployment: V1Deploymen
       spec: {
         podSelector: { matchLabels: labels },
         policyTypes: ['Ingress'],
+        // Without eval stages nothing may reach it (an `In` needs values, and an empty `from` would admit everyone).
         ingress: [
-          ingressFrom([{ podSelector: { matchLabels: { [LABELS.runId]: plan.runId }, matchExpressions: [{ key: LABELS.stage, operator: 'In', values: evalStages }] } }], [TRITON_PORTS.http, TRITON_PORTS.grpc]),
+          ...(evalStages.length ? [ingressFrom([{ podSelector: { matchLabels: { [LABELS.runId]: plan.runId }, matchExpressions: [{ key: LABELS.stage, operator: 'In', values: evalStages }] } }], [TRITON_PORTS.http, TRITON_PORTS.grpc])] : []),
           { ports: [{ protocol: 'TCP', port: TRITON_PORTS.metrics }] },
         ],
       },

@@ -191,7 +191,24 @@ describe('gateway without canary or feedback folder', () => {
   });
 });
 
+describe('canary weights', () => {
+  it('GIVEN a canary of 0.7 WHEN weighted THEN the stable weight is 0.3 exactly, and the two sum to 1', () => {
+    const p = plan('tiny-loop.yaml');
+    const t = { ...p.serving[0]!, canary: 0.7 };
+    const [stable, canary] = gatewayConfig(p, t).upstreams;
+    expect([stable!.weight, canary!.weight]).toEqual([0.3, 0.7]);
+  });
+});
+
 describe('eval model server policy', () => {
+  it('GIVEN a plan without eval stages WHEN built THEN no pod may reach the eval model\'s HTTP port (never an empty from)', () => {
+    const p = plan('tiny-loop.yaml');
+    const none = { ...p, stages: p.stages.filter((s) => s.kind !== 'eval') };
+    const policy = evalModelObjects(none).networkPolicy;
+    expect(ingressPeersOn(policy, 8000)).toEqual([]);
+    expect(ingressPeersOn(policy, 8002)).toEqual(['anyone']);
+  });
+
   it('GIVEN the run WHEN built THEN only its eval stage pods may reach the eval model\'s HTTP port', () => {
     const p = plan('tiny-loop.yaml');
     const { deployment, networkPolicy } = evalModelObjects(p);
