@@ -13,4 +13,5 @@ const out = pipelineFromSpec(resolve(repoRoot, config.require('spec')), config.g
 export const runId = out.runId;
 export const namespace = out.namespace;
 export const endpoints = out.endpoints;
+export const serving = out.serving;
 export const plan = out.plan;

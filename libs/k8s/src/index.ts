@@ -4,7 +4,8 @@ import type { Plan } from '@kiln/plan';
 import { controllerDeployment } from './controller.ts';
 import { modelRun, modelRunCrd } from './crd.ts';
 import { platformObjects } from './platform.ts';
-import { evalModelObjects, servingObjects } from './serving.ts';
+import { gatewayObjects } from './gateway.ts';
+import { canaryObjects, evalModelObjects, servingObjects } from './serving.ts';
 import { stageObjects } from './stages.ts';
 
 export { controllerDeployment, CONTROLLER_IMAGE } from './controller.ts';
@@ -30,9 +31,18 @@ export {
   servingName,
   servingUrl,
   evalModelUrl,
+  ANNOTATIONS,
+  GATEWAY_PORT,
+  canaryName,
+  gatewayName,
+  gatewayUrl,
+  servingSelector,
+  canarySelector,
+  gatewaySelector,
 } from './names.ts';
 export { platformObjects, PRIORITIES, CONTROLLER_SERVICE_ACCOUNT, type PlatformObjects } from './platform.ts';
-export { evalModelObjects, servingObjects, type ServingObjects } from './serving.ts';
+export { canaryObjects, evalModelObjects, servingObjects, STABLE_MODEL_FIELDS, type CanaryObjects, type ServingObjects } from './serving.ts';
+export { gatewayConfig, gatewayObjects, GATEWAY_CONFIG_DIR, GATEWAY_CONFIG_PATH, GATEWAY_KEYS_DIR, GATEWAY_KEYS_PATH, type GatewayConfig, type GatewayObjects } from './gateway.ts';
 export { jobName, stageObjects, stageConfig, stageCommand, STAGE_SERVICE_ACCOUNT, TRAIN_TERMINATION_GRACE_SECONDS, RENDEZVOUS_PORT, type StageObjects, type StageRunOptions } from './stages.ts';
 export { pvcClaim, storageEnv, storageVolumes } from './storage.ts';
 
@@ -52,7 +62,11 @@ export function allObjects(plan: Plan): KubernetesObject[] {
     ...(p.pvc ? [p.pvc] : []),
     controllerDeployment(plan),
     modelRun(plan),
-    ...plan.serving.flatMap((t) => Object.values(servingObjects(plan, t))),
+    ...plan.serving.flatMap((t) => [
+      ...Object.values(servingObjects(plan, t)),
+      ...Object.values(canaryObjects(plan, t) ?? {}),
+      ...(t.gateway ? Object.values(gatewayObjects(plan, t)) : []),
+    ]),
     ...Object.values(evalModelObjects(plan)),
     ...plan.stages.flatMap((s) => Object.values(stageObjects(plan, s))),
   ] as KubernetesObject[];

@@ -21,8 +21,12 @@ export const LABELS = {
   stage: 'kiln.dev/stage',
   /** The attempt of a stage a Job and its pods run (1, 2, …). */
   attempt: 'kiln.dev/attempt',
-  /** The serving target a Deployment and its pods serve. */
+  /** The serving target a (stable) Triton Deployment and its pods serve. */
   servingTarget: 'kiln.dev/serving-target',
+  /** The serving target a canary Triton Deployment and its pods serve (kept apart from the stable pods' label). */
+  canaryOf: 'kiln.dev/canary-of',
+  /** The serving target a gateway Deployment and its pods front. */
+  gateway: 'kiln.dev/gateway',
   /** The node pool of a node (the local cluster's nodes: `gpu`, `cpu`). */
   pool: 'kiln.dev/pool',
   /** The GPU type of a node (a spec's `gpu_type`). */
@@ -89,3 +93,30 @@ export const servingUrl = (plan: Pick<Plan, 'name' | 'namespace'>, target: Pick<
 
 /** The in-cluster HTTP URL of the run's eval model server: every eval stage's `endpoint`. */
 export const evalModelUrl = (plan: Pick<Plan, 'namespace' | 'evalModel'>): string => serviceUrl(plan.evalModel.name, plan.namespace);
+
+/** Annotations kiln puts on pod templates. */
+export const ANNOTATIONS = {
+  /** Digest of a gateway's config file: a changed config rolls its pods (the gateway reads the file at start). */
+  configDigest: 'kiln.dev/config-digest',
+} as const;
+
+/** The port the kiln gateway listens on (`kiln-gateway --port`), in its pods and on its Service. */
+export const GATEWAY_PORT = 8080;
+
+/** Name of a serving target's canary Triton Deployment and Service (`<pipeline>-<target>-canary`). */
+export const canaryName = (plan: Pick<Plan, 'name'>, target: Pick<ServingPlan, 'name'>): string => dnsName([plan.name, target.name, 'canary']);
+
+/** Name of a serving target's gateway objects (`<pipeline>-<target>-gateway`). */
+export const gatewayName = (plan: Pick<Plan, 'name'>, target: Pick<ServingPlan, 'name'>): string => dnsName([plan.name, target.name, 'gateway']);
+
+/** The in-cluster URL of a target's gateway: its OpenAI-style API root (`…:8080/v1`). */
+export const gatewayUrl = (plan: Pick<Plan, 'name' | 'namespace'>, target: Pick<ServingPlan, 'name'>): string => `${serviceUrl(gatewayName(plan, target), plan.namespace, GATEWAY_PORT)}/v1`;
+
+/** Labels of a target's stable Triton pods: what its Service selects (unchanged since serving began: a Deployment's selector is immutable). */
+export const servingSelector = (plan: Pick<Plan, 'name'>, target: Pick<ServingPlan, 'name'>): Record<string, string> => ({ ...pipelineSelector(plan.name), [LABELS.servingTarget]: target.name });
+
+/** Labels of a target's canary Triton pods: not the stable ones, so the stable Service never selects a canary pod. */
+export const canarySelector = (plan: Pick<Plan, 'name'>, target: Pick<ServingPlan, 'name'>): Record<string, string> => ({ ...pipelineSelector(plan.name), [LABELS.canaryOf]: target.name });
+
+/** Labels of a target's gateway pods. */
+export const gatewaySelector = (plan: Pick<Plan, 'name'>, target: Pick<ServingPlan, 'name'>): Record<string, string> => ({ ...pipelineSelector(plan.name), [LABELS.gateway]: target.name });

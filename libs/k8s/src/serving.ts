@@ -1,9 +1,13 @@
-/** Triton serving of one target: Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget. */
-import type { V1Deployment, V1PodDisruptionBudget, V1Service, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+/**
+ * Triton serving of one target: Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget; and, while
+ * the target has a canary share, a second Triton serving this run's model beside the stable one.
+ */
+import type { V1Deployment, V1NetworkPolicy, V1PodDisruptionBudget, V1Service, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
 import type { GpuRequest, Placement, Plan, ServingPlan } from '@kiln/plan';
 import type { V1PodSpec } from '@kubernetes/client-node';
+import { ingressFrom } from './gateway.ts';
 import { metadata } from './meta.ts';
-import { evalModelSelector, LABELS, pipelineSelector, servingName, TRITON_PORTS } from './names.ts';
+import { canaryName, canarySelector, evalModelSelector, LABELS, servingName, servingSelector, TRITON_PORTS } from './names.ts';
 import { credentialEnv } from './stages.ts';
 import { podPath, storageEnv, storageVolumes } from './storage.ts';
 
@@ -23,7 +27,7 @@ const METRICS: Record<string, string> = {
 
 export function servingObjects(plan: Plan, target: ServingPlan): ServingObjects {
   const name = servingName(plan, target);
-  const selector = { ...pipelineSelector(plan.name), [LABELS.servingTarget]: target.name };
+  const selector = servingSelector(plan, target);
   // Serving objects keep their name across runs: a new run rolls the Deployment to the new model.
   const meta = metadata(plan, name, 'serving', { [LABELS.servingTarget]: target.name });
   const deployment: V1Deployment = {
@@ -71,6 +75,56 @@ export function servingObjects(plan: Plan, target: ServingPlan): ServingObjects 
   return { deployment, service, hpa, pdb };
 }
 
+/**
+ * The fields of the stable Triton Deployment that name the model it serves (its repository flag, the run's
+ * storage prefix, the run label of its pods). While a target has a canary, Pulumi leaves them as they are
+ * (`ignoreChanges`): the stable Triton keeps its current model and only the canary gets this run's.
+ * Promotion (#17) is what moves the stable one on.
+ */
+export const STABLE_MODEL_FIELDS: readonly string[] = [
+  'spec.template.spec.containers[0].command',
+  'spec.template.spec.containers[0].env',
+  `spec.template.metadata.labels["${LABELS.runId}"]`,
+];
+
+export interface CanaryObjects {
+  readonly deployment: V1Deployment;
+  readonly service: V1Service;
+}
+
+/**
+ * The canary of a target with a canary share: one Triton replica serving this run's model repository, with a
+ * Service the gateway sends `canary` share of requests to. Undefined when the share is 0.
+ */
+export function canaryObjects(plan: Plan, target: ServingPlan): CanaryObjects | undefined {
+  if (target.canary <= 0) return undefined;
+  const name = canaryName(plan, target);
+  const selector = canarySelector(plan, target);
+  const meta = metadata(plan, name, 'serving-canary', { [LABELS.canaryOf]: target.name });
+  return {
+    deployment: {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: meta,
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: selector },
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+        template: {
+          metadata: { labels: { ...selector, [LABELS.runId]: plan.runId } },
+          spec: tritonPod(plan, target.image, target.modelRepository, target.gpu, target.placement, target.credentials),
+        },
+      },
+    },
+    service: {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta,
+      spec: { selector, ports: Object.entries(TRITON_PORTS).map(([n, p]) => ({ name: n, port: p, targetPort: n })) },
+    },
+  };
+}
+
 /** A pod running Triton on one model repository: read from object storage directly, or from the mounted claim. */
 function tritonPod(plan: Plan, image: string, repository: string, gpu: GpuRequest, placement: Placement, credentials: readonly string[]): V1PodSpec {
   const limits = { cpu: '4', memory: '16Gi', [gpu.resource]: String(gpu.count) };
@@ -95,12 +149,30 @@ function tritonPod(plan: Plan, image: string, repository: string, gpu: GpuReques
   };
 }
 
-/** The run's eval model server (the only thing eval sandboxes may reach): a Deployment and its Service. */
-export function evalModelObjects(plan: Plan): { readonly deployment: V1Deployment; readonly service: V1Service } {
+/**
+ * The run's eval model server (the only thing eval sandboxes may reach): a Deployment, its Service, and a
+ * NetworkPolicy that lets only the run's eval stage pods reach its HTTP and gRPC ports.
+ */
+export function evalModelObjects(plan: Plan): { readonly deployment: V1Deployment; readonly service: V1Service; readonly networkPolicy: V1NetworkPolicy } {
   const m = plan.evalModel;
   const labels = evalModelSelector(plan);
   const meta = metadata(plan, m.name, 'eval-model');
+  const evalStages = plan.stages.filter((s) => s.kind === 'eval').map((s) => s.name);
   return {
+    networkPolicy: {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: meta,
+      spec: {
+        podSelector: { matchLabels: labels },
+        policyTypes: ['Ingress'],
+        // Without eval stages nothing may reach it (an `In` needs values, and an empty `from` would admit everyone).
+        ingress: [
+          ...(evalStages.length ? [ingressFrom([{ podSelector: { matchLabels: { [LABELS.runId]: plan.runId }, matchExpressions: [{ key: LABELS.stage, operator: 'In', values: evalStages }] } }], [TRITON_PORTS.http, TRITON_PORTS.grpc])] : []),
+          { ports: [{ protocol: 'TCP', port: TRITON_PORTS.metrics }] },
+        ],
+      },
+    },
     deployment: {
       apiVersion: 'apps/v1',
       kind: 'Deployment',

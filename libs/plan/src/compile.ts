@@ -3,7 +3,7 @@ import type { StageKind } from '@kiln/stage';
 import { estimate, DEFAULT_MFU } from './estimate.ts';
 import { dnsName } from './names.ts';
 import { runId } from './run-id.ts';
-import { type GpuRequest, type Placement, type Plan, type ServingPlan, type Stage, type StageResources } from './types.ts';
+import { type GatewayPlan, type GpuRequest, type Placement, type Plan, type ServingPlan, type Stage, type StageResources } from './types.ts';
 
 /** Resources of the CPU stages, per pod. The spec sizes only training and serving; these fit the workers. */
 export const STAGE_RESOURCES = {
@@ -168,7 +168,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
       tokenizer: art.tokenizer,
       output: art.export,
       eval_model: art.evalModel,
-      targets: spec.serving.targets.map((s) => ({ name: s.name, backend: s.backend, engine: s.engine, max_batch_size: s.max_batch_size })),
+      targets: spec.serving.targets.map((s) => ({ name: s.name, backend: s.backend, engine: s.engine, max_batch_size: s.max_batch_size, queue_delay_us: queueDelayUs(s.queue_delay_ms), instances: s.instances })),
     },
     resources: exportGpu ? { ...STAGE_RESOURCES.export, gpu: exportGpu } : STAGE_RESOURCES.export,
     parallelism: { kind: 'single' },
@@ -216,10 +216,13 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     maxBatchSize: s.max_batch_size,
     latency: { p50Ms: s.latency.p50_ms, p99Ms: s.latency.p99_ms },
     canary: s.canary,
+    queueDelayUs: queueDelayUs(s.queue_delay_ms),
+    instances: s.instances,
     modelRepository: `${art.export}${s.name}/`,
     image: images.triton,
     placement: placement(s.gpu.type),
     credentials: storageCreds,
+    ...(s.gateway ? { gateway: gatewayPlan(spec, s.name, s.gateway, placement()) } : {}),
   }));
 
   return {
@@ -237,6 +240,26 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     estimate: estimate(spec, opts.mfu ?? DEFAULT_MFU),
     secrets: spec.infra.secrets,
     serviceAccount: spec.infra.service_account ?? null,
+  };
+}
+
+/** Triton takes the batcher's delay in whole microseconds. */
+const queueDelayUs = (ms: number): number => Math.round(ms * 1000);
+
+/** Storage a pod can write files to (the claim is mounted; file:// is a local path). */
+const MOUNTED_STORAGE = /^(pvc|file):\/\//;
+
+function gatewayPlan(spec: Spec, target: string, g: NonNullable<Spec['serving']['targets'][number]['gateway']>, placement: Placement): GatewayPlan {
+  const root = spec.infra.storage.uri.replace(/\/+$/, '');
+  return {
+    image: spec.infra.images.gateway,
+    apiKeys: g.api_keys,
+    requestsPerMinute: g.requests_per_minute,
+    tokensPerMinute: g.tokens_per_minute,
+    ...(g.max_tokens !== undefined ? { maxTokens: g.max_tokens } : {}),
+    replicas: { min: g.replicas.min, max: g.replicas.max },
+    placement,
+    ...(MOUNTED_STORAGE.test(root) ? { feedback: `${root}/feedback/${target}/` } : {}),
   };
 }
 

@@ -112,12 +112,42 @@ export interface ServingPlan {
   readonly gpu: GpuRequest;
   readonly maxBatchSize: number;
   readonly latency: { readonly p50Ms: number; readonly p99Ms: number };
+  /**
+   * Share of requests the gateway sends to this run's model (the canary Triton) while the stable Triton keeps
+   * the model it serves; 0: no canary, this run's model is the stable one.
+   */
   readonly canary: number;
+  /** Longest wait of Triton's dynamic batcher for a larger batch, in microseconds (written into the model repository by export). */
+  readonly queueDelayUs: number;
+  /** Model instances per Triton replica (written into the model repository by export). */
+  readonly instances: number;
   /** Model repository the target serves, from the run's export stage. */
   readonly modelRepository: string;
   readonly image: string;
   readonly placement: Placement;
   readonly credentials: readonly string[];
+  /** The completions gateway in front of this target's Triton; absent: none. */
+  readonly gateway?: GatewayPlan;
+}
+
+/** The kiln gateway of one serving target: what its config file and its pods need. */
+export interface GatewayPlan {
+  readonly image: string;
+  /** Entry of `Plan.secrets` whose key holds the API keys, one per line (mounted as a file; never read). */
+  readonly apiKeys: string;
+  readonly requestsPerMinute: number;
+  readonly tokensPerMinute: number;
+  /** Largest `max_tokens` a request may ask for; absent: the gateway's default. */
+  readonly maxTokens?: number;
+  readonly replicas: { readonly min: number; readonly max: number };
+  /** Where its pods run: the first CPU node pool's selector and tolerations (the gateway needs no GPU). */
+  readonly placement: Placement;
+  /**
+   * Where the gateway writes its feedback log: `<storage uri>/feedback/<target>/`, a folder of the pipeline's
+   * storage (not of one run: feedback outlives runs, and the next run's `feedback` source reads it). Absent
+   * when the storage is an object store, which pods cannot write files to (KL327).
+   */
+  readonly feedback?: string;
 }
 
 export interface Estimate {

@@ -4,7 +4,7 @@
  */
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import { controllerDeployment, modelRun, modelRunCrd, platformObjects, servingObjects, servingUrl } from '@kiln/k8s';
+import { canaryObjects, controllerDeployment, gatewayObjects, gatewayUrl, modelRun, modelRunCrd, platformObjects, servingObjects, servingUrl, STABLE_MODEL_FIELDS } from '@kiln/k8s';
 import type { Plan, ServingPlan } from '@kiln/plan';
 
 /** Objects Pulumi should not wait on: a claim may stay Pending until a pod uses it (WaitForFirstConsumer). */
@@ -89,30 +89,84 @@ export interface ServingTargetArgs {
   readonly target: ServingPlan;
 }
 
-/** Triton for one serving target: Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget. */
+/**
+ * Options of the stable Triton Deployment. With a canary share, the fields that name its model are left as
+ * they are in the cluster (`ignoreChanges`): the stable Triton keeps serving its current model while the
+ * canary serves this run's. Without one, this run's model rolls out to the stable Triton, as before.
+ */
+export function stableDeploymentOptions(target: Pick<ServingPlan, 'canary'>): { readonly ignoreChanges?: string[] } {
+  return target.canary > 0 ? { ignoreChanges: [...STABLE_MODEL_FIELDS] } : {};
+}
+
+/**
+ * One serving target: Triton (Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget); while it has a
+ * canary share, the canary Triton beside it; and when it has a gateway, the gateway in front (config, Deployment,
+ * Service, autoscaler, disruption budget, NetworkPolicies that make it the only way in).
+ */
 export class ServingTarget extends pulumi.ComponentResource {
   readonly deployment: k8s.apps.v1.Deployment;
   readonly service: k8s.core.v1.Service;
-  /** In-cluster HTTP endpoint of Triton. */
+  readonly canary?: { readonly deployment: k8s.apps.v1.Deployment; readonly service: k8s.core.v1.Service };
+  readonly gateway?: { readonly deployment: k8s.apps.v1.Deployment; readonly service: k8s.core.v1.Service; readonly configMap: k8s.core.v1.ConfigMap };
+  /** What clients call: the gateway's `/v1` URL when the target has one, else Triton's. */
   readonly endpoint: string;
+  /** In-cluster HTTP endpoint of the stable Triton. */
+  readonly tritonEndpoint: string;
+  /** In-cluster OpenAI-style API root of the gateway (`…:8080/v1`), when the target has one. */
+  readonly gatewayEndpoint?: string;
 
   constructor(name: string, args: ServingTargetArgs, opts?: pulumi.ComponentResourceOptions) {
     super('kiln:serving:ServingTarget', name, {}, opts);
-    const o = servingObjects(args.plan, args.target);
+    const { plan, target } = args;
+    const o = servingObjects(plan, target);
     const child = { parent: this };
-    this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`, o.deployment as k8s.apps.v1.DeploymentArgs, child);
+    this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`, o.deployment as k8s.apps.v1.DeploymentArgs, { ...child, ...stableDeploymentOptions(target) });
     this.service = new k8s.core.v1.Service(`${name}-service`, o.service as k8s.core.v1.ServiceArgs, child);
     new k8s.autoscaling.v2.HorizontalPodAutoscaler(`${name}-hpa`, o.hpa as k8s.autoscaling.v2.HorizontalPodAutoscalerArgs, child);
     new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, o.pdb as k8s.policy.v1.PodDisruptionBudgetArgs, child);
-    this.endpoint = servingUrl(args.plan, args.target);
-    this.registerOutputs({ endpoint: this.endpoint });
+    const c = canaryObjects(plan, target);
+    if (c) {
+      this.canary = {
+        deployment: new k8s.apps.v1.Deployment(`${name}-canary-deployment`, c.deployment as k8s.apps.v1.DeploymentArgs, child),
+        service: new k8s.core.v1.Service(`${name}-canary-service`, c.service as k8s.core.v1.ServiceArgs, child),
+      };
+    }
+    this.tritonEndpoint = servingUrl(plan, target);
+    if (target.gateway) {
+      const g = gatewayObjects(plan, target);
+      const netpol = (role: string, p: typeof g.gatewayPolicy) => new k8s.networking.v1.NetworkPolicy(`${name}-${role}`, p as k8s.networking.v1.NetworkPolicyArgs, child);
+      // Policies first: Triton is closed to everyone but the gateway before the gateway opens.
+      const policies = [netpol('triton-policy', g.tritonPolicy), ...(g.canaryPolicy ? [netpol('canary-policy', g.canaryPolicy)] : []), netpol('gateway-policy', g.gatewayPolicy)];
+      const configMap = new k8s.core.v1.ConfigMap(`${name}-gateway-config`, g.configMap as k8s.core.v1.ConfigMapArgs, child);
+      const deployment = new k8s.apps.v1.Deployment(`${name}-gateway`, g.deployment as k8s.apps.v1.DeploymentArgs, { ...child, dependsOn: [configMap, ...policies] });
+      const service = new k8s.core.v1.Service(`${name}-gateway-service`, g.service as k8s.core.v1.ServiceArgs, child);
+      new k8s.autoscaling.v2.HorizontalPodAutoscaler(`${name}-gateway-hpa`, g.hpa as k8s.autoscaling.v2.HorizontalPodAutoscalerArgs, child);
+      new k8s.policy.v1.PodDisruptionBudget(`${name}-gateway-pdb`, g.pdb as k8s.policy.v1.PodDisruptionBudgetArgs, child);
+      this.gateway = { deployment, service, configMap };
+      this.gatewayEndpoint = gatewayUrl(plan, target);
+    }
+    this.endpoint = this.gatewayEndpoint ?? this.tritonEndpoint;
+    this.registerOutputs({ endpoint: this.endpoint, tritonEndpoint: this.tritonEndpoint, ...(this.gatewayEndpoint ? { gatewayEndpoint: this.gatewayEndpoint } : {}) });
   }
+}
+
+/** Where a serving target is reached (a stack output; no secrets). */
+export interface ServingEndpoints {
+  /** What clients call: the gateway when there is one, else Triton. */
+  readonly endpoint: string;
+  readonly triton: string;
+  readonly gateway?: string;
+  /** The canary's share of requests, when the target has a canary. */
+  readonly canary?: number;
 }
 
 export interface PipelineOutputs {
   readonly runId: string;
   readonly namespace: pulumi.Output<string>;
+  /** Per serving target, what clients call: the gateway's `/v1` URL when it has one, else Triton's. */
   readonly endpoints: Record<string, string>;
+  /** Per serving target, every endpoint: Triton's, the gateway's, the canary share. */
+  readonly serving: Record<string, ServingEndpoints>;
   readonly plan: { readonly stages: string[]; readonly gpus: number; readonly gpuHours: number; readonly wallHours: number; readonly cost: number | null; readonly currency: string };
 }
 
@@ -127,6 +181,12 @@ export function pipeline(plan: Plan, opts: { readonly controllerImage?: string }
     runId: run.runId,
     namespace: platform.namespaceName,
     endpoints: Object.fromEntries(plan.serving.map((t, i) => [t.name, targets[i]!.endpoint])),
+    serving: Object.fromEntries(
+      plan.serving.map((t, i) => {
+        const c = targets[i]!;
+        return [t.name, { endpoint: c.endpoint, triton: c.tritonEndpoint, ...(c.gatewayEndpoint ? { gateway: c.gatewayEndpoint } : {}), ...(t.canary > 0 ? { canary: t.canary } : {}) }];
+      }),
+    ),
     plan: { stages: plan.stages.map((s) => s.name), gpus: e.gpus, gpuHours: Math.round(e.gpuHours), wallHours: Math.round(e.wallHours * 10) / 10, cost: e.cost === null ? null : Math.round(e.cost), currency: e.currency },
   };
 }

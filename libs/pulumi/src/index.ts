@@ -2,7 +2,7 @@
 import { compileFile } from '@kiln/plan';
 import { pipeline, type PipelineOutputs } from './components.ts';
 
-export { ModelRun, Platform, ServingTarget, pipeline, type ModelRunArgs, type PipelineOutputs, type PlatformArgs, type ServingTargetArgs } from './components.ts';
+export { ModelRun, Platform, ServingTarget, pipeline, stableDeploymentOptions, type ModelRunArgs, type PipelineOutputs, type PlatformArgs, type ServingEndpoints, type ServingTargetArgs } from './components.ts';
 
 /**
  * Compiles a spec file with a stack's overlay and declares its pipeline. Invalid specs fail the Pulumi

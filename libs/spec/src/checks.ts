@@ -57,6 +57,7 @@ export function runChecks(spec: PartialSpec, input: Input, report: Reporter): vo
   if (spec.eval) checkEval(spec, input, report);
   if (spec.serving) checkServing(spec, report);
   if (spec.infra) checkInfra(spec.infra, report);
+  if (spec.serving && spec.infra) checkGateways(spec, report);
   if (spec.serving && spec.eval && spec.serving.targets.length > 0 && Object.values(spec.eval.gates).every((g) => g.length === 0)) {
     report('KL325', ['serving'], 'serving targets are declared but no eval gates are: `kiln promote` would deploy any model, however bad', {
       hint: 'add eval.gates, e.g. `prod: ["humaneval.pass@1 >= 0.15"]`',
@@ -438,6 +439,14 @@ function checkServing(spec: PartialSpec, report: Reporter): void {
     if (t.gpu.count % t.engine.tensor_parallel !== 0) {
       report('KL314', at('engine', 'tensor_parallel'), `tensor_parallel ${t.engine.tensor_parallel} does not divide the ${t.gpu.count} GPUs of a replica`, { hint: `set gpu.count to a multiple of ${t.engine.tensor_parallel}` });
     }
+    if (t.gateway && t.gateway.replicas.min > t.gateway.replicas.max) {
+      report('KL314', at('gateway', 'replicas', 'min'), `gateway replicas.min ${t.gateway.replicas.min} is above gateway replicas.max ${t.gateway.replicas.max}`, { hint: 'min must be at most max' });
+    }
+    if (t.gateway?.max_tokens !== undefined && spec.model && t.gateway.max_tokens >= spec.model.max_seq_len) {
+      report('KL314', at('gateway', 'max_tokens'), `gateway max_tokens ${t.gateway.max_tokens} leaves no room for the prompt in a ${spec.model.max_seq_len}-token context`, {
+        hint: `use at most half the context, e.g. ${Math.max(1, Math.floor(spec.model.max_seq_len / 2))}`,
+      });
+    }
     if (t.canary > 0 && t.replicas.max < 2) {
       report('KL314', at('canary'), `a canary share of ${t.canary} needs room for a second replica, but replicas.max is ${t.replicas.max}`, { severity: 'warning', hint: 'raise replicas.max to at least 2' });
     }
@@ -489,4 +498,36 @@ function checkInfra(infra: NonNullable<PartialSpec['infra']>, report: Reporter):
   if (infra.storage.credentials !== undefined && !secrets.includes(infra.storage.credentials)) {
     report('KL311', ['infra', 'storage', 'credentials'], `credentials "${infra.storage.credentials}" is not defined in infra.secrets`, { hint: didYouMean(infra.storage.credentials, secrets) ?? 'add it under infra.secrets' });
   }
+}
+
+/** Storage schemes a pod can write to as files: the gateway's feedback log lives on the run's mounted storage. */
+const MOUNTED_STORAGE = /^(pvc|file):\/\//;
+
+/** The gateways' API-key Secrets exist in infra.secrets, and every feedback source has a gateway writing its log. */
+function checkGateways(spec: PartialSpec, report: Reporter): void {
+  const infra = spec.infra!;
+  const targets = spec.serving!.targets;
+  const secrets = Object.keys(infra.secrets);
+  targets.forEach((t, i) => {
+    if (t.gateway && !secrets.includes(t.gateway.api_keys)) {
+      report('KL311', ['serving', 'targets', i, 'gateway', 'api_keys'], `api_keys "${t.gateway.api_keys}" is not defined in infra.secrets`, {
+        hint: didYouMean(t.gateway.api_keys, secrets) ?? `add it under infra.secrets as {secret: <name>, key: <key>}: a Secret whose key holds one API key per line`,
+      });
+    }
+  });
+  spec.data?.sources.forEach((s, i) => {
+    if (s.type !== 'feedback') return;
+    const target = targets.find((t) => t.name === s.target);
+    if (!target) return; // KL311 (checkData) already says the target does not exist.
+    if (!target.gateway) {
+      report('KL326', ['data', 'sources', i, 'target'], `feedback source "${s.name}" reads serving target "${s.target}", which has no gateway: nothing writes its feedback log`, {
+        hint: `add \`gateway: {api_keys: <entry of infra.secrets>}\` to serving target "${s.target}"`,
+      });
+    }
+    if (!MOUNTED_STORAGE.test(infra.storage.uri)) {
+      report('KL327', ['data', 'sources', i, 'type'], `feedback source "${s.name}" needs pvc:// or file:// storage: the gateway writes the feedback log as files to the mounted storage, and ${infra.storage.uri.split('://')[0]}:// is not mounted into pods`, {
+        hint: 'set infra.storage.uri to a pvc://<claim> (the gateway and data-prep mount it), or remove this feedback source',
+      });
+    }
+  });
 }

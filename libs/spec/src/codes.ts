@@ -68,6 +68,8 @@ export const CODES = {
   KL323: { title: 'settings with no effect', severity: 'warning' },
   KL324: { title: 'precision not supported by the GPU', severity: 'error' },
   KL325: { title: 'risky setting', severity: 'warning' },
+  KL326: { title: 'feedback without a gateway', severity: 'error' },
+  KL327: { title: 'feedback needs mounted storage', severity: 'error' },
   // Stack overlays.
   KL401: { title: 'unknown stack', severity: 'error' },
   KL402: { title: 'overlay changes a fixed field', severity: 'error' },

@@ -269,7 +269,25 @@ export interface ServingTarget {
   readonly gpu: { readonly type: GpuType; readonly count: number };
   readonly max_batch_size: number;
   readonly latency: { readonly p50_ms: number; readonly p99_ms: number };
+  /** Share of traffic the gateway sends to this run's model (the canary Triton); 0 without a canary. */
   readonly canary: number;
+  /** Longest wait of Triton's dynamic batcher for a larger batch, in milliseconds (default 5). */
+  readonly queue_delay_ms: number;
+  /** Model instances per Triton replica (default 1). */
+  readonly instances: number;
+  /** The completions gateway in front of the target; absent: no gateway. */
+  readonly gateway?: Gateway;
+}
+
+/** The kiln gateway of a serving target (contract §7): auth, limits, canary routing, the feedback log. */
+export interface Gateway {
+  /** Entry of `infra.secrets` whose Secret key holds the API keys, one per line. */
+  readonly api_keys: string;
+  readonly requests_per_minute: number;
+  readonly tokens_per_minute: number;
+  /** Largest `max_tokens` a request may ask for; absent: the gateway's default. */
+  readonly max_tokens?: number;
+  readonly replicas: { readonly min: number; readonly max: number };
 }
 
 export interface Toleration {

@@ -137,6 +137,10 @@ export interface ExportTarget {
   readonly backend: 'tensorrtllm' | 'fastertransformer' | 'vllm' | 'python';
   readonly engine: { readonly precision: 'fp32' | 'fp16' | 'bf16' | 'fp8' | 'int8'; readonly tensor_parallel: number };
   readonly max_batch_size: number;
+  /** Triton's dynamic batcher delay in microseconds; a reader defaults it to 5000 when absent. */
+  readonly queue_delay_us?: number;
+  /** Model instances per Triton replica; a reader defaults it to 1 when absent. */
+  readonly instances?: number;
 }
 
 export interface ExportConfig {

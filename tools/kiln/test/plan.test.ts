@@ -14,6 +14,13 @@ describe('kiln plan', () => {
     expect(r.stdout).toMatch(/train\s+32 nodes × 8 GPUs/);
     expect(r.stdout).toMatch(/GPU-hours of a100-40gb at 40% MFU/);
   });
+  it('shows each serving target\'s batching, canary and gateway (its URL, limits, the API-keys Secret by name, the feedback folder)', () => {
+    const r = kiln('configs/tiny-loop.yaml', '--offline');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain("completions: python fp16, 1–2 replicas × 1 h100-80gb; batches of up to 4 within 2 ms, 2 instances; canary: 10% of requests to this run's model");
+    expect(r.stdout).toContain('gateway http://tiny-loop-completions-gateway.kiln-tiny-loop.svc:8080/v1: 1–2 replicas; per key 120 requests and 50K tokens a minute, max_tokens 64');
+    expect(r.stdout).toContain('API keys from secret tiny-loop-gateway-keys, key keys; feedback to pvc://kiln-artifacts/feedback/completions/');
+  });
   it('gives machines the plan as JSON, with a stack overlay and another MFU', () => {
     const j = JSON.parse(kiln('configs/replit-code-v1-3b.yaml', '--offline', '--json', '--stack', 'dev', '--mfu', '0.5').stdout);
     expect(j.plan.stack).toBe('dev');

@@ -1,5 +1,6 @@
 /** The text of `kiln plan`: the stages, serving targets, estimate and gates, and what the cluster said. */
 import { formatCount } from '@kiln/spec';
+import { gatewayUrl } from '@kiln/k8s';
 import type { CapacityProblem, Changes, Plan } from '@kiln/plan';
 
 const hours = (h: number) => (h < 48 ? `${h.toFixed(1)} h` : `${(h / 24).toFixed(1)} days`);
@@ -21,7 +22,19 @@ export function formatPlan(plan: Plan): string {
   }
   if (plan.serving.length) {
     lines.push('', 'serving:');
-    for (const t of plan.serving) lines.push(`  ${t.name}: ${t.backend} ${t.precision}, ${t.replicas.min}–${t.replicas.max} replicas × ${t.gpu.count} ${t.gpu.type}`);
+    for (const t of plan.serving) {
+      const batching = `batches of up to ${t.maxBatchSize} within ${t.queueDelayUs / 1000} ms, ${t.instances} instance${t.instances === 1 ? '' : 's'}`;
+      const canary = t.canary > 0 ? `; canary: ${Math.round(t.canary * 1000) / 10}% of requests to this run's model` : '';
+      lines.push(`  ${t.name}: ${t.backend} ${t.precision}, ${t.replicas.min}–${t.replicas.max} replicas × ${t.gpu.count} ${t.gpu.type}; ${batching}${canary}`);
+      const g = t.gateway;
+      if (g) {
+        const key = plan.secrets[g.apiKeys];
+        lines.push(
+          `    gateway ${gatewayUrl(plan, t)}: ${g.replicas.min}–${g.replicas.max} replicas; per key ${formatCount(g.requestsPerMinute)} requests and ${formatCount(g.tokensPerMinute)} tokens a minute${g.maxTokens !== undefined ? `, max_tokens ${g.maxTokens}` : ''}`,
+          `    API keys from secret ${key ? `${key.secret}, key ${key.key}` : g.apiKeys}; feedback ${g.feedback ? `to ${g.feedback}` : 'not recorded (object storage)'}`,
+        );
+      }
+    }
   }
   lines.push(
     '',

@@ -23,7 +23,7 @@ const kilnPlan = () => {
   const r = spawnSync(process.execPath, [bin, 'plan', specPath, '--stack', 'dev', '--json'], { encoding: 'utf8', env: { ...process.env, KUBECONFIG: paths(ROOT).kubeconfig } });
   return JSON.parse(r.stdout) as { plan: { runId: string }; cluster: { changes: { sameRun: boolean; existing: string[]; stages: { name: string; change: string }[] } } };
 };
-const outputs = async () => JSON.parse((await pulumi('stack', 'output', '--json')).out) as { runId: string; namespace: string };
+const outputs = async () => JSON.parse((await pulumi('stack', 'output', '--json')).out) as { runId: string; namespace: string; endpoints: Record<string, string>; serving: Record<string, { endpoint: string; triton: string; gateway?: string }> };
 
 describe('the stacks/ Pulumi project against the local cluster', () => {
   beforeAll(async () => {
@@ -41,7 +41,13 @@ describe('the stacks/ Pulumi project against the local cluster', () => {
   it('previews and applies the pipeline: platform, the ModelRun and Triton serving', async () => {
     const preview = await pulumi('preview');
     expect(preview.code, preview.out).toBe(0);
-    for (const line of [/kubernetes:core\/v1:Namespace\s+tiny-namespace\s+create/, /kubernetes:kiln\.dev\/v1alpha1:ModelRun\s+tiny-run-r-[0-9a-f]{12}\s+create/, /kubernetes:apps\/v1:Deployment\s+tiny-completions-deployment\s+create/]) {
+    for (const line of [
+      /kubernetes:core\/v1:Namespace\s+tiny-namespace\s+create/,
+      /kubernetes:kiln\.dev\/v1alpha1:ModelRun\s+tiny-run-r-[0-9a-f]{12}\s+create/,
+      /kubernetes:apps\/v1:Deployment\s+tiny-completions-deployment\s+create/,
+      /kubernetes:apps\/v1:Deployment\s+tiny-completions-gateway\s+create/,
+      /kubernetes:networking\.k8s\.io\/v1:NetworkPolicy\s+tiny-completions-triton-policy\s+create/,
+    ]) {
       expect(preview.out).toMatch(line);
     }
     const r = await pulumi('up', '--yes', '--skip-preview');
@@ -53,6 +59,13 @@ describe('the stacks/ Pulumi project against the local cluster', () => {
       const d = (await k('GET', `/apis/apps/v1/namespaces/${ns}/deployments/tiny-completions`)).body as { status?: { readyReplicas?: number } };
       return d.status?.readyReplicas === 1 ? true : undefined;
     });
+    // The gateway is the endpoint, and the API server holds its config and the policy closing Triton to all else.
+    expect(o.endpoints).toEqual({ completions: `http://tiny-completions-gateway.${ns}.svc:8080/v1` });
+    expect(o.serving.completions).toEqual({ endpoint: o.endpoints.completions, gateway: o.endpoints.completions, triton: `http://tiny-completions.${ns}.svc:8000` });
+    const cm = (await k('GET', `/api/v1/namespaces/${ns}/configmaps/tiny-completions-gateway`)).body as { data: Record<string, string> };
+    expect(JSON.parse(cm.data['config.json']!)).toMatchObject({ model: 'completions', upstreams: [{ name: 'stable', url: o.serving.completions!.triton, weight: 1 }] });
+    const policy = (await k('GET', `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/tiny-completions`)).body as { spec: { ingress: { from?: { podSelector: { matchLabels: Record<string, string> } }[] }[] } };
+    expect(policy.spec.ingress[0]!.from![0]!.podSelector.matchLabels).toEqual({ 'app.kubernetes.io/part-of': 'tiny', 'kiln.dev/gateway': 'completions' });
   });
 
   it('reports no changes on a second up, and kiln plan knows the run exists', async () => {
