@@ -324,10 +324,15 @@ export function decide(obs: Observed, opts: DecideOptions = {}): Decision {
   const wantEvalModel = !!exportName && exportDone(exportName) && evalsOpen && !finalFailure && !suspended;
   if (wantEvalModel && !obs.evalModel) {
     const em = evalModelObjects(plan);
-    apply.push(owned(run, em.service as KubernetesObject), owned(run, em.deployment as KubernetesObject));
+    // The policy first: the server admits only the run's eval pods from the moment it exists.
+    apply.push(owned(run, em.networkPolicy as KubernetesObject), owned(run, em.service as KubernetesObject), owned(run, em.deployment as KubernetesObject));
   } else if (!wantEvalModel && obs.evalModel && (!evalsOpen || finalFailure || suspended)) {
     const ns = run.metadata.namespace;
-    remove.push({ apiVersion: 'apps/v1', kind: 'Deployment', name: plan.evalModel.name, namespace: ns }, { apiVersion: 'v1', kind: 'Service', name: plan.evalModel.name, namespace: ns });
+    remove.push(
+      { apiVersion: 'apps/v1', kind: 'Deployment', name: plan.evalModel.name, namespace: ns },
+      { apiVersion: 'v1', kind: 'Service', name: plan.evalModel.name, namespace: ns },
+      { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', name: plan.evalModel.name, namespace: ns },
+    );
   }
 
   const stages = order.map((s) => statuses.get(s.name)!);

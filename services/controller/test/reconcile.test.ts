@@ -310,7 +310,7 @@ describe('decide: suspend', () => {
 describe('decide: the eval model server', () => {
   it('is created once export succeeded, and the eval stage waits for it', () => {
     const d = reconcile(makeRun(), world().through('export'));
-    expect(d.apply.map((o) => `${o.kind}/${o.metadata?.name}`)).toEqual([`Service/${plan.evalModel.name}`, `Deployment/${plan.evalModel.name}`]);
+    expect(d.apply.map((o) => `${o.kind}/${o.metadata?.name}`)).toEqual([`NetworkPolicy/${plan.evalModel.name}`, `Service/${plan.evalModel.name}`, `Deployment/${plan.evalModel.name}`]);
     expect(d.apply.every((o) => o.metadata?.ownerReferences?.[0]?.uid === 'uid-1234')).toBe(true);
     expect(stage(d, 'eval-humaneval')).toMatchObject({ phase: 'Pending', reason: 'WaitingForEvalModel' });
     expect(d.status.evalModel).toEqual({ name: plan.evalModel.name, ready: false });
@@ -329,18 +329,19 @@ describe('decide: the eval model server', () => {
     expect(d.status.evalModel).toEqual({ name: plan.evalModel.name, ready: true });
   });
 
-  it('is removed, Deployment and Service, once every eval stage has finished', () => {
+  it('is removed, Deployment, Service and NetworkPolicy, once every eval stage has finished', () => {
     const d = reconcile(makeRun(), world().through('eval-humaneval').evalServer(1));
     expect(d.remove).toEqual([
       { apiVersion: 'apps/v1', kind: 'Deployment', name: plan.evalModel.name, namespace: plan.namespace },
       { apiVersion: 'v1', kind: 'Service', name: plan.evalModel.name, namespace: plan.namespace },
+      { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', name: plan.evalModel.name, namespace: plan.namespace },
     ]);
     expect(d.status.evalModel).toBeUndefined();
   });
 
   it('is removed while the run is suspended', () => {
     const d = reconcile(makeRun({ spec: { suspend: true } }), world().through('export').running('eval-humaneval').evalServer(1));
-    expect(d.remove.map((r) => r.kind)).toEqual(['Deployment', 'Service']);
+    expect(d.remove.map((r) => r.kind)).toEqual(['Deployment', 'Service', 'NetworkPolicy']);
   });
 
   it('is created again when a suspended run with a running eval resumes', () => {
