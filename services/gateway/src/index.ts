@@ -8,3 +8,4 @@ export { Router } from './router.ts';
 export { configFromFlags, DEFAULT_MODEL, DEFAULT_PORT, GATEWAY_FLAGS, main, OptionError, parseUpstreamFlag, portOf, runGateway, type RunOptions } from './serve.ts';
 export { TritonUpstream, UpstreamError, type TritonInputs, type TritonOutput } from './upstream.ts';
 export { FeedbackError, FeedbackLog, parseFeedback, type CompletionContext, type FeedbackInput } from './feedback.ts';
+export { sseData } from './sse.ts';

@@ -4,6 +4,7 @@
  */
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Upstream } from './config.ts';
+import { sseData } from './sse.ts';
 
 /** The top-level inputs of Triton's generate extension (contract §1). */
 export interface TritonInputs {
@@ -100,28 +101,14 @@ export class TritonUpstream {
       this.parse(text, r.statusCode);
       throw new UpstreamError(this.name, 'failed', `upstream ${this.name} answered HTTP ${r.statusCode}`);
     }
-    let buf = '';
     try {
-      for await (const chunk of r.body) {
-        buf += (chunk as Buffer).toString('utf8');
-        let end: number;
-        while ((end = buf.indexOf('\n\n')) >= 0) {
-          const event = buf.slice(0, end);
-          buf = buf.slice(end + 2);
-          const data = event
-            .split('\n')
-            .filter((l) => l.startsWith('data:'))
-            .map((l) => l.slice(5).replace(/^ /, ''))
-            .join('\n');
-          if (data === '' || data === '[DONE]') continue;
-          yield this.output(this.parse(data, 200));
-        }
+      for await (const data of sseData(r.body)) {
+        if (data !== '[DONE]') yield this.output(this.parse(data, 200));
       }
     } catch (e) {
       if (e instanceof UpstreamError) throw e;
       throw this.failure(e, signal);
     }
-    if (buf.trim().startsWith('data:')) yield this.output(this.parse(buf.trim().slice(5).trim(), 200));
   }
 
   close(): Promise<void> {

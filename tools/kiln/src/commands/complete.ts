@@ -1,5 +1,6 @@
 /** `kiln complete`: a completion through a gateway (OpenAI's completions API), streamed to standard output. */
 import { readFileSync } from 'node:fs';
+import { sseData } from '@kiln/gateway/sse';
 import { common, type Command } from '../command.ts';
 import { EXIT, UsageError, type Io } from '../io.ts';
 import { intOption, numberOption } from '../options.ts';
@@ -87,7 +88,7 @@ export async function runComplete(values: Record<string, unknown>, positionals: 
       return EXIT.ok;
     }
     let last = '';
-    for await (const event of sse(res)) {
+    for await (const event of sseData(res.body as unknown as AsyncIterable<Uint8Array>)) {
       if (event === '[DONE]') break;
       const data = JSON.parse(event) as { choices?: { text: string }[]; error?: { message: string } };
       if (data.error) throw new RequestFailed(`the completion stopped: ${data.error.message}`);
@@ -175,22 +176,3 @@ async function failure(res: Response, endpoint: string): Promise<RequestFailed> 
   return new RequestFailed(`${endpoint} answered ${res.status}${code ? ` ${code}` : ''}${said}`);
 }
 
-/** The data of each server-sent event of a response. */
-async function* sse(res: Response): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buf = '';
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buf += decoder.decode(chunk, { stream: true });
-    let end: number;
-    while ((end = buf.indexOf('\n\n')) >= 0) {
-      const event = buf.slice(0, end);
-      buf = buf.slice(end + 2);
-      const data = event
-        .split('\n')
-        .filter((l) => l.startsWith('data:'))
-        .map((l) => l.slice(5).replace(/^ /, ''))
-        .join('\n');
-      if (data) yield data;
-    }
-  }
-}
