@@ -36,7 +36,7 @@ function selects(sel: V1LabelSelector | undefined, labels: Record<string, string
 function ingressPeersOn(p: V1NetworkPolicy, port: number): (V1LabelSelector | 'anyone')[] {
   type Rule = { from?: { podSelector?: V1LabelSelector }[]; ports?: { port?: number | string }[] };
   const rules = (p.spec!.ingress ?? []) as unknown as Rule[];
-  return rules.filter((r) => !r.ports || r.ports.some((x) => x.port === port)).flatMap((r) => (r.from ? r.from.map((f) => f.podSelector!) : ['anyone' as const]));
+  return rules.filter((r) => !r.ports || r.ports.some((x) => x.port === port)).flatMap<V1LabelSelector | 'anyone'>((r) => (r.from ? r.from.map((f) => f.podSelector!) : ['anyone' as const]));
 }
 
 describe('gateway objects (tiny-loop: python backend, gateway, canary 0.1, pvc storage)', () => {
