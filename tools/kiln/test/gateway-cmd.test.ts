@@ -11,9 +11,12 @@ const bin = fileURLToPath(new URL('../bin/kiln.js', import.meta.url));
 const KEY = 'sk-cli-test-0123456789abcdef';
 
 /** Runs kiln to its end (asynchronously: the fixture upstream lives in this process). */
+// Nx sets FORCE_COLOR; with NO_COLOR beside it, Node warns on stderr.
+const { FORCE_COLOR: _ignored, ...quiet } = process.env;
+
 function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [bin, ...args], { env: { ...process.env, NO_COLOR: '1', KILN_API_KEY: '', ...env } });
+    const p = spawn(process.execPath, [bin, ...args], { env: { ...quiet, NO_COLOR: '1', KILN_API_KEY: '', ...env } });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -35,7 +38,7 @@ describe('kiln gateway and kiln complete', () => {
     writeFileSync(keys, `# test\n${KEY}\n`);
     const config = join(dir, 'gateway.json');
     writeFileSync(config, JSON.stringify({ model: 'code', upstreams: [{ name: 'unused', url: 'http://127.0.0.1:9' }], limits: { requests_per_minute: 8 } }));
-    gw = spawn(process.execPath, [bin, 'gateway', '--config', config, '--upstream', `stable=${upstream.url}`, '--port', '0', '--api-key-file', keys], { env: { ...process.env, NO_COLOR: '1' } });
+    gw = spawn(process.execPath, [bin, 'gateway', '--config', config, '--upstream', `stable=${upstream.url}`, '--port', '0', '--api-key-file', keys], { env: { ...quiet, NO_COLOR: '1' } });
     gw.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     url = await new Promise<string>((resolve, reject) => {
       let out = '';
