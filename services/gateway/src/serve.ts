@@ -4,23 +4,14 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, parseConfig, type GatewayConfig, type GatewayConfigFile } from './config.ts';
+import { GATEWAY_FLAGS } from './flags.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
 import { KeyFileError } from './keys.ts';
 
+export { GATEWAY_FLAGS };
+
 /** A flag with a bad value; the CLI shows it as a usage error. */
 export class OptionError extends Error {}
-
-/** The flags both front doors share, as parseArgs options. */
-export const GATEWAY_FLAGS = {
-  config: { type: 'string' },
-  upstream: { type: 'string', multiple: true },
-  model: { type: 'string' },
-  host: { type: 'string' },
-  port: { type: 'string' },
-  'api-key-file': { type: 'string' },
-  'feedback-dir': { type: 'string' },
-  'log-level': { type: 'string' },
-} as const;
 
 export const DEFAULT_PORT = 8080;
 export const DEFAULT_MODEL = 'completions';

@@ -1,4 +1,5 @@
 /** `kiln gateway`: the serving gateway (@kiln/gateway) here, in front of one or more Triton servers. */
+import { GATEWAY_FLAGS } from '@kiln/gateway/flags';
 import { common, type Command } from '../command.ts';
 import { UsageError, type Io } from '../io.ts';
 
@@ -26,14 +27,7 @@ Options:
 Exit codes: 0 stopped by Ctrl-C or SIGTERM, 2 usage or config error (a bad flag, a config or key file it cannot use, a port in use).`,
   options: {
     ...common,
-    config: { type: 'string' },
-    upstream: { type: 'string', multiple: true },
-    model: { type: 'string' },
-    host: { type: 'string' },
-    port: { type: 'string' },
-    'api-key-file': { type: 'string' },
-    'feedback-dir': { type: 'string' },
-    'log-level': { type: 'string' },
+    ...GATEWAY_FLAGS,
   },
   allowPositionals: false,
   run: runGatewayCommand,
