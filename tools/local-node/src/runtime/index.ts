@@ -7,6 +7,15 @@
  * the log file, unref'd), so the container survives the agent's death; a new Runtime over the same state dir adopts
  * it from these files (a pid counts as alive only when /proc/<pid>/stat's start time matches the record).
  *
+ * Exit status: exitCode is the container's as sh reports it (128+n when killed by signal n); `signal` is inferred
+ * from an exitCode above 128, so a process that calls exit(130) itself also reads as SIGINT. 0 → Completed, 137 with
+ * an OOM kill counted by its memory cgroup during the run → OOMKilled, else Error. A start failure before exec (a
+ * mount, the working directory) exits 128 with the reason as message; a lost shim reads 255 with a message saying so.
+ *
+ * File binds bind the inode: a host file rewritten in place (same inode) is seen inside, one replaced by rename is not.
+ * The shim stays in the agent's own cgroup (only the container joins the per-container ones): a service manager that
+ * kills the agent's whole cgroup on stop would take the shims with it, so run the agent with KillMode=process.
+ *
  * Host side effects (outside the state dir):
  * - cgroup dirs /sys/fs/cgroup/{memory,cpu,pids,freezer}/<cgroupName>/<podUid>/<container> (remove() deletes them);
  * - a missing mount point is created on the host filesystem before mounting (`mkdir -p` for a directory bind or a
@@ -64,14 +73,19 @@ export class Runtime {
     try {
       mkdirSync(dir);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return this.waitStarted(id);
-      throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      // A dir without spec.json is a start() cut short (the agent died in it) once it is old, else one in progress.
+      if (existsSync(join(dir, 'spec.json')) || Date.now() - mtime(dir).getTime() < START_GRACE_MS) return this.waitStarted(id);
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir);
     }
     let spawnError: Error | undefined;
     try {
       const cgroupDirs = CONTROLLERS.map((c) => this.cgroupDir(c, spec));
       for (const d of cgroupDirs) prepareCgroup(d);
       applyLimits(spec, (c) => this.cgroupDir(c, spec));
+      // The baseline of a cgroup dir that could not be recreated (stragglers of an earlier run still in it).
+      writeFileSync(join(dir, 'oom.base'), readHead(join(this.cgroupDir('memory', spec), 'memory.oom_control'), 4096));
       const scripts = shimScripts(spec, { dir, cgroupDirs, memoryCgroup: this.cgroupDir('memory', spec), bindIsDir });
       writeFileSync(join(dir, 'shim.sh'), scripts.shim);
       writeFileSync(join(dir, 'enter.sh'), scripts.enter);
@@ -380,14 +394,16 @@ function signalName(n: number): string | undefined {
   return Object.entries(constants.signals).find(([, v]) => v === n)?.[0];
 }
 
-/** The memory cgroup counted an OOM kill for this run (copied by the shim at exit). */
+/** The memory cgroup counted an OOM kill during this run (counters copied by the shim at exit, less the baseline). */
 function oomKilled(dir: string): boolean {
-  const counters = new Map(
-    readHead(join(dir, 'oom'), 4096).split('\n').map((l) => l.split(' ')).map(([k, v]) => [k ?? '', Number(v)] as const),
+  const counters = (file: string) => new Map(
+    readHead(join(dir, file), 4096).split('\n').map((l) => l.split(' ')).map(([k, v]) => [k ?? '', Number(v)] as const),
   );
-  const kills = counters.get('oom_kill');
+  const now = counters('oom');
+  const base = counters('oom.base');
+  const kills = now.get('oom_kill');
   // Kernels before 4.13 have no oom_kill count: then a hit of the limit with SIGKILL is the best evidence.
-  return kills !== undefined && !Number.isNaN(kills) ? kills > 0 : (counters.get('failcnt') ?? 0) > 0;
+  return kills !== undefined && !Number.isNaN(kills) ? kills > (base.get('oom_kill') ?? 0) : (now.get('failcnt') ?? 0) > 0;
 }
 
 function readPids(path: string): number[] {
