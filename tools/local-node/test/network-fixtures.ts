@@ -20,17 +20,21 @@ export function uniqueName(): string {
   return `t${randomBytes(3).toString('hex')}`;
 }
 
-/** A /24 at 10.<second>.<random>.0 (10.251 for pods, 10.252 for Services in these tests). */
-export function randomCidr(second: number): string {
-  return `10.${second}.${randomInt(1, 255)}.0/24`;
+/**
+ * A /24 at 10.<second>.<random in [from, to)>.0 (10.251 for pods, 10.252 for Services in these tests); test files
+ * that run at once take disjoint ranges of the third octet.
+ */
+export function randomCidr(second: number, from = 1, to = 255): string {
+  return `10.${second}.${randomInt(from, to)}.0/24`;
 }
 
 /**
- * A TCP server that answers every connection with `reply` then closes; run in a netns when `netns` is given.
+ * A TCP server that answers every connection with `reply` then closes (or echoes, for 'ECHO'); run in a netns when `netns` is given.
  * Resolves once it listens.
  */
-export function startServer(reply: string, port: number, netns?: string): Promise<ChildProcess> {
-  const script = `require('net').createServer((s) => s.end(${JSON.stringify(reply)})).listen(${port}, '0.0.0.0', () => console.log('listening'))`;
+export function startServer(reply: string | 'ECHO', port: number, netns?: string): Promise<ChildProcess> {
+  const handler = reply === 'ECHO' ? '(s) => s.pipe(s)' : `(s) => s.end(${JSON.stringify(reply)})`;
+  const script = `require('net').createServer(${handler}).listen(${port}, '0.0.0.0', () => console.log('listening'))`;
   const argv = netns ? ['ip', 'netns', 'exec', netns, process.execPath, '-e', script] : [process.execPath, '-e', script];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {

@@ -13,7 +13,7 @@ import { fetchFromHost, fetchFromNetns, ipOut, linkExists, randomCidr, requireRo
 
 const name = uniqueName();
 const other = uniqueName();
-const podCidr = randomCidr(251);
+const podCidr = randomCidr(251, 1, 128);
 const prefix = podCidr.slice(0, podCidr.lastIndexOf('.'));
 const stateDir = mkdtempSync(join(tmpdir(), 'kiln-net-'));
 const children: ChildProcess[] = [];

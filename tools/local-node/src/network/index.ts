@@ -5,3 +5,4 @@
  */
 export { PodNetwork, type PodNetworkOptions, type Sandbox } from './pod-network.ts';
 export { hostsFile, serviceNames, type HostsEntry, type HostsSelf } from './hosts.ts';
+export { ServiceProxy, type ProxyService, type ServiceProxyOptions } from './service-proxy.ts';
