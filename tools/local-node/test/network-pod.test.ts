@@ -69,6 +69,18 @@ describe('PodNetwork', () => {
     await again.removeSandbox('cccccccc-3333-4000-8000-000000000003');
   });
 
+  it('leaves a whole sandbox alone and rebuilds a half-made one with the same IP', async () => {
+    const a = net.sandboxes().find((s) => s.ip === `${prefix}.2`)!;
+    const ns = a.netns.slice('/run/netns/'.length);
+    const eth0 = async () => (JSON.parse(await ipOut(['-n', ns, '-j', 'link', 'show', 'dev', 'eth0'])) as { ifindex: number }[])[0]!.ifindex;
+    const before = await eth0();
+    expect(await new PodNetwork({ name, podCidr, stateDir }).createSandbox(a.podUid)).toEqual({ ip: a.ip, netns: a.netns });
+    expect(await eth0()).toBe(before);
+    await ipOut(['-n', ns, 'link', 'del', 'eth0']); // as a crash between the veth and its address would leave it
+    expect(await net.createSandbox(a.podUid)).toEqual({ ip: a.ip, netns: a.netns });
+    expect(await fetchFromHost(a.ip, 8080)).toBe('from-a');
+  });
+
   it('removeSandbox leaves no netns and no veth, and frees the IP', async () => {
     const before = (await ipOut(['-j', 'link', 'show'])).length;
     const b = net.sandboxes().find((s) => s.ip === `${prefix}.3`)!;
@@ -79,6 +91,11 @@ describe('PodNetwork', () => {
     expect(ports).toHaveLength(1);
     expect((await ipOut(['-j', 'link', 'show'])).length).toBeLessThan(before);
     expect((await net.createSandbox('dddddddd-4444-4000-8000-000000000004')).ip).toBe(`${prefix}.3`);
+  });
+
+  it('refuses a state dir of another pod CIDR, and a bad name, with the fix', () => {
+    expect(() => new PodNetwork({ name, podCidr: '10.251.0.0/24', stateDir })).toThrow(`belongs to pod network "${name}" with pod CIDR ${podCidr}`);
+    expect(() => new PodNetwork({ name: 'Way-Too-Long-Name', podCidr, stateDir: join(stateDir, 'x') })).toThrow('must be 1 to 12 characters of [a-z0-9]');
   });
 
   it('refuses a pod CIDR that overlaps a route already on this machine', async () => {
