@@ -66,6 +66,7 @@ describe('PodNetwork', () => {
     expect(JSON.parse(readFileSync(join(stateDir, 'network.json'), 'utf8')).pods).toBeDefined();
     const c = await again.createSandbox('cccccccc-3333-4000-8000-000000000003');
     expect(c.ip).toBe(`${prefix}.4`);
+    expect(net.sandboxes().map((s) => s.ip)).toContain(`${prefix}.4`); // the first instance sees it too
     await again.removeSandbox('cccccccc-3333-4000-8000-000000000003');
   });
 

@@ -100,6 +100,12 @@ describe('ServiceProxy', () => {
     expect(await bridgeAddrs()).toContain(`${net.gateway}/24`);
   });
 
+  it('says which bridge is missing when there is none', async () => {
+    await expect(new ServiceProxy({ bridge: 'kb-absent0' }).sync([])).rejects.toThrow(
+      'the Service proxy needs the pod bridge kb-absent0, which is missing (PodNetwork.ensure() makes it)',
+    );
+  });
+
   it('close removes its listeners and ClusterIPs', async () => {
     await proxy.sync([svc([{ ip: a.ip, port: 8080 }])]);
     expect(await fetchFromHost(clusterIP, 80)).toBe('from-a');

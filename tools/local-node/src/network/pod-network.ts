@@ -5,8 +5,8 @@
  *
  * IP assignments live in `<stateDir>/network.json`, written before any interface is made, so an agent restarted
  * after a crash keeps every pod's IP and netns, finishes or repairs a half-made sandbox on the next
- * createSandbox, and never hands out an IP that a known pod holds. Every operation is idempotent and they run
- * one at a time.
+ * createSandbox, and never hands out an IP that a known pod holds. Every operation is idempotent; they run one
+ * at a time, each reading the state file afresh (one agent per state dir: there is no lock across processes).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -120,6 +120,7 @@ export class PodNetwork {
    * createSandbox, or freed by removeSandbox.
    */
   sandboxes(): Sandbox[] {
+    this.state = this.load();
     return Object.entries(this.state.pods).map(([podUid, r]) => ({ podUid, ip: r.ip, netns: join(NETNS_DIR, r.netnsName) }));
   }
 
@@ -140,8 +141,13 @@ export class PodNetwork {
 
   // --- internals ---------------------------------------------------------------------------------------------
 
+  /** Runs ops one at a time, each on the state as it is on disk (another instance may have written it). */
   private serial<T>(op: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(op, op);
+    const fresh = (): Promise<T> => {
+      this.state = this.load();
+      return op();
+    };
+    const run = this.queue.then(fresh, fresh);
     this.queue = run.catch(() => undefined);
     return run;
   }
