@@ -38,13 +38,19 @@ export class Reflector<T extends KubernetesObject> {
   /** Resolves once the first list is in the cache. */
   readonly ready = new Promise<void>((r) => (this.synced = r));
 
-  constructor(
-    private readonly kc: KubeConfig,
-    private readonly path: string,
-    private readonly query: Record<string, string>,
-    private readonly onChange: (type: ChangeType, obj: T) => void,
-    private readonly log: (msg: string) => void,
-  ) {}
+  private readonly kc: KubeConfig;
+  private readonly path: string;
+  private readonly query: Record<string, string>;
+  private readonly onChange: (type: ChangeType, obj: T) => void;
+  private readonly log: (msg: string) => void;
+
+  constructor(kc: KubeConfig, path: string, query: Record<string, string>, onChange: (type: ChangeType, obj: T) => void, log: (msg: string) => void) {
+    this.kc = kc;
+    this.path = path;
+    this.query = query;
+    this.onChange = onChange;
+    this.log = log;
+  }
 
   static key(o: KubernetesObject): string {
     return `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;

@@ -27,7 +27,7 @@ function fileIn(dir: string, rel: string): string {
 
 function writeKeys(dir: string, data: Record<string, Buffer>, items: V1KeyToPath[] | undefined, defaultMode: number, what: string): void {
   mkdirSync(dir, { recursive: true });
-  const list = items?.length ? items : Object.keys(data).map((key) => ({ key, path: key }));
+  const list: V1KeyToPath[] = items?.length ? items : Object.keys(data).map((key) => ({ key, path: key }));
   for (const it of list) {
     const v = data[it.key];
     if (v === undefined) throw new ConfigError(`${what} has no key "${it.key}"`);
