@@ -303,6 +303,12 @@ export class Agent {
       secret: (ns: string, name: string) => get<V1Secret>(`/api/v1/namespaces/${ns}/secrets/${name}`),
       claim: (ns: string, name: string) => get<V1PersistentVolumeClaim>(`/api/v1/namespaces/${ns}/persistentvolumeclaims/${name}`),
       volume: (name: string) => get<V1PersistentVolume>(`/api/v1/persistentvolumes/${name}`),
+      async token(pod: V1Pod, sa: string, audiences: string[] | undefined, expirationSeconds: number): Promise<string> {
+        const ns = pod.metadata?.namespace ?? 'default';
+        const body = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { ...(audiences ? { audiences } : {}), expirationSeconds, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata?.name, uid: pod.metadata?.uid } } };
+        const r = await call<{ status: { token: string } }>(kc, 'POST', `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, body);
+        return r!.status.token;
+      },
       async sources(pod: V1Pod, c: V1Container): Promise<EnvSources> {
         const ns = pod.metadata?.namespace ?? 'default';
         const cms = new Set<string>();
@@ -349,6 +355,7 @@ export class Agent {
         hostIP: '127.0.0.1',
         ...(s.sandbox!.netns ? { netns: s.sandbox!.netns } : {}),
         nodeAllocatable: this.allocatable,
+        serviceEnv: this.serviceEnv(),
       });
       await this.runtime.start(spec);
       run.seen = undefined;
@@ -523,6 +530,15 @@ export class Agent {
     }
     const sub = pod.spec?.subdomain;
     return hostsFile(entries, { ip, hostname: pod.spec?.hostname ?? pod.metadata?.name ?? '', ...(sub ? { subdomainFqdn: `${sub}.${ns}.svc.cluster.local` } : {}) });
+  }
+
+  /** The API server's Service for in-cluster clients (the controller's pod). */
+  private serviceEnv(): Record<string, string> {
+    const k = this.services.items.get('default/kubernetes');
+    const ip = k?.spec?.clusterIP;
+    const port = k?.spec?.ports?.find((p) => p.name === 'https')?.port ?? k?.spec?.ports?.[0]?.port;
+    if (!ip || !port) return {};
+    return { KUBERNETES_SERVICE_HOST: ip, KUBERNETES_SERVICE_PORT: String(port), KUBERNETES_SERVICE_PORT_HTTPS: String(port), KUBERNETES_PORT: `tcp://${ip}:${port}` };
   }
 
   private proxyServices(): ProxyService[] {

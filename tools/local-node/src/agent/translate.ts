@@ -37,6 +37,8 @@ export interface TranslateInput {
   readonly hostIP: string;
   /** Path of the pod's network namespace; absent for hostNetwork pods. */
   readonly netns?: string;
+  /** KUBERNETES_SERVICE_HOST and friends (always given, as a kubelet does; other Services' link variables are not). */
+  readonly serviceEnv?: Readonly<Record<string, string>>;
   /** The node's allocatable CPU (cores) and memory (bytes): what resourceFieldRef reports for an unset limit. */
   readonly nodeAllocatable: { readonly cpu: number; readonly memory: number };
 }
@@ -127,7 +129,7 @@ function envValue(v: V1EnvVar, input: TranslateInput, vars: Record<string, strin
 /** The container's whole environment: the image's, envFrom in order, then env in order (each `$(VAR)`-expanded against what came before). */
 export function containerEnv(input: TranslateInput): Record<string, string> {
   const { pod, container: c, sources } = input;
-  const vars: Record<string, string> = { ...input.image.env, HOSTNAME: pod.spec?.hostname ?? pod.metadata?.name ?? '' };
+  const vars: Record<string, string> = { ...input.image.env, HOSTNAME: pod.spec?.hostname ?? pod.metadata?.name ?? '', ...input.serviceEnv };
   for (const from of c.envFrom ?? []) {
     const ref = from.configMapRef ?? from.secretRef;
     if (!ref) continue;

@@ -1,6 +1,6 @@
 /**
  * A pod's volumes materialized on the host, under `<podDir>/volumes/<name>`: configMap and secret (all keys or
- * `items`, `defaultMode`/`mode`, `optional`), downwardAPI files, emptyDir (a directory; medium Memory: a tmpfs of
+ * `items`, `defaultMode`/`mode`, `optional`), downwardAPI files, projected (service-account token through TokenRequest, configMap, secret, downwardAPI), emptyDir (a directory; medium Memory: a tmpfs of
  * its sizeLimit, mounted by the runtime in each container's namespace), persistentVolumeClaim (its bound
  * PersistentVolume's hostPath: the local cluster's volumes are hostPath) and hostPath. Files are written once,
  * when the pod starts; later ConfigMap/Secret changes are not propagated (docs/local-node.md).
@@ -17,6 +17,8 @@ export interface ObjectReader {
   secret(namespace: string, name: string): Promise<V1Secret | undefined>;
   claim(namespace: string, name: string): Promise<V1PersistentVolumeClaim | undefined>;
   volume(name: string): Promise<V1PersistentVolume | undefined>;
+  /** A bound service-account token for the pod (TokenRequest). */
+  token(pod: V1Pod, serviceAccount: string, audiences: string[] | undefined, expirationSeconds: number): Promise<string>;
 }
 
 /** A file below a volume's directory, refusing paths that climb out of it. */
@@ -77,6 +79,32 @@ export async function materializeVolume(pod: V1Pod, v: V1Volume, podDir: string,
     }
     return { kind: 'bind', hostPath: dir, readOnly: true };
   }
+  if (v.projected) {
+    // The service-account token volume (kube-api-access-*) and friends: each source's files in one directory.
+    mkdirSync(dir, { recursive: true });
+    const mode = v.projected.defaultMode ?? 0o644;
+    for (const src of v.projected.sources ?? []) {
+      if (src.serviceAccountToken) {
+        const tok = await api.token(pod, pod.spec?.serviceAccountName ?? 'default', src.serviceAccountToken.audience ? [src.serviceAccountToken.audience] : undefined, src.serviceAccountToken.expirationSeconds ?? 3607);
+        writeKeys(dir, { [src.serviceAccountToken.path]: Buffer.from(tok) }, undefined, mode, 'serviceAccountToken');
+      } else if (src.configMap) {
+        const cm = await api.configMap(ns, src.configMap.name ?? '');
+        if (!cm && !src.configMap.optional) throw new ConfigError(`ConfigMap "${ns}/${src.configMap.name}" of volume "${v.name}" not found`);
+        if (cm) writeKeys(dir, { ...textData(cm.data), ...b64Data(cm.binaryData) }, src.configMap.items, mode, `ConfigMap "${ns}/${src.configMap.name}"`);
+      } else if (src.secret) {
+        const sec = await api.secret(ns, src.secret.name ?? '');
+        if (!sec && !src.secret.optional) throw new ConfigError(`Secret "${ns}/${src.secret.name}" of volume "${v.name}" not found`);
+        if (sec) writeKeys(dir, b64Data(sec.data), src.secret.items, mode, `Secret "${ns}/${src.secret.name}"`);
+      } else if (src.downwardAPI) {
+        for (const it of src.downwardAPI.items ?? []) {
+          const c = it.resourceFieldRef?.containerName ? pod.spec?.containers.find((x) => x.name === it.resourceFieldRef!.containerName) : pod.spec?.containers[0];
+          const value = it.fieldRef ? fieldValue(pod, it.fieldRef.fieldPath, ips.podIP, ips.hostIP) : it.resourceFieldRef ? resourceValue(c, it.resourceFieldRef, alloc) : '';
+          writeKeys(dir, { [it.path]: Buffer.from(value) }, undefined, it.mode ?? mode, 'downwardAPI');
+        }
+      }
+    }
+    return { kind: 'bind', hostPath: dir, readOnly: true };
+  }
   if (v.emptyDir) {
     if (v.emptyDir.medium === 'Memory') {
       return { kind: 'tmpfs', readOnly: false, ...(v.emptyDir.sizeLimit !== undefined ? { sizeBytes: Math.floor(parseQuantity(v.emptyDir.sizeLimit)) } : {}) };
@@ -103,7 +131,7 @@ export async function materializeVolume(pod: V1Pod, v: V1Volume, podDir: string,
     if (t === 'DirectoryOrCreate') mkdirSync(v.hostPath.path, { recursive: true });
     return { kind: 'bind', hostPath: v.hostPath.path, readOnly: false };
   }
-  throw new ConfigError(`volume "${v.name}" is of a type the local node does not support (it supports configMap, secret, downwardAPI, emptyDir, persistentVolumeClaim, hostPath)`);
+  throw new ConfigError(`volume "${v.name}" is of a type the local node does not support (it supports configMap, secret, downwardAPI, emptyDir, persistentVolumeClaim, hostPath, projected)`);
 }
 
 /** Materializes every volume of a pod. */
