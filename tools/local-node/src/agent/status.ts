@@ -94,7 +94,7 @@ export function podPhase(pod: V1Pod, statuses: readonly V1ContainerStatus[]): 'P
     if (term.every((t) => t!.exitCode === 0)) return 'Succeeded';
     if (policy === 'Never') return 'Failed';
   }
-  if (statuses.some((s) => s.state?.running || s.state?.terminated || (s.restartCount ?? 0) > 0)) return 'Running';
+  if (statuses.some((s) => s.state?.running || s.state?.terminated || s.lastState?.terminated || (s.restartCount ?? 0) > 0)) return 'Running';
   return 'Pending';
 }
 
