@@ -16,7 +16,7 @@ afterAll(async () => {
   try { execFileSync('ip', ['netns', 'delete', netns], { stdio: 'ignore' }); } catch { /* never made */ }
 });
 
-describe('Runtime: a container', () => {
+describe('Runtime: a container', { timeout: 30_000 }, () => {
   it('gets exactly spec.env (nothing of the agent) and runs in workingDir', async () => {
     const env = { PATH: '/usr/bin:/bin', QUOTED: `it's "x" $HOME \`id\` \\n`, EMPTY: '' };
     const { rec, log } = await run(f, f.spec('env', ['env'], { env, workingDir: '/usr' }));
@@ -24,6 +24,22 @@ describe('Runtime: a container', () => {
     expect(log.trimEnd().split('\n').sort()).toEqual(Object.entries(env).map(([k, v]) => `${k}=${v}`).sort());
     const pwd = await run(f, f.spec('pwd', ['pwd'], { workingDir: '/usr/share' }));
     expect(pwd.log).toBe('/usr/share\n');
+  });
+
+  it('passes argv through unchanged (quotes, $, empty arguments)', async () => {
+    const args = ["a'b", '$HOME', '', '"q" `x` \\'];
+    const { log } = await run(f, f.spec('argv', ['printf', '[%s]', ...args]));
+    expect(log).toBe(args.map((a) => `[${a}]`).join(''));
+  });
+
+  it('start() is idempotent by id: the same spec again returns the same run', async () => {
+    const spec = f.spec('twice', ['sleep', '30']);
+    const [a, b] = await Promise.all([f.rt.start(spec), f.rt.start(spec)]);
+    const c = await f.rt.start(spec);
+    expect(a.status.state).toBe('running');
+    const pid = a.status.state === 'running' ? a.status.pid : -1;
+    for (const r of [b, c]) expect(r.status).toMatchObject({ state: 'running', pid });
+    await f.rt.stop(a.id, 0);
   });
 
   it('reads a bind-mounted config at /etc/kiln/stage.json that the host does not see there', async () => {
