@@ -80,7 +80,8 @@ describe('Runtime: a container', { timeout: 30_000 }, () => {
   });
 
   it('reads the termination message the container wrote at terminationMessagePath', async () => {
-    const { rec } = await run(f, f.spec('msg', ['sh', '-c', 'printf "bad config: x" > /tmp/kiln-term-msg; exit 2'], { terminationMessagePath: '/tmp/kiln-term-msg' }));
+    const at = join(f.base, 'msg', 'termination-log');
+    const { rec } = await run(f, f.spec('msg', ['sh', '-c', `printf "bad config: x" > ${at}; exit 2`], { terminationMessagePath: at }));
     expect(rec.status.message).toBe('bad config: x');
     expect(f.rt.readTerminationMessage(rec.id)).toBe('bad config: x');
     const big = await run(f, f.spec('msg-big', ['sh', '-c', 'head -c 10000 /dev/zero | tr "\\0" a > /dev/termination-log']));
