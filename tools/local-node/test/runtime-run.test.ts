@@ -27,7 +27,7 @@ describe('Runtime: a container', { timeout: 30_000 }, () => {
   });
 
   it('passes argv through unchanged (quotes, $, empty arguments)', async () => {
-    const args = ["a'b", '$HOME', '', '"q" `x` \\'];
+    const args = ["a'b", '$HOME', '', '"q" `x` \\', 'two\nlines; exit 9'];
     const { log } = await run(f, f.spec('argv', ['printf', '[%s]', ...args]));
     expect(log).toBe(args.map((a) => `[${a}]`).join(''));
   });
