@@ -35,7 +35,10 @@ interface Listener {
   next: number; // round-robin cursor
 }
 
-/** The host's userspace kube-proxy for one pod bridge (see the file comment). */
+/**
+ * The host's userspace kube-proxy for one pod bridge (see the file comment). One per bridge: its sync and close
+ * own every /32 on that bridge.
+ */
 export class ServiceProxy {
   private readonly bridge: string;
   private readonly connectTimeoutMs: number;
