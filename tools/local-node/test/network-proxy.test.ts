@@ -129,6 +129,14 @@ describe('ServiceProxy', () => {
     expect(await bridgeAddrs()).toContain(`${net.gateway}/24`);
   });
 
+  it('syncs every other port when one is taken by another process, and names that one', async () => {
+    const taken = 20000 + Math.floor(Math.random() * 30000);
+    children.push(await startServer('squatter', taken));
+    const both: ProxyService = { clusterIP, ports: [{ port: 80, protocol: 'TCP', endpoints: [{ ip: a.ip, port: 8080 }] }, { port: taken, protocol: 'TCP', endpoints: [{ ip: a.ip, port: 8080 }] }] };
+    await expect(proxy.sync([both])).rejects.toThrow(`the Service proxy cannot listen on ${clusterIP}:${taken}: another process on this machine listens on port ${taken}`);
+    expect(await fetchFromHost(clusterIP, 80)).toBe('from-a');
+  });
+
   it('says which bridge is missing when there is none', async () => {
     await expect(new ServiceProxy({ bridge: 'kb-absent0' }).sync([])).rejects.toThrow(
       'the Service proxy needs the pod bridge kb-absent0, which is missing (PodNetwork.ensure() makes it)',
