@@ -18,6 +18,8 @@ const prefix = podCidr.slice(0, podCidr.lastIndexOf('.'));
 const stateDir = mkdtempSync(join(tmpdir(), 'kiln-net-'));
 const children: ChildProcess[] = [];
 const net = new PodNetwork({ name, podCidr, stateDir });
+const bridgeMac = async () => (JSON.parse(await ipOut(['-j', 'link', 'show', 'dev', `kb-${name}`])) as { address: string }[])[0]!.address;
+let gatewayMac = '';
 
 beforeAll(() => requireRoot());
 afterAll(async () => {
@@ -32,6 +34,7 @@ describe('PodNetwork', () => {
     expect(await net.ensure()).toEqual({ bridge: `kb-${name}`, gateway: `${prefix}.1` });
     const addrs = await ipOut(['-4', '-o', 'addr', 'show', 'dev', `kb-${name}`]);
     expect(addrs).toContain(`${prefix}.1/24`);
+    gatewayMac = await bridgeMac();
   });
 
   it('gives each pod a netns with lo, eth0 and a default route, the same answer twice', async () => {
@@ -77,8 +80,11 @@ describe('PodNetwork', () => {
     const before = await eth0();
     expect(await new PodNetwork({ name, podCidr, stateDir }).createSandbox(a.podUid)).toEqual({ ip: a.ip, netns: a.netns });
     expect(await eth0()).toBe(before);
+    const mac = async () => (JSON.parse(await ipOut(['-n', ns, '-j', 'link', 'show', 'dev', 'eth0'])) as { address: string }[])[0]!.address;
+    const macBefore = await mac();
     await ipOut(['-n', ns, 'link', 'del', 'eth0']); // as a crash between the veth and its address would leave it
     expect(await net.createSandbox(a.podUid)).toEqual({ ip: a.ip, netns: a.netns });
+    expect(await mac()).toBe(macBefore); // so the host's neighbour cache still holds (no wait for ARP to expire)
     expect(await fetchFromHost(a.ip, 8080)).toBe('from-a');
   });
 
@@ -92,6 +98,7 @@ describe('PodNetwork', () => {
     expect(ports).toHaveLength(1);
     expect((await ipOut(['-j', 'link', 'show'])).length).toBeLessThan(before);
     expect((await net.createSandbox('dddddddd-4444-4000-8000-000000000004')).ip).toBe(`${prefix}.3`);
+    expect(await bridgeMac()).toBe(gatewayMac); // pods' caches of the gateway's MAC stay right as ports change
   });
 
   it('refuses a state dir of another pod CIDR, and a bad name, with the fix', () => {

@@ -85,6 +85,35 @@ describe('ServiceProxy', () => {
     expect(three).toEqual(['from-b', 'from-b', 'from-b']);
   });
 
+  it('carries a large payload both ways and passes on a half-close', async () => {
+    await proxy.sync([svc([], { ip: a.ip, port: 7000 })]);
+    const payload = Buffer.alloc(4 * 1024 * 1024, 'kiln');
+    const back = await new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const s = connect({ host: clusterIP, port: 81 }, () => s.end(payload));
+      s.on('data', (d: Buffer) => chunks.push(d));
+      s.on('error', reject);
+      s.on('close', () => resolve(Buffer.concat(chunks)));
+    });
+    expect(back.length).toBe(payload.length);
+    expect(back.equals(payload)).toBe(true);
+  });
+
+  it('fails over past an endpoint that never answers', async () => {
+    // A second proxy on the bridge owns its /32s while it lives (the next test's sync restores the first's).
+    const slow = new ServiceProxy({ bridge: `kb-${name}`, connectTimeoutMs: 300 });
+    const otherIP = `${svcPrefix}.11`;
+    try {
+      // .250 of the pod CIDR has no pod: its connect gets no answer (ARP fails), so the timeout moves on.
+      const silent = a.ip.replace(/\.\d+$/, '.250');
+      await slow.sync([{ clusterIP: otherIP, ports: [{ port: 80, protocol: 'TCP', endpoints: [{ ip: silent, port: 8080 }, { ip: b.ip, port: 8080 }] }] }]);
+      expect(await fetchFromHost(otherIP, 80)).toBe('from-b');
+      expect(await fetchFromHost(otherIP, 80)).toBe('from-b');
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('accepts and closes at once when a port has no endpoints', async () => {
     await proxy.sync([svc([])]);
     expect(await fetchFromHost(clusterIP, 80)).toBe('');
@@ -98,6 +127,14 @@ describe('ServiceProxy', () => {
     await proxy.sync([]);
     expect(await bridgeAddrs()).not.toContain(`${clusterIP}/32`);
     expect(await bridgeAddrs()).toContain(`${net.gateway}/24`);
+  });
+
+  it('syncs every other port when one is taken by another process, and names that one', async () => {
+    const taken = 20000 + Math.floor(Math.random() * 30000);
+    children.push(await startServer('squatter', taken));
+    const both: ProxyService = { clusterIP, ports: [{ port: 80, protocol: 'TCP', endpoints: [{ ip: a.ip, port: 8080 }] }, { port: taken, protocol: 'TCP', endpoints: [{ ip: a.ip, port: 8080 }] }] };
+    await expect(proxy.sync([both])).rejects.toThrow(`the Service proxy cannot listen on ${clusterIP}:${taken}: another process on this machine listens on port ${taken}`);
+    expect(await fetchFromHost(clusterIP, 80)).toBe('from-a');
   });
 
   it('says which bridge is missing when there is none', async () => {

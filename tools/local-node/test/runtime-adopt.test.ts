@@ -34,7 +34,7 @@ setInterval(() => {}, 1000);
   return { agent, rec: JSON.parse(out) };
 }
 
-describe('Runtime: adoption', () => {
+describe('Runtime: adoption', { timeout: 30_000 }, () => {
   it('a container survives kill -9 of its agent; a new Runtime sees it running, then its exit code', async () => {
     const { agent, rec } = await agentStarts(f.spec('survivor', ['sh', '-c', 'sleep 2; exit 7']));
     expect(rec.status).toMatchObject({ state: 'running' });

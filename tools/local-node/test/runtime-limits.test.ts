@@ -10,7 +10,7 @@ afterAll(async () => { await f?.cleanup(); });
 const cg = (controller: string, container: string, file: string) =>
   `/sys/fs/cgroup/${controller}/${f.cgroupName}/${f.spec(container, []).podUid}/${container}/${file}`;
 
-describe('Runtime: limits', () => {
+describe('Runtime: limits', { timeout: 30_000 }, () => {
   it('kills a container over its memory limit and reports OOMKilled', async () => {
     const { rec } = await run(f, f.spec('oom', [process.execPath, '-e', 'const b = Buffer.alloc(200 * 1024 * 1024, 1); console.log(b.length)'], {
       limits: { memoryBytes: 64 * 1024 * 1024 },

@@ -16,7 +16,7 @@ afterAll(async () => {
   try { execFileSync('ip', ['netns', 'delete', netns], { stdio: 'ignore' }); } catch { /* never made */ }
 });
 
-describe('Runtime: a container', () => {
+describe('Runtime: a container', { timeout: 30_000 }, () => {
   it('gets exactly spec.env (nothing of the agent) and runs in workingDir', async () => {
     const env = { PATH: '/usr/bin:/bin', QUOTED: `it's "x" $HOME \`id\` \\n`, EMPTY: '' };
     const { rec, log } = await run(f, f.spec('env', ['env'], { env, workingDir: '/usr' }));
@@ -24,6 +24,22 @@ describe('Runtime: a container', () => {
     expect(log.trimEnd().split('\n').sort()).toEqual(Object.entries(env).map(([k, v]) => `${k}=${v}`).sort());
     const pwd = await run(f, f.spec('pwd', ['pwd'], { workingDir: '/usr/share' }));
     expect(pwd.log).toBe('/usr/share\n');
+  });
+
+  it('passes argv through unchanged (quotes, $, empty arguments)', async () => {
+    const args = ["a'b", '$HOME', '', '"q" `x` \\', 'two\nlines; exit 9'];
+    const { log } = await run(f, f.spec('argv', ['printf', '[%s]', ...args]));
+    expect(log).toBe(args.map((a) => `[${a}]`).join(''));
+  });
+
+  it('start() is idempotent by id: the same spec again returns the same run', async () => {
+    const spec = f.spec('twice', ['sleep', '30']);
+    const [a, b] = await Promise.all([f.rt.start(spec), f.rt.start(spec)]);
+    const c = await f.rt.start(spec);
+    expect(a.status.state).toBe('running');
+    const pid = a.status.state === 'running' ? a.status.pid : -1;
+    for (const r of [b, c]) expect(r.status).toMatchObject({ state: 'running', pid });
+    await f.rt.stop(a.id, 0);
   });
 
   it('reads a bind-mounted config at /etc/kiln/stage.json that the host does not see there', async () => {
@@ -64,7 +80,8 @@ describe('Runtime: a container', () => {
   });
 
   it('reads the termination message the container wrote at terminationMessagePath', async () => {
-    const { rec } = await run(f, f.spec('msg', ['sh', '-c', 'printf "bad config: x" > /tmp/kiln-term-msg; exit 2'], { terminationMessagePath: '/tmp/kiln-term-msg' }));
+    const at = join(f.base, 'msg', 'termination-log');
+    const { rec } = await run(f, f.spec('msg', ['sh', '-c', `printf "bad config: x" > ${at}; exit 2`], { terminationMessagePath: at }));
     expect(rec.status.message).toBe('bad config: x');
     expect(f.rt.readTerminationMessage(rec.id)).toBe('bad config: x');
     const big = await run(f, f.spec('msg-big', ['sh', '-c', 'head -c 10000 /dev/zero | tr "\\0" a > /dev/termination-log']));

@@ -25,7 +25,7 @@ const alive = (pid: number) => {
   }
 };
 
-describe('Runtime.stop', () => {
+describe('Runtime.stop', { timeout: 30_000 }, () => {
   it('lets a container with a TERM handler exit on its own (graceful: exit 0, Completed)', async () => {
     const spec = f.spec('graceful', ['sh', '-c', 'trap "echo got-term; exit 0" TERM; echo ready; while :; do sleep 0.1; done']);
     const rec = await f.rt.start(spec);

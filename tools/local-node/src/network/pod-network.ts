@@ -210,7 +210,9 @@ export class PodNetwork {
       throw new Error(`a ${link.linkinfo?.info_kind ?? 'non-bridge'} link named ${this.bridge} already exists on this machine; remove it (ip link del ${this.bridge}) or choose another pod network name`);
     }
     await this.checkOverlap();
-    if (!link) await ip(['link', 'add', this.bridge, 'type', 'bridge']).catch(ignoreExists);
+    // A set address stays: otherwise a bridge takes its ports' lowest MAC, which changes as pods come and go
+    // and leaves the gateway's MAC stale in the pods' neighbour caches.
+    if (!link) await ip(['link', 'add', this.bridge, 'address', macFor(this.gateway), 'type', 'bridge']).catch(ignoreExists);
     const addrs = await ipJson<IpAddr>(['-4', 'addr', 'show', 'dev', this.bridge]);
     const infos = addrs.flatMap((a) => a.addr_info ?? []);
     for (const a of infos) {
@@ -278,7 +280,8 @@ export class PodNetwork {
     if (await findLink('eth0', ns)) await ip(['-n', ns, 'link', 'del', 'eth0']);
     const peer = `kp${rec.hostVeth.slice(2)}`;
     if (await findLink(peer)) await ip(['link', 'del', peer]);
-    await ip(['link', 'add', rec.hostVeth, 'type', 'veth', 'peer', 'name', peer]);
+    // The pod's MAC follows from its IP, so a rebuilt sandbox answers at the MAC every neighbour cache holds.
+    await ip(['link', 'add', rec.hostVeth, 'type', 'veth', 'peer', 'name', peer, 'address', macFor(rec.ip)]);
     await ip(['link', 'set', peer, 'netns', ns]);
     await ip(['-n', ns, 'link', 'set', peer, 'name', 'eth0']);
     await ip(['-n', ns, 'addr', 'add', `${rec.ip}/${this.cidr.prefix}`, 'dev', 'eth0']);
@@ -293,6 +296,11 @@ export class PodNetwork {
     await ip(['link', 'del', rec.hostVeth]).catch(ignoreMissing);
     if (existsSync(join(NETNS_DIR, rec.netnsName))) await ip(['netns', 'del', rec.netnsName]).catch(ignoreMissing);
   }
+}
+
+/** A locally administered unicast MAC from an IPv4 address: 0a:58:<the four octets in hex> (as CNI plugins do). */
+function macFor(ipText: string): string {
+  return ['0a', '58', ...ipText.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
 }
 
 function shortHash(text: string, hexChars: number): string {

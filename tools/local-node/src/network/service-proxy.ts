@@ -35,7 +35,10 @@ interface Listener {
   next: number; // round-robin cursor
 }
 
-/** The host's userspace kube-proxy for one pod bridge (see the file comment). */
+/**
+ * The host's userspace kube-proxy for one pod bridge (see the file comment). One per bridge: its sync and close
+ * own every /32 on that bridge.
+ */
 export class ServiceProxy {
   private readonly bridge: string;
   private readonly connectTimeoutMs: number;
@@ -48,7 +51,11 @@ export class ServiceProxy {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
   }
 
-  /** Makes the ClusterIPs and listeners exactly those of `services`; endpoints change in place. */
+  /**
+   * Makes the ClusterIPs and listeners exactly those of `services`; endpoints change in place. A port that cannot
+   * listen (another process holds it) fails the call with every such port named, after all others are synced;
+   * the next sync tries it again.
+   */
   sync(services: ProxyService[]): Promise<void> {
     return this.serial(async () => {
       if (this.closed) throw new Error('ServiceProxy.sync after close: make a new ServiceProxy');
@@ -61,14 +68,17 @@ export class ServiceProxy {
       for (const [key, l] of this.listeners) {
         if (!wanted.has(key)) await this.stop(l);
       }
+      // One port that cannot listen must not keep the others down: collect, then report once.
+      const failures: string[] = [];
       for (const [key, w] of wanted) {
         const l = this.listeners.get(key);
         if (l) l.endpoints = w.endpoints;
-        else await this.listen(key, w.ip, w.port, w.endpoints);
+        else await this.listen(key, w.ip, w.port, w.endpoints).catch((e: Error) => failures.push(e.message));
       }
       for (const a of present) {
         if (!ips.has(a)) await ip(['addr', 'del', `${a}/32`, 'dev', this.bridge]).catch(ignoreMissing);
       }
+      if (failures.length > 0) throw new Error(failures.join('; '));
     });
   }
 
@@ -106,7 +116,13 @@ export class ServiceProxy {
     const l: Listener = { key, server, sockets, endpoints, next: 0 };
     server.on('connection', (client) => this.accept(l, client));
     return new Promise((resolve, reject) => {
-      server.once('error', (e) => reject(new Error(`the Service proxy cannot listen on ${key}: ${e.message}`)));
+      server.once('error', (e: NodeJS.ErrnoException) => {
+        const hint =
+          e.code === 'EADDRINUSE'
+            ? `another process on this machine listens on port ${port} (on all addresses, or on ${host}); stop it or give the Service another port`
+            : e.message;
+        reject(new Error(`the Service proxy cannot listen on ${key}: ${hint}`));
+      });
       server.listen({ host, port }, () => {
         server.removeAllListeners('error');
         server.on('error', () => undefined);

@@ -32,7 +32,7 @@ export function shimScripts(spec: ContainerSpec, l: ShimLayout): { shim: string;
   const q = shQuote;
   const f = (name: string) => q(`${l.dir}/${name}`);
   const sweep = q(`${l.cgroupDirs[0]}/cgroup.procs`);
-  const shim = `# kiln runtime shim of ${spec.podKey} ${spec.container} (generated)
+  const shim = `# kiln runtime shim (generated)
 read -r s < /proc/$$/stat; set -- $s; echo "$$ \${22}" > ${f('shim')}
 setsid sh ${f('enter.sh')}
 code=$?
@@ -48,7 +48,7 @@ done
 echo "$code" > ${f('exit.tmp')} && mv ${f('exit.tmp')} ${f('exit')}
 `;
   const join = l.cgroupDirs
-    .map((d) => `echo $$ > ${q(`${d}/cgroup.procs`)} || { echo 'cannot join cgroup ${d}' >&3; exit 128; }`)
+    .map((d) => `echo $$ > ${q(`${d}/cgroup.procs`)} || { printf '%s' ${q(`cannot join the cgroup ${d}`)} >&3; exit 128; }`)
     .join('\n');
   const netns = spec.netns === undefined ? '' : `nsenter --net=${q(spec.netns)} `;
   const enter = `# kiln runtime: the container's process (generated)
