@@ -357,8 +357,11 @@ export class Agent {
         nodeAllocatable: this.allocatable,
         serviceEnv: this.serviceEnv(),
       });
-      await this.runtime.start(spec);
-      run.seen = undefined;
+      const rec = await this.runtime.start(spec);
+      run.seen = rec.status.state;
+      if (rec.status.state === 'running') this.ensureProbes(s, c, run);
+      // Already over: reconcile again for the restart decision (the poll sees no change from here).
+      else s.dirty = true;
     } catch (e) {
       const reason = e instanceof ImageError ? e.reason : e instanceof ConfigError ? e.reason : 'StartError';
       this.o.log(`pod ${s.key} container ${c.name}: ${reason}: ${errText(e)}`);

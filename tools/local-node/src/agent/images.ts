@@ -121,11 +121,12 @@ export class Images {
     const out = await run([node, script, 'info']);
     const info = JSON.parse(out.slice(out.indexOf('{'))) as { tritonserver: string; backends: string; env: Record<string, string> };
     // A `tritonserver` first on PATH that runs the serve environment's with its backends (Triton's image has them
-    // at its default --backend-directory; this one keeps them in the environment).
+    // at its default --backend-directory; this one keeps them in the environment), and without the GPU/CPU metrics
+    // collectors, as services/trainer/scripts/serve.mjs runs it (the pod's own flags come after and win).
     const wrapperDir = join(this.stateDir, 'images', 'triton', 'bin');
     mkdirSync(wrapperDir, { recursive: true });
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    writeFileSync(join(wrapperDir, 'tritonserver'), `#!/bin/sh\n# kiln local node: the Triton image's tritonserver, from the serving environment\nexec ${q(info.tritonserver)} ${q(`--backend-directory=${info.backends}`)} "$@"\n`);
+    writeFileSync(join(wrapperDir, 'tritonserver'), `#!/bin/sh\n# kiln local node: the Triton image's tritonserver, from the serving environment\nexec ${q(info.tritonserver)} ${q(`--backend-directory=${info.backends}`)} --allow-gpu-metrics=false --allow-cpu-metrics=false "$@"\n`);
     chmodSync(join(wrapperDir, 'tritonserver'), 0o755);
     const envPath = (info.env.PATH ?? '').split(delimiter).filter((d) => d && !SYSTEM_PATH.split(delimiter).includes(d));
     return {
