@@ -4,13 +4,13 @@
  * limit OOM-kills, deletion sends SIGTERM, an image it cannot run fails the pod, and a kill -9 of the agent while a
  * pod runs neither loses the pod nor starts it twice. Needs root and cgroup v1 (as CI runs here).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeConfig, KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { createIfAbsent, readObject, readPodLog, requestRaw } from '@kiln/cluster';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterKubeConfig, DEFAULTS, down, paths, runningPid, up } from '../src/index.ts';
+import { alive, clusterKubeConfig, DEFAULTS, down, paths, readState, runningPid, up } from '../src/index.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'kiln-local-node-'));
 const shared = join(root, 'shared');
@@ -139,4 +139,25 @@ describe('the local node', () => {
     expect(readFileSync(join(shared, 'survivor.starts'), 'utf8')).toBe('start\n');
     expect(await readPodLog(kc, NS, 'survivor')).toBe('finished\n');
   }, 180_000);
+
+  it('is taken down by `down`: the agent, its running pods, its bridge and its cgroups', async () => {
+    const p = paths(root);
+    const net = readState(p)!.network!;
+    await createIfAbsent(kc, podOf('lingerer', 'echo up > /shared/lingerer.up; exec sleep 600'));
+    await until('the lingerer to run', async () => (existsSync(join(shared, 'lingerer.up')) ? true : undefined));
+    const agent = runningPid(p, 'local-node')!;
+    const stopped = await down(root, () => {});
+    expect(stopped).toContain('local-node');
+    expect(alive(agent)).toBe(false);
+    const sleepers = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, 'utf8') === 'sleep\0600\0';
+      } catch {
+        return false;
+      }
+    });
+    expect(sleepers).toEqual([]);
+    expect(existsSync(`/sys/class/net/kb-${net.name}`)).toBe(false);
+    expect(existsSync(`/sys/fs/cgroup/memory/kiln/${net.name}`)).toBe(false);
+  }, 120_000);
 });
