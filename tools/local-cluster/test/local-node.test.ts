@@ -151,7 +151,7 @@ describe('the local node', () => {
     expect(alive(agent)).toBe(false);
     const sleepers = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
       try {
-        return readFileSync(`/proc/${d}/cmdline`, 'utf8') === 'sleep\0600\0';
+        return readFileSync(`/proc/${d}/cmdline`, 'utf8') === 'sleep\x00600\x00';
       } catch {
         return false;
       }
