@@ -38,6 +38,17 @@ const volume = { name: 'shared', hostPath: { path: shared, type: 'DirectoryOrCre
 const podOf = (name: string, command: string, extra: Record<string, unknown> = {}, container: Record<string, unknown> = {}): KubernetesObject =>
   ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: NS }, spec: { restartPolicy: 'Never', ...local, volumes: [volume], ...extra, containers: [{ name: 'main', image: 'kiln/data-prep:0.1.0', command: ['sh', '-c', command], volumeMounts: [{ name: 'shared', mountPath: '/shared' }], ...container }] } }) as KubernetesObject;
 
+/** Pids whose command line is exactly `cmdline` (NUL-separated, as /proc has it). */
+const processesOf = (cmdline: string): string[] =>
+  readdirSync('/proc').filter((d) => {
+    if (!/^\d+$/.test(d)) return false;
+    try {
+      return readFileSync(`/proc/${d}/cmdline`, 'utf8') === cmdline;
+    } catch {
+      return false;
+    }
+  });
+
 const getPod = (name: string) => readObject<V1Pod>(kc, { apiVersion: 'v1', kind: 'Pod', name, namespace: NS });
 const terminated = async (name: string) => (await getPod(name))?.status?.containerStatuses?.[0]?.state?.terminated ?? undefined;
 
@@ -126,10 +137,14 @@ describe('the local node', () => {
   it('survives kill -9 of the agent: the running pod is adopted, not started twice, and completes', async () => {
     const p = paths(root);
     await createIfAbsent(kc, podOf('survivor', 'echo start >> /shared/survivor.starts; while [ ! -e /shared/survivor.go ]; do sleep 0.1; done; echo finished'));
-    await until('the survivor to run', async () => (existsSync(join(shared, 'survivor.starts')) ? true : undefined));
+    await createIfAbsent(kc, podOf('orphan', 'echo up > /shared/orphan.up; exec sleep 601'));
+    await until('the survivor and the orphan to run', async () => (existsSync(join(shared, 'survivor.starts')) && existsSync(join(shared, 'orphan.up')) ? true : undefined));
     const pid = runningPid(p, 'local-node')!;
     process.kill(pid, 'SIGKILL');
     await until('the agent to die', async () => (runningPid(p, 'local-node') === undefined ? true : undefined));
+    // Deleted for good while the agent is down: the restarted agent must stop what is left of it.
+    expect((await requestRaw(kc, 'DELETE', `/api/v1/namespaces/${NS}/pods/orphan`, { gracePeriodSeconds: 0 })).status).toBeLessThan(300);
+    expect(processesOf('sleep\x00601\x00')).toHaveLength(1);
     const again = await up({ root, ...DEFAULTS, gpuNodes: 0, cpuNodes: 0 }, () => {});
     expect(again.started).toEqual(['local-node']);
     // Let it finish only now, so the new agent must have adopted a running container.
@@ -138,6 +153,7 @@ describe('the local node', () => {
     expect(t).toMatchObject({ exitCode: 0, reason: 'Completed' });
     expect(readFileSync(join(shared, 'survivor.starts'), 'utf8')).toBe('start\n');
     expect(await readPodLog(kc, NS, 'survivor')).toBe('finished\n');
+    await until('the orphan\'s process to be stopped', async () => (processesOf('sleep\x00601\x00').length === 0 ? true : undefined));
   }, 180_000);
 
   it('is taken down by `down`: the agent, its running pods, its bridge and its cgroups', async () => {
@@ -149,14 +165,7 @@ describe('the local node', () => {
     const stopped = await down(root, () => {});
     expect(stopped).toContain('local-node');
     expect(alive(agent)).toBe(false);
-    const sleepers = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
-      try {
-        return readFileSync(`/proc/${d}/cmdline`, 'utf8') === 'sleep\x00600\x00';
-      } catch {
-        return false;
-      }
-    });
-    expect(sleepers).toEqual([]);
+    expect(processesOf('sleep\x00600\x00')).toEqual([]);
     expect(existsSync(`/sys/class/net/kb-${net.name}`)).toBe(false);
     expect(existsSync(`/sys/fs/cgroup/memory/kiln/${net.name}`)).toBe(false);
   }, 120_000);
