@@ -56,6 +56,13 @@ describe('podStatus', () => {
     expect(s.phase).toBe('Pending');
     expect(s.containerStatuses![0]!.state).toEqual({ waiting: { reason: 'ContainerCreating' } });
   });
+  it('keeps conditions it does not own (DisruptionTarget of an eviction), which a Job\'s podFailurePolicy reads', () => {
+    const p = pod();
+    p.status = { conditions: [{ type: 'DisruptionTarget', status: 'True', reason: 'DeletionByTaintManager' }, { type: 'Ready', status: 'True' }] };
+    const s = status(p, { record: exited(143, 'Error') });
+    expect(s.conditions!.filter((c) => c.type === 'DisruptionTarget')).toEqual([{ type: 'DisruptionTarget', status: 'True', reason: 'DeletionByTaintManager' }]);
+    expect(s.conditions!.filter((c) => c.type === 'Ready')).toHaveLength(1);
+  });
   it('keeps a condition\'s lastTransitionTime while its status does not change', () => {
     const p = pod();
     p.status = { conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: t0 }] };

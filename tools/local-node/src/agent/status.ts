@@ -108,6 +108,8 @@ export function shouldRestart(policy: string | undefined, exitCode: number): boo
 /** CrashLoopBackOff before restart number `restartCount + 1`: 10 s, doubling, capped at 20 s (a 2-core machine's setting; Kubernetes caps at 5 min). */
 export const restartDelayMs = (restartCount: number, baseMs = 10_000, capMs = 20_000): number => Math.min(capMs, baseMs * 2 ** Math.max(0, restartCount));
 
+const OWN_CONDITIONS = new Set(['PodReadyToStartContainers', 'Initialized', 'Ready', 'ContainersReady', 'PodScheduled']);
+
 /** The pod's whole status. */
 export function podStatus(input: StatusInput): V1PodStatus {
   const statuses = input.containers.map(containerStatus);
@@ -134,6 +136,9 @@ export function podStatus(input: StatusInput): V1PodStatus {
       cond('Ready', !terminal && allReady, readyReason, readyMessage),
       cond('ContainersReady', !terminal && allReady, readyReason, readyMessage),
       cond('PodScheduled', true),
+      // Conditions others own (DisruptionTarget from an eviction or preemption, readiness gates) stay: a Job's
+      // podFailurePolicy reads DisruptionTarget from the final status.
+      ...(input.pod.status?.conditions ?? []).filter((c) => !OWN_CONDITIONS.has(c.type)),
     ],
     hostIP: input.hostIP,
     hostIPs: [{ ip: input.hostIP }],
