@@ -12,7 +12,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync, openSync, readSync, fstatSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeConfig, V1ConfigMap, V1Container, V1EndpointSlice, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
-import { hostsFile, PodNetwork, serviceNames, ServiceProxy, type ProxyService } from '../network/index.ts';
+import { PodNetwork, ServiceProxy, type ProxyService } from '../network/index.ts';
 import { containerId, Runtime, type ContainerRecord } from '../runtime/index.ts';
 import { ImageError, Images } from './images.ts';
 import { ApiError, call, MERGE_PATCH, Reflector } from './kube.ts';
@@ -20,6 +20,7 @@ import { heartbeat, LEASE_RENEW_SECONDS, machine, registerNode, renewLease, type
 import { Prober } from './probes.ts';
 import { parseQuantity } from './quantity.ts';
 import { fallbackMessage, podStatus, restartDelayMs, shouldRestart, type ContainerView } from './status.ts';
+import { kubernetesServiceEnv, podHosts, proxyServices } from './services.ts';
 import { ConfigError, containerSpec, type EnvSources, type HostVolume } from './translate.ts';
 import { materializeVolumes, type ObjectReader } from './volumes.ts';
 
@@ -501,72 +502,17 @@ export class Agent {
     }, 100);
   }
 
-  private slicesOf(svc: V1Service): V1EndpointSlice[] {
-    const ns = svc.metadata?.namespace;
-    const name = svc.metadata?.name;
-    return [...this.slices.items.values()].filter((e) => e.metadata?.namespace === ns && e.metadata?.labels?.['kubernetes.io/service-name'] === name);
-  }
-
-  /** The pod's /etc/hosts: Services by name (ClusterIP, or a headless Service's ready pods), and its own FQDN. */
+  /** The pod's /etc/hosts (services.ts). */
   hostsFor(pod: V1Pod, ip: string): string {
-    const ns = pod.metadata?.namespace ?? 'default';
-    const entries: { ip: string; names: string[] }[] = [];
-    for (const svc of this.services.items.values()) {
-      const sns = svc.metadata?.namespace ?? 'default';
-      const name = svc.metadata?.name ?? '';
-      const cip = svc.spec?.clusterIP;
-      if (cip && cip !== 'None') {
-        entries.push({ ip: cip, names: serviceNames(name, sns, ns) });
-        continue;
-      }
-      const publish = Boolean(svc.spec?.publishNotReadyAddresses);
-      for (const sl of this.slicesOf(svc)) {
-        for (const ep of sl.endpoints ?? []) {
-          if (!publish && ep.conditions?.ready === false) continue;
-          for (const a of ep.addresses ?? []) {
-            const names = serviceNames(name, sns, ns);
-            if (ep.hostname) names.unshift(`${ep.hostname}.${name}.${sns}.svc.cluster.local`, `${ep.hostname}.${name}.${sns}.svc`, `${ep.hostname}.${name}`);
-            entries.push({ ip: a, names });
-          }
-        }
-      }
-    }
-    const sub = pod.spec?.subdomain;
-    return hostsFile(entries, { ip, hostname: pod.spec?.hostname ?? pod.metadata?.name ?? '', ...(sub ? { subdomainFqdn: `${sub}.${ns}.svc.cluster.local` } : {}) });
+    return podHosts(pod, ip, [...this.services.items.values()], [...this.slices.items.values()]);
   }
 
-  /** The API server's Service for in-cluster clients (the controller's pod). */
   private serviceEnv(): Record<string, string> {
-    const k = this.services.items.get('default/kubernetes');
-    const ip = k?.spec?.clusterIP;
-    const port = k?.spec?.ports?.find((p) => p.name === 'https')?.port ?? k?.spec?.ports?.[0]?.port;
-    if (!ip || !port) return {};
-    return { KUBERNETES_SERVICE_HOST: ip, KUBERNETES_SERVICE_PORT: String(port), KUBERNETES_SERVICE_PORT_HTTPS: String(port), KUBERNETES_PORT: `tcp://${ip}:${port}` };
+    return kubernetesServiceEnv(this.services.items.get('default/kubernetes'));
   }
 
   private proxyServices(): ProxyService[] {
-    const out: ProxyService[] = [];
-    for (const svc of this.services.items.values()) {
-      const cip = svc.spec?.clusterIP;
-      if (!cip || cip === 'None' || !/^\d+\.\d+\.\d+\.\d+$/.test(cip)) continue;
-      const slices = this.slicesOf(svc);
-      const ports = (svc.spec?.ports ?? [])
-        .filter((p) => (p.protocol ?? 'TCP') === 'TCP')
-        .map((p) => {
-          const endpoints: { ip: string; port: number }[] = [];
-          for (const sl of slices) {
-            const sp = (sl.ports ?? []).find((x) => (x.name ?? '') === (p.name ?? ''));
-            const target = sp?.port ?? (typeof p.targetPort === 'number' ? p.targetPort : p.port);
-            for (const ep of sl.endpoints ?? []) {
-              if (ep.conditions?.ready === false) continue;
-              for (const a of ep.addresses ?? []) endpoints.push({ ip: a, port: target });
-            }
-          }
-          return { port: p.port, protocol: 'TCP' as const, endpoints };
-        });
-      out.push({ clusterIP: cip, ports });
-    }
-    return out;
+    return proxyServices([...this.services.items.values()], [...this.slices.items.values()]);
   }
 }
 
