@@ -5,7 +5,7 @@
  * PersistentVolume's hostPath: the local cluster's volumes are hostPath) and hostPath. Files are written once,
  * when the pod starts; later ConfigMap/Secret changes are not propagated (docs/local-node.md).
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, lchownSync, lstatSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { V1ConfigMap, V1KeyToPath, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod, V1Secret, V1Volume } from '@kubernetes/client-node';
 import { ConfigError, fieldValue, resourceValue, type HostVolume } from './translate.ts';
@@ -134,9 +134,39 @@ export async function materializeVolume(pod: V1Pod, v: V1Volume, podDir: string,
   throw new ConfigError(`volume "${v.name}" is of a type the local node does not support (it supports configMap, secret, downwardAPI, emptyDir, persistentVolumeClaim, hostPath, projected)`);
 }
 
-/** Materializes every volume of a pod. */
+/**
+ * The pod's fsGroup on a volume, as a kubelet's SetVolumeOwnership does it: every file and directory gets the
+ * group, files `| 0660` (read-only volumes `| 0440`), directories also setgid and group search. With
+ * fsGroupChangePolicy OnRootMismatch a root already of that group is left alone.
+ */
+export function applyFsGroup(dir: string, gid: number, readOnly: boolean, onRootMismatch = false): void {
+  const root = lstatSync(dir, { throwIfNoEntry: false });
+  if (!root || (onRootMismatch && root.gid === gid)) return;
+  const mask = readOnly ? 0o440 : 0o660;
+  const walk = (path: string) => {
+    const st = lstatSync(path);
+    if (st.isSymbolicLink()) return;
+    lchownSync(path, st.uid, gid);
+    if (st.isDirectory()) {
+      chmodSync(path, (st.mode & 0o7777) | mask | 0o2110);
+      for (const e of readdirSync(path)) walk(join(path, e));
+    } else {
+      chmodSync(path, (st.mode & 0o7777) | mask);
+    }
+  };
+  walk(dir);
+}
+
+/** Materializes every volume of a pod (and gives the pod's fsGroup its ephemeral volumes and claims). */
 export async function materializeVolumes(pod: V1Pod, podDir: string, api: ObjectReader, ips: { podIP: string; hostIP: string }, alloc: { cpu: number; memory: number }): Promise<Map<string, HostVolume>> {
   const out = new Map<string, HostVolume>();
-  for (const v of pod.spec?.volumes ?? []) out.set(v.name, await materializeVolume(pod, v, podDir, api, ips, alloc));
+  const fsGroup = pod.spec?.securityContext?.fsGroup;
+  const onRootMismatch = pod.spec?.securityContext?.fsGroupChangePolicy === 'OnRootMismatch';
+  for (const v of pod.spec?.volumes ?? []) {
+    const hv = await materializeVolume(pod, v, podDir, api, ips, alloc);
+    out.set(v.name, hv);
+    // hostPath volumes keep their ownership, as in Kubernetes.
+    if (fsGroup !== undefined && fsGroup !== null && hv.kind === 'bind' && hv.hostPath && !v.hostPath) applyFsGroup(hv.hostPath, fsGroup, hv.readOnly && !v.persistentVolumeClaim, onRootMismatch);
+  }
   return out;
 }
