@@ -65,6 +65,8 @@ interface PodState {
   running: Promise<void> | undefined;
   dirty: boolean;
   lastStatus?: string;
+  /** When this agent first saw the pod (ms), for the start log line. */
+  readonly seenAt: number;
   terminated?: boolean;
   torn?: boolean;
 }
@@ -196,7 +198,7 @@ export class Agent {
     if (!s) {
       const pod = [...this.pods.items.values()].find((p) => p.metadata?.uid === uid);
       if (!pod) return;
-      s = { uid, key: podKey(pod), pod, startTime: pod.status?.startTime ? new Date(pod.status.startTime) : new Date(), containers: new Map(), running: undefined, dirty: false };
+      s = { uid, key: podKey(pod), pod, startTime: pod.status?.startTime ? new Date(pod.status.startTime) : new Date(), containers: new Map(), running: undefined, dirty: false, seenAt: Date.now() };
       for (const c of pod.spec?.containers ?? []) s.containers.set(c.name, { restartCount: this.lastRestartCount(uid, c.name), ready: false });
       this.states.set(uid, s);
     }
@@ -283,15 +285,18 @@ export class Agent {
     const podDir = join(this.o.stateDir, 'pods', s.uid);
     mkdirSync(podDir, { recursive: true });
     const sandboxP = hostNetwork ? Promise.resolve({ ip: '127.0.0.1' }) : this.network.createSandbox(s.uid);
-    const sandbox = await sandboxP;
+    // The volumes are made while the sandbox is (the veth and netns take most of a start); only a downward-API
+    // file of the pod's own IP has to wait for it.
+    const needsIP = JSON.stringify(pod.spec?.volumes ?? []).includes('status.podIP');
+    const volumesOf = (podIP: string) =>
+      materializeVolumes(pod, podDir, api, { podIP, hostIP: '127.0.0.1' }, this.allocatable).catch((e) => {
+        if (!(e instanceof ConfigError)) throw e;
+        for (const run of s.containers.values()) run.failed = { reason: e.reason, message: e.message };
+        return new Map<string, HostVolume>();
+      });
+    const [sandbox, volumes] = needsIP ? await sandboxP.then(async (sb) => [sb, await volumesOf(sb.ip)] as const) : await Promise.all([sandboxP, volumesOf('')]);
     s.sandbox = sandbox;
-    try {
-      s.volumes = await materializeVolumes(pod, podDir, api, { podIP: sandbox.ip, hostIP: '127.0.0.1' }, this.allocatable);
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      for (const run of s.containers.values()) run.failed = { reason: e.reason, message: e.message };
-      s.volumes = new Map();
-    }
+    s.volumes = volumes;
     s.hosts = join(podDir, 'hosts');
     writeFileSync(s.hosts, this.hostsFor(pod, sandbox.ip));
   }
@@ -358,8 +363,10 @@ export class Agent {
         nodeAllocatable: this.allocatable,
         serviceEnv: this.serviceEnv(),
       });
+      const t0 = Date.now();
       const rec = await this.runtime.start(spec);
       run.seen = rec.status.state;
+      this.o.log(`pod ${s.key} container ${c.name}: started ${rec.id} (runtime ${Date.now() - t0} ms; ${Date.now() - s.seenAt} ms after the pod reached this agent)`);
       if (rec.status.state === 'running') this.ensureProbes(s, c, run);
       // Already over: reconcile again for the restart decision (the poll sees no change from here).
       else s.dirty = true;
