@@ -48,6 +48,14 @@ describe('proxy table', () => {
   });
 });
 
+describe('the kubernetes Service', () => {
+  it('goes to the API server the agent uses when it has no endpoints (the local API server advertises loopback)', () => {
+    const t = proxyServices(services, slices, { ip: '127.0.0.1', port: 36917 });
+    expect(t[0]!.ports).toEqual([{ port: 443, protocol: 'TCP', endpoints: [{ ip: '127.0.0.1', port: 36917 }] }]);
+    expect(proxyServices(services, slices)[0]!.ports[0]!.endpoints).toEqual([]);
+  });
+});
+
 describe('KUBERNETES_SERVICE_*', () => {
   it('comes from the kubernetes Service, and is absent without one', () => {
     expect(kubernetesServiceEnv(services[0])).toEqual({ KUBERNETES_SERVICE_HOST: '10.192.0.1', KUBERNETES_SERVICE_PORT: '443', KUBERNETES_SERVICE_PORT_HTTPS: '443', KUBERNETES_PORT: 'tcp://10.192.0.1:443' });

@@ -1,7 +1,7 @@
 /** Pod → ContainerSpec translation: env (valueFrom, envFrom, expansion order), mounts, user, limits, errors. */
 import type { V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, containerSpec, type TranslateInput } from '../src/agent/translate.ts';
+import { ConfigError, containerSpec, resolvConf, type TranslateInput } from '../src/agent/translate.ts';
 import { parseQuantity, cpuMillis } from '../src/agent/quantity.ts';
 
 function pod(over: Partial<V1Pod['spec']> = {}, container: Record<string, unknown> = {}): V1Pod {
@@ -85,6 +85,17 @@ describe('containerSpec', () => {
   it('reports the node\'s allocatable for resourceFieldRef of an unset limit', () => {
     const q = pod({}, { env: [{ name: 'CPU', valueFrom: { resourceFieldRef: { resource: 'limits.cpu' } } }] });
     expect(containerSpec(input(q)).env.CPU).toBe('2');
+  });
+});
+
+describe('resolv.conf', () => {
+  it('fails DNS at once (no cluster DNS, no reachable resolver) with a cluster\'s search domains, and mounts it read-only', () => {
+    expect(resolvConf(pod())).toBe('# kiln local node: no cluster DNS; Services resolve through /etc/hosts.\nsearch ns1.svc.cluster.local svc.cluster.local cluster.local\nnameserver 127.0.0.1\noptions ndots:5 timeout:1 attempts:1\n');
+    const p = pod();
+    expect(containerSpec(input(p, { resolvFile: '/state/r' })).mounts.at(-1)).toEqual({ kind: 'bind', containerPath: '/etc/resolv.conf', hostPath: '/state/r', readOnly: true });
+  });
+  it('honours dnsPolicy None with dnsConfig', () => {
+    expect(resolvConf(pod({ dnsPolicy: 'None', dnsConfig: { nameservers: ['10.0.0.53'], searches: ['corp'], options: [{ name: 'ndots', value: '2' }] } }))).toBe('# kiln local node: no cluster DNS; Services resolve through /etc/hosts.\nsearch corp\nnameserver 10.0.0.53\noptions ndots:2\n');
   });
 });
 

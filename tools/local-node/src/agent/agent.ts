@@ -21,7 +21,7 @@ import { Prober } from './probes.ts';
 import { parseQuantity } from './quantity.ts';
 import { fallbackMessage, podStatus, restartDelayMs, shouldRestart, type ContainerView } from './status.ts';
 import { kubernetesServiceEnv, podHosts, proxyServices } from './services.ts';
-import { ConfigError, containerSpec, type EnvSources, type HostVolume } from './translate.ts';
+import { ConfigError, containerSpec, resolvConf, type EnvSources, type HostVolume } from './translate.ts';
 import { materializeVolumes, type ObjectReader } from './volumes.ts';
 
 export interface AgentOptions {
@@ -60,6 +60,7 @@ interface PodState {
   sandbox?: { ip: string; netns?: string };
   volumes?: Map<string, HostVolume>;
   hosts?: string;
+  resolv?: string;
   startTime: Date;
   readonly containers: Map<string, ContainerRun>;
   running: Promise<void> | undefined;
@@ -299,6 +300,10 @@ export class Agent {
     s.volumes = volumes;
     s.hosts = join(podDir, 'hosts');
     writeFileSync(s.hosts, this.hostsFor(pod, sandbox.ip));
+    if (!hostNetwork) {
+      s.resolv = join(podDir, 'resolv.conf');
+      writeFileSync(s.resolv, resolvConf(pod));
+    }
   }
 
   private reader(): ObjectReader & { sources(pod: V1Pod, c: V1Container): Promise<EnvSources> } {
@@ -357,6 +362,7 @@ export class Agent {
         volumes: s.volumes ?? new Map(),
         sources,
         ...(s.hosts ? { hostsFile: s.hosts } : {}),
+        ...(s.resolv ? { resolvFile: s.resolv } : {}),
         podIP: s.sandbox!.ip,
         hostIP: '127.0.0.1',
         ...(s.sandbox!.netns ? { netns: s.sandbox!.netns } : {}),
@@ -519,7 +525,8 @@ export class Agent {
   }
 
   private proxyServices(): ProxyService[] {
-    return proxyServices([...this.services.items.values()], [...this.slices.items.values()]);
+    const server = new URL(this.o.kc.getCurrentCluster()?.server ?? 'https://127.0.0.1:443');
+    return proxyServices([...this.services.items.values()], [...this.slices.items.values()], { ip: server.hostname, port: Number(server.port || 443) });
   }
 }
 

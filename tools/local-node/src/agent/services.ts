@@ -45,8 +45,12 @@ export function podHosts(pod: V1Pod, ip: string, services: readonly V1Service[],
   return hostsFile(entries, { ip, hostname: host, ...(sub ? { subdomainFqdn: `${sub}.${ns}.svc.cluster.local` } : {}) });
 }
 
-/** The Service proxy's table: every IPv4 ClusterIP Service's TCP ports with their ready endpoints. */
-export function proxyServices(services: readonly V1Service[], slices: readonly V1EndpointSlice[]): ProxyService[] {
+/**
+ * The Service proxy's table: every IPv4 ClusterIP Service's TCP ports with their ready endpoints. `apiServer`:
+ * the endpoint of `default/kubernetes` when it has none — the local API server advertises 127.0.0.1, which
+ * Endpoints and EndpointSlices refuse (loopback), so that Service never gets any; the proxy on the host can reach it.
+ */
+export function proxyServices(services: readonly V1Service[], slices: readonly V1EndpointSlice[], apiServer?: { ip: string; port: number }): ProxyService[] {
   const out: ProxyService[] = [];
   for (const svc of services) {
     const cip = svc.spec?.clusterIP;
@@ -65,6 +69,7 @@ export function proxyServices(services: readonly V1Service[], slices: readonly V
             for (const a of ep.addresses ?? []) endpoints.push({ ip: a, port: target });
           }
         }
+        if (!endpoints.length && apiServer && svc.metadata?.namespace === 'default' && svc.metadata?.name === 'kubernetes') endpoints.push({ ...apiServer });
         return { port: p.port, protocol: 'TCP' as const, endpoints };
       });
     out.push({ clusterIP: cip, ports });

@@ -33,6 +33,8 @@ export interface TranslateInput {
   readonly sources: EnvSources;
   /** The pod's /etc/hosts on the host (bind-mounted over /etc/hosts). */
   readonly hostsFile?: string;
+  /** The pod's /etc/resolv.conf on the host (bind-mounted over /etc/resolv.conf); absent: the host's. */
+  readonly resolvFile?: string;
   readonly podIP: string;
   readonly hostIP: string;
   /** Path of the pod's network namespace; absent for hostNetwork pods. */
@@ -164,7 +166,29 @@ export function containerMounts(input: TranslateInput): Mount[] {
     }
   }
   if (input.hostsFile && !mounts.some((m) => m.containerPath === '/etc/hosts')) mounts.push({ kind: 'bind', containerPath: '/etc/hosts', hostPath: input.hostsFile, readOnly: false });
+  if (input.resolvFile && !mounts.some((m) => m.containerPath === '/etc/resolv.conf')) mounts.push({ kind: 'bind', containerPath: '/etc/resolv.conf', hostPath: input.resolvFile, readOnly: true });
   return mounts;
+}
+
+/**
+ * A pod's /etc/resolv.conf. There is no cluster DNS and a pod's network namespace cannot reach the host's
+ * resolver (no NAT here), so names come from /etc/hosts and the resolver fails at once (127.0.0.1, one attempt)
+ * instead of waiting out a timeout; search domains as a cluster's. dnsConfig's nameservers, searches and options
+ * are honoured.
+ */
+export function resolvConf(pod: V1Pod): string {
+  const ns = pod.metadata?.namespace ?? 'default';
+  const cfg = pod.spec?.dnsConfig;
+  const none = pod.spec?.dnsPolicy === 'None';
+  const nameservers = [...(cfg?.nameservers ?? []), ...(none ? [] : ['127.0.0.1'])];
+  const searches = [...(none ? [] : [`${ns}.svc.cluster.local`, 'svc.cluster.local', 'cluster.local']), ...(cfg?.searches ?? [])];
+  const options = [...(none ? [] : ['ndots:5', 'timeout:1', 'attempts:1']), ...(cfg?.options ?? []).map((o) => (o.value !== undefined ? `${o.name}:${o.value}` : o.name))];
+  return [
+    '# kiln local node: no cluster DNS; Services resolve through /etc/hosts.',
+    ...(searches.length ? [`search ${searches.join(' ')}`] : []),
+    ...nameservers.slice(0, 3).map((n) => `nameserver ${n}`),
+    ...(options.length ? [`options ${options.join(' ')}`] : []),
+  ].join('\n') + '\n';
 }
 
 /** One container of a pod as the Runtime runs it. */
