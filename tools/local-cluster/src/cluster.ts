@@ -50,6 +50,13 @@ export async function up(opts: ClusterOptions, log: BuildProgress, toolchain?: T
     const upgraded: State = { ...state, ports: { ...state.ports, localNode: state.ports.localNode ?? (await freePort()) }, network };
     state = upgraded;
     writeFileSync(p.state, JSON.stringify(state, null, 2));
+    makeNodeCertificates(p.pki);
+    // Their flags changed (the kubelet client certificate for logs, the lost-node timings): restart them.
+    const stale = (['kube-apiserver', 'kube-controller-manager'] as const).flatMap((c) => {
+      const pid = runningPid(p, c);
+      return pid ? [{ c, pid }] : [];
+    });
+    if (stale.length) await stopAll(stale, log);
   }
   makeNodeCertificates(p.pki);
   writeKubeconfig(p, state.ports.apiserver);
