@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeConfig, KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import { createIfAbsent, readObject, readPodLog, requestRaw } from '@kiln/cluster';
+import { PodNetwork } from '@kiln/local-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alive, clusterKubeConfig, DEFAULTS, down, paths, readState, runningPid, up } from '../src/index.ts';
 
@@ -111,6 +112,18 @@ describe('the local node', () => {
     expect(await readPodLog(kc, NS, pod.metadata!.name!, { tailLines: 1 })).toBe(`rank 7 on ${pod.metadata!.name}\n`);
   }, 120_000);
 
+  it('makes a missing subPath in its volume, and gives a finished pod\'s IP back', async () => {
+    await createIfAbsent(kc, podOf('subpath', 'echo hi > /out/file', {}, { volumeMounts: [{ name: 'shared', mountPath: '/out', subPath: 'deep/er' }] }));
+    const t = await until('the subpath pod to end', () => terminated('subpath'));
+    expect(t).toMatchObject({ exitCode: 0 });
+    expect(readFileSync(join(shared, 'deep', 'er', 'file'), 'utf8')).toBe('hi\n');
+    const p = await getPod('subpath');
+    const net = readState(paths(root))!.network!;
+    const network = new PodNetwork({ name: net.name, podCidr: net.podCidr, stateDir: join(paths(root).node, 'network') });
+    await until('the sandbox to be released', async () => (network.sandboxes().some((sb) => sb.podUid === p!.metadata!.uid) ? undefined : true));
+    expect(p!.status?.podIP).toMatch(/^10\./);
+  }, 60_000);
+
   it('reports OOMKilled for a pod over its memory limit', async () => {
     await createIfAbsent(kc, podOf('oom', 'exit 1', {}, { image: 'kiln/trainer:0.1.0', command: ['python3', '-c', 'x = bytearray(400 * 1024 * 1024); print(len(x))'], resources: { limits: { memory: '64Mi' } } }));
     const t = await until('the oom pod to end', () => terminated('oom'));
@@ -123,6 +136,11 @@ describe('the local node', () => {
     const p = await until('the busybox pod to fail', async () => ((await getPod('busybox'))?.status?.phase === 'Failed' ? getPod('busybox') : undefined));
     expect(p!.status).toMatchObject({ reason: 'ErrImagePull' });
     expect(p!.status?.message).toMatch(/cannot run image "busybox:1\.36".*kiln\/trainer/);
+    // Under a policy that restarts (a Deployment's pod), it waits and retries, as a kubelet's image pull back-off.
+    await createIfAbsent(kc, podOf('busybox-always', 'true', { restartPolicy: 'Always' }, { image: 'busybox:1.36' }));
+    const w = await until('the busybox-always pod to back off', async () => (await getPod('busybox-always'))?.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'ImagePullBackOff' ? getPod('busybox-always') : undefined);
+    expect(w!.status?.phase).toBe('Pending');
+    expect(w!.status?.containerStatuses?.[0]?.state?.waiting?.message).toMatch(/cannot run image/);
   }, 60_000);
 
   it('sends SIGTERM on deletion and the pod goes away', async () => {

@@ -9,11 +9,11 @@
  * reconcile reads the cached pod and the Runtime's records and does what is missing. One reconcile per pod at a
  * time; a change during one runs it again after.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync, openSync, readSync, fstatSync, closeSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeConfig, V1ConfigMap, V1Container, V1EndpointSlice, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod, V1Secret, V1Service } from '@kubernetes/client-node';
 import { PodNetwork, ServiceProxy, type ProxyService } from '../network/index.ts';
-import { containerId, Runtime, type ContainerRecord } from '../runtime/index.ts';
+import { containerId, Runtime, type ContainerRecord, type Mount } from '../runtime/index.ts';
 import { ImageError, Images } from './images.ts';
 import { ApiError, call, MERGE_PATCH, Reflector } from './kube.ts';
 import { heartbeat, LEASE_RENEW_SECONDS, machine, registerNode, renewLease, type Machine, type NodeInfo, type Reserve } from './node.ts';
@@ -46,6 +46,8 @@ interface ContainerRun {
   backoffUntil?: number;
   backoffTimer?: NodeJS.Timeout;
   failed?: { reason: string; message: string };
+  /** A start that failed (image, config, runtime) under a policy that retries: waiting until `until`. */
+  startError?: { reason: string; message: string; until: number; attempts: number };
   ready: boolean;
   readiness?: Prober;
   liveness?: Prober;
@@ -70,6 +72,10 @@ interface PodState {
   readonly seenAt: number;
   terminated?: boolean;
   torn?: boolean;
+  /** The sandbox of a finished pod is given back (its IP is free again); the status keeps the pod IP. */
+  released?: boolean;
+  /** Why the pod's volumes could not be made, while it retries (restartPolicy Always/OnFailure). */
+  volumeError?: { reason: string; message: string };
 }
 
 const errText = (e: unknown) => (e as Error)?.message ?? String(e);
@@ -240,16 +246,19 @@ export class Agent {
     if (s.terminated) return;
     const phase = pod.status?.phase;
     if ((phase === 'Succeeded' || phase === 'Failed') && s.lastStatus === undefined && this.allExited(s)) {
-      // Finished before an agent restart: nothing to run, nothing to change.
-      return;
+      // Finished before an agent restart: nothing to run, nothing to change but a sandbox left behind.
+      return this.releaseSandbox(s);
     }
+    if (s.released) return;
     await this.ensureSandbox(s, pod);
+    if (!s.volumes) return this.writeStatus(s, pod).then(() => undefined);
     const policy = pod.spec?.restartPolicy ?? 'Always';
     for (const c of pod.spec?.containers ?? []) {
       const run = s.containers.get(c.name)!;
       if (run.failed) continue;
       const rec = this.runtime.get(containerId(s.uid, c.name, run.restartCount));
       if (!rec) {
+        if (run.startError && Date.now() < run.startError.until) continue;
         if (!this.runtime.list().some((r) => r.id === containerId(s.uid, c.name, run.restartCount))) await this.startContainer(s, pod, c, run);
         continue;
       }
@@ -272,7 +281,26 @@ export class Agent {
         await this.startContainer(s, pod, c, run);
       }
     }
-    await this.writeStatus(s, pod);
+    const final = await this.writeStatus(s, pod);
+    if (final === 'Succeeded' || final === 'Failed') await this.releaseSandbox(s);
+  }
+
+  /** A finished pod's network namespace and IP go back (as a kubelet kills a terminated pod's sandbox). */
+  private async releaseSandbox(s: PodState): Promise<void> {
+    s.released = true;
+    if (this.network.sandboxes().some((sb) => sb.podUid === s.uid)) await this.network.removeSandbox(s.uid);
+  }
+
+  /** A failure to start under a restartPolicy that retries: wait (10 s, 20 s, …) and try again; under Never, fail the pod. */
+  private startFailed(s: PodState, pod: V1Pod, run: ContainerRun, reason: string, message: string): void {
+    if ((pod.spec?.restartPolicy ?? 'Always') === 'Never') {
+      run.failed = { reason, message };
+      return;
+    }
+    const attempts = (run.startError?.attempts ?? 0) + 1;
+    const delay = restartDelayMs(attempts - 1);
+    run.startError = { reason: reason === 'ErrImagePull' ? 'ImagePullBackOff' : reason, message, until: Date.now() + delay, attempts };
+    setTimeout(() => this.enqueue(s.uid), delay).unref();
   }
 
   private allExited(s: PodState): boolean {
@@ -290,14 +318,26 @@ export class Agent {
     // file of the pod's own IP has to wait for it.
     const needsIP = JSON.stringify(pod.spec?.volumes ?? []).includes('status.podIP');
     const volumesOf = (podIP: string) =>
-      materializeVolumes(pod, podDir, api, { podIP, hostIP: '127.0.0.1' }, this.allocatable).catch((e) => {
-        if (!(e instanceof ConfigError)) throw e;
-        for (const run of s.containers.values()) run.failed = { reason: e.reason, message: e.message };
-        return new Map<string, HostVolume>();
-      });
+      materializeVolumes(pod, podDir, api, { podIP, hostIP: '127.0.0.1' }, this.allocatable).then(
+        (v) => {
+          s.volumeError = undefined;
+          return v as Map<string, HostVolume> | undefined;
+        },
+        (e) => {
+          if (!(e instanceof ConfigError)) throw e;
+          if ((pod.spec?.restartPolicy ?? 'Always') === 'Never') {
+            for (const run of s.containers.values()) run.failed = { reason: e.reason, message: e.message };
+            return new Map<string, HostVolume>();
+          }
+          // A ConfigMap or claim that may come: try again in 10 s, the pod waiting meanwhile.
+          s.volumeError = { reason: e.reason, message: e.message };
+          setTimeout(() => this.enqueue(s.uid), 10_000).unref();
+          return undefined;
+        },
+      );
     const [sandbox, volumes] = needsIP ? await sandboxP.then(async (sb) => [sb, await volumesOf(sb.ip)] as const) : await Promise.all([sandboxP, volumesOf('')]);
     s.sandbox = sandbox;
-    s.volumes = volumes;
+    if (volumes) s.volumes = volumes;
     s.hosts = join(podDir, 'hosts');
     writeFileSync(s.hosts, this.hostsFor(pod, sandbox.ip));
     if (!hostNetwork) {
@@ -370,16 +410,18 @@ export class Agent {
         serviceEnv: this.serviceEnv(),
       });
       const t0 = Date.now();
+      makeSubPaths(spec.mounts, pod, c, s.volumes ?? new Map());
       const rec = await this.runtime.start(spec);
       run.seen = rec.status.state;
+      run.startError = undefined;
       this.o.log(`pod ${s.key} container ${c.name}: started ${rec.id} (runtime ${Date.now() - t0} ms; ${Date.now() - s.seenAt} ms after the pod reached this agent)`);
       if (rec.status.state === 'running') this.ensureProbes(s, c, run);
       // Already over: reconcile again for the restart decision (the poll sees no change from here).
       else s.dirty = true;
     } catch (e) {
-      const reason = e instanceof ImageError ? e.reason : e instanceof ConfigError ? e.reason : 'StartError';
+      const reason = e instanceof ImageError ? e.reason : e instanceof ConfigError ? e.reason : 'RunContainerError';
       this.o.log(`pod ${s.key} container ${c.name}: ${reason}: ${errText(e)}`);
-      run.failed = { reason, message: errText(e) };
+      this.startFailed(s, pod, run, reason, errText(e));
     }
   }
 
@@ -418,7 +460,13 @@ export class Agent {
       if (record?.status.state === 'exited' && !record.status.message && record.status.exitCode !== 0 && c.terminationMessagePolicy === 'FallbackToLogsOnError') {
         message = fallbackMessage(tailOf(this.runtime.logFile(record.id), 8192));
       }
-      const waiting = run.backoffUntil !== undefined ? { reason: 'CrashLoopBackOff', message: `back-off ${Math.round(restartDelayMs(run.restartCount) / 1000)}s restarting failed container=${c.name} pod=${pod.metadata?.name}` } : undefined;
+      const waiting = run.backoffUntil !== undefined
+        ? { reason: 'CrashLoopBackOff', message: `back-off ${Math.round(restartDelayMs(run.restartCount) / 1000)}s restarting failed container=${c.name} pod=${pod.metadata?.name}` }
+        : run.startError && !record
+          ? { reason: run.startError.reason, message: run.startError.message }
+          : s.volumeError && !record
+            ? s.volumeError
+            : undefined;
       return {
         name: c.name,
         image: c.image ?? '',
@@ -433,17 +481,18 @@ export class Agent {
     });
   }
 
-  private async writeStatus(s: PodState, pod: V1Pod, force?: 'terminal'): Promise<void> {
+  private async writeStatus(s: PodState, pod: V1Pod, force?: 'terminal'): Promise<string | undefined> {
     const status = podStatus({ pod, containers: this.views(s, pod), ...(s.sandbox ? { podIP: s.sandbox.ip } : {}), hostIP: '127.0.0.1', startTime: s.startTime, now: new Date() });
     if (force === 'terminal' && status.phase !== 'Succeeded' && status.phase !== 'Failed') {
       const ok = (status.containerStatuses ?? []).every((c) => c.state?.terminated?.exitCode === 0);
       status.phase = ok ? 'Succeeded' : 'Failed';
     }
     const text = JSON.stringify({ ...status, conditions: status.conditions?.map(({ lastTransitionTime: _t, ...c }) => c) });
-    if (text === s.lastStatus) return;
+    if (text === s.lastStatus) return status.phase;
     const ns = pod.metadata?.namespace ?? 'default';
     await call(this.o.kc, 'PATCH', `/api/v1/namespaces/${ns}/pods/${pod.metadata?.name}/status`, { metadata: { uid: s.uid }, status }, { contentType: MERGE_PATCH });
     s.lastStatus = text;
+    return status.phase;
   }
 
   /** A pod marked for deletion: stop its containers within its grace period, post the final status, confirm the delete. */
@@ -504,7 +553,7 @@ export class Agent {
     this.hostsTimer ??= setTimeout(() => {
       this.hostsTimer = undefined;
       for (const s of this.states.values()) {
-        if (!s.hosts || !s.sandbox || s.torn) continue;
+        if (!s.hosts || !s.sandbox || s.torn || s.released) continue;
         try {
           // In place (same inode): the file is bind-mounted into the pod's containers.
           writeFileSync(s.hosts, this.hostsFor(s.pod, s.sandbox.ip));
@@ -527,6 +576,25 @@ export class Agent {
   private proxyServices(): ProxyService[] {
     const server = new URL(this.o.kc.getCurrentCluster()?.server ?? 'https://127.0.0.1:443');
     return proxyServices([...this.services.items.values()], [...this.slices.items.values()], { ip: server.hostname, port: Number(server.port || 443) });
+  }
+}
+
+/**
+ * A volumeMount's subPath that does not exist in its volume is made as a directory, as a kubelet does (the
+ * gateway's feedback folder under the artifacts claim); a subPath may not leave its volume.
+ */
+function makeSubPaths(mounts: readonly Mount[], pod: V1Pod, c: V1Container, volumes: ReadonlyMap<string, HostVolume>): void {
+  for (const m of c.volumeMounts ?? []) {
+    if (!m.subPath) continue;
+    const v = volumes.get(m.name);
+    if (!v?.hostPath || v.kind !== 'bind') continue;
+    const target = mounts.find((x) => x.containerPath === m.mountPath)?.hostPath;
+    if (target && !existsSync(target)) {
+      mkdirSync(target, { recursive: true });
+      const g = pod.spec?.securityContext?.fsGroup;
+      if (g !== undefined && g !== null) chownSync(target, 0, g);
+      chmodSync(target, 0o2775);
+    }
   }
 }
 
