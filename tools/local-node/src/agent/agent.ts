@@ -434,10 +434,16 @@ export class Agent {
     if (!c.readinessProbe) {
       run.ready = true;
     } else if (!run.readiness) {
-      run.readiness = new Prober(c.readinessProbe, c, target, (ok) => {
-        run.ready = ok;
-        this.enqueue(s.uid);
-      });
+      run.readiness = new Prober(
+        c.readinessProbe,
+        c,
+        target,
+        (ok) => {
+          run.ready = ok;
+          this.enqueue(s.uid);
+        },
+        { fastUntilReady: true },
+      );
       run.readiness.start();
     }
     if (c.livenessProbe && !run.liveness) {

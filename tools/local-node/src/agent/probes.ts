@@ -59,18 +59,26 @@ export class Prober {
   private successes = 0;
   private failures = 0;
   private state: boolean | undefined;
+  private lastCounted: number | undefined;
   private stopped = false;
 
   private readonly probe: V1Probe;
   private readonly container: V1Container;
   private readonly target: () => { ip: string; pid?: number; env: Record<string, string> } | undefined;
   private readonly onResult: (ok: boolean) => void;
+  private readonly fastUntilReady: boolean;
 
-  constructor(probe: V1Probe, container: V1Container, target: () => { ip: string; pid?: number; env: Record<string, string> } | undefined, onResult: (ok: boolean) => void) {
+  /**
+   * `fastUntilReady` (readiness): probe every second until the first success, so a starting server turns Ready
+   * promptly; failures then count only at periodSeconds. A liveness probe keeps its period throughout, so its
+   * failureThreshold × periodSeconds is the time a slow start gets (Triton loading a model).
+   */
+  constructor(probe: V1Probe, container: V1Container, target: () => { ip: string; pid?: number; env: Record<string, string> } | undefined, onResult: (ok: boolean) => void, opts: { fastUntilReady?: boolean } = {}) {
     this.probe = probe;
     this.container = container;
     this.target = target;
     this.onResult = onResult;
+    this.fastUntilReady = opts.fastUntilReady ?? false;
   }
 
   start(): void {
@@ -93,6 +101,14 @@ export class Prober {
     if (!t) return this.schedule(1000);
     const ok = await probeOnce(this.probe, this.container, t).catch(() => false);
     if (this.stopped) return;
+    const period = (this.probe.periodSeconds ?? 10) * 1000;
+    if (!ok && this.fastUntilReady && this.state === undefined) {
+      // Not up yet: a fast retry that counts as a failure only once per period.
+      const now = Date.now();
+      this.lastCounted ??= now;
+      if (now - this.lastCounted < period) return this.schedule(Math.min(1000, period));
+      this.lastCounted = now;
+    }
     if (ok) {
       this.successes++;
       this.failures = 0;
@@ -107,7 +123,6 @@ export class Prober {
       this.state = next;
       this.onResult(next);
     }
-    // Until the first verdict probe each second, so a starting server turns Ready promptly.
-    this.schedule(this.state === undefined && !ok ? Math.min(1000, (this.probe.periodSeconds ?? 10) * 1000) : (this.probe.periodSeconds ?? 10) * 1000);
+    this.schedule(this.fastUntilReady && this.state === undefined && !ok ? Math.min(1000, period) : period);
   }
 }
