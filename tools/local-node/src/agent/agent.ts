@@ -187,7 +187,7 @@ export class Agent {
 
   private poll(): void {
     for (const s of this.states.values()) {
-      if (s.terminated) continue;
+      if (s.terminated || s.released) continue;
       for (const [name, c] of s.containers) {
         const r = this.runtime.get(containerId(s.uid, name, c.restartCount));
         const seen = r ? r.status.state : 'none';
