@@ -74,6 +74,9 @@ interface PodState {
   torn?: boolean;
   /** The sandbox of a finished pod is given back (its IP is free again); the status keeps the pod IP. */
   released?: boolean;
+  /** Reconciles that threw in a row, and the last error (logged once). */
+  failures?: number;
+  lastError?: string;
   /** Why the pod's volumes could not be made, while it retries (restartPolicy Always/OnFailure). */
   volumeError?: { reason: string; message: string };
 }
@@ -219,10 +222,14 @@ export class Agent {
         st.dirty = false;
         try {
           await this.reconcile(st);
+          st.failures = 0;
         } catch (e) {
-          this.o.log(`pod ${st.key}: ${errText(e)}`);
-          // Retry later: the API may be briefly away.
-          setTimeout(() => this.enqueue(st.uid), 2000).unref();
+          // Retry later (the API may be briefly away), backing off to 30 s; the same error is logged once.
+          const msg = errText(e);
+          if (msg !== st.lastError) this.o.log(`pod ${st.key}: ${msg}`);
+          st.lastError = msg;
+          st.failures = (st.failures ?? 0) + 1;
+          setTimeout(() => this.enqueue(st.uid), Math.min(30_000, 1000 * 2 ** st.failures)).unref();
         }
       } while (st.dirty && !this.stopped);
       st.running = undefined;
