@@ -8,8 +8,10 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeStages } from './kwok.ts';
 import { ensureNodes, ensureVolumes, nodeNames, nodesReady } from './nodes.ts';
-import { COMPONENTS, paths, readState, type ClusterOptions, type Component } from './paths.ts';
-import { makeCertificates, writeKubeconfig } from './pki.ts';
+import { localNodeReady, ensureLocalNodeAccess } from './local-node.ts';
+import { chooseNetwork, kubernetesServiceIP } from './network.ts';
+import { COMPONENTS, paths, readState, type ClusterOptions, type Component, type State } from './paths.ts';
+import { makeCertificates, makeNodeCertificates, writeKubeconfig, writeNodeKubeconfig } from './pki.ts';
 import { freePort, healthz, logTail, runningPid, start, stopAll, waitFor } from './processes.ts';
 import { ensurePulumi, pulumiEnv } from './pulumi.ts';
 import { ensureToolchain, type BuildProgress, type Toolchain } from './toolchain.ts';
@@ -35,12 +37,23 @@ export async function up(opts: ClusterOptions, log: BuildProgress, toolchain?: T
       log(`this cluster was created with ${JSON.stringify(state.options)}; keeping that (run \`kiln cluster down\` first to change nodes or job duration)`);
     }
   } else {
-    if (!existsSync(join(p.pki, 'admin.crt'))) makeCertificates(p.pki);
-    const [etcdClient, etcdPeer, apiserver, controllerManager, scheduler] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
-    state = { ports: { etcdClient: etcdClient!, etcdPeer: etcdPeer!, apiserver: apiserver!, controllerManager: controllerManager!, scheduler: scheduler! }, toolchain: tc.dir, options };
+    const network = chooseNetwork(p.cluster);
+    if (!existsSync(join(p.pki, 'admin.crt'))) makeCertificates(p.pki, kubernetesServiceIP(network.serviceCidr));
+    const [etcdClient, etcdPeer, apiserver, controllerManager, scheduler, localNode] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
+    state = { ports: { etcdClient: etcdClient!, etcdPeer: etcdPeer!, apiserver: apiserver!, controllerManager: controllerManager!, scheduler: scheduler!, localNode: localNode! }, toolchain: tc.dir, options, network };
     writeFileSync(p.state, JSON.stringify(state, null, 2));
   }
+  if (!state.network || !state.ports.localNode) {
+    // A cluster from before the local node: its API server serves 10.0.0.0/24 (kept: its Services have those IPs).
+    log('this cluster predates the local node: adding it (for a Service CIDR of its own, run `kiln cluster down` and `up` again)');
+    const network = { ...chooseNetwork(p.cluster), serviceCidr: '10.0.0.0/24' };
+    const upgraded: State = { ...state, ports: { ...state.ports, localNode: state.ports.localNode ?? (await freePort()) }, network };
+    state = upgraded;
+    writeFileSync(p.state, JSON.stringify(state, null, 2));
+  }
+  makeNodeCertificates(p.pki);
   writeKubeconfig(p, state.ports.apiserver);
+  writeNodeKubeconfig(p, state.ports.apiserver);
   writeStages(p, tc, state.options.jobDurationMs);
   // The client loads here, not at import: `kiln cluster down` and `kiln toolchain` never need it.
   const { apiReady, kubeConfigFrom, readObject } = await import('@kiln/cluster');
@@ -72,6 +85,11 @@ export async function up(opts: ClusterOptions, log: BuildProgress, toolchain?: T
         await ensureNodes(kc, state.options);
         await ensureVolumes(kc, p);
         await waitFor('the simulated nodes to be Ready', p, c, () => nodesReady(kc, nodeNames(state.options)));
+        // What the agent reads beyond the Node authorizer's grant (EndpointSlices), before it starts.
+        await ensureLocalNodeAccess(kc);
+        break;
+      case 'local-node':
+        await waitFor('the local node to be Ready', p, c, () => localNodeReady(kc));
         break;
     }
   }
@@ -116,6 +134,7 @@ export async function status(root: string): Promise<ClusterStatus> {
       else if (c === 'kube-apiserver') healthy = kc ? await cluster.apiReady(kc, 2000) : false;
       else if (c === 'kube-controller-manager') healthy = await healthz(state.ports.controllerManager);
       else if (c === 'kube-scheduler') healthy = await healthz(state.ports.scheduler);
+      else if (c === 'local-node') healthy = state.ports.localNode !== undefined && (await healthz(state.ports.localNode)) && kc !== undefined && (await localNodeReady(kc).catch(() => false));
       else healthy = true;
     }
     components.push({ component: c, pid, running: pid !== null, healthy, ...(pid ? {} : { logTail: logTail(p, c, 10) }) });
@@ -139,9 +158,20 @@ export async function down(root: string, log: BuildProgress): Promise<Component[
     const pid = runningPid(p, c);
     return pid ? [{ c, pid }] : [];
   });
+  // The agent first (its pods outlive it by design), then every pod process of the node and its network.
+  await stopAll(running.filter((x) => x.c === 'local-node'), log);
+  const state = readState(p);
+  if (state?.network && existsSync(p.node)) {
+    const { cleanupNode } = await import('@kiln/local-node');
+    const n = await cleanupNode({ stateDir: p.node, networkName: state.network.name, podCidr: state.network.podCidr }).catch((e: Error) => {
+      log(`stopping the local node's pods failed: ${e.message}`);
+      return 0;
+    });
+    if (n) log(`stopped the local node's ${n} container(s) and removed its network`);
+  }
   // Everything but etcd at once (each takes a second or two to shut down); etcd last, since the API server
   // blocks its own shutdown on it.
-  await stopAll(running.filter((x) => x.c !== 'etcd'), log);
+  await stopAll(running.filter((x) => x.c !== 'etcd' && x.c !== 'local-node'), log);
   await stopAll(running.filter((x) => x.c === 'etcd'), log);
   rmSync(p.cluster, { recursive: true, force: true });
   rmSync(join(p.home, 'pulumi'), { recursive: true, force: true });

@@ -17,13 +17,25 @@ export interface ClusterOptions {
 export const DEFAULTS: Omit<ClusterOptions, 'root'> = { gpuNodes: 4, gpusPerNode: 8, gpuType: 'h100-80gb', cpuNodes: 2, jobDurationMs: 2000 };
 
 /** Components in start order; `down` stops them in reverse. */
-export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
+export const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'local-node'] as const;
 export type Component = (typeof COMPONENTS)[number];
 
+/** The local node's network of one cluster: unique on this host, since several clusters run side by side. */
+export interface ClusterNetwork {
+  /** Short id of this cluster's bridge, netns and cgroups (6 hex). */
+  readonly name: string;
+  /** The local node's pod CIDR (a /24 in 10.208.0.0/12). */
+  readonly podCidr: string;
+  /** The API server's --service-cluster-ip-range (a /24 in 10.192.0.0/12); its first host is the `kubernetes` Service. */
+  readonly serviceCidr: string;
+}
+
 export interface State {
-  readonly ports: Record<'etcdClient' | 'etcdPeer' | 'apiserver' | 'controllerManager' | 'scheduler', number>;
+  readonly ports: Record<'etcdClient' | 'etcdPeer' | 'apiserver' | 'controllerManager' | 'scheduler', number> & { readonly localNode?: number };
   readonly toolchain: string;
   readonly options: Omit<ClusterOptions, 'root'>;
+  /** Absent in the state of a cluster made before the local node (its Service CIDR was 10.0.0.0/24). */
+  readonly network?: ClusterNetwork;
 }
 
 export interface Paths {
@@ -36,6 +48,10 @@ export interface Paths {
   readonly state: string;
   readonly pulumiState: string;
   readonly pulumiHome: string;
+  /** The local node's state: containers, sandboxes, volumes. */
+  readonly node: string;
+  /** The local node's kubeconfig (its own client certificate). */
+  readonly nodeKubeconfig: string;
 }
 
 export function paths(root: string): Paths {
@@ -51,6 +67,8 @@ export function paths(root: string): Paths {
     state: join(cluster, 'state.json'),
     pulumiState: join(home, 'pulumi', 'state'),
     pulumiHome: join(home, 'pulumi', 'home'),
+    node: join(cluster, 'node'),
+    nodeKubeconfig: join(cluster, 'node.kubeconfig'),
   };
 }
 

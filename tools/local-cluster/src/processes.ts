@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ClusterError, type Component, type Paths, type State } from './paths.ts';
 import { alive, type BuildProgress, type Toolchain } from './toolchain.ts';
 
@@ -29,9 +30,12 @@ export function runningPid(p: Paths, c: Component): number | undefined {
   if (!existsSync(f)) return undefined;
   const pid = Number(readFileSync(f, 'utf8'));
   if (!Number.isFinite(pid) || !alive(pid)) return undefined;
-  // A recycled pid belongs to someone else: only claim it if it runs the component's binary.
+  // A recycled pid belongs to someone else: only claim it if it runs the component's binary (the local node:
+  // Node running the agent's bin).
   try {
-    if (!readlinkSync(`/proc/${pid}/exe`).endsWith(`/${c}`)) return undefined;
+    if (c === 'local-node') {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => a.endsWith('/kiln-local-node.js'))) return undefined;
+    } else if (!readlinkSync(`/proc/${pid}/exe`).endsWith(`/${c}`)) return undefined;
   } catch {
     /* no /proc: trust the pid file */
   }
@@ -44,9 +48,18 @@ export function logTail(p: Paths, c: Component, lines = 20): string {
   return readFileSync(f, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
 }
 
+/** The agent's entry point (@kiln/local-node's bin), run by this Node. */
+const LOCAL_NODE_BIN = fileURLToPath(new URL('../../local-node/bin/kiln-local-node.js', import.meta.url));
+
+/** Seconds a lost node's pods stay bound (the API server's default tolerations of not-ready/unreachable); Kubernetes' 300 s would hold a lost pod for five minutes on a one-node machine. */
+export const LOST_NODE_TOLERATION_SECONDS = 15;
+/** How long the node controller waits for a heartbeat before it marks a node NotReady (Kubernetes: 40 s; the agent renews every 10 s). */
+export const NODE_MONITOR_GRACE = '20s';
+
 export function commandFor(c: Component, p: Paths, s: State, tc: Toolchain): string[] {
   const pki = (f: string) => join(p.pki, f);
   const kc = p.kubeconfig;
+  const serviceCidr = s.network?.serviceCidr ?? '10.0.0.0/24';
   switch (c) {
     case 'etcd':
       return [
@@ -61,13 +74,18 @@ export function commandFor(c: Component, p: Paths, s: State, tc: Toolchain): str
         `--secure-port=${s.ports.apiserver}`, `--tls-cert-file=${pki('apiserver.crt')}`, `--tls-private-key-file=${pki('apiserver.key')}`,
         `--client-ca-file=${pki('ca.crt')}`, '--authorization-mode=Node,RBAC', '--service-account-issuer=https://kubernetes.default.svc',
         `--service-account-key-file=${pki('sa.pub')}`, `--service-account-signing-key-file=${pki('sa.key')}`,
-        '--service-cluster-ip-range=10.0.0.0/24', '--allow-privileged=true', `--cert-dir=${p.pki}`, '--profiling=false', '--v=1',
+        `--service-cluster-ip-range=${serviceCidr}`, '--allow-privileged=true', `--cert-dir=${p.pki}`, '--profiling=false', '--v=1',
+        // The local node's kubelet API (logs): reached at its InternalIP, with a client certificate it trusts.
+        `--kubelet-client-certificate=${pki('apiserver-kubelet-client.crt')}`, `--kubelet-client-key=${pki('apiserver-kubelet-client.key')}`,
+        `--kubelet-certificate-authority=${pki('ca.crt')}`, '--kubelet-preferred-address-types=InternalIP,Hostname',
+        `--default-not-ready-toleration-seconds=${LOST_NODE_TOLERATION_SECONDS}`, `--default-unreachable-toleration-seconds=${LOST_NODE_TOLERATION_SECONDS}`,
       ];
     case 'kube-controller-manager':
       return [
         tc.bins['kube-controller-manager']!, `--kubeconfig=${kc}`, `--authentication-kubeconfig=${kc}`, `--authorization-kubeconfig=${kc}`,
         '--leader-elect=false', `--service-account-private-key-file=${pki('sa.key')}`, `--root-ca-file=${pki('ca.crt')}`,
-        '--use-service-account-credentials=true', '--service-cluster-ip-range=10.0.0.0/24', '--bind-address=127.0.0.1',
+        '--use-service-account-credentials=true', `--service-cluster-ip-range=${serviceCidr}`, '--bind-address=127.0.0.1',
+        `--node-monitor-grace-period=${NODE_MONITOR_GRACE}`,
         `--secure-port=${s.ports.controllerManager}`, '--profiling=false', '--v=1',
         // Client-side rate limits (20 QPS per controller by default) would pace the Job controller, not the
         // machine: a few hundred stage Jobs took minutes. kwokctl lifts them the same way.
@@ -85,6 +103,14 @@ export function commandFor(c: Component, p: Paths, s: State, tc: Toolchain): str
         '--manage-nodes-with-label-selector=', '--manage-single-node=', '--cidr=10.244.0.0/16', '--node-ip=10.0.0.1',
         '--node-lease-duration-seconds=40', `--config=${join(p.cluster, 'kwok-stages.yaml')}`,
       ];
+    case 'local-node': {
+      const net = s.network;
+      if (!net || !s.ports.localNode) throw new ClusterError('this cluster has no local node network in its state.json', 'run `kiln cluster up` again (it adds one)');
+      return [
+        process.execPath, LOCAL_NODE_BIN, `--kubeconfig=${p.nodeKubeconfig}`, `--state-dir=${p.node}`, `--pod-cidr=${net.podCidr}`,
+        `--network-name=${net.name}`, `--port=${s.ports.localNode}`, `--tls-cert=${pki('kubelet.crt')}`, `--tls-key=${pki('kubelet.key')}`, `--client-ca=${pki('ca.crt')}`,
+      ];
+    }
   }
 }
 
