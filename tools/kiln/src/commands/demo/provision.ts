@@ -18,6 +18,8 @@ import { UpReport } from '../../render/pulumi-events.ts';
 import { bold as boldIf } from '../../render/table.ts';
 
 const STACK = 'local';
+/** The local cluster's real execution node (tools/local-node). */
+const LOCAL_NODE = 'kiln-local-0';
 /** The checkout: stage pods on the local node run in it, so the spec's relative source paths resolve here. */
 const REPO = fileURLToPath(new URL('../../../../../', import.meta.url));
 /** The `python-stdlib` source of the local stack (configs/tiny.yaml): a link this demo makes. */
@@ -162,10 +164,13 @@ async function printWhatExists(root: string, o: { runId: string; namespace: stri
     const spec = r.spec as unknown as { runId: string; stages: { name: string }[] };
     io.out(`  ModelRun   ${(r.metadata as unknown as { name: string }).name}: stages ${spec.stages.map((s) => s.name).join(' → ')}`);
   }
+  // A Deployment whose pods kwok plays (no toleration of the local node's taint) is simulated: say so.
+  const pods = (await list('v1', 'Pod')) as unknown as { metadata: { ownerReferences?: { name: string }[] }; spec?: { nodeName?: string } }[];
+  const simulatedOwners = new Set(pods.filter((p) => p.spec?.nodeName && p.spec.nodeName !== LOCAL_NODE).flatMap((p) => (p.metadata.ownerReferences ?? []).map((o) => o.name.replace(/-[a-z0-9]+$/, ''))));
   for (const d of await list('apps/v1', 'Deployment')) {
     const meta = d.metadata as unknown as { name: string };
     const st = d.status as unknown as { readyReplicas?: number; replicas?: number };
-    io.out(`  Deployment ${meta.name}: ${st.readyReplicas ?? 0}/${st.replicas ?? 0} ready`);
+    io.out(`  Deployment ${meta.name}: ${st.readyReplicas ?? 0}/${st.replicas ?? 0} ready${simulatedOwners.has(meta.name) ? ' (simulated: its pods are on kwok nodes and run nothing)' : ''}`);
   }
   for (const c of await list('v1', 'PersistentVolumeClaim')) {
     io.out(`  Claim      ${(c.metadata as unknown as { name: string }).name}: ${(c.status as unknown as { phase: string }).phase}`);
