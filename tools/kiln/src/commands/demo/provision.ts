@@ -134,7 +134,7 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
   }
   if (run.status?.phase === 'Failed') {
     io.out(`\n${bold(`kiln status ${outputs.runId}`)}\n${runMod.statusText(run)}`);
-    io.err(`kiln demo: run ${outputs.runId} failed: ${run.status.message}\n  logs: npx kiln logs ${outputs.runId} --stage <stage>`);
+    io.err(`kiln demo: run ${outputs.runId} failed: ${run.status.message}\n  logs: npx kiln logs ${outputs.runId} <stage>`);
     return EXIT.invalid;
   }
   const served = await serveAndComplete(kc, plan, keyFile, io, bold);
