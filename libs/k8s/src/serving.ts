@@ -11,6 +11,9 @@ import { canaryName, canarySelector, evalModelSelector, LABELS, servingName, ser
 import { credentialEnv } from './stages.ts';
 import { podPath, storageEnv, storageVolumes } from './storage.ts';
 
+/** Seconds before the first liveness probe of a Triton pod. */
+export const TRITON_LIVENESS_DELAY_SECONDS = 60;
+
 export interface ServingObjects {
   readonly deployment: V1Deployment;
   readonly service: V1Service;
@@ -147,7 +150,11 @@ function tritonPod(plan: Plan, image: string, repository: string, gpu: GpuReques
         env: [...storageEnv(plan), ...credentialEnv(plan, credentials)],
         ports: Object.entries(TRITON_PORTS).map(([n, p]) => ({ name: n, containerPort: p })),
         readinessProbe: { httpGet: { path: '/v2/health/ready', port: TRITON_PORTS.http }, periodSeconds: 5, failureThreshold: 3 },
-        livenessProbe: { httpGet: { path: '/v2/health/live', port: TRITON_PORTS.http }, periodSeconds: 10, failureThreshold: 6 },
+        // Triton answers only once its models are loaded, which takes from seconds (a python model on a CPU) to
+        // minutes (a large engine): the startup probe gives it 10 minutes, and liveness waits a minute besides,
+        // for nodes that do not run startup probes.
+        startupProbe: { httpGet: { path: '/v2/health/live', port: TRITON_PORTS.http }, periodSeconds: 5, failureThreshold: 120 },
+        livenessProbe: { httpGet: { path: '/v2/health/live', port: TRITON_PORTS.http }, initialDelaySeconds: TRITON_LIVENESS_DELAY_SECONDS, periodSeconds: 10, failureThreshold: 6 },
         resources: { requests, limits },
         volumeMounts: storageVolumes(plan).map((v) => ({ name: v.name, mountPath: '/artifacts', readOnly: true })),
       },

@@ -4,7 +4,7 @@
  * the gateway from the model it trained, and `kiln status` of the run.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,8 @@ import { bold as boldIf } from '../../render/table.ts';
 const STACK = 'local';
 /** The local cluster's real execution node (tools/local-node). */
 const LOCAL_NODE = 'kiln-local-0';
+/** The gateway's user (libs/k8s gateway.ts GATEWAY_UID). */
+const GATEWAY_UID = 65532;
 /** The checkout: stage pods on the local node run in it, so the spec's relative source paths resolve here. */
 const REPO = fileURLToPath(new URL('../../../../../', import.meta.url));
 /** The `python-stdlib` source of the local stack (configs/tiny.yaml): a link this demo makes. */
@@ -65,9 +67,31 @@ async function ensureGatewayKeys(kc: KubeConfig, root: string, plan: Plan): Prom
   if (!existsSync(file)) writeFileSync(file, `kiln-demo-${randomBytes(16).toString('hex')}\n`, { mode: 0o600 });
   const key = readFileSync(file, 'utf8').trim();
   const made = await createIfAbsent(kc, { apiVersion: 'v1', kind: 'Secret', metadata: { name: ref.secret, namespace: plan.namespace }, stringData: { [ref.key]: `${key}\n` } } as never);
-  // A gateway pod that started before the Secret existed failed its volume: a new one mounts it.
-  if (made) await deletePods(kc, plan.namespace, (p) => p.metadata.labels?.[LABELS.gateway] !== undefined);
+  const folder = g?.feedback ? await ensureFeedbackFolder(kc, plan, g.feedback) : false;
+  // A gateway pod that started before the Secret (or its feedback folder) existed failed its volume: a new one mounts it.
+  if (made || folder) await deletePods(kc, plan.namespace, (p) => p.metadata.labels?.[LABELS.gateway] !== undefined);
   return file;
+}
+
+/**
+ * The gateway's feedback folder (`pvc://<claim>/feedback/<target>/`, mounted by subPath) made on the local
+ * volume the claim is bound to, owned by the gateway's user. A kubelet makes a missing subPath itself; the
+ * local node does not yet, so the demo does. Returns whether it made it.
+ */
+async function ensureFeedbackFolder(kc: KubeConfig, plan: Plan, uri: string): Promise<boolean> {
+  const m = /^pvc:\/\/([^/]+)\/?(.*?)\/*$/.exec(uri);
+  if (!m) return false;
+  const pvc = await requestRaw(kc, 'GET', `/api/v1/namespaces/${plan.namespace}/persistentvolumeclaims/${m[1]}`);
+  const volume = (pvc.body as { spec?: { volumeName?: string } } | undefined)?.spec?.volumeName;
+  if (!volume) return false;
+  const pv = (await requestRaw(kc, 'GET', `/api/v1/persistentvolumes/${volume}`)).body as { spec?: { hostPath?: { path?: string }; local?: { path?: string } } } | undefined;
+  const base = pv?.spec?.hostPath?.path ?? pv?.spec?.local?.path;
+  if (!base) return false;
+  const dir = join(base, m[2]!);
+  if (existsSync(dir)) return false;
+  mkdirSync(dir, { recursive: true });
+  chownSync(dir, GATEWAY_UID, GATEWAY_UID);
+  return true;
 }
 
 type PodLite = { metadata: { name: string; labels?: Record<string, string> }; status?: { podIP?: string; containerStatuses?: { name: string; ready: boolean }[] } };
