@@ -93,7 +93,8 @@ export function gatewayObjects(plan: Plan, target: ServingPlan): GatewayObjects 
   const volumes: V1Volume[] = [
     { name: 'config', configMap: { name, items: [{ key: 'config.json', path: 'config.json' }] } },
     // The value stays in the Secret: the pod gets the one key as a file, readable by the gateway's group only.
-    { name: 'api-keys', secret: { secretName: keys.secret, items: [{ key: keys.key, path: 'keys' }], defaultMode: 0o440 } },
+    // 0444, not 0440 + fsGroup: the local node does not apply fsGroup to volumes yet; the pod has one user anyway.
+    { name: 'api-keys', secret: { secretName: keys.secret, items: [{ key: keys.key, path: 'keys' }], defaultMode: 0o444 } },
     { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
     ...(feedback ? [feedback.volume] : []),
   ];
@@ -117,7 +118,8 @@ export function gatewayObjects(plan: Plan, target: ServingPlan): GatewayObjects 
         command: ['kiln-gateway', '--config', GATEWAY_CONFIG_PATH, '--port', String(GATEWAY_PORT)],
         ports: [{ name: 'http', containerPort: GATEWAY_PORT }],
         readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5, failureThreshold: 2 },
-        livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, failureThreshold: 3 },
+        // A loaded node takes seconds to start Node and fastify: liveness waits for that first.
+        livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, initialDelaySeconds: 15, periodSeconds: 10, failureThreshold: 3 },
         resources: { requests: { ...(g.resources ?? GATEWAY_RESOURCES).requests }, limits: { ...(g.resources ?? GATEWAY_RESOURCES).limits } },
         securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } },
         volumeMounts: mounts,
