@@ -22,6 +22,8 @@ const STACK = 'local';
 const LOCAL_NODE = 'kiln-local-0';
 /** The gateway's user (libs/k8s gateway.ts GATEWAY_UID). */
 const GATEWAY_UID = 65532;
+/** The eval sandbox's user (libs/k8s stages.ts hardenSandbox). */
+const EVAL_UID = 65532;
 /** The checkout: stage pods on the local node run in it, so the spec's relative source paths resolve here. */
 const REPO = fileURLToPath(new URL('../../../../../', import.meta.url));
 /** The `python-stdlib` source of the local stack (configs/tiny.yaml): a link this demo makes. */
@@ -79,6 +81,20 @@ async function ensureGatewayKeys(kc: KubeConfig, root: string, plan: Plan): Prom
  * local node does not yet, so the demo does. Returns whether it made it.
  */
 async function ensureFeedbackFolder(kc: KubeConfig, plan: Plan, uri: string): Promise<boolean> {
+  return ensureOwnedFolder(kc, plan, uri, GATEWAY_UID);
+}
+
+/**
+ * The folders the eval stage (a sandbox running as uid 65532) writes, made on the run's local volume and owned
+ * by that user: its report folder and the run's manifests folder. On a cluster, fsGroup or the storage's own
+ * permissions do this; the local node applies no fsGroup yet, and root-owned folders would fail it (EACCES).
+ */
+async function ensureEvalFolders(kc: KubeConfig, plan: Plan): Promise<void> {
+  for (const s of plan.stages) if (s.kind === 'eval') for (const o of s.outputs) await ensureOwnedFolder(kc, plan, o, EVAL_UID);
+  await ensureOwnedFolder(kc, plan, `${plan.storagePrefix}/manifests/`, EVAL_UID);
+}
+
+async function ensureOwnedFolder(kc: KubeConfig, plan: Plan, uri: string, uid: number): Promise<boolean> {
   const m = /^pvc:\/\/([^/]+)\/?(.*?)\/*$/.exec(uri);
   if (!m) return false;
   const pvc = await requestRaw(kc, 'GET', `/api/v1/namespaces/${plan.namespace}/persistentvolumeclaims/${m[1]}`);
@@ -88,10 +104,10 @@ async function ensureFeedbackFolder(kc: KubeConfig, plan: Plan, uri: string): Pr
   const base = pv?.spec?.hostPath?.path ?? pv?.spec?.local?.path;
   if (!base) return false;
   const dir = join(base, m[2]!);
-  if (existsSync(dir)) return false;
+  const made = !existsSync(dir);
   mkdirSync(dir, { recursive: true });
-  chownSync(dir, GATEWAY_UID, GATEWAY_UID);
-  return true;
+  chownSync(dir, uid, uid);
+  return made;
 }
 
 type PodLite = { metadata: { name: string; labels?: Record<string, string> }; status?: { podIP?: string; containerStatuses?: { name: string; ready: boolean }[] } };
@@ -148,6 +164,7 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
   const outputs = JSON.parse((await pulumiOnLocalCluster(root, ['stack', 'output', '--json'])).out) as { runId: string; namespace: string; endpoints: Record<string, string> };
   const kc = await clusterKubeConfig(root);
   const keyFile = await ensureGatewayKeys(kc, root, plan);
+  await ensureEvalFolders(kc, plan);
   await printWhatExists(root, outputs, io, bold);
   io.out(`\n${bold(`Running ${outputs.runId}`)} stage by stage, every pod a real process on the local node (the controller runs here; a real cluster runs it as the kiln-controller Deployment)`);
   const runMod = await import('./run.ts');
