@@ -40,6 +40,9 @@ async function runToEnd(plan: Plan, timeoutMs: number): Promise<ModelRun> {
   const kc = clusterKubeConfig();
   const pvc = platformObjects(plan).pvc;
   if (pvc) await applyObject(kc, pvc);
+  // As `npm run demo` does: the eval sandbox's folders owned by its user (the local node applies no fsGroup yet).
+  const { ensureEvalFolders } = await import('../../src/commands/demo/provision.ts');
+  await ensureEvalFolders(kc, plan);
   await createRun(plan, undefined, ROOT);
   const { Controller } = await import('@kiln/controller');
   const ctl = new Controller({ kubeConfig: kc, namespace: plan.namespace, progressEveryMs: 5000, log: () => {} });

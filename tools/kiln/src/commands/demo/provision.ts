@@ -89,7 +89,7 @@ async function ensureFeedbackFolder(kc: KubeConfig, plan: Plan, uri: string): Pr
  * by that user: its report folder and the run's manifests folder. On a cluster, fsGroup or the storage's own
  * permissions do this; the local node applies no fsGroup yet, and root-owned folders would fail it (EACCES).
  */
-async function ensureEvalFolders(kc: KubeConfig, plan: Plan): Promise<void> {
+export async function ensureEvalFolders(kc: KubeConfig, plan: Plan): Promise<void> {
   for (const s of plan.stages) if (s.kind === 'eval') for (const o of s.outputs) await ensureOwnedFolder(kc, plan, o, EVAL_UID);
   await ensureOwnedFolder(kc, plan, `${plan.storagePrefix}/manifests/`, EVAL_UID);
 }
