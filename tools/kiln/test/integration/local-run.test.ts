@@ -39,7 +39,14 @@ async function runToEnd(plan: Plan, timeoutMs: number): Promise<ModelRun> {
   await preparePlatform(plan, ROOT);
   const kc = clusterKubeConfig();
   const pvc = platformObjects(plan).pvc;
-  if (pvc) await applyObject(kc, pvc);
+  if (pvc) {
+    await applyObject(kc, pvc);
+    for (let i = 0; i < 60; i++) {
+      const c = (await k('GET', `/api/v1/namespaces/${plan.namespace}/persistentvolumeclaims/${pvc.metadata!.name}`)).body as { status?: { phase?: string } };
+      if (c.status?.phase === 'Bound') break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
   // As `npm run demo` does: the eval sandbox's folders owned by its user (the local node applies no fsGroup yet).
   const { ensureEvalFolders } = await import('../../src/commands/demo/provision.ts');
   await ensureEvalFolders(kc, plan);
