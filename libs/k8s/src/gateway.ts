@@ -21,7 +21,7 @@ import type {
   V1VolumeMount,
   V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
-import type { GatewayPlan, Plan, ServingPlan } from '@kiln/plan';
+import { GATEWAY_RESOURCES, type GatewayPlan, type Plan, type ServingPlan } from '@kiln/plan';
 import { metadata } from './meta.ts';
 import { ANNOTATIONS, canaryName, canarySelector, gatewayName, gatewaySelector, GATEWAY_PORT, LABELS, serviceUrl, servingName, servingSelector, TRITON_PORTS } from './names.ts';
 import { podPath } from './storage.ts';
@@ -34,8 +34,7 @@ export const GATEWAY_KEYS_DIR = '/etc/kiln/gateway-keys';
 export const GATEWAY_KEYS_PATH = `${GATEWAY_KEYS_DIR}/keys`;
 /** The user the gateway runs as (distroless `nonroot`); it also owns what it writes to the feedback folder. */
 const GATEWAY_UID = 65532;
-/** The gateway's CPU share per replica; the autoscaler holds utilisation of the request near this. */
-const GATEWAY_RESOURCES = { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } };
+/** The autoscaler holds utilisation of the gateway's CPU request (GATEWAY_RESOURCES unless the plan sizes it) near this. */
 const CPU_TARGET_PERCENT = 70;
 
 /** The gateway's config file (the contract's §3; schemas/gateway-config.schema.json is the gateway's own). */
@@ -94,7 +93,8 @@ export function gatewayObjects(plan: Plan, target: ServingPlan): GatewayObjects 
   const volumes: V1Volume[] = [
     { name: 'config', configMap: { name, items: [{ key: 'config.json', path: 'config.json' }] } },
     // The value stays in the Secret: the pod gets the one key as a file, readable by the gateway's group only.
-    { name: 'api-keys', secret: { secretName: keys.secret, items: [{ key: keys.key, path: 'keys' }], defaultMode: 0o440 } },
+    // 0444, not 0440 + fsGroup: the local node does not apply fsGroup to volumes yet; the pod has one user anyway.
+    { name: 'api-keys', secret: { secretName: keys.secret, items: [{ key: keys.key, path: 'keys' }], defaultMode: 0o444 } },
     { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
     ...(feedback ? [feedback.volume] : []),
   ];
@@ -118,8 +118,9 @@ export function gatewayObjects(plan: Plan, target: ServingPlan): GatewayObjects 
         command: ['kiln-gateway', '--config', GATEWAY_CONFIG_PATH, '--port', String(GATEWAY_PORT)],
         ports: [{ name: 'http', containerPort: GATEWAY_PORT }],
         readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5, failureThreshold: 2 },
-        livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, failureThreshold: 3 },
-        resources: { requests: { ...GATEWAY_RESOURCES.requests }, limits: { ...GATEWAY_RESOURCES.limits } },
+        // A loaded node takes seconds to start Node and fastify: liveness waits for that first.
+        livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, initialDelaySeconds: 15, periodSeconds: 10, failureThreshold: 3 },
+        resources: { requests: { ...(g.resources ?? GATEWAY_RESOURCES).requests }, limits: { ...(g.resources ?? GATEWAY_RESOURCES).limits } },
         securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } },
         volumeMounts: mounts,
       },

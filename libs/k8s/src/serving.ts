@@ -3,13 +3,16 @@
  * the target has a canary share, a second Triton serving this run's model beside the stable one.
  */
 import type { V1Deployment, V1NetworkPolicy, V1PodDisruptionBudget, V1Service, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
-import type { GpuRequest, Placement, Plan, ServingPlan } from '@kiln/plan';
+import { TRITON_RESOURCES, type GpuRequest, type Placement, type Plan, type PodResources, type ServingPlan } from '@kiln/plan';
 import type { V1PodSpec } from '@kubernetes/client-node';
 import { ingressFrom } from './gateway.ts';
 import { metadata } from './meta.ts';
 import { canaryName, canarySelector, evalModelSelector, LABELS, servingName, servingSelector, TRITON_PORTS } from './names.ts';
 import { credentialEnv } from './stages.ts';
 import { podPath, storageEnv, storageVolumes } from './storage.ts';
+
+/** Seconds before the first liveness probe of a Triton pod. */
+export const TRITON_LIVENESS_DELAY_SECONDS = 60;
 
 export interface ServingObjects {
   readonly deployment: V1Deployment;
@@ -40,7 +43,7 @@ export function servingObjects(plan: Plan, target: ServingPlan): ServingObjects 
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
         metadata: { labels: { ...selector, [LABELS.runId]: plan.runId } },
-        spec: tritonPod(plan, target.image, target.modelRepository, target.gpu, target.placement, target.credentials),
+        spec: tritonPod(plan, target.image, target.modelRepository, target.gpu, target.placement, target.credentials, target.resources),
       },
     },
   };
@@ -112,7 +115,7 @@ export function canaryObjects(plan: Plan, target: ServingPlan): CanaryObjects | 
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
         template: {
           metadata: { labels: { ...selector, [LABELS.runId]: plan.runId } },
-          spec: tritonPod(plan, target.image, target.modelRepository, target.gpu, target.placement, target.credentials),
+          spec: tritonPod(plan, target.image, target.modelRepository, target.gpu, target.placement, target.credentials, target.resources),
         },
       },
     },
@@ -125,12 +128,19 @@ export function canaryObjects(plan: Plan, target: ServingPlan): CanaryObjects | 
   };
 }
 
-/** A pod running Triton on one model repository: read from object storage directly, or from the mounted claim. */
-function tritonPod(plan: Plan, image: string, repository: string, gpu: GpuRequest, placement: Placement, credentials: readonly string[]): V1PodSpec {
-  const limits = { cpu: '4', memory: '16Gi', [gpu.resource]: String(gpu.count) };
+/**
+ * A pod running Triton on one model repository: read from object storage directly, or from the mounted claim.
+ * With `gpu.count` 0 (CPU serving) it asks for no GPU and selects no GPU model: its placement alone says where.
+ */
+function tritonPod(plan: Plan, image: string, repository: string, gpu: GpuRequest, placement: Placement, credentials: readonly string[], size?: PodResources): V1PodSpec {
+  const r = size ?? { requests: TRITON_RESOURCES, limits: TRITON_RESOURCES };
+  const gpus: Record<string, string> = gpu.count > 0 ? { [gpu.resource]: String(gpu.count) } : {};
+  const limits = { ...r.limits, ...gpus };
+  const requests = { ...r.requests, ...gpus };
+  const nodeSelector = { ...(gpu.count > 0 ? { 'nvidia.com/gpu.product': gpu.product } : {}), ...placement.nodeSelector };
   return {
     automountServiceAccountToken: false,
-    nodeSelector: { 'nvidia.com/gpu.product': gpu.product, ...placement.nodeSelector },
+    ...(Object.keys(nodeSelector).length ? { nodeSelector } : {}),
     ...(placement.tolerations.length ? { tolerations: placement.tolerations.map((t) => ({ ...t })) } : {}),
     containers: [
       {
@@ -140,8 +150,12 @@ function tritonPod(plan: Plan, image: string, repository: string, gpu: GpuReques
         env: [...storageEnv(plan), ...credentialEnv(plan, credentials)],
         ports: Object.entries(TRITON_PORTS).map(([n, p]) => ({ name: n, containerPort: p })),
         readinessProbe: { httpGet: { path: '/v2/health/ready', port: TRITON_PORTS.http }, periodSeconds: 5, failureThreshold: 3 },
-        livenessProbe: { httpGet: { path: '/v2/health/live', port: TRITON_PORTS.http }, periodSeconds: 10, failureThreshold: 6 },
-        resources: { requests: { ...limits }, limits },
+        // Triton answers only once its models are loaded, which takes from seconds (a python model on a CPU) to
+        // minutes (a large engine): the startup probe gives it 10 minutes, and liveness waits a minute besides,
+        // for nodes that do not run startup probes.
+        startupProbe: { httpGet: { path: '/v2/health/live', port: TRITON_PORTS.http }, periodSeconds: 5, failureThreshold: 120 },
+        livenessProbe: { httpGet: { path: '/v2/health/live', port: TRITON_PORTS.http }, initialDelaySeconds: TRITON_LIVENESS_DELAY_SECONDS, periodSeconds: 10, failureThreshold: 6 },
+        resources: { requests, limits },
         volumeMounts: storageVolumes(plan).map((v) => ({ name: v.name, mountPath: '/artifacts', readOnly: true })),
       },
     ],
@@ -180,7 +194,7 @@ export function evalModelObjects(plan: Plan): { readonly deployment: V1Deploymen
       spec: {
         replicas: 1,
         selector: { matchLabels: labels },
-        template: { metadata: { labels }, spec: tritonPod(plan, m.image, m.modelRepository, m.gpu, m.placement, plan.serving[0]?.credentials ?? []) },
+        template: { metadata: { labels }, spec: tritonPod(plan, m.image, m.modelRepository, m.gpu, m.placement, plan.serving[0]?.credentials ?? [], m.resources) },
       },
     },
     service: {

@@ -97,6 +97,8 @@ export function stageObjects(plan: Plan, stage: Stage, opts: StageRunOptions = {
   const r = stage.resources;
   const limits: Record<string, string> = { cpu: r.cpu, memory: r.memory };
   if (r.gpu) limits[r.gpu.resource] = String(r.gpu.count);
+  // Requests below the limits when the spec sizes them (infra.stage_resources); extended resources (GPUs) are equal.
+  const requests: Record<string, string> = { ...limits, ...(r.requests ? { cpu: r.requests.cpu, memory: r.requests.memory } : {}) };
   const volumes: V1Volume[] = [{ name: 'config', configMap: { name: cmName } }, ...storageVolumes(plan)];
   const mounts: V1VolumeMount[] = [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }];
   if (plan.storagePrefix.startsWith('pvc://')) mounts.push({ name: 'artifacts', mountPath: '/artifacts' });
@@ -139,7 +141,7 @@ export function stageObjects(plan: Plan, stage: Stage, opts: StageRunOptions = {
     image: stage.image,
     command,
     env,
-    resources: { requests: { ...limits }, limits },
+    resources: { requests, limits },
     volumeMounts: mounts,
     terminationMessagePath: '/dev/termination-log',
     terminationMessagePolicy: 'FallbackToLogsOnError',

@@ -31,6 +31,6 @@ export function checkCapacity(plan: Plan, nodes: readonly NodeCapacity[]): Capac
     }
   };
   for (const s of plan.stages) if (s.resources.gpu) check(`stage ${s.name}`, s.resources.gpu);
-  for (const t of plan.serving) check(`serving target ${t.name}`, t.gpu);
+  for (const t of plan.serving) if (t.gpu.count > 0) check(`serving target ${t.name}`, t.gpu);
   return problems;
 }

@@ -3,7 +3,7 @@ import type { StageKind } from '@kiln/stage';
 import { estimate, DEFAULT_MFU } from './estimate.ts';
 import { dnsName } from './names.ts';
 import { runId } from './run-id.ts';
-import { type GatewayPlan, type GpuRequest, type Placement, type Plan, type ServingPlan, type Stage, type StageResources } from './types.ts';
+import { type CpuMemory, type GatewayPlan, type GpuRequest, type Placement, type Plan, type PodResources, type ServingPlan, type Stage, type StageResources } from './types.ts';
 
 /** Resources of the CPU stages, per pod. The spec sizes only training and serving; these fit the workers. */
 export const STAGE_RESOURCES = {
@@ -16,12 +16,42 @@ export const STAGE_RESOURCES = {
   eval: { cpu: '4', memory: '8Gi' },
 } as const satisfies Record<string, StageResources>;
 
+/** A Triton pod's CPU and memory unless `infra.stage_resources.triton` says otherwise (libs/k8s applies it). */
+export const TRITON_RESOURCES = { cpu: '4', memory: '16Gi' } as const satisfies CpuMemory;
+
+/** A gateway pod's unless `infra.stage_resources.gateway` says otherwise (libs/k8s applies it). */
+export const GATEWAY_RESOURCES = { requests: { cpu: '250m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } } as const satisfies PodResources;
+
 /** Attempts per stage before the controller stops retrying a retryable failure (node loss, eviction). */
 export const MAX_ATTEMPTS = { default: 3, train: 5 } as const;
 
 export interface CompileOptions {
   /** Model FLOPs utilisation for the estimate. */
   readonly mfu?: number;
+}
+
+/** Spec's `infra.stage_resources` entry of one kind of pod. */
+type Sizing = Spec['infra']['stage_resources'][keyof Spec['infra']['stage_resources']];
+
+/**
+ * Requests and limits of a kind of pod: the spec's `infra.stage_resources` entry over kiln's default (where
+ * request equals limit). A missing limit is the request; a missing request is the limit.
+ */
+export function podResources(def: CpuMemory, over: Sizing): PodResources {
+  const q = (k: keyof CpuMemory) => {
+    const limit = over?.limits?.[k] ?? over?.requests?.[k] ?? def[k];
+    return { limit, request: over?.requests?.[k] ?? limit };
+  };
+  const cpu = q('cpu');
+  const memory = q('memory');
+  return { requests: { cpu: cpu.request, memory: memory.request }, limits: { cpu: cpu.limit, memory: memory.limit } };
+}
+
+/** A stage's CPU and memory: its default, or the spec's override (with requests only when they differ). */
+function stageSize(def: CpuMemory, over: Sizing): { cpu: string; memory: string; requests?: CpuMemory } {
+  if (!over) return { cpu: def.cpu, memory: def.memory };
+  const r = podResources(def, over);
+  return { ...r.limits, requests: r.requests };
 }
 
 function gpu(type: GpuType, count: number): GpuRequest {
@@ -55,6 +85,8 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     const pool = gpuType ? pools.find((p) => p.gpu_type === gpuType) : pools.find((p) => p.gpu_type === undefined);
     return { nodeSelector: pool?.node_selector ?? {}, tolerations: pool?.tolerations ?? [] };
   };
+  // Specs built in code (tests) may lack the resolved default `{}`.
+  const sizing = spec.infra.stage_resources ?? {};
   const storageCreds = spec.infra.storage.credentials ? [spec.infra.storage.credentials] : [];
   const common = <K extends StageKind>(kind: K, gpuType?: GpuType) => ({
     kind,
@@ -79,7 +111,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
       // With several shards, near dedup spans them: each pod maps its shard, the dedup stage reduces.
       ...(crossShard ? { phase: 'map' as const } : {}),
     },
-    resources: STAGE_RESOURCES['data-prep'],
+    resources: stageSize(STAGE_RESOURCES['data-prep'], sizing['data-prep']),
     parallelism: { kind: 'shards', shards: pre.shards },
     inputs: spec.data.sources.map((s) => sourceUri(s)),
     outputs: [art.shards, art.manifests],
@@ -92,7 +124,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
         image: images.data_prep,
         command: ['kiln-data-prep', 'dedup'],
         config: { input: art.shards, manifests: art.manifests, shards: pre.shards },
-        resources: STAGE_RESOURCES.dedup,
+        resources: stageSize(STAGE_RESOURCES.dedup, sizing.dedup),
         parallelism: { kind: 'single' },
         inputs: [art.shards],
         outputs: [art.shards, art.manifests],
@@ -105,7 +137,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     image: images.trainer,
     command: ['python', '-m', 'kiln_trainer.tokenizer'],
     config: { tokenizer: tok, input: art.shards, output: art.tokenizer, seed: t.seed },
-    resources: tok.kind === 'train' ? STAGE_RESOURCES.tokenizer : { cpu: '1', memory: '2Gi' },
+    resources: stageSize(tok.kind === 'train' ? STAGE_RESOURCES.tokenizer : { cpu: '1', memory: '2Gi' }, sizing.tokenizer),
     parallelism: { kind: 'single' },
     inputs: tok.kind === 'train' ? [art.shards] : [tok.path ?? `hf://${tok.hub}@${tok.revision}`],
     outputs: [art.tokenizer],
@@ -125,22 +157,24 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
       weights: Object.fromEntries(spec.data.sources.map((s) => [s.name, s.weight])),
       seed: t.seed,
     },
-    resources: STAGE_RESOURCES.pack,
+    resources: stageSize(STAGE_RESOURCES.pack, sizing.pack),
     parallelism: { kind: 'shards', shards: pre.shards },
     inputs: [art.shards, art.tokenizer],
     outputs: [art.packed],
     dependsOn: ['tokenizer'],
   };
   const r = t.resources;
+  // gpus_per_node 0 trains on the CPU: one process per pod, no GPU asked for, on the CPU pool.
+  const trainGpu = r.gpus_per_node > 0 ? gpu(r.gpu_type, r.gpus_per_node) : undefined;
   const train: Stage<'train'> = {
     name: 'train',
-    ...common('train', r.gpu_type),
+    ...common('train', trainGpu?.type),
     priority: t.priority,
     ...(t.queue ? { queue: t.queue } : {}),
     image: images.trainer,
     // kiln_trainer.launch is torchrun keeping the stage's exit codes (torchrun turns every failure into 1):
     // 2 fails the Job at once (a NaN loss, a config no retry fixes), 3 is a checkpointed SIGTERM, retried.
-    command: ['python', '-m', 'kiln_trainer.launch', `--nnodes=${r.nodes}`, `--nproc-per-node=${r.gpus_per_node}`, '-m', 'kiln_trainer.train'],
+    command: ['python', '-m', 'kiln_trainer.launch', `--nnodes=${r.nodes}`, `--nproc-per-node=${Math.max(1, r.gpus_per_node)}`, '-m', 'kiln_trainer.train'],
     config: {
       model: spec.model,
       objective: spec.objective,
@@ -149,7 +183,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
       tokenizer: art.tokenizer,
       checkpoints: art.checkpoints,
     },
-    resources: { cpu: r.cpu, memory: r.memory, shm: r.shm, gpu: gpu(r.gpu_type, r.gpus_per_node) },
+    resources: { ...stageSize({ cpu: r.cpu, memory: r.memory }, sizing.train), shm: r.shm, ...(trainGpu ? { gpu: trainGpu } : {}) },
     parallelism: { kind: 'nodes', nodes: r.nodes, gpusPerNode: r.gpus_per_node },
     inputs: [art.packed, art.tokenizer],
     outputs: [art.checkpoints],
@@ -170,7 +204,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
       eval_model: art.evalModel,
       targets: spec.serving.targets.map((s) => ({ name: s.name, backend: s.backend, engine: s.engine, max_batch_size: s.max_batch_size, queue_delay_us: queueDelayUs(s.queue_delay_ms), instances: s.instances })),
     },
-    resources: exportGpu ? { ...STAGE_RESOURCES.export, gpu: exportGpu } : STAGE_RESOURCES.export,
+    resources: { ...stageSize(STAGE_RESOURCES.export, sizing.export), ...(exportGpu ? { gpu: exportGpu } : {}) },
     parallelism: { kind: 'single' },
     inputs: [art.checkpoints, art.tokenizer],
     outputs: [art.export],
@@ -184,7 +218,9 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     modelRepository: art.evalModel,
     gpu: evalGpu,
     image: images.triton,
-    placement: placement(evalGpu.type),
+    // A CPU target (gpu.count 0) serves evals on the CPU pool too.
+    placement: placement(evalGpu.count > 0 ? evalGpu.type : undefined),
+    ...(sizing.triton ? { resources: podResources(TRITON_RESOURCES, sizing.triton) } : {}),
   };
   const evals: Stage<'eval'>[] = spec.eval.suites.map((s) => ({
     name: dnsName(['eval', s.name], 40),
@@ -198,7 +234,7 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
       fim_sentinels: tok.fim_sentinels ?? null,
       output: art.eval(s.name),
     },
-    resources: STAGE_RESOURCES.eval,
+    resources: stageSize(STAGE_RESOURCES.eval, sizing.eval),
     parallelism: { kind: 'single' },
     inputs: [art.export],
     outputs: [art.eval(s.name)],
@@ -220,7 +256,8 @@ export function compile(spec: Spec, opts: CompileOptions = {}): Plan {
     instances: s.instances,
     modelRepository: `${art.export}${s.name}/`,
     image: images.triton,
-    placement: placement(s.gpu.type),
+    placement: placement(s.gpu.count > 0 ? s.gpu.type : undefined),
+    ...(sizing.triton ? { resources: podResources(TRITON_RESOURCES, sizing.triton) } : {}),
     credentials: storageCreds,
     ...(s.gateway ? { gateway: gatewayPlan(spec, s.name, s.gateway, placement()) } : {}),
   }));
@@ -259,6 +296,7 @@ function gatewayPlan(spec: Spec, target: string, g: NonNullable<Spec['serving'][
     ...(g.max_tokens !== undefined ? { maxTokens: g.max_tokens } : {}),
     replicas: { min: g.replicas.min, max: g.replicas.max },
     placement,
+    ...(spec.infra.stage_resources?.gateway ? { resources: podResources(GATEWAY_RESOURCES.limits, spec.infra.stage_resources.gateway) } : {}),
     ...(MOUNTED_STORAGE.test(root) ? { feedback: `${root}/feedback/${target}/` } : {}),
   };
 }

@@ -26,8 +26,9 @@ export function estimate(spec: Spec, mfu = DEFAULT_MFU): Estimate {
     gpus,
     gpuType: r.gpu_type,
     gpuHours,
-    wallHours: gpuHours / gpus,
-    cost: price === undefined ? null : gpuHours * price,
+    // CPU training (no GPUs): the GPU-hours are what the same run would take on the named GPU type; no price.
+    wallHours: gpuHours / Math.max(1, gpus),
+    cost: price === undefined || gpus === 0 ? null : gpuHours * price,
     currency: spec.infra.pricing.currency,
   };
 }

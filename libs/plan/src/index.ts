@@ -1,5 +1,5 @@
 /** @kiln/plan: the pure compiler from a resolved Spec to a Plan (stage graph, run id, estimate). */
-export { compile, compileFile, topologicalOrder, type CompileFileResult, STAGE_RESOURCES, MAX_ATTEMPTS, type CompileOptions } from './compile.ts';
+export { compile, compileFile, topologicalOrder, type CompileFileResult, STAGE_RESOURCES, TRITON_RESOURCES, GATEWAY_RESOURCES, podResources, MAX_ATTEMPTS, type CompileOptions } from './compile.ts';
 export { estimate, DEFAULT_MFU } from './estimate.ts';
 export { dnsName } from './names.ts';
 export { runId, runIdentity } from './run-id.ts';

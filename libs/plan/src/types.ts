@@ -26,7 +26,7 @@ export type MountedStageConfig<K extends StageKind = StageKind> = MountedConfig<
 
 export interface GpuRequest {
   readonly type: GpuType;
-  /** GPUs per pod. */
+  /** GPUs per pod; 0 (CPU serving): the pod asks for none and may run on any node of its placement. */
   readonly count: number;
   /** Extended resource name, e.g. `nvidia.com/gpu`. */
   readonly resource: string;
@@ -34,9 +34,25 @@ export interface GpuRequest {
   readonly product: string;
 }
 
-export interface StageResources {
+/** CPU and memory quantities of a container (`500m`, `2Gi`). */
+export interface CpuMemory {
   readonly cpu: string;
   readonly memory: string;
+}
+
+/** Requests and limits of a long-running pod (Triton, the gateway), from `infra.stage_resources`. */
+export interface PodResources {
+  readonly requests: CpuMemory;
+  readonly limits: CpuMemory;
+}
+
+export interface StageResources {
+  /** CPU limit (and request, unless `requests` says otherwise). */
+  readonly cpu: string;
+  /** Memory limit (and request, unless `requests` says otherwise). */
+  readonly memory: string;
+  /** What the scheduler reserves, when below the limits (`infra.stage_resources`); absent: the limits. */
+  readonly requests?: CpuMemory;
   /** Size of /dev/shm, when the stage needs more than the default. */
   readonly shm?: string;
   readonly gpu?: GpuRequest;
@@ -125,6 +141,8 @@ export interface ServingPlan {
   readonly modelRepository: string;
   readonly image: string;
   readonly placement: Placement;
+  /** Triton pods' CPU and memory (`infra.stage_resources.triton`); absent: libs/k8s' Triton default. */
+  readonly resources?: PodResources;
   readonly credentials: readonly string[];
   /** The completions gateway in front of this target's Triton; absent: none. */
   readonly gateway?: GatewayPlan;
@@ -142,6 +160,8 @@ export interface GatewayPlan {
   readonly replicas: { readonly min: number; readonly max: number };
   /** Where its pods run: the first CPU node pool's selector and tolerations (the gateway needs no GPU). */
   readonly placement: Placement;
+  /** Its pods' CPU and memory (`infra.stage_resources.gateway`); absent: libs/k8s' gateway default. */
+  readonly resources?: PodResources;
   /**
    * Where the gateway writes its feedback log: `<storage uri>/feedback/<target>/`, a folder of the pipeline's
    * storage (not of one run: feedback outlives runs, and the next run's `feedback` source reads it). Absent
@@ -174,6 +194,8 @@ export interface EvalModelServer {
   readonly gpu: GpuRequest;
   readonly image: string;
   readonly placement: Placement;
+  /** Its pod's CPU and memory (`infra.stage_resources.triton`); absent: libs/k8s' Triton default. */
+  readonly resources?: PodResources;
 }
 
 export interface Plan {

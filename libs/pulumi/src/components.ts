@@ -120,15 +120,18 @@ export class ServingTarget extends pulumi.ComponentResource {
     const { plan, target } = args;
     const o = servingObjects(plan, target);
     const child = { parent: this };
-    this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`, o.deployment as k8s.apps.v1.DeploymentArgs, { ...child, ...stableDeploymentOptions(target) });
-    this.service = new k8s.core.v1.Service(`${name}-service`, o.service as k8s.core.v1.ServiceArgs, child);
+    // Not awaited: Triton serves the run's export, which exists only once the run has reached its export stage;
+    // awaiting readiness (or a Service's endpoints) would hold `pulumi up`, which creates the run, until it times
+    // out. The gateway likewise.
+    this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`, withAnnotations(o.deployment, SKIP_AWAIT) as k8s.apps.v1.DeploymentArgs, { ...child, ...stableDeploymentOptions(target) });
+    this.service = new k8s.core.v1.Service(`${name}-service`, withAnnotations(o.service, SKIP_AWAIT) as k8s.core.v1.ServiceArgs, child);
     new k8s.autoscaling.v2.HorizontalPodAutoscaler(`${name}-hpa`, o.hpa as k8s.autoscaling.v2.HorizontalPodAutoscalerArgs, child);
     new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, o.pdb as k8s.policy.v1.PodDisruptionBudgetArgs, child);
     const c = canaryObjects(plan, target);
     if (c) {
       this.canary = {
-        deployment: new k8s.apps.v1.Deployment(`${name}-canary-deployment`, c.deployment as k8s.apps.v1.DeploymentArgs, child),
-        service: new k8s.core.v1.Service(`${name}-canary-service`, c.service as k8s.core.v1.ServiceArgs, child),
+        deployment: new k8s.apps.v1.Deployment(`${name}-canary-deployment`, withAnnotations(c.deployment, SKIP_AWAIT) as k8s.apps.v1.DeploymentArgs, child),
+        service: new k8s.core.v1.Service(`${name}-canary-service`, withAnnotations(c.service, SKIP_AWAIT) as k8s.core.v1.ServiceArgs, child),
       };
     }
     this.tritonEndpoint = servingUrl(plan, target);
@@ -138,8 +141,8 @@ export class ServingTarget extends pulumi.ComponentResource {
       // Policies first: Triton is closed to everyone but the gateway before the gateway opens.
       const policies = [netpol('triton-policy', g.tritonPolicy), ...(g.canaryPolicy ? [netpol('canary-policy', g.canaryPolicy)] : []), netpol('gateway-policy', g.gatewayPolicy)];
       const configMap = new k8s.core.v1.ConfigMap(`${name}-gateway-config`, g.configMap as k8s.core.v1.ConfigMapArgs, child);
-      const deployment = new k8s.apps.v1.Deployment(`${name}-gateway`, g.deployment as k8s.apps.v1.DeploymentArgs, { ...child, dependsOn: [configMap, ...policies] });
-      const service = new k8s.core.v1.Service(`${name}-gateway-service`, g.service as k8s.core.v1.ServiceArgs, child);
+      const deployment = new k8s.apps.v1.Deployment(`${name}-gateway`, withAnnotations(g.deployment, SKIP_AWAIT) as k8s.apps.v1.DeploymentArgs, { ...child, dependsOn: [configMap, ...policies] });
+      const service = new k8s.core.v1.Service(`${name}-gateway-service`, withAnnotations(g.service, SKIP_AWAIT) as k8s.core.v1.ServiceArgs, child);
       new k8s.autoscaling.v2.HorizontalPodAutoscaler(`${name}-gateway-hpa`, g.hpa as k8s.autoscaling.v2.HorizontalPodAutoscalerArgs, child);
       new k8s.policy.v1.PodDisruptionBudget(`${name}-gateway-pdb`, g.pdb as k8s.policy.v1.PodDisruptionBudgetArgs, child);
       this.gateway = { deployment, service, configMap };

@@ -5,7 +5,7 @@
  */
 import type { Code, Severity } from './codes.ts';
 import { DEFAULT_GPUS_PER_NODE, GPUS, trainingStateBytesPerParam } from './hardware.ts';
-import { formatCount, parseTokens } from './quantity.ts';
+import { formatCount, parseK8sQuantity, parseTokens } from './quantity.ts';
 import { parseGate, ul2SentinelNames, type PartialSpec } from './resolve.ts';
 import { didYouMean } from './suggest.ts';
 import type { GpuType, NodePool } from './types.ts';
@@ -208,12 +208,15 @@ function checkTraining(spec: Required<PartialSpec>, input: Input, report: Report
   const raw = input.training ?? {};
   if (m.d_model === 0 || m.n_heads === 0) return; // KL309 already said the model has no shape.
   const r = t.resources;
-  const gpus = r.gpus_per_node * r.nodes;
+  const cpu = r.gpus_per_node === 0;
+  // Data-parallel ranks: one per GPU, or one process per pod when training on the CPU.
+  const gpus = Math.max(1, r.gpus_per_node) * r.nodes;
   // With `micro_batch: auto` the trainer finds a micro batch that divides each GPU's share, so the batch need only divide over the GPUs.
   const auto = t.micro_batch === 'auto';
   const micro = t.micro_batch === 'auto' ? 1 : t.micro_batch;
   const perStep = micro * gpus;
-  const over = auto ? `${gpus} GPUs (data-parallel ranks; micro_batch is auto)` : `micro_batch ${micro} × ${gpus} GPUs`;
+  const unit = cpu ? `CPU rank${gpus === 1 ? '' : 's'}` : 'GPUs';
+  const over = auto ? `${gpus} ${unit} (data-parallel ranks; micro_batch is auto)` : `micro_batch ${micro} × ${gpus} ${unit}`;
   // Blame what the user set: the batch itself, else the GPU count, else the micro-batch.
   const batchPath: Path = raw.global_batch
     ? ['training', 'global_batch', raw.global_batch.tokens !== undefined ? 'tokens' : 'sequences']
@@ -267,17 +270,18 @@ function checkTraining(spec: Required<PartialSpec>, input: Input, report: Report
         : p.sharding === 'hybrid'
           ? state / r.gpus_per_node
           : m.parameters * 2 + (state - m.parameters * 2) / gpus;
-  if (perGpu > gpu.memoryGiB * GIB * USABLE_MEMORY) {
+  if (!cpu && perGpu > gpu.memoryGiB * GIB * USABLE_MEMORY) {
     report('KL312', ['training', 'parallelism', 'strategy'], `a ${formatCount(m.parameters)}-parameter model needs ${(perGpu / GIB).toFixed(1)} GiB per GPU for weights, gradients and ${t.optimizer.type} state (${p.strategy}${p.strategy === 'fsdp' ? ` ${p.sharding}` : ''} over ${gpus} GPUs), more than a ${r.gpu_type} holds (${gpu.memoryGiB} GiB)`, {
       hint: p.strategy === 'ddp' ? 'use `strategy: fsdp` to shard the state over the GPUs' : 'use more GPUs, `sharding: full`, or a GPU with more memory',
     });
   }
-  if (m.precision === 'bf16' && !gpu.bf16) {
+  if (!cpu && m.precision === 'bf16' && !gpu.bf16) {
     report('KL324', input.model?.precision !== undefined ? ['model', 'precision'] : ['training', 'resources', 'gpu_type'], `${r.gpu_type} has no bf16 support, and model.precision is bf16`, {
       hint: 'use `precision: fp16` on this GPU, or a newer GPU',
     });
   }
-  const pool = poolFor(spec, r.gpu_type);
+  // CPU training runs on a CPU pool (the first without gpu_type), like the other stages.
+  const pool = cpu ? null : poolFor(spec, r.gpu_type);
   if (pool === undefined) {
     report('KL320', ['training', 'resources', 'gpu_type'], `no node pool in infra.node_pools has gpu_type ${r.gpu_type}`, { hint: `add a pool with gpu_type: ${r.gpu_type}, or train on a GPU type a pool has` });
   } else {
@@ -295,7 +299,7 @@ function checkTraining(spec: Required<PartialSpec>, input: Input, report: Report
     report('KL323', ['training', 'parallelism', 'sharding'], 'sharding only applies to fsdp; ddp ignores it', { severity: 'warning', hint: 'remove sharding or use strategy: fsdp' });
   }
   const prices = spec.infra?.pricing.gpu_hour ?? {};
-  if (Object.keys(prices).length > 0 && prices[r.gpu_type] === undefined) {
+  if (!cpu && Object.keys(prices).length > 0 && prices[r.gpu_type] === undefined) {
     report('KL319', ['infra', 'pricing', 'gpu_hour'], `no price for ${r.gpu_type} (training): the cost estimate will leave it out`, { hint: `add ${r.gpu_type}: <price per GPU-hour>`, target: 'key' });
   }
 }
@@ -436,7 +440,11 @@ function checkServing(spec: PartialSpec, report: Reporter): void {
     if (t.latency.p50_ms > t.latency.p99_ms) {
       report('KL314', at('latency', 'p50_ms'), `p50 objective ${t.latency.p50_ms} ms is above the p99 objective ${t.latency.p99_ms} ms`, { hint: 'the median cannot be slower than the 99th percentile' });
     }
-    if (t.gpu.count % t.engine.tensor_parallel !== 0) {
+    const onCpu = t.gpu.count === 0;
+    if (onCpu && t.backend !== 'python') {
+      report('KL329', at('gpu', 'count'), `serving target "${t.name}" has no GPU (gpu.count 0), and the ${t.backend} backend needs one`, { hint: 'use backend: python to serve on the CPU, or give it gpu.count: 1' });
+    }
+    if (!onCpu && t.gpu.count % t.engine.tensor_parallel !== 0) {
       report('KL314', at('engine', 'tensor_parallel'), `tensor_parallel ${t.engine.tensor_parallel} does not divide the ${t.gpu.count} GPUs of a replica`, { hint: `set gpu.count to a multiple of ${t.engine.tensor_parallel}` });
     }
     if (t.gateway && t.gateway.replicas.min > t.gateway.replicas.max) {
@@ -457,7 +465,7 @@ function checkServing(spec: PartialSpec, report: Reporter): void {
     if (t.engine.precision === 'bf16' && !gpu.bf16) {
       report('KL324', at('engine', 'precision'), `${t.gpu.type} has no bf16 support`, { hint: 'use fp16' });
     }
-    if (spec.model && spec.model.parameters > 0) {
+    if (!onCpu && spec.model && spec.model.parameters > 0) {
       const bytes = { fp32: 4, fp16: 2, bf16: 2, fp8: 1, int8: 1 }[t.engine.precision];
       const perGpu = (spec.model.parameters * bytes) / t.engine.tensor_parallel;
       if (perGpu > gpu.memoryGiB * GIB * USABLE_MEMORY) {
@@ -466,7 +474,7 @@ function checkServing(spec: PartialSpec, report: Reporter): void {
         });
       }
     }
-    const pool = poolFor(spec, t.gpu.type);
+    const pool = onCpu ? null : poolFor(spec, t.gpu.type);
     if (pool === undefined) {
       report('KL320', at('gpu', 'type'), `no node pool in infra.node_pools has gpu_type ${t.gpu.type}`, { hint: `add a pool with gpu_type: ${t.gpu.type}` });
     } else {
@@ -478,7 +486,7 @@ function checkServing(spec: PartialSpec, report: Reporter): void {
       }
     }
     const prices = spec.infra?.pricing.gpu_hour ?? {};
-    if (Object.keys(prices).length > 0 && prices[t.gpu.type] === undefined) {
+    if (!onCpu && Object.keys(prices).length > 0 && prices[t.gpu.type] === undefined) {
       report('KL319', ['infra', 'pricing', 'gpu_hour'], `no price for ${t.gpu.type} (serving target "${t.name}"): the cost estimate will leave it out`, { hint: `add ${t.gpu.type}: <price per GPU-hour>`, target: 'key' });
     }
   });
@@ -486,6 +494,15 @@ function checkServing(spec: PartialSpec, report: Reporter): void {
 
 function checkInfra(infra: NonNullable<PartialSpec['infra']>, report: Reporter): void {
   duplicates(infra.node_pools.map((p) => p.name), ['infra', 'node_pools'], report, 'node pool');
+  for (const [kind, r] of Object.entries(infra.stage_resources ?? {})) {
+    for (const q of ['cpu', 'memory'] as const) {
+      const req = r?.requests?.[q];
+      const lim = r?.limits?.[q];
+      if (req !== undefined && lim !== undefined && parseK8sQuantity(req) > parseK8sQuantity(lim)) {
+        report('KL328', ['infra', 'stage_resources', kind, 'requests', q], `${kind} pods request ${q} ${req}, more than their limit ${lim}: Kubernetes rejects such a pod`, { hint: `request at most ${lim}, or raise limits.${q}` });
+      }
+    }
+  }
   infra.node_pools.forEach((p, i) => {
     if (p.gpu_type !== undefined && p.gpus_per_node === 0) {
       report('KL320', ['infra', 'node_pools', i, 'gpu_type'], `pool ${p.name} has gpu_type ${p.gpu_type} but gpus_per_node 0`, { hint: 'set gpus_per_node' });

@@ -70,6 +70,8 @@ export const CODES = {
   KL325: { title: 'risky setting', severity: 'warning' },
   KL326: { title: 'feedback without a gateway', severity: 'error' },
   KL327: { title: 'feedback needs mounted storage', severity: 'error' },
+  KL328: { title: 'request above its limit', severity: 'error' },
+  KL329: { title: 'CPU serving needs the python backend', severity: 'error' },
   // Stack overlays.
   KL401: { title: 'unknown stack', severity: 'error' },
   KL402: { title: 'overlay changes a fixed field', severity: 'error' },

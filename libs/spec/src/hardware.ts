@@ -81,3 +81,6 @@ export function optimalLsh(threshold: number, numPerm: number): { bands: number;
   }
   return best;
 }
+
+/** The kinds of pod `infra.stage_resources` sizes (schemas/kiln.schema.json#/$defs/infra). */
+export const POD_KINDS = ['data-prep', 'dedup', 'tokenizer', 'pack', 'train', 'export', 'eval', 'triton', 'gateway'] as const;

@@ -47,3 +47,13 @@ export function formatCount(n: number): string {
   }
   return String(Number(n.toPrecision(3)));
 }
+
+const K8S_UNIT: Record<string, number> = { '': 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50 };
+
+/** A Kubernetes quantity (`500m`, `2`, `4Gi`) as a number: cores for CPU, bytes for memory. */
+export function parseK8sQuantity(v: number | string): number {
+  if (typeof v === 'number') return v;
+  const m = /^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$/.exec(v);
+  if (!m) throw new Error(`not a Kubernetes quantity: ${v}`);
+  return Number(m[1]) * K8S_UNIT[m[2] ?? '']!;
+}

@@ -121,7 +121,8 @@ function resolveTraining(t: Raw, model: Model): Training {
   const budget = t.token_budget !== undefined ? parseTokens(t.token_budget) : TOKENS_PER_PARAMETER * model.parameters;
   const seqLen = model.max_seq_len;
   const sequences = t.global_batch.sequences ?? Math.floor(parseTokens(t.global_batch.tokens) / seqLen);
-  const gpus = t.resources.gpus_per_node * t.resources.nodes;
+  // Data-parallel ranks: one per GPU, or one process per pod on the CPU (gpus_per_node 0).
+  const gpus = Math.max(1, t.resources.gpus_per_node) * t.resources.nodes;
   const batchTokens = sequences * seqLen;
   // With `micro_batch: auto` the trainer picks the micro batch at start, so the accumulation is its to know.
   const accumulation = t.micro_batch === 'auto' ? {} : { gradient_accumulation: Math.max(1, Math.floor(sequences / (t.micro_batch * gpus))) };
@@ -153,6 +154,13 @@ function resolveInfra(i: Raw, name: string): Infra {
     ...i,
     namespace: i.namespace ?? `kiln-${name}`,
     storage: { ...i.storage, size: String(i.storage.size) },
+    // Quantities may be written as numbers (`cpu: 2`); pods take strings.
+    stage_resources: Object.fromEntries(
+      Object.entries((i.stage_resources ?? {}) as Record<string, Raw>).map(([k, r]) => [
+        k,
+        Object.fromEntries(Object.entries(r).map(([side, q]) => [side, Object.fromEntries(Object.entries(q as Raw).map(([n, v]) => [n, String(v)]))])),
+      ]),
+    ),
   } as Infra;
 }
 

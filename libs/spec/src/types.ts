@@ -311,6 +311,21 @@ export interface SecretRef {
   readonly key: string;
 }
 
+/** The kinds of pod `infra.stage_resources` sizes. */
+export type PodKind = 'data-prep' | 'dedup' | 'tokenizer' | 'pack' | 'train' | 'export' | 'eval' | 'triton' | 'gateway';
+
+/** CPU and memory quantities as written (`500m`, `2`, `4Gi`). */
+export interface CpuMemory {
+  readonly cpu?: string;
+  readonly memory?: string;
+}
+
+/** One entry of `infra.stage_resources`: what the scheduler reserves, and the most the container may use. */
+export interface PodResources {
+  readonly requests?: CpuMemory;
+  readonly limits?: CpuMemory;
+}
+
 export interface Infra {
   readonly namespace: string;
   readonly storage: { readonly uri: string; readonly size: string; readonly storage_class?: string; readonly credentials?: string };
@@ -322,6 +337,8 @@ export interface Infra {
     readonly gateway: string;
   };
   readonly node_pools: readonly NodePool[];
+  /** Requests and limits per kind of pod, over kiln's defaults (`{}`: the defaults everywhere). */
+  readonly stage_resources: Readonly<Partial<Record<PodKind, PodResources>>>;
   readonly service_account?: string;
   readonly secrets: Readonly<Record<string, SecretRef>>;
   readonly pricing: {

@@ -9,6 +9,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import type { Readable } from 'node:stream';
+import { DEFAULT_FILTERS } from './filters.ts';
 
 /** One code file as the cleaning steps see it. */
 export interface CodeRecord {
@@ -159,8 +160,18 @@ export async function* readJsonl(file: string, opts: ReadOptions = {}): AsyncGen
 /** Directories never read: version control internals. */
 export const SKIP_DIRS: ReadonlySet<string> = new Set(['.git', '.hg', '.svn']);
 
-/** Every regular file under `dir`, in a stable (sorted) order, depth first; symlinks are not followed. */
-export async function* walk(dir: string): AsyncGenerator<string> {
+/**
+ * Directories a tree of raw files is not descended into: version control internals, and the vendored
+ * directories (node_modules, site-packages, __pycache__, …) whose every file the `vendored` filter would drop
+ * anyway. Reading them first would cost more than the rest: a Python installation's site-packages is most of it.
+ */
+export const RAW_SKIP_DIRS: ReadonlySet<string> = new Set([...SKIP_DIRS, ...DEFAULT_FILTERS.vendor_dirs]);
+
+/**
+ * Every regular file under `dir`, in a stable (sorted) order, depth first. Symlinks are not followed, except
+ * `dir` itself (a source may be a link to a directory). Directories named in `skip` are not entered.
+ */
+export async function* walk(dir: string, skip: ReadonlySet<string> = SKIP_DIRS): AsyncGenerator<string> {
   let entries: Dirent[];
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -171,7 +182,7 @@ export async function* walk(dir: string): AsyncGenerator<string> {
   for (const e of entries) {
     const p = join(dir, e.name);
     if (e.isDirectory()) {
-      if (!SKIP_DIRS.has(e.name)) yield* walk(p);
+      if (!skip.has(e.name)) yield* walk(p, skip);
     } else if (e.isFile()) yield p;
   }
 }
@@ -179,7 +190,7 @@ export async function* walk(dir: string): AsyncGenerator<string> {
 /** Records of a directory of raw files: one per file, its path relative to `dir`. */
 export async function* readDirectory(dir: string, opts: ReadOptions = {}): AsyncGenerator<Item> {
   const max = opts.maxBytes ?? DEFAULT_MAX;
-  for await (const file of walk(dir)) {
+  for await (const file of walk(dir, RAW_SKIP_DIRS)) {
     const rel = relative(dir, file);
     let size: number;
     try {

@@ -4,8 +4,8 @@
  * prefix, and a small summary goes to the termination message for the controller. A config it cannot use
  * is a terminal error (exit 2): no retry fixes it.
  */
-import { mkdirSync, copyFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { DataSource, Preprocessing } from '@kiln/spec';
 import { readStageConfig as readConfig, StageConfigError, storagePath, writeSummary, type MountedConfig, type SpecValues, type StageSummary } from '@kiln/stage';
 import { optionsFrom, storageRootOf } from './from-spec.ts';
@@ -43,6 +43,12 @@ export async function runStage(configFile: string, opts: { shard?: number; env?:
     throw new StageConfigError(`the stage config's preprocessing is incomplete (${(e as Error).message}); it comes from the compiled plan, so recompile it with this kiln`);
   }
   for (const w of prep.warnings) opts.log?.(`warning: ${w}`);
+  // A local source that is not there is the spec's (or the machine's) to fix: no retry makes it appear.
+  for (const s of c.sources) {
+    if (s.type === 'local' && !existsSync(resolve(process.cwd(), s.path))) {
+      throw new StageConfigError(`data source "${s.name}": ${s.path} does not exist (resolved against ${process.cwd()}); fix the source's path in the spec, or make it readable where the stage pods run`);
+    }
+  }
   if (c.phase === 'map') {
     const partial = await mapShard({ ...prep.options, output: out, shard, partition: { index: shard, count }, ...(opts.log ? { onProgress: (t) => opts.log!(`${t.recordsIn} records read`) } : {}) });
     const summary: StageSummary = { shard, phase: 'map', metrics: { ...metricsOf(partial.records), candidates: partial.candidates, redacted: Object.values(partial.pii).reduce((a, b) => a + b, 0) }, ...(prep.warnings.length ? { warnings: prep.warnings.slice(0, 5) } : {}) };

@@ -165,7 +165,7 @@ describe('a simulated run (the local cluster played its pods)', () => {
   it('is marked in the single-run view: the header, each simulated stage and the gates that read simulated metrics', () => {
     const out = renderRun(makeRun(simulated), T0 + 86_400_000);
     expect(out.split('\n')[1]).toMatch(/^SIMULATED: .*not measurements \(data-prep, train, eval-humaneval\)$/);
-    expect(lineOf(out, 'train')).toMatch(/succeeded \(simulated\)$/);
+    expect(lineOf(out, 'train')).toMatch(/succeeded · pass@1 0\.120 \(simulated\)$/);
     expect(out).toContain('Gates (read against simulated eval metrics):');
   });
 
@@ -206,5 +206,14 @@ describe('kiln status and logs against a cluster that is not there', () => {
       expect(r.stderr).not.toMatch(/internal error|^\s+at /m);
     }
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe("a finished stage's measured metrics", () => {
+  it('GIVEN a train and an eval summary WHEN summarised THEN loss, tokens/s, tokens and pass@1 in that order; none without metrics', async () => {
+    const { summaryMetrics } = await import('../src/render/status.ts');
+    expect(summaryMetrics({ summary: { metrics: { tokens: 606208, loss: 7.6004, tokens_per_s: 5801.2, world_size: 1 } } as never })).toBe('loss 7.600, tokens/s 5.8K, tokens 606K');
+    expect(summaryMetrics({ summary: { metrics: { 'pass@1': 0.125, problems_scored: 164 } } as never })).toBe('pass@1 0.125, problems 164');
+    expect(summaryMetrics({})).toBeUndefined();
   });
 });

@@ -1,4 +1,4 @@
-/** `kiln demo`: every example spec validated and summarised, then the dev stack provisioned and run on the local cluster. */
+/** `kiln demo`: every example spec validated and summarised, then the local stack provisioned and run for real on the local cluster. */
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,8 +14,12 @@ export const command: Command = {
   usage: 'kiln demo [--validate-only] [--format text|json] [--dir DIR]',
   help: `Validates every spec in the repository's configs/ directory, with each stack overlay, and prints
 what each one would build: model size, tokens, GPUs, objective, eval gates and serving targets. Then
-brings the local cluster up (building the toolchain on first use), runs \`pulumi up\` of the dev stack
-(configs/tiny.yaml) against it, and shows what now exists and what to run next.
+brings the local cluster up (building the toolchain on first use), runs \`pulumi up\` of the local stack
+of configs/tiny.yaml against it, and runs that stack's pipeline for real on the cluster's local node: data
+prep over this repository and the Python standard library, dedup, tokenizer, pack, training on the CPU,
+export, HumanEval against the served model. Then it sends a completion through the gateway and prints
+\`kiln status\` of the run (measured metrics, gate verdicts) and each stage's wall time. Exit 0 when all of
+it worked, 1 when a step failed (the message says which and where its logs are), 2 on a usage error.
 
 Options:
   --validate-only   stop after the specs

@@ -16,7 +16,7 @@ export function formatPlan(plan: Plan): string {
   ];
   const width = Math.max(...plan.stages.map((s) => s.name.length));
   for (const s of plan.stages) {
-    const par = s.parallelism.kind === 'shards' ? `${s.parallelism.shards} shards` : s.parallelism.kind === 'nodes' ? `${s.parallelism.nodes} nodes × ${s.parallelism.gpusPerNode} GPUs` : '1 pod';
+    const par = s.parallelism.kind === 'shards' ? `${s.parallelism.shards} shards` : s.parallelism.kind === 'nodes' ? (s.parallelism.gpusPerNode === 0 ? `${s.parallelism.nodes} node${s.parallelism.nodes === 1 ? '' : 's'} on the CPU` : `${s.parallelism.nodes} nodes × ${s.parallelism.gpusPerNode} GPUs`) : '1 pod';
     const gpu = s.resources.gpu ? `, ${s.resources.gpu.count} × ${s.resources.gpu.type}` : '';
     lines.push(`  ${s.name.padEnd(width)}  ${par.padEnd(18)} ${s.resources.cpu} CPU, ${s.resources.memory}${gpu}${s.dependsOn.length ? `   after ${s.dependsOn.join(', ')}` : ''}`);
   }
@@ -25,7 +25,7 @@ export function formatPlan(plan: Plan): string {
     for (const t of plan.serving) {
       const batching = `batches of up to ${t.maxBatchSize} within ${t.queueDelayUs / 1000} ms, ${t.instances} instance${t.instances === 1 ? '' : 's'}`;
       const canary = t.canary > 0 ? `; canary: ${Math.round(t.canary * 1000) / 10}% of requests to this run's model` : '';
-      lines.push(`  ${t.name}: ${t.backend} ${t.precision}, ${t.replicas.min}–${t.replicas.max} replicas × ${t.gpu.count} ${t.gpu.type}; ${batching}${canary}`);
+      lines.push(`  ${t.name}: ${t.backend} ${t.precision}, ${t.replicas.min}–${t.replicas.max} replicas${t.gpu.count === 0 ? ' on the CPU' : ` × ${t.gpu.count} ${t.gpu.type}`}; ${batching}${canary}`);
       const g = t.gateway;
       if (g) {
         const key = plan.secrets[g.apiKeys];
@@ -40,7 +40,7 @@ export function formatPlan(plan: Plan): string {
     '',
     'estimate:',
     `  ${formatCount(e.parameters)} parameters × ${formatCount(e.tokens)} tokens = ${e.trainingFlops.toExponential(2)} training FLOPs`,
-    `  ${formatCount(e.gpuHours)} GPU-hours of ${e.gpuType} at ${Math.round(e.mfu * 100)}% MFU; ${hours(e.wallHours)} on ${e.gpus} GPUs`,
+    `  ${formatCount(e.gpuHours)} GPU-hours of ${e.gpuType} at ${Math.round(e.mfu * 100)}% MFU; ${e.gpus === 0 ? 'training on the CPU: no GPU wall time' : `${hours(e.wallHours)} on ${e.gpus} GPUs`}`,
     `  ${e.cost === null ? `cost: no price for ${e.gpuType} in infra.pricing.gpu_hour` : `cost: ${e.cost.toLocaleString('en-US', { maximumFractionDigits: 0 })} ${e.currency} for training`}`,
   );
   const gates = Object.entries(plan.gates);

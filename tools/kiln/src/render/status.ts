@@ -1,6 +1,7 @@
 /** The views of `kiln status`: the table of runs, and one run in detail. */
 import { simulatedStages, type ModelRun, type StageStatus } from '@kiln/cluster';
 import { age, progressBar, table, trainingMetrics } from './table.ts';
+import { formatCount } from '@kiln/spec';
 
 const gateSummary = (run: ModelRun) =>
   Object.entries(run.status?.gates ?? {})
@@ -26,6 +27,27 @@ export function renderRuns(runs: readonly ModelRun[], now = Date.now()): string 
 }
 
 /** One run in detail: stages, progress, gates, artifacts, metrics. */
+/** The figures of a stage's summary worth a glance, in this order: training loss and speed, pass@k, data counts. */
+const SHOWN_METRICS: readonly [string, string, (v: number) => string][] = [
+  ['loss', 'loss', (v) => v.toFixed(3)],
+  ['tokens_per_s', 'tokens/s', (v) => formatCount(v)],
+  ['tokens', 'tokens', (v) => formatCount(v)],
+  ['pass@1', 'pass@1', (v) => v.toFixed(3)],
+  ['problems_scored', 'problems', (v) => String(v)],
+  ['records_out', 'records out', (v) => formatCount(v)],
+  ['near_duplicates', 'near duplicates', (v) => formatCount(v)],
+  ['bytes_per_token', 'bytes/token', (v) => v.toFixed(2)],
+  ['sequences', 'sequences', (v) => formatCount(v)],
+  ['parameters', 'parameters', (v) => formatCount(v)],
+];
+
+/** A stage's measured metrics (its summary's), the ones SHOWN_METRICS names, as `loss 7.012, tokens/s 7.37K`. */
+export function summaryMetrics(s: Pick<StageStatus, 'summary'>): string | undefined {
+  const m = s.summary?.metrics ?? {};
+  const parts = SHOWN_METRICS.filter(([k]) => typeof m[k] === 'number').map(([k, label, f]) => `${label} ${f(m[k] as number)}`);
+  return parts.length ? parts.slice(0, 4).join(', ') : undefined;
+}
+
 export function renderRun(run: ModelRun, now = Date.now()): string {
   const st = run.status;
   const out: string[] = [];
@@ -38,7 +60,8 @@ export function renderRun(run: ModelRun, now = Date.now()): string {
   const rows = [['STAGE', 'PHASE', 'ATTEMPTS', 'TIME', 'DETAIL']];
   for (const s of stages) {
     const extra = s.progress && trainingMetrics(s.progress);
-    const detail = `${s.progress && s.phase === 'Running' ? `${progressBar(s.progress)}${extra ? ` · ${extra}` : ''}` : s.message}${sim.has(s.name) ? ' (simulated)' : ''}`;
+    const measured = s.phase === 'Running' ? undefined : summaryMetrics(s);
+    const detail = `${s.progress && s.phase === 'Running' ? `${progressBar(s.progress)}${extra ? ` · ${extra}` : ''}` : s.message}${measured ? ` · ${measured}` : ''}${sim.has(s.name) ? ' (simulated)' : ''}`;
     rows.push([s.name, s.phase, `${s.attempts}/${s.maxAttempts}`, s.startTime ? age(s.startTime, s.completionTime ?? now) : '-', detail]);
   }
   out.push(table(rows));

@@ -46,7 +46,7 @@ export function summarise(spec: Spec): [string, string][] {
     ['objective', objective],
     [
       'training',
-      `${formatCount(t.token_budget)} tokens (${(t.token_budget / m.parameters).toFixed(0)} per parameter) on ${gpus} × ${r.gpu_type} (${r.nodes} node${r.nodes === 1 ? '' : 's'} × ${r.gpus_per_node}), ` +
+      `${formatCount(t.token_budget)} tokens (${(t.token_budget / m.parameters).toFixed(0)} per parameter) ${gpus === 0 ? `on the CPU (${r.nodes} node${r.nodes === 1 ? '' : 's'}, ${r.cpu} CPU)` : `on ${gpus} × ${r.gpu_type} (${r.nodes} node${r.nodes === 1 ? '' : 's'} × ${r.gpus_per_node})`}, ` +
         `${t.global_batch.sequences} × ${m.max_seq_len} = ${formatCount(t.global_batch.tokens)} tokens per step, ${micro}, ${formatCount(t.steps)} steps, ${t.parallelism.strategy}`,
     ],
     ['eval', spec.eval.suites.map((s) => `${s.name} (${s.benchmark}, ${s.languages.join('/')}, n=${s.samples}, pass@${s.k.join(',')})`).join('; ') || 'none'],
@@ -59,7 +59,7 @@ export function summarise(spec: Spec): [string, string][] {
     [
       'serving',
       spec.serving.targets
-        .map((s) => `${s.name}: ${s.backend} ${s.engine.precision} on ${s.gpu.count} × ${s.gpu.type}, ${s.replicas.min}–${s.replicas.max} replicas, p50 ${s.latency.p50_ms} ms / p99 ${s.latency.p99_ms} ms`)
+        .map((s) => `${s.name}: ${s.backend} ${s.engine.precision} on ${s.gpu.count === 0 ? 'the CPU' : `${s.gpu.count} × ${s.gpu.type}`}, ${s.replicas.min}–${s.replicas.max} replicas, p50 ${s.latency.p50_ms} ms / p99 ${s.latency.p99_ms} ms`)
         .join('; ') || 'none',
     ],
   ];
@@ -70,5 +70,6 @@ export function summarise(spec: Spec): [string, string][] {
 export function stackLine(spec: Spec): string {
   const t = spec.training;
   const r = t.resources;
-  return `${formatCount(t.token_budget)} tokens on ${r.gpus_per_node * r.nodes} × ${r.gpu_type}, gates for ${spec.stack}: ${spec.eval.gates[spec.stack ?? '']?.map((g) => g.expr.trim()).join(' and ') || 'none'}, ${spec.serving.targets.length} serving target(s)`;
+  const on = r.gpus_per_node === 0 ? 'the CPU' : `${r.gpus_per_node * r.nodes} × ${r.gpu_type}`;
+  return `${formatCount(t.token_budget)} tokens on ${on}, gates for ${spec.stack}: ${spec.eval.gates[spec.stack ?? '']?.map((g) => g.expr.trim()).join(' and ') || 'none'}, ${spec.serving.targets.length} serving target(s)`;
 }

@@ -1,0 +1,116 @@
+/**
+ * The `local` stack of configs/tiny.yaml run for real on the local cluster's execution node (kiln-local-0),
+ * with the controller in-process and no simulation: a whole run succeeds and the artifacts its status names
+ * exist with those digests; and a stage given a config it cannot use fails the run with the worker's own
+ * terminal exit code and message. Each test uses a namespace of its own, so it never meets the demo's run.
+ *
+ * The full run takes minutes on 2 cores (KILN_LOCAL_RUN=skip leaves it out where the machine is busy).
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { applyObject, findRun, listRuns, type ModelRun } from '@kiln/cluster';
+import { platformObjects } from '@kiln/k8s';
+import { compile, type Plan } from '@kiln/plan';
+import { loadText } from '@kiln/spec';
+import { createRun, paths, preparePlatform } from '@kiln/local-cluster';
+import { clusterKubeConfig, k, ROOT, uniq } from './helpers.ts';
+
+const TINY = fileURLToPath(new URL('../../../../configs/tiny.yaml', import.meta.url));
+const TERMINAL_EXIT = 2;
+
+/** The local stack's plan in namespace `ns`, with `edit` applied to the spec's text first. */
+function localPlan(ns: string, edit: (text: string) => string = (t) => t): Plan {
+  const r = loadText(edit(readFileSync(TINY, 'utf8').replace('namespace: kiln-tiny', `namespace: ${ns}`)), 'tiny.yaml', { stack: 'local' });
+  if (!r.spec) throw new Error(r.diagnostics.map((d) => d.message).join('\n'));
+  return compile(r.spec);
+}
+
+const namespaces: string[] = [];
+afterAll(async () => {
+  for (const ns of namespaces) await k('DELETE', `/api/v1/namespaces/${ns}`);
+});
+
+/** Namespace, service accounts and the artifacts claim of the plan; its ModelRun; a controller here until the run ends. */
+async function runToEnd(plan: Plan, timeoutMs: number): Promise<ModelRun> {
+  namespaces.push(plan.namespace);
+  await preparePlatform(plan, ROOT);
+  const kc = clusterKubeConfig();
+  const pvc = platformObjects(plan).pvc;
+  if (pvc) {
+    await applyObject(kc, pvc);
+    for (let i = 0; i < 60; i++) {
+      const c = (await k('GET', `/api/v1/namespaces/${plan.namespace}/persistentvolumeclaims/${pvc.metadata!.name}`)).body as { status?: { phase?: string } };
+      if (c.status?.phase === 'Bound') break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  // As `npm run demo` does: the eval sandbox's folders owned by its user (the local node applies no fsGroup yet).
+  const { ensureEvalFolders } = await import('../../src/commands/demo/provision.ts');
+  await ensureEvalFolders(kc, plan);
+  await createRun(plan, undefined, ROOT);
+  const { Controller } = await import('@kiln/controller');
+  const ctl = new Controller({ kubeConfig: kc, namespace: plan.namespace, progressEveryMs: 5000, log: () => {} });
+  await ctl.start();
+  const t0 = Date.now();
+  try {
+    for (;;) {
+      const found = findRun(await listRuns(kc, plan.namespace), plan.runId);
+      if (!('error' in found) && (found.status?.phase === 'Succeeded' || found.status?.phase === 'Failed')) return found;
+      if (Date.now() - t0 > timeoutMs) throw new Error(`run ${plan.runId} did not end in ${timeoutMs / 1000} s: ${JSON.stringify('error' in found ? found : found.status?.stages?.map((s) => [s.name, s.phase, s.message]))}`);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  } finally {
+    await ctl.stop();
+  }
+}
+
+/** The host directory behind a pvc:// URI of the local cluster: the local volume its claim is bound to. */
+async function hostPath(plan: Plan, uri: string): Promise<string> {
+  const claim = /^pvc:\/\/([^/]+)\/?(.*)$/.exec(uri)!;
+  const pvc = (await k('GET', `/api/v1/namespaces/${plan.namespace}/persistentvolumeclaims/${claim[1]}`)).body as { spec: { volumeName: string } };
+  const pv = (await k('GET', `/api/v1/persistentvolumes/${pvc.spec.volumeName}`)).body as { spec: { hostPath?: { path: string }; local?: { path: string } } };
+  return join(pv.spec.hostPath?.path ?? pv.spec.local?.path ?? join(paths(ROOT).cluster, 'volumes'), claim[2]!);
+}
+
+/** sha256 of a file as the stage contract spells digests: `sha256:<hex>`. */
+const digestOf = (path: string): string => `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
+
+describe('the local stack, for real on the local node', () => {
+  it('GIVEN a local source that does not exist WHEN the run starts THEN data-prep exits with its terminal code and the run fails with its message', async () => {
+    const plan = localPlan(uniq('kiln-lr-bad'), (t) => t.replace('path: .kiln/corpora/python-stdlib', 'path: /nonexistent/kiln-source'));
+    const run = await runToEnd(plan, 300_000);
+    expect(run.status?.phase).toBe('Failed');
+    const prep = run.status!.stages.find((s) => s.name === 'data-prep')!;
+    expect(prep.phase).toBe('Failed');
+    expect(prep.attempts).toBe(1);
+    expect(`${prep.message} ${run.status!.message}`).toContain('/nonexistent/kiln-source does not exist');
+    // Not retried: the worker's own terminal exit code, in its pod's status as the local node reported it.
+    const pods = (await k('GET', `/api/v1/namespaces/${plan.namespace}/pods`)).body as { items: { metadata: { name: string }; status?: { containerStatuses?: { state?: { terminated?: { exitCode: number } } }[] } }[] };
+    const codes = pods.items.filter((p) => p.metadata.name.includes('data-prep')).map((p) => p.status?.containerStatuses?.[0]?.state?.terminated?.exitCode);
+    expect(codes).toContain(TERMINAL_EXIT);
+    expect(run.status!.stages.filter((s) => s.name !== 'data-prep').every((s) => s.phase === 'Pending')).toBe(true);
+  }, 330_000);
+
+  it.skipIf(process.env.KILN_LOCAL_RUN === 'skip')('GIVEN the local stack WHEN it runs THEN every stage succeeds, with measured metrics, and each artifact its status names exists with that digest', async () => {
+    const plan = localPlan(uniq('kiln-lr'));
+    const run = await runToEnd(plan, 1_500_000);
+    expect({ phase: run.status?.phase, message: run.status?.message }).toEqual({ phase: 'Succeeded', message: run.status?.message });
+    const by = Object.fromEntries(run.status!.stages.map((s) => [s.kind, s]));
+    expect(by['train']!.summary?.metrics?.['loss']).toBeGreaterThan(0);
+    expect(by['train']!.simulated).toBeFalsy();
+    expect(by['eval']!.summary?.metrics?.['problems']).toBe(164);
+    const artifacts = run.status!.stages.flatMap((s) => (s.summary?.artifacts ?? []).map((a) => ({ stage: s.name, ...a })));
+    // Shards: the dedup stage's (it rewrites data-prep's); the checkpoint is a folder (its digest is the trainer's own).
+    for (const kind of ['dedup', 'tokenizer', 'pack', 'train', 'export', 'eval']) expect({ kind, has: artifacts.some((a) => by[kind] && a.stage === by[kind]!.name) }).toEqual({ kind, has: true });
+    for (const a of artifacts) {
+      if (!a.uri?.startsWith('pvc://')) continue;
+      const p = await hostPath(plan, a.uri);
+      expect({ uri: a.uri, exists: existsSync(p) }).toEqual({ uri: a.uri, exists: true });
+      expect({ uri: a.uri, nonEmpty: statSync(p).isFile() ? statSync(p).size > 0 : readdirSync(p).length > 0 }).toEqual({ uri: a.uri, nonEmpty: true });
+      if (a.digest && statSync(p).isFile()) expect({ uri: a.uri, digest: digestOf(p) }).toEqual({ uri: a.uri, digest: a.digest });
+    }
+  }, 1_530_000);
+});
