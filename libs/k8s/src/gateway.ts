@@ -93,8 +93,8 @@ export function gatewayObjects(plan: Plan, target: ServingPlan): GatewayObjects 
   const volumes: V1Volume[] = [
     { name: 'config', configMap: { name, items: [{ key: 'config.json', path: 'config.json' }] } },
     // The value stays in the Secret: the pod gets the one key as a file, readable by the gateway's group only.
-    // 0444, not 0440 + fsGroup: the local node does not apply fsGroup to volumes yet; the pod has one user anyway.
-    { name: 'api-keys', secret: { secretName: keys.secret, items: [{ key: keys.key, path: 'keys' }], defaultMode: 0o444 } },
+    // The value stays in the Secret: the pod gets the one key as a file, readable by the gateway's group only (fsGroup).
+    { name: 'api-keys', secret: { secretName: keys.secret, items: [{ key: keys.key, path: 'keys' }], defaultMode: 0o440 } },
     { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
     ...(feedback ? [feedback.volume] : []),
   ];

@@ -76,7 +76,7 @@ describe('gateway objects (tiny-loop: python backend, gateway, canary 0.1, pvc s
 
   it('GIVEN the API-keys Secret WHEN mounted THEN its one key is a read-only file at api_keys_file, and no env var or config holds it', () => {
     const keys = pod.volumes!.find((v) => v.name === 'api-keys')!;
-    expect(keys.secret).toEqual({ secretName: 'tiny-loop-gateway-keys', items: [{ key: 'keys', path: 'keys' }], defaultMode: 0o444 });
+    expect(keys.secret).toEqual({ secretName: 'tiny-loop-gateway-keys', items: [{ key: 'keys', path: 'keys' }], defaultMode: 0o440 });
     const mount = c.volumeMounts!.find((m) => m.name === 'api-keys')!;
     expect(mount.readOnly).toBe(true);
     expect(`${mount.mountPath}/keys`).toBe(GATEWAY_KEYS_PATH);

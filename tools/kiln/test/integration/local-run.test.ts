@@ -2,7 +2,10 @@
  * The `local` stack of configs/tiny.yaml run for real on the local cluster's execution node (kiln-local-0),
  * with the controller in-process and no simulation: a whole run succeeds and the artifacts its status names
  * exist with those digests; and a stage given a config it cannot use fails the run with the worker's own
- * terminal exit code and message. Each test uses a namespace of its own, so it never meets the demo's run.
+ * terminal exit code and message. The whole run also meets two faults while it trains: kill -9 of the node's
+ * agent (the restarted agent adopts the trainer: no pod or process starts twice) and the deletion of the running
+ * train pod (the controller's retry resumes from the trainer's real checkpoint). Each test uses a namespace of its
+ * own, so it never meets the demo's run.
  *
  * The full run takes minutes on 2 cores (KILN_LOCAL_RUN=skip leaves it out where the machine is busy).
  */
@@ -11,11 +14,11 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { applyObject, findRun, listRuns, type ModelRun } from '@kiln/cluster';
-import { platformObjects } from '@kiln/k8s';
+import { applyObject, findRun, listRuns, readPodLog, type ModelRun } from '@kiln/cluster';
+import { jobName, platformObjects } from '@kiln/k8s';
 import { compile, type Plan } from '@kiln/plan';
 import { loadText } from '@kiln/spec';
-import { createRun, paths, preparePlatform } from '@kiln/local-cluster';
+import { createRun, DEFAULTS, paths, preparePlatform, runningPid, up } from '@kiln/local-cluster';
 import { clusterKubeConfig, k, ROOT, uniq } from './helpers.ts';
 
 const TINY = fileURLToPath(new URL('../../../../configs/tiny.yaml', import.meta.url));
@@ -34,7 +37,7 @@ afterAll(async () => {
 });
 
 /** Namespace, service accounts and the artifacts claim of the plan; its ModelRun; a controller here until the run ends. */
-async function runToEnd(plan: Plan, timeoutMs: number): Promise<ModelRun> {
+async function runToEnd(plan: Plan, timeoutMs: number, during?: (run: ModelRun) => Promise<void>): Promise<ModelRun> {
   namespaces.push(plan.namespace);
   await preparePlatform(plan, ROOT);
   const kc = clusterKubeConfig();
@@ -47,8 +50,10 @@ async function runToEnd(plan: Plan, timeoutMs: number): Promise<ModelRun> {
       await new Promise((r) => setTimeout(r, 500));
     }
   }
-  // As `npm run demo` does: the eval sandbox's folders owned by its user (the local node applies no fsGroup yet).
-  const { ensureEvalFolders } = await import('../../src/commands/demo/provision.ts');
+  // As `npm run demo` does: the Python standard library linked where the spec's source names it, and the eval
+  // sandbox's folders owned by its user (a claim shared by pods of several users).
+  const { ensureEvalFolders, linkStdlib } = await import('../../src/commands/demo/provision.ts');
+  linkStdlib();
   await ensureEvalFolders(kc, plan);
   await createRun(plan, undefined, ROOT);
   const { Controller } = await import('@kiln/controller');
@@ -59,6 +64,7 @@ async function runToEnd(plan: Plan, timeoutMs: number): Promise<ModelRun> {
     for (;;) {
       const found = findRun(await listRuns(kc, plan.namespace), plan.runId);
       if (!('error' in found) && (found.status?.phase === 'Succeeded' || found.status?.phase === 'Failed')) return found;
+      if (!('error' in found) && during) await during(found);
       if (Date.now() - t0 > timeoutMs) throw new Error(`run ${plan.runId} did not end in ${timeoutMs / 1000} s: ${JSON.stringify('error' in found ? found : found.status?.stages?.map((s) => [s.name, s.phase, s.message]))}`);
       await new Promise((r) => setTimeout(r, 2000));
     }
@@ -78,6 +84,51 @@ async function hostPath(plan: Plan, uri: string): Promise<string> {
 /** sha256 of a file as the stage contract spells digests: `sha256:<hex>`. */
 const digestOf = (path: string): string => `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
 
+interface PodLite {
+  readonly metadata: { readonly name: string; readonly uid: string; readonly labels?: Record<string, string>; readonly deletionTimestamp?: string };
+  readonly status?: { readonly phase?: string; readonly containerStatuses?: { readonly restartCount: number; readonly containerID?: string; readonly state?: { readonly running?: unknown } }[] };
+}
+
+/** The run's train pods, oldest first. */
+async function trainPods(plan: Plan): Promise<PodLite[]> {
+  const r = (await k('GET', `/api/v1/namespaces/${plan.namespace}/pods?labelSelector=${encodeURIComponent(`kiln.dev/run-id=${plan.runId},kiln.dev/stage=train`)}`)).body as { items: PodLite[] };
+  return r.items;
+}
+
+/**
+ * The two faults the full run meets while it trains, each once: (1) as soon as the trainer runs, kill -9 of the
+ * node's agent and its restart by `up()`, which must adopt the running trainer (same pod, same container, no
+ * restart); (2) once the trainer has committed a checkpoint, the deletion of its pod, which the controller's
+ * next attempt must resume from.
+ */
+function trainingFaults(plan: Plan) {
+  const seen = { killedAgent: false, adopted: undefined as undefined | { pod: string; containerID?: string }, deletedPod: undefined as string | undefined };
+  const during = async (run: ModelRun) => {
+    const train = run.status?.stages.find((s) => s.kind === 'train');
+    if (train?.phase !== 'Running') return;
+    const running = (await trainPods(plan)).filter((p) => p.status?.containerStatuses?.[0]?.state?.running && !p.metadata.deletionTimestamp);
+    if (!seen.killedAgent && running.length === 1 && (train.progress?.done ?? 0) > 0) {
+      const before = running[0]!;
+      const pid = runningPid(paths(ROOT), 'local-node');
+      expect(pid).toBeDefined();
+      process.kill(pid!, 'SIGKILL');
+      for (let i = 0; i < 100 && runningPid(paths(ROOT), 'local-node') !== undefined; i++) await new Promise((r) => setTimeout(r, 100));
+      const again = await up({ root: ROOT, ...DEFAULTS }, () => {});
+      expect(again.started).toEqual(['local-node']);
+      seen.killedAgent = true;
+      const after = (await trainPods(plan)).find((p) => p.metadata.uid === before.metadata.uid);
+      expect(after?.status?.containerStatuses?.[0]?.restartCount).toBe(0);
+      seen.adopted = { pod: before.metadata.name, ...(before.status?.containerStatuses?.[0]?.containerID ? { containerID: before.status.containerStatuses[0].containerID } : {}) };
+      return;
+    }
+    if (seen.killedAgent && !seen.deletedPod && running.length === 1 && existsSync(join(await hostPath(plan, plan.stages.find((s) => s.kind === 'train')!.outputs[0]!), 'latest'))) {
+      seen.deletedPod = running[0]!.metadata.name;
+      expect((await k('DELETE', `/api/v1/namespaces/${plan.namespace}/pods/${seen.deletedPod}`)).status).toBeLessThan(300);
+    }
+  };
+  return { seen, during };
+}
+
 describe('the local stack, for real on the local node', () => {
   it('GIVEN a local source that does not exist WHEN the run starts THEN data-prep exits with its terminal code and the run fails with its message', async () => {
     const plan = localPlan(uniq('kiln-lr-bad'), (t) => t.replace('path: .kiln/corpora/python-stdlib', 'path: /nonexistent/kiln-source'));
@@ -96,9 +147,28 @@ describe('the local stack, for real on the local node', () => {
 
   it.skipIf(process.env.KILN_LOCAL_RUN === 'skip')('GIVEN the local stack WHEN it runs THEN every stage succeeds, with measured metrics, and each artifact its status names exists with that digest', async () => {
     const plan = localPlan(uniq('kiln-lr'));
-    const run = await runToEnd(plan, 1_500_000);
+    const faults = trainingFaults(plan);
+    const run = await runToEnd(plan, 1_500_000, faults.during);
     expect({ phase: run.status?.phase, message: run.status?.message }).toEqual({ phase: 'Succeeded', message: run.status?.message });
     const by = Object.fromEntries(run.status!.stages.map((s) => [s.kind, s]));
+    // The faults happened, and each was handled as Kubernetes and the controller promise.
+    expect(faults.seen).toMatchObject({ killedAgent: true, adopted: { pod: expect.any(String) }, deletedPod: faults.seen.adopted?.pod });
+    expect(by['train']!.attempts).toBe(2);
+    // One pod per attempt: the agent's restart started nothing again (attempt 1's Job saw exactly one pod, the
+    // deleted one, fail), and the retry's container never restarted.
+    const trainStage = plan.stages.find((s) => s.kind === 'train')!;
+    const jobStatus = async (attempt: number) => ((await k('GET', `/apis/batch/v1/namespaces/${plan.namespace}/jobs/${jobName(plan, trainStage, attempt)}`)).body as { status?: { failed?: number; succeeded?: number } }).status;
+    expect(await jobStatus(1)).toMatchObject({ failed: 1 });
+    expect((await jobStatus(1))?.succeeded ?? 0).toBe(0);
+    expect(await jobStatus(2)).toMatchObject({ succeeded: 1 });
+    expect((await jobStatus(2))?.failed ?? 0).toBe(0);
+    const pods = await trainPods(plan);
+    expect(pods.map((p) => [p.metadata.labels?.['kiln.dev/attempt'], p.status?.containerStatuses?.[0]?.restartCount])).toEqual([['2', 0]]);
+    const retry = pods[0]!;
+    expect(await readPodLog(clusterKubeConfig(), plan.namespace, retry.metadata.name, { tailLines: 4000 })).toMatch(/resumed from \S+ \(step [1-9]\d*/);
+    expect(by['train']!.summary?.resumedFrom).toBeTruthy();
+    // Every other stage ran once.
+    for (const s of run.status!.stages.filter((x) => x.kind !== 'train')) expect({ stage: s.name, attempts: s.attempts }).toEqual({ stage: s.name, attempts: 1 });
     expect(by['train']!.summary?.metrics?.['loss']).toBeGreaterThan(0);
     expect(by['train']!.simulated).toBeFalsy();
     expect(by['eval']!.summary?.metrics?.['problems']).toBe(164);

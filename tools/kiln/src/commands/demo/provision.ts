@@ -4,7 +4,7 @@
  * the gateway from the model it trained, and `kiln status` of the run.
  */
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,7 +42,7 @@ export function linkStdlib(repo = REPO): string {
   mkdirSync(dirname(link), { recursive: true });
   if (existsSync(link) || lstatSync(link, { throwIfNoEntry: false })) {
     if (lstatSync(link).isSymbolicLink()) {
-      execFileSync('rm', ['-f', link]);
+      unlinkSync(link);
     } else throw new ClusterError(`${link} exists and is not a link: remove it, and \`npm run demo\` links it to ${target}`);
   }
   symlinkSync(target, link);
@@ -77,8 +77,9 @@ async function ensureGatewayKeys(kc: KubeConfig, root: string, plan: Plan): Prom
 
 /**
  * The gateway's feedback folder (`pvc://<claim>/feedback/<target>/`, mounted by subPath) made on the local
- * volume the claim is bound to, owned by the gateway's user. A kubelet makes a missing subPath itself; the
- * local node does not yet, so the demo does. Returns whether it made it.
+ * volume the claim is bound to, owned by the gateway's user. The claim is shared by pods of different users (the
+ * eval sandbox's 65532, the gateway's), so one pod's fsGroup would take the folder from the other: the folders
+ * each writes are made for it up front, as a storage admin would. Returns whether it made it.
  */
 async function ensureFeedbackFolder(kc: KubeConfig, plan: Plan, uri: string): Promise<boolean> {
   return ensureOwnedFolder(kc, plan, uri, GATEWAY_UID);
@@ -86,8 +87,8 @@ async function ensureFeedbackFolder(kc: KubeConfig, plan: Plan, uri: string): Pr
 
 /**
  * The folders the eval stage (a sandbox running as uid 65532) writes, made on the run's local volume and owned
- * by that user: its report folder and the run's manifests folder. On a cluster, fsGroup or the storage's own
- * permissions do this; the local node applies no fsGroup yet, and root-owned folders would fail it (EACCES).
+ * by that user: its report folder and the run's manifests folder (root-owned folders would fail it with EACCES;
+ * on a cluster the storage's own permissions do this).
  */
 export async function ensureEvalFolders(kc: KubeConfig, plan: Plan): Promise<void> {
   for (const s of plan.stages) if (s.kind === 'eval') for (const o of s.outputs) await ensureOwnedFolder(kc, plan, o, EVAL_UID);

@@ -1,10 +1,10 @@
 /**
  * Latency of Runtime.start(): from the call to the container's process existing in its cgroups (the record says
  * running), and to argv running (its first output in the log: after the netns/mount namespace, a tmpfs mount and
- * exec). Run as root: `node tools/local-node/bench/runtime-start.ts [count]`. Prints p50/p90/max in ms.
+ * exec). Run as root: `node bench/local-node-runtime.ts [count]`. Prints p50/p90/max in ms.
  */
 import { mkdtempSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
-import { Runtime } from '../src/runtime/index.ts';
+import { Runtime } from '@kiln/local-node';
 
 const count = Number(process.argv[2] ?? 40);
 const stateDir = mkdtempSync('/tmp/kiln-rt-bench-');
