@@ -107,9 +107,9 @@ describe('kiln validate', () => {
   it('reads a spec from standard input with `-` or /dev/stdin', () => {
     const tiny = readFileSync(join(root, 'configs/tiny.yaml'), 'utf8');
     const dash = kilnIn(tiny, 'validate', '-');
-    expect([dash.code, dash.err.trim()]).toEqual([0, '✓ <stdin> is valid, stacks dev']);
+    expect([dash.code, dash.err.trim()]).toEqual([0, '✓ <stdin> is valid, stacks dev, local']);
     const dev = kilnIn(tiny, 'validate', '/dev/stdin');
-    expect([dev.code, dev.err.trim()]).toEqual([0, '✓ /dev/stdin is valid, stacks dev']);
+    expect([dev.code, dev.err.trim()]).toEqual([0, '✓ /dev/stdin is valid, stacks dev, local']);
     const bad = kilnIn(tiny.replace('  name: tiny\n', '  name: Bad_Name\n'), 'validate', '-');
     expect(bad.code).toBe(1);
     expect(bad.err).toMatch(/^<stdin>:8:9 error KL205 /m);
