@@ -3,7 +3,7 @@
  * user drop, netns) and what it leaves (exit code and reason, termination message).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixture, run, type Fixture } from './runtime-fixture.ts';
@@ -68,6 +68,25 @@ describe('Runtime: a container', { timeout: 30_000 }, () => {
     expect(log).toMatch(new RegExp(`^tmpfs ${at}/scratch tmpfs rw,.*size=4096k`, 'm'));
     expect(log).toContain('ro-refused');
     expect(existsSync(join(dir, 'x'))).toBe(false);
+  });
+
+  it('binds a source that an earlier mount covers (a checkout under /tmp, a pod with an emptyDir at /tmp)', async () => {
+    const src = join(f.base, 'covered', 'hosts');
+    mkdirSync(join(f.base, 'covered'));
+    writeFileSync(src, '10.1.2.3 svc\n');
+    const at = join(f.base, 'mnt2');
+    // The tmpfs goes over the folder that holds the source; the source is still what the container sees after.
+    const { rec, log } = await run(f, f.spec('covered', ['sh', '-c', `cat ${at}/hosts; [ -e ${src} ] && echo visible || echo hidden`], {
+      mounts: [
+        { kind: 'tmpfs', containerPath: f.base, readOnly: false },
+        { kind: 'bind', hostPath: src, containerPath: `${at}/hosts`, readOnly: true },
+      ],
+    }));
+    expect(rec.status).toMatchObject({ exitCode: 0, reason: 'Completed' });
+    expect(log).toContain('10.1.2.3 svc');
+    // Inside, the covered folder is the fresh tmpfs: the source is not visible at its own path.
+    expect(log.trim().split('\n').at(-1)).toBe('hidden');
+    expect(readdirSync('/run/kiln-runtime', { withFileTypes: true }).filter((d) => d.isDirectory() && readdirSync(join('/run/kiln-runtime', d.name)).length > 0)).toEqual([]);
   });
 
   it('records the exit code: 0 is Completed, anything else Error', async () => {

@@ -30,7 +30,9 @@ describe('cluster lifecycle', () => {
     const shared = ports(ROOT).filter((p) => ports(second).includes(p));
     expect(shared).toEqual([]);
     const s = await status(second);
-    expect(s.nodes.map((n) => [n.name, n.gpus])).toEqual([['kiln-gpu-0', '4']]);
+    // Its simulated GPU node, and its own local execution node (no GPUs on this machine unless nvidia-smi lists some).
+    expect(s.nodes.filter((n) => n.name !== 'kiln-local-0').map((n) => [n.name, n.gpus])).toEqual([['kiln-gpu-0', '4']]);
+    expect(s.nodes.filter((n) => n.name === 'kiln-local-0').map((n) => n.ready)).toEqual([true]);
     // A component that dies is reported with the tail of its log, and the next `up` restarts only it.
     const scheduler = runningPid(paths(second), 'kube-scheduler')!;
     process.kill(scheduler, 'SIGKILL');

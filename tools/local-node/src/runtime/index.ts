@@ -30,7 +30,7 @@ import {
 } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
-import { shimScripts } from './shim.ts';
+import { shimScripts, STAGING_ROOT, under } from './shim.ts';
 import type { ContainerRecord, ContainerSpec, ContainerState } from './types.ts';
 
 export type { ContainerRecord, ContainerSpec, ContainerState, Mount } from './types.ts';
@@ -301,9 +301,10 @@ export class Runtime {
       }
       const src = m.hostPath;
       if (src === undefined || !isAbsolute(src)) throw bad(`mount ${i} (bind at ${m.containerPath}): hostPath must be an absolute path`);
-      // Mounts are made in the container's view of the same filesystem: an earlier mount would hide the source.
-      const hiding = spec.mounts.slice(0, i).find((e) => src === e.containerPath || src.startsWith(`${e.containerPath.replace(/\/$/, '')}/`));
-      if (hiding !== undefined) throw bad(`mount ${i}: hostPath ${src} lies under the earlier mount at ${hiding.containerPath}, which would hide it: reorder the mounts or move the source`);
+      // Mounts are made in the container's view of the same filesystem: a source an earlier mount would hide is
+      // held at STAGING_ROOT first (shim.ts), which no mount may cover.
+      const covering = spec.mounts.slice(0, i).some((e) => under(src, e.containerPath)) ? spec.mounts.find((e) => under(STAGING_ROOT, e.containerPath)) : undefined;
+      if (covering !== undefined) throw bad(`mount ${i}: hostPath ${src} lies under an earlier mount, and the mount at ${covering.containerPath} covers ${STAGING_ROOT} where the runtime would hold it: reorder the mounts or move the source`);
       try {
         return statSync(src).isDirectory();
       } catch {

@@ -10,8 +10,19 @@
  *   the user drop and exec of argv with exactly the spec's environment (`env -i`).
  * A failure before exec exits 128 and leaves its reason in `start-error`.
  */
+import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import type { ContainerSpec } from './types.ts';
+
+/**
+ * Where a bind source that an earlier mount would hide is held meanwhile (a checkout under /tmp, and a pod that
+ * mounts an emptyDir at /tmp): bound here first, before any mount, then bound from here to its target, then
+ * unmounted. Host side effect: an empty folder per container under it while the container starts.
+ */
+export const STAGING_ROOT = '/run/kiln-runtime';
+
+/** Whether `path` is `dir` or lies under it. */
+export const under = (path: string, dir: string): boolean => path === dir || path.startsWith(`${dir.replace(/\/$/, '')}/`);
 
 /** Quotes a value for sh: single quotes, each ' as '\''. */
 export function shQuote(s: string): string {
@@ -67,6 +78,14 @@ exec ${netns}unshare --mount --propagation private -- sh ${f('mounts.sh')}
     isDir
       ? `mkdir -p ${q(path)} || fail ${q(`cannot create the mount point ${path}`)}`
       : `mkdir -p ${q(dirname(path))} && { [ -e ${q(path)} ] || : > ${q(path)}; } || fail ${q(`cannot create the mount point ${path}`)}`;
+  // Sources an earlier mount would hide are bound to the staging folder first, while the host's view is whole.
+  const staging = `${STAGING_ROOT}/${createHash('sha256').update(l.dir).digest('hex').slice(0, 16)}`;
+  const staged = spec.mounts.map((m, i) => m.kind === 'bind' && m.hostPath !== undefined && spec.mounts.slice(0, i).some((e) => under(m.hostPath!, e.containerPath)));
+  spec.mounts.forEach((m, i) => {
+    if (!staged[i]) return;
+    lines.push(mkdirFor(`${staging}/${i}`, l.bindIsDir[i] ?? true));
+    lines.push(`mount --bind ${q(m.hostPath ?? '')} ${q(`${staging}/${i}`)} || fail ${q(`cannot bind ${m.hostPath} at ${staging}/${i}`)}`);
+  });
   spec.mounts.forEach((m, i) => {
     const at = m.containerPath;
     if (m.kind === 'tmpfs') {
@@ -75,10 +94,17 @@ exec ${netns}unshare --mount --propagation private -- sh ${f('mounts.sh')}
       lines.push(`mount -t tmpfs ${opts === '' ? '' : `-o ${opts} `}tmpfs ${q(at)} || fail ${q(`cannot mount a tmpfs at ${at}`)}`);
     } else {
       lines.push(mkdirFor(at, l.bindIsDir[i] ?? true));
-      lines.push(`mount --bind ${q(m.hostPath ?? '')} ${q(at)} || fail ${q(`cannot bind ${m.hostPath} at ${at}`)}`);
+      const src = staged[i] ? `${staging}/${i}` : (m.hostPath ?? '');
+      lines.push(`mount --bind ${q(src)} ${q(at)} || fail ${q(`cannot bind ${m.hostPath} at ${at}`)}`);
       if (m.readOnly) lines.push(`mount -o remount,bind,ro ${q(at)} || fail ${q(`cannot make ${at} read-only`)}`);
     }
   });
+  if (staged.some(Boolean)) {
+    spec.mounts.forEach((_, i) => {
+      if (staged[i]) lines.push(`umount ${q(`${staging}/${i}`)} && rm -rf ${q(`${staging}/${i}`)} || fail ${q(`cannot unmount ${staging}/${i}`)}`);
+    });
+    lines.push(`rmdir ${q(staging)} 2>/dev/null || :`);
+  }
   const tm = spec.terminationMessagePath;
   lines.push(mkdirFor(tm, false));
   lines.push(`mount -c --bind /proc/self/fd/4 ${q(tm)} || fail ${q(`cannot bind the termination log at ${tm}`)}`);
