@@ -112,7 +112,8 @@ describe('kiln validate', () => {
     expect([dev.code, dev.err.trim()]).toEqual([0, '✓ /dev/stdin is valid, stacks dev, local']);
     const bad = kilnIn(tiny.replace('  name: tiny\n', '  name: Bad_Name\n'), 'validate', '-');
     expect(bad.code).toBe(1);
-    expect(bad.err).toMatch(/^<stdin>:8:9 error KL205 /m);
+    const line = tiny.split('\n').indexOf('  name: tiny') + 1;
+    expect(bad.err).toMatch(new RegExp(`^<stdin>:${line}:9 error KL205 `, 'm'));
     expect(bad.err).toContain('> 8 |   name: Bad_Name');
     // An overlay from standard input, over a spec file; and standard input cannot be read twice.
     const overlay = kilnIn('training:\n  micro_batch: 0\n', 'validate', 'configs/tiny.yaml', '--overlay', '-');
