@@ -114,7 +114,7 @@ describe('kiln validate', () => {
     expect(bad.code).toBe(1);
     const line = tiny.split('\n').indexOf('  name: tiny') + 1;
     expect(bad.err).toMatch(new RegExp(`^<stdin>:${line}:9 error KL205 `, 'm'));
-    expect(bad.err).toContain('> 8 |   name: Bad_Name');
+    expect(bad.err).toMatch(new RegExp(`> ${line} \\|\\s+name: Bad_Name`));
     // An overlay from standard input, over a spec file; and standard input cannot be read twice.
     const overlay = kilnIn('training:\n  micro_batch: 0\n', 'validate', 'configs/tiny.yaml', '--overlay', '-');
     expect(overlay.code).toBe(1);
