@@ -88,6 +88,23 @@ describe('containerSpec', () => {
   });
 });
 
+describe('the image under a pod volume', () => {
+  it('binds the image\'s roots again right after a mount that covers them (a checkout under /tmp, an emptyDir at /tmp)', () => {
+    const p = pod({}, { volumeMounts: [{ name: 'dshm', mountPath: '/tmp' }, { name: 'config', mountPath: '/etc/kiln', readOnly: true }], securityContext: { readOnlyRootFilesystem: true } });
+    const spec = containerSpec(input(p, { image: { kind: 'node', env: { PATH: '/tmp/co/node_modules/.bin:/usr/bin' }, workingDir: '/tmp/co' } }));
+    expect(spec.mounts.map((m) => [m.containerPath, m.kind, m.hostPath, m.readOnly])).toEqual([
+      ['/tmp', 'tmpfs', undefined, false],
+      ['/tmp/co', 'bind', '/tmp/co', true],
+      ['/etc/kiln', 'bind', '/state/pods/u-1/volumes/config', true],
+      ['/etc/hosts', 'bind', '/state/pods/u-1/hosts', false],
+    ]);
+  });
+  it('adds nothing when no mount covers them', () => {
+    const p = pod({}, { volumeMounts: [{ name: 'dshm', mountPath: '/tmp' }] });
+    expect(containerSpec(input(p)).mounts.map((m) => m.containerPath)).toEqual(['/tmp', '/etc/hosts']);
+  });
+});
+
 describe('resolv.conf', () => {
   it('fails DNS at once (no cluster DNS, no reachable resolver) with a cluster\'s search domains, and mounts it read-only', () => {
     expect(resolvConf(pod())).toBe('# kiln local node: no cluster DNS; Services resolve through /etc/hosts.\nsearch ns1.svc.cluster.local svc.cluster.local cluster.local\nnameserver 127.0.0.1\noptions ndots:5 timeout:1 attempts:1\n');

@@ -6,7 +6,8 @@
 import type { V1Container, V1EnvVar, V1ObjectFieldSelector, V1Pod, V1ResourceFieldSelector } from '@kubernetes/client-node';
 import type { ContainerSpec, Mount } from '../runtime/types.ts';
 import { expand, expandAll } from './expand.ts';
-import type { ImageEnv } from './images.ts';
+import { SYSTEM_PATH, type ImageEnv } from './images.ts';
+import { delimiter, isAbsolute } from 'node:path';
 import { cpuMillis, parseQuantity } from './quantity.ts';
 
 /** A pod volume as it is on the host: a directory or file to bind, or a tmpfs. */
@@ -150,7 +151,18 @@ export function containerEnv(input: TranslateInput): Record<string, string> {
   return vars;
 }
 
-/** The container's mounts: its volumeMounts in order (subPath honoured), then /etc/hosts. */
+/** Whether `path` is `dir` or lies under it. */
+const within = (path: string, dir: string): boolean => path === dir || path.startsWith(`${dir.replace(/\/$/, '')}/`);
+
+/** The host folders an image is made of: its working directory and the non-system folders on its PATH, outermost only. */
+export function imageRoots(image: ImageEnv): string[] {
+  const system = new Set(SYSTEM_PATH.split(delimiter));
+  const dirs = [image.workingDir, ...(image.env['PATH'] ?? '').split(delimiter)].filter((d) => isAbsolute(d) && !system.has(d)).map((d) => d.replace(/\/+$/, '') || '/');
+  const unique = [...new Set(dirs)].sort((a, b) => a.length - b.length);
+  return unique.filter((d, i) => !unique.slice(0, i).some((o) => within(d, o)));
+}
+
+/** The container's mounts: its volumeMounts in order (subPath honoured), the image's roots where a mount covers them, then /etc/hosts. */
 export function containerMounts(input: TranslateInput): Mount[] {
   const mounts: Mount[] = [];
   for (const m of input.container.volumeMounts ?? []) {
@@ -164,6 +176,14 @@ export function containerMounts(input: TranslateInput): Mount[] {
       if (sub.split('/').includes('..')) throw new ConfigError(`subPath "${m.subPath}" of volumeMount "${m.name}" may not contain ".."`);
       mounts.push({ kind: 'bind', containerPath: m.mountPath, hostPath: `${v.hostPath}${sub}`, readOnly });
     }
+  }
+  // The image's own files (this checkout, the Python environments on its PATH) are the container's image: a pod
+  // volume mounted over one of them (an emptyDir at /tmp, with the checkout under /tmp) must not hide it, so each
+  // covered root is bound again at its own path right after the mount that covers it.
+  const readOnlyImage = Boolean(input.container.securityContext?.readOnlyRootFilesystem);
+  for (const root of imageRoots(input.image)) {
+    const at = mounts.findIndex((m) => within(root, m.containerPath));
+    if (at >= 0) mounts.splice(at + 1, 0, { kind: 'bind', containerPath: root, hostPath: root, readOnly: readOnlyImage });
   }
   if (input.hostsFile && !mounts.some((m) => m.containerPath === '/etc/hosts')) mounts.push({ kind: 'bind', containerPath: '/etc/hosts', hostPath: input.hostsFile, readOnly: false });
   if (input.resolvFile && !mounts.some((m) => m.containerPath === '/etc/resolv.conf')) mounts.push({ kind: 'bind', containerPath: '/etc/resolv.conf', hostPath: input.resolvFile, readOnly: true });
