@@ -5,6 +5,7 @@
  */
 import type { V1Container, V1EnvVar, V1ObjectFieldSelector, V1Pod, V1ResourceFieldSelector } from '@kubernetes/client-node';
 import type { ContainerSpec, Mount } from '../runtime/types.ts';
+import { under } from '../runtime/shim.ts';
 import { expand, expandAll } from './expand.ts';
 import { SYSTEM_PATH, type ImageEnv } from './images.ts';
 import { delimiter, isAbsolute } from 'node:path';
@@ -151,15 +152,12 @@ export function containerEnv(input: TranslateInput): Record<string, string> {
   return vars;
 }
 
-/** Whether `path` is `dir` or lies under it. */
-const within = (path: string, dir: string): boolean => path === dir || path.startsWith(`${dir.replace(/\/$/, '')}/`);
-
 /** The host folders an image is made of: its working directory and the non-system folders on its PATH, outermost only. */
 export function imageRoots(image: ImageEnv): string[] {
   const system = new Set(SYSTEM_PATH.split(delimiter));
   const dirs = [image.workingDir, ...(image.env['PATH'] ?? '').split(delimiter)].filter((d) => isAbsolute(d) && !system.has(d)).map((d) => d.replace(/\/+$/, '') || '/');
   const unique = [...new Set(dirs)].sort((a, b) => a.length - b.length);
-  return unique.filter((d, i) => !unique.slice(0, i).some((o) => within(d, o)));
+  return unique.filter((d, i) => !unique.slice(0, i).some((o) => under(d, o)));
 }
 
 /** The container's mounts: its volumeMounts in order (subPath honoured), the image's roots where a mount covers them, then /etc/hosts. */
@@ -182,7 +180,7 @@ export function containerMounts(input: TranslateInput): Mount[] {
   // covered root is bound again at its own path right after the mount that covers it.
   const readOnlyImage = Boolean(input.container.securityContext?.readOnlyRootFilesystem);
   for (const root of imageRoots(input.image)) {
-    const at = mounts.findIndex((m) => within(root, m.containerPath));
+    const at = mounts.findIndex((m) => under(root, m.containerPath));
     if (at >= 0) mounts.splice(at + 1, 0, { kind: 'bind', containerPath: root, hostPath: root, readOnly: readOnlyImage });
   }
   if (input.hostsFile && !mounts.some((m) => m.containerPath === '/etc/hosts')) mounts.push({ kind: 'bind', containerPath: '/etc/hosts', hostPath: input.hostsFile, readOnly: false });
