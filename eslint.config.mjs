@@ -20,13 +20,15 @@ const scopes = {
   // Python: it imports no TypeScript project; it reads schemas/stages as data.
   'scope:trainer': [],
   'scope:stacks': ['scope:pulumi', 'scope:spec'],
+  // Promotion between stacks: reads runs through the cluster helpers, writes stack config and git, runs Pulumi.
+  'scope:promote': ['scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:cluster'],
   // The local cluster hands the controller its simulation through hooks (a @kiln/cluster contract): it never
   // imports the controller, another service or the CLI.
   'scope:local-node': ['scope:cluster', 'scope:k8s'],
   'scope:local-cluster': ['scope:local-node', 'scope:cluster', 'scope:k8s', 'scope:plan', 'scope:spec', 'scope:stage'],
   // Benchmarks measure the packages as their users do, through each one's public API; nothing imports them.
   'scope:bench': ['scope:spec', 'scope:plan', 'scope:k8s', 'scope:cluster', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:local-cluster', 'scope:local-node'],
-  'scope:cli': ['scope:schema', 'scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:controller', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:local-cluster', 'scope:local-node'],
+  'scope:cli': ['scope:schema', 'scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:promote', 'scope:controller', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:local-cluster', 'scope:local-node'],
 };
 
 const types = {

@@ -8,3 +8,4 @@ export { stageOf, stagesOf } from './types.ts';
 export { evaluateGates, evalSuites, type GateResult, type GateVerdict, type SuiteMetrics } from './gates.ts';
 export { checkCapacity, type CapacityProblem, type NodeCapacity } from './capacity.ts';
 export { diffRuns, type Changes, type ExistingRun } from './diff.ts';
+export { exportedRepositories, isEvalRepositoryFile, modelDigest, repositoryFor, type ModelFile, type PromotionEvidence, type PromotionGate, type ServedModel, type SmokeEvidence } from './promotion.ts';
