@@ -51,7 +51,10 @@ class TimedClient implements CompletionClient {
   readonly latenciesMs: number[] = [];
   failed = 0;
   lastError = '';
-  constructor(private readonly inner: CompletionClient) {}
+  private readonly inner: CompletionClient;
+  constructor(inner: CompletionClient) {
+    this.inner = inner;
+  }
   async generate(req: GenerateRequest): Promise<string[]> {
     const t0 = performance.now();
     try {
