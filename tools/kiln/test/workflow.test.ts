@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -172,5 +172,34 @@ describe('the stacks a push updates', () => {
     expect(changed('0000000000000000000000000000000000000000')).toEqual(['dev']);
     expect(changed('')).toEqual(['dev']);
     expect(first).toMatch(/^[0-9a-f]{40}$/);
+  });
+});
+
+describe('the up job', () => {
+  it('refuses to update a stack when its KUBECONFIG secret is missing, and writes nothing', () => {
+    const runner = new LocalRunner(wf, wf.jobs.up!, { values: { 'secrets.KUBECONFIG': '', 'matrix.stack': 'staging' } });
+    try {
+      const r = runner.step(runner.find('kubeconfig'));
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain('::error::the KUBECONFIG secret is not set for stack staging');
+      expect(existsSync(join(runner.temp, 'kubeconfig'))).toBe(false);
+    } finally {
+      runner.dispose();
+    }
+  });
+
+  it('writes a set secret to a file only its user reads, and hands its path to the later steps', () => {
+    const runner = new LocalRunner(wf, wf.jobs.up!, { values: { 'secrets.KUBECONFIG': 'apiVersion: v1\nkind: Config\n', 'matrix.stack': 'staging' } });
+    try {
+      const r = runner.step(runner.find('kubeconfig'));
+      expect(r.code, r.stderr).toBe(0);
+      expect(`${r.stdout}${r.stderr}`).toBe('');
+      const file = join(runner.temp, 'kubeconfig');
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      expect(readFileSync(file, 'utf8')).toBe('apiVersion: v1\nkind: Config\n\n');
+      expect(runner.env({}).KUBECONFIG).toBe(file);
+    } finally {
+      runner.dispose();
+    }
   });
 });
