@@ -47,6 +47,8 @@ describe('the GitOps workflow', () => {
     expect(pulumi.with).toMatchObject({ command: 'up', 'stack-name': '${{ matrix.stack }}', 'work-dir': 'stacks' });
     const preview = wf.jobs.plan!.steps.find((s) => s.uses?.startsWith('pulumi/actions@'))!;
     expect(preview.with).toMatchObject({ command: 'preview', 'stack-name': 'dev', 'work-dir': 'stacks', 'comment-on-pr': true });
+    // Only inputs pulumi/actions documents (its README's "Configuration"): a misspelt one would be ignored silently.
+    for (const s of [pulumi, preview]) expect(Object.keys(s.with ?? {}).filter((key) => !['command', 'stack-name', 'work-dir', 'cloud-url', 'comment-on-pr'].includes(key))).toEqual([]);
   });
 
   it('reads secrets only into step env, and no script prints one', () => {
