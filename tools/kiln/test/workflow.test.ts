@@ -115,6 +115,17 @@ describe('the pull request job on a runner without a cluster', () => {
     expect(md).toContain('_Not checked against a cluster');
     expect(run(runner.find('comment the plan')).stdout).toBe(md);
   });
+
+  it('still comments when the plan fails: the body says why', () => {
+    const broken = new LocalRunner({ ...wf, env: { ...wf.env, KILN_SPEC: 'libs/spec/test/fixtures/invalid/heads-not-dividing.yaml' } }, job, { workspace, env: { HOME: home, KUBECONFIG: undefined } });
+    try {
+      expect(broken.step(broken.find('kiln plan')).code).toBe(1);
+      expect(readFileSync(join(broken.temp, 'plan.md'), 'utf8')).toMatch(/is invalid[\s\S]*KL301/);
+      expect((broken.find('comment the plan') as Step & { if?: string }).if).toBe("${{ !cancelled() && steps.plan.outcome != 'skipped' }}");
+    } finally {
+      broken.dispose();
+    }
+  });
 });
 
 describe('the stacks a push updates', () => {
