@@ -6,10 +6,10 @@ import type { ClusterFacts } from '@kiln/cluster';
 import { kubeconfigPath } from '@kiln/local-cluster';
 import { common, type Command } from '../command.ts';
 import { EXIT, UsageError, type Io } from '../io.ts';
-import { formatClusterCheck, formatPlan } from '../render/plan.ts';
+import { formatClusterCheck, formatPlan, formatPlanMarkdown } from '../render/plan.ts';
 
 export const command: Command = {
-  usage: 'kiln plan <spec> [--stack NAME] [--mfu 0.4] [--json] [--offline]',
+  usage: 'kiln plan <spec> [--stack NAME] [--mfu 0.4] [--format text|json|markdown] [--json] [--offline]',
   help: `Compiles the spec (with a stack's overlay) into the plan of one run: the stages in order with their
 images, parallelism and resources, the serving targets, the gates, and an estimate before launch
 (training FLOPs = (6·N + 12·layers·d_model·seq_len) per token; GPU-hours at the stated MFU; cost from
@@ -21,6 +21,8 @@ checked against its nodes: a pod that asks for more GPUs than any node of that t
 Options:
   --stack NAME   apply this stack's overlay
   --mfu X        model FLOPs utilisation assumed by the estimate (default 0.4)
+  --format F     text (default), json (as --json), or markdown: the body of a pull request's comment
+                 (the stage graph, resources, estimate, gates, and the changes where a cluster was reachable)
   --json         the plan and the cluster check as JSON
   --offline      do not contact a cluster
 
@@ -50,13 +52,16 @@ export async function runPlan(values: Record<string, unknown>, positionals: stri
   if (positionals.length !== 1) throw new UsageError('name one spec file, e.g. `kiln plan kiln.yaml --stack dev`');
   const mfu = values.mfu === undefined ? undefined : Number(values.mfu);
   if (mfu !== undefined && !(mfu > 0 && mfu <= 1)) throw new UsageError(`--mfu must be a number in (0, 1], not "${String(values.mfu)}"`);
-  const json = values.json === true || values.format === 'json';
+  const format = values.json === true ? 'json' : ((values.format as string | undefined) ?? 'text');
+  if (!['text', 'json', 'markdown'].includes(format)) throw new UsageError(`--format must be text, json or markdown, not "${format}"`);
+  const json = format === 'json';
   const file = positionals[0]!;
   const stack = values.stack as string | undefined;
   const r = load(file, stack !== undefined ? { stack } : {});
   if (!r.spec) {
     if (json) io.out(JSON.stringify({ valid: false, diagnostics: r.diagnostics }, null, 2));
     else io.err(formatDiagnostics(r.diagnostics, { sources: r.sources, color: io.color }));
+    if (format === 'markdown') io.out(`### kiln plan: \`${file}\` is invalid\n\n\`\`\`\n${formatDiagnostics(r.diagnostics, { sources: r.sources, color: false })}\n\`\`\`\n`);
     return EXIT.invalid;
   }
   const plan = compile(r.spec as Spec, mfu !== undefined ? { mfu } : {});
@@ -65,6 +70,10 @@ export async function runPlan(values: Record<string, unknown>, positionals: stri
   const changes = live && 'nodes' in live ? diffRuns(plan, live.runs) : undefined;
   if (json) {
     io.out(JSON.stringify({ plan, cluster: live ? ('nodes' in live ? { context: live.context, nodes: live.nodes.length, problems, changes } : { error: live.error }) : null }, null, 2));
+  } else if (format === 'markdown') {
+    io.out(formatPlanMarkdown(plan, live && ('nodes' in live ? { context: live.context, nodes: live.nodes.length, problems, changes: changes! } : live)));
+    if (live && 'error' in live) io.err(`kiln plan: could not check the cluster: ${live.error}`);
+    for (const p of problems) io.err(`error: ${p.message}`);
   } else {
     io.out(formatPlan(plan));
     if (live && 'nodes' in live) {
