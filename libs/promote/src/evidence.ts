@@ -112,5 +112,7 @@ export function gateCheck(targetPlan: Pick<Plan, 'gates' | 'stages'>, targetStac
 export function gateLine(g: GateCheck | PromotionGate): string {
   const verdict = g.passed === true ? 'pass' : g.passed === false ? 'FAIL' : 'not reported';
   if ('op' in g && g.op) return `${g.metric} = ${g.value ?? 'none'} (gate ${g.op} ${g.threshold}: ${verdict})`;
-  return `${g.expr}: ${g.value ?? 'none'} (${verdict})`;
+  // A stored gate keeps its expression only: `humaneval.pass@1 >= 0.05`.
+  const m = /^\s*(\S+)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*$/.exec(g.expr);
+  return m ? `${m[1]} = ${g.value ?? 'none'} (gate ${m[2]} ${m[3]}: ${verdict})` : `${g.expr}: ${g.value ?? 'none'} (${verdict})`;
 }
