@@ -13,8 +13,8 @@ export interface HistoryEntry {
   readonly message: string;
   /** The commit's `Kiln-Action` trailer, else the stable record's action. A canary that failed its smoke check is a `rollback` commit. */
   readonly action: 'promote' | 'rollback';
-  /** `kiln:model` at this commit: what the stable Triton serves. Absent before the stack's first promotion (a canary can not be first). */
-  readonly record?: ServedModel;
+  /** `kiln:model` at this commit: what the stable Triton serves (a commit without one is not an entry: a canary is never first). */
+  readonly record: ServedModel;
   /** `kiln:canary` at this commit, while a canary rollout is in progress. */
   readonly canary?: ServedModel;
 }
@@ -39,10 +39,10 @@ export async function promotionHistory(stacksDir: string, stack: string): Promis
     }
     if (same(cfg.model, prev.model) && same(cfg.canary, prev.canary)) continue;
     prev = cfg;
-    if (!cfg.model && !cfg.canary) continue;
+    if (!cfg.model) continue;
     const t = trailers(c.message)['Kiln-Action'];
     const action = t === 'promote' || t === 'rollback' ? t : (cfg.canary ?? cfg.model)!.action;
-    out.push({ sha: c.sha, author: c.author, date: c.date, message: c.message, action, ...(cfg.model ? { record: cfg.model } : {}), ...(cfg.canary ? { canary: cfg.canary } : {}) });
+    out.push({ sha: c.sha, author: c.author, date: c.date, message: c.message, action, record: cfg.model, ...(cfg.canary ? { canary: cfg.canary } : {}) });
   }
   return out;
 }
@@ -55,7 +55,7 @@ export function servedStack(history: readonly HistoryEntry[]): ServedModel[] {
   const stack: ServedModel[] = [];
   let prev: ServedModel | undefined;
   for (const e of history) {
-    if (!e.record || same(e.record, prev)) continue;
+    if (same(e.record, prev)) continue;
     prev = e.record;
     if (e.record.action === 'rollback') {
       stack.pop();
@@ -74,6 +74,6 @@ export function rollbackTarget(history: readonly HistoryEntry[]): ServedModel | 
 
 /** The next record's `seq`: one more than any record (stable or canary) of the history. */
 export function nextSeq(history: readonly HistoryEntry[], current: { model?: ServedModel; canary?: ServedModel } = {}): number {
-  const seqs = [...history.flatMap((e) => [e.record?.seq ?? 0, e.canary?.seq ?? 0]), current.model?.seq ?? 0, current.canary?.seq ?? 0];
+  const seqs = [...history.flatMap((e) => [e.record.seq, e.canary?.seq ?? 0]), current.model?.seq ?? 0, current.canary?.seq ?? 0];
   return Math.max(0, ...seqs) + 1;
 }

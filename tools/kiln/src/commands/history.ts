@@ -25,7 +25,7 @@ Exit codes: 0 ok, 1 not a git repository or no such stack, 2 usage error.`,
 export function renderHistory(entries: readonly HistoryEntry[]): string {
   if (!entries.length) return 'no promotions yet';
   const rows = entries.map((e) => {
-    const r = e.canary && !e.message.startsWith('kiln: rollback') ? e.canary : e.record!;
+    const r = e.canary && !e.message.startsWith('kiln: rollback') ? e.canary : e.record;
     const gates = r.evidence.gates;
     const passed = gates.filter((g) => g.passed === true).length;
     const action = e.canary ? `${e.action} (canary)` : e.message.includes('Kiln-Canary:') ? 'rollback (canary failed)' : e.action;
