@@ -55,7 +55,7 @@ async function pulumiCommand(bin: string | undefined, env: Record<string, string
 }
 
 /** Retries `op` while Pulumi reports the stack locked by another update, every `retryMs` up to `timeoutMs`. */
-async function retryLocked<T>(opts: ApplyOptions, what: string, op: () => Promise<T>): Promise<T> {
+export async function retryLocked<T>(opts: ApplyOptions, what: string, op: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + (opts.timeoutMs ?? 600_000);
   let told = false;
   for (;;) {
