@@ -71,3 +71,4 @@ export function allObjects(plan: Plan): KubernetesObject[] {
     ...plan.stages.flatMap((s) => Object.values(stageObjects(plan, s))),
   ] as KubernetesObject[];
 }
+export { verifyPod, VERIFY_SCRIPT, type VerifyReport } from './verify.ts';

@@ -129,15 +129,15 @@ export interface ServingPlan {
   readonly maxBatchSize: number;
   readonly latency: { readonly p50Ms: number; readonly p99Ms: number };
   /**
-   * Share of requests the gateway sends to this run's model (the canary Triton) while the stable Triton keeps
-   * the model it serves; 0: no canary, this run's model is the stable one.
+   * Share of requests the gateway sends to a newly promoted model (the canary Triton) while the stable Triton keeps
+   * the model it serves, until the promotion's smoke check decides; 0: a promotion replaces the stable model at once.
    */
   readonly canary: number;
   /** Longest wait of Triton's dynamic batcher for a larger batch, in microseconds (written into the model repository by export). */
   readonly queueDelayUs: number;
   /** Model instances per Triton replica (written into the model repository by export). */
   readonly instances: number;
-  /** Model repository the target serves, from the run's export stage. */
+  /** Model repository this run's export stage writes for the target (a stack serves the one promoted to it). */
   readonly modelRepository: string;
   readonly image: string;
   readonly placement: Placement;

@@ -36,16 +36,6 @@ export interface RunEvidence {
   readonly plan: Omit<Plan, 'apiVersion'>;
 }
 
-/** What verifying the export found: the model's digest over the manifest's files, and every mismatch. */
-export interface VerifyResult {
-  readonly ok: boolean;
-  /** `modelDigest` of the export's served files. */
-  readonly digest: string;
-  readonly files: number;
-  /** One line per file whose content, manifest entry or status digest disagree. */
-  readonly mismatches: readonly string[];
-}
-
 /** A gate read against a run's metrics, with the parts a person reads (`humaneval.pass@1 = 0.1 (gate >= 0.05: pass)`). */
 export interface GateCheck extends PromotionGate {
   readonly metric: string;

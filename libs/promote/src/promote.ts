@@ -6,13 +6,14 @@
 import { isAbsolute, resolve, dirname } from 'node:path';
 import { compileFile, repositoryFor, type Plan, type PromotionGate, type ServedModel, type SmokeEvidence } from '@kiln/plan';
 import type { ApplyFn, ApplyOptions, ApplyResult } from './apply.ts';
-import { gateCheck, gateLine, PromotionRefused, type GateCheck, type RunEvidence, type VerifyResult } from './evidence.ts';
+import { gateCheck, gateLine, PromotionRefused, type GateCheck, type RunEvidence } from './evidence.ts';
 import { commitFile, gitUser, hasChanges, repoRoot } from './git.ts';
 import { nextSeq, promotionHistory, rollbackTarget } from './history.ts';
 import { withStackLock } from './lock.ts';
 import { readStackConfig, stackConfigFile, writeStackConfig, type StackConfig } from './stack-config.ts';
+import type { VerifyResult } from './verify.ts';
 
-/** Verifies the run's export against its status (the lead's verifyExport, bound to a cluster). `plan`: the target stack's. */
+/** Verifies the run's export against its manifest and status (verifyExport bound to a cluster and the run's plan, `evidence.plan`). `plan`: the target stack's. */
 export type VerifyFn = (evidence: RunEvidence, plan: Plan) => Promise<VerifyResult>;
 /** The canary's smoke check against the live endpoint of one serving target, from the stack's outputs after `up`. */
 export type SmokeFn = (args: { stack: string; target: string; outputs: Record<string, unknown> }) => Promise<SmokeEvidence>;
@@ -184,7 +185,8 @@ export async function promote(o: PromoteOptions): Promise<PromoteResult> {
   if (missing.length) throw new PromotionRefused(`run ${evidence.run}'s export does not serve stack ${o.to}'s targets`, missing);
   log(`verifying the export of ${evidence.run} (${evidence.manifest})`);
   const v = await o.verify(evidence, plan);
-  if (!v.ok) throw new PromotionRefused(`run ${evidence.run}'s export does not match what its status records`, v.mismatches);
+  if (!v.ok || v.digest === null) throw new PromotionRefused(`run ${evidence.run}'s export does not match what its status records`, [...v.mismatches, ...v.unverified.map((f) => `${f}: could not be read to verify`)]);
+  const digest = v.digest;
   const file = stackConfigFile(o.stacksDir, o.to);
 
   return withStackLock(
@@ -194,9 +196,9 @@ export async function promote(o: PromoteOptions): Promise<PromoteResult> {
       await clean(repo, file);
       // Read again under the lock: a promotion that waited for this one sees its record.
       const current = readStackConfig(o.stacksDir, o.to);
-      if (current.model?.digest === v.digest) throw new PromotionRefused(`stack ${o.to} already serves this model (run ${current.model.run}, digest ${short(v.digest)}, seq ${current.model.seq}): nothing to promote`);
+      if (current.model?.digest === digest) throw new PromotionRefused(`stack ${o.to} already serves this model (run ${current.model.run}, digest ${short(digest)}, seq ${current.model.seq}): nothing to promote`);
       const history = await promotionHistory(o.stacksDir, o.to);
-      const resumed = current.canary?.digest === v.digest ? current.canary : undefined;
+      const resumed = current.canary?.digest === digest ? current.canary : undefined;
       const record: ServedModel = resumed ?? {
         action: 'promote',
         seq: nextSeq(history, current),
@@ -204,7 +206,7 @@ export async function promote(o: PromoteOptions): Promise<PromoteResult> {
         namespace: evidence.namespace,
         export: evidence.export,
         repositories,
-        digest: v.digest,
+        digest,
         files: v.files,
         from: o.from ?? null,
         evidence: { metrics: evidence.metrics, gates: stored(gates) },

@@ -61,7 +61,7 @@ function opts(stacks: string, over: Partial<PromoteOptions> & { runs?: Record<st
       if (!(run in runs)) throw new PromotionRefused(`no run "${run}"`);
       return evidence(run, runs[run]!);
     },
-    verify: async (e) => ({ ok: true, digest: digestOf(e.run), files: 7, mismatches: [] }),
+    verify: async (e) => ({ ok: true, digest: digestOf(e.run), files: 7, bytes: 1000, mismatches: [], unverified: [] }),
     applyStack,
     onOutput: (l) => lines.push(l),
     now: () => new Date('2026-12-02T12:00:00Z'),
@@ -122,7 +122,7 @@ describe('promote', () => {
     const { stacks } = setup();
     await promote(opts(stacks, { run: 'r-aaaaaaaaaaaa' }));
     await expect(promote(opts(stacks, { run: 'r-aaaaaaaaaaaa' }))).rejects.toThrow(/already serves this model/);
-    const bad = opts(stacks, { run: 'r-bbbbbbbbbbbb', verify: async () => ({ ok: false, digest: 'sha256:x', files: 7, mismatches: ['completions/1/model.py: sha256:aa… in the manifest, sha256:bb… in storage'] }) });
+    const bad = opts(stacks, { run: 'r-bbbbbbbbbbbb', verify: async () => ({ ok: false, digest: 'sha256:x', files: 7, bytes: 1000, unverified: [], mismatches: ['completions/1/model.py: sha256:aa… in the manifest, sha256:bb… in storage'] }) });
     const e = (await promote(bad).catch((x: unknown) => x)) as PromotionRefused;
     expect(e.message).toContain('does not match what its status records');
     expect(e.reasons[0]).toContain('completions/1/model.py');

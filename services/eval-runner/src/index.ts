@@ -97,3 +97,4 @@ export {
   type Toolchains,
 } from './executors.ts';
 export { evalStage, openSandbox, progressLog, type EntryIo } from './entry.ts';
+export { percentile, smokeCheck, type SmokeEvidence, type SmokeOptions } from './smoke.ts';

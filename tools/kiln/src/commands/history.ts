@@ -34,6 +34,9 @@ export function renderHistory(entries: readonly HistoryEntry[]): string {
   return table([['SEQ', 'ACTION', 'RUN', 'DIGEST', 'FROM', 'GATES', 'BY', 'WHEN', 'COMMIT'], ...rows]);
 }
 
+/** An entry for --json: the stable record's seq, run, digest and from at the top, then the whole entry. */
+const flat = (e: HistoryEntry) => ({ seq: e.record.seq, run: e.record.run, digest: e.record.digest, from: e.record.from, ...(e.canary ? { canaryRun: e.canary.run } : {}), ...e });
+
 export async function runHistory(values: Record<string, unknown>, pos: string[], io: Io): Promise<number> {
   if (pos.length !== 1) throw new UsageError(pos.length ? `expected one stack, got ${pos.length}` : 'which stack? kiln history <stack>');
   const json = values.json === true;
@@ -47,7 +50,7 @@ export async function runHistory(values: Record<string, unknown>, pos: string[],
       io.err(`kiln history: ${(e as Error).message}`);
       return EXIT.invalid;
     }
-    io.out(json ? JSON.stringify(h, null, 2) : renderHistory(h));
+    io.out(json ? JSON.stringify(h.map(flat), null, 2) : renderHistory(h));
     return EXIT.ok;
   });
 }

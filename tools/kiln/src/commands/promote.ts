@@ -1,14 +1,15 @@
 /** `kiln promote`: a run's model into a stack, on its evidence, as a git commit of the stack's config; `--apply` runs preview and up. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { paths, pulumiEnv, resolveToolchain, STACKS_DIR } from '@kiln/local-cluster';
-import type { SmokeEvidence } from '@kiln/plan';
-import { applyStack, GitError, promote, PromotionRefused, repoRoot, runEvidence, verifyExport, type ApplySettings, type PromoteResult, type SmokeFn } from '@kiln/promote';
+import type { Plan } from '@kiln/plan';
+import { applyStack, GitError, promote, PromotionRefused, repoRoot, runEvidence, targetPlan, verifyExport, type ApplySettings, type PromoteResult, type SmokeFn } from '@kiln/promote';
 import { common, type Command } from '../command.ts';
 import { EXIT, UsageError, type Io } from '../io.ts';
 import { kubeconfig, withCluster } from '../kube.ts';
 import { intOption } from '../options.ts';
+import { gatewaySmoke } from '../promote-smoke.ts';
 import { bold, mark } from '../render/table.ts';
 
 export const command: Command = {
@@ -33,6 +34,7 @@ Options:
   --namespace NS        where the run is (default: looked up cluster-wide)
   --api-key-file FILE   a gateway API key for the canary's smoke check
   --smoke-problems N    HumanEval problems the smoke check sends (default 5)
+  --smoke-endpoint URL  the gateway's /v1 URL for the smoke check (default: the stack's endpoints output)
   --json                the result as JSON
   --dir DIR             directory holding .kiln/ (default: current directory)
 
@@ -56,6 +58,7 @@ Examples:
     namespace: { type: 'string', short: 'n' },
     'api-key-file': { type: 'string' },
     'smoke-problems': { type: 'string' },
+    'smoke-endpoint': { type: 'string' },
     json: { type: 'boolean' },
     dir: { type: 'string' },
   },
@@ -86,18 +89,18 @@ export function applySettings(values: Record<string, unknown>): ApplySettings {
 }
 
 /**
- * The canary's smoke check. INJECTION POINT (the lead wires it): `smokeCheck` of @kiln/eval-runner against the
- * target's endpoint in the stack's outputs, `<target>@canary`, `problems` HumanEval problems and the target's
- * latency objectives. Until then a canary rollout with --apply stops here with this error.
+ * The canary's smoke check of one serving target: the live gateway (the stack's `endpoints` output, or
+ * --smoke-endpoint), `<target>@canary`, a few HumanEval problems and the target's latency objectives
+ * (promote-smoke.ts, over @kiln/eval-runner's smokeCheck).
  */
-export function smokeFor(values: Record<string, unknown>): SmokeFn {
+export function smokeFor(values: Record<string, unknown>, kc: KubeConfig, stacks: string, log: (l: string) => void): SmokeFn {
   const problems = intOption('smoke-problems', values['smoke-problems'], 1) ?? 5;
-  const keyFile = values['api-key-file'] as string | undefined;
-  return async ({ stack, target, outputs }): Promise<SmokeEvidence> => {
-    const apiKey = keyFile ? readFileSync(keyFile, 'utf8').split('\n')[0]!.trim() : undefined;
-    void apiKey;
-    void outputs;
-    throw new Error(`the smoke check of ${stack}/${target} (${problems} problems) is not wired yet: @kiln/eval-runner's smokeCheck`);
+  const apiKeyFile = values['api-key-file'] as string | undefined;
+  const endpoint = values['smoke-endpoint'] as string | undefined;
+  return async ({ stack, target, outputs }) => {
+    const endpoints = (outputs.endpoints ?? {}) as Record<string, unknown>;
+    const stackEndpoint = typeof endpoints[target] === 'string' ? endpoints[target] : undefined;
+    return gatewaySmoke(target, { kc, plan: targetPlan(stacks, stack), problems, log, ...(stackEndpoint ? { stackEndpoint } : {}), ...(endpoint ? { endpoint } : {}), ...(apiKeyFile ? { apiKeyFile } : {}) });
   };
 }
 
@@ -145,11 +148,12 @@ export async function runPromote(values: Record<string, unknown>, pos: string[],
   if (values.override && !String(values.reason ?? '').trim()) throw new UsageError('--override needs --reason "why": the reason is recorded in the commit and the stack outputs');
   if (values.reason !== undefined && !values.override) throw new UsageError('--reason goes with --override');
   const json = values.json === true;
-  const smoke = smokeFor(values);
+  intOption('smoke-problems', values['smoke-problems'], 1);
   const { kc } = kubeconfig(values);
   const dir = await stacksDir(values);
   const log = (l: string) => (json ? io.err(l) : io.out(l));
-  return withCluster('promote', kc as KubeConfig, io, () =>
+  const smoke = smokeFor(values, kc, dir, log);
+  return withCluster('promote', kc, io, () =>
     refusals('promote', io, json, async () => {
       const r = await promote({
         stacksDir: dir,
@@ -159,7 +163,8 @@ export async function runPromote(values: Record<string, unknown>, pos: string[],
         ...(values.override ? { override: { reason: String(values.reason).trim() } } : {}),
         apply: values.apply === true,
         evidence: (run, ns) => runEvidence(kc, run, ns),
-        verify: (e, plan) => verifyExport(kc, e, plan),
+        // The pod runs in the run's namespace with the run's storage: the run's own plan, not the target's.
+        verify: (e) => verifyExport(kc, { apiVersion: 'kiln.dev/v1alpha1', ...e.plan } as Plan, e.artifacts, { log }),
         smoke,
         applyStack,
         applySettings: values.apply ? applySettings(values) : {},

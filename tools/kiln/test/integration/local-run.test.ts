@@ -13,13 +13,14 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyObject, findRun, listRuns, readPodLog, type ModelRun } from '@kiln/cluster';
 import { jobName, platformObjects } from '@kiln/k8s';
 import { compile, type Plan } from '@kiln/plan';
 import { loadText } from '@kiln/spec';
-import { createRun, DEFAULTS, paths, preparePlatform, runningPid, up } from '@kiln/local-cluster';
-import { clusterKubeConfig, k, ROOT, uniq } from './helpers.ts';
+import { createRun, DEFAULTS, paths, preparePlatform, pulumiOnLocalCluster, runningPid, up } from '@kiln/local-cluster';
+import { clusterKubeConfig, eventually, k, ROOT, uniq } from './helpers.ts';
+import { gatewayUrl, gitOpsRepo, kiln, stableTriton, traffic, type GitOpsRepo, type KilnResult } from './promotion-flow.ts';
 
 const TINY = fileURLToPath(new URL('../../../../configs/tiny.yaml', import.meta.url));
 const TERMINAL_EXIT = 2;
@@ -32,13 +33,15 @@ function localPlan(ns: string, edit: (text: string) => string = (t) => t): Plan 
 }
 
 const namespaces: string[] = [];
+/** The full run's plan and ModelRun: the model the promotion tests below serve. */
+let trained: { plan: Plan; run: ModelRun } | undefined;
 afterAll(async () => {
   for (const ns of namespaces) await k('DELETE', `/api/v1/namespaces/${ns}`);
 });
 
 /** Namespace, service accounts and the artifacts claim of the plan; its ModelRun; a controller here until the run ends. */
 async function runToEnd(plan: Plan, timeoutMs: number, during?: (run: ModelRun) => Promise<void>): Promise<ModelRun> {
-  namespaces.push(plan.namespace);
+  if (!namespaces.includes(plan.namespace)) namespaces.push(plan.namespace);
   await preparePlatform(plan, ROOT);
   const kc = clusterKubeConfig();
   const pvc = platformObjects(plan).pvc;
@@ -149,6 +152,7 @@ describe('the local stack, for real on the local node', () => {
     const plan = localPlan(uniq('kiln-lr'));
     const faults = trainingFaults(plan);
     const run = await runToEnd(plan, 1_500_000, faults.during);
+    trained = { plan, run };
     expect({ phase: run.status?.phase, message: run.status?.message }).toEqual({ phase: 'Succeeded', message: run.status?.message });
     const by = Object.fromEntries(run.status!.stages.map((s) => [s.kind, s]));
     // The faults happened, and each was handled as Kubernetes and the controller promise.
@@ -183,4 +187,144 @@ describe('the local stack, for real on the local node', () => {
       if (a.digest && statSync(p).isFile()) expect({ uri: a.uri, digest: digestOf(p) }).toEqual({ uri: a.uri, digest: a.digest });
     }
   }, 1_530_000);
+});
+
+/** A second, smaller run of the local stack (libs/ alone, 30K tokens): another model for the canary rollouts. */
+const smallRun = (t: string): string =>
+  t
+    .replace('token_budget: 600K', 'token_budget: 30K')
+    .split('\n')
+    .filter((l) => !/name: (kiln-services|kiln-tools|python-stdlib)/.test(l))
+    .join('\n');
+
+/**
+ * Promotion (issue #17) of the full run's model, served for real on the local node, through serving-only stacks
+ * of a GitOps repository of the test's own (in the run's namespace, where its pvc:// model is readable). A second,
+ * smaller run in that namespace gives a second model for the canary rollouts. Shares the cluster and the trained
+ * model with the test above, and runs after it.
+ */
+describe.skipIf(process.env.KILN_LOCAL_RUN === 'skip')('promotion between stacks, served on the local node', () => {
+  let repo: GitOpsRepo;
+  let key: string;
+  let second: { plan: Plan; run: ModelRun };
+  const ns = () => trained!.plan.namespace;
+  const promote = (args: string[]) => kiln(['promote', ...args, '--stacks', repo.stacksDir, '--api-key-file', repo.apiKeyFile, '--json']);
+  const outputs = async (stack: string) =>
+    JSON.parse((await pulumiOnLocalCluster(ROOT, ['stack', 'output', '--json', '--stack', stack], { cwd: repo.stacksDir })).out) as { model?: { run: string; digest: string; seq: number; action: string } | null; canary?: unknown };
+  const lastCommit = () => repo.git('log', '-1', '--format=%B');
+  const servedRun = async (name?: string) => (await stableTriton(ns(), name))?.run;
+  const say = (r: KilnResult) => `exit ${r.code}\n${r.stdout}\n${r.stderr}`;
+
+  beforeAll(async () => {
+    if (trained?.run.status?.phase !== 'Succeeded') return;
+    repo = await gitOpsRepo(ns(), uniq('p').slice(2));
+    key = readFileSync(repo.apiKeyFile, 'utf8').trim();
+  }, 120_000);
+  afterAll(async () => {
+    await repo?.close();
+  }, 600_000);
+
+  it("GIVEN the run passes staging's gates WHEN it is promoted with --apply THEN a commit records its evidence and staging serves it through the gateway", async () => {
+    expect(trained?.run.status?.phase).toBe('Succeeded');
+    const r = await promote([trained!.plan.runId, '--to', repo.stacks.staging, '--apply']);
+    expect(r.code, say(r)).toBe(0);
+    // The record: one commit, of the stack's config alone, naming the run, its digest and the gate it passed.
+    const log = repo.git('log', '-1', '--format=%B%n--files--', '--name-only');
+    expect(log).toContain(`Kiln-Run: ${trained!.plan.runId}`);
+    expect(log).toMatch(/Kiln-Digest: sha256:[0-9a-f]{64}/);
+    expect(log).toMatch(/humaneval\.pass@1 = [0-9.]+/);
+    expect(log.split('--files--')[1]!.trim()).toBe(`stacks/Pulumi.${repo.stacks.staging}.yaml`);
+    const o = await outputs(repo.stacks.staging);
+    expect(o.model).toMatchObject({ run: trained!.plan.runId, action: 'promote' });
+    expect(JSON.stringify(o)).not.toContain(key);
+    const t = await eventually('the stable Triton to serve the promoted model', async () => {
+      const d = await stableTriton(ns());
+      return d?.ready ? d : undefined;
+    }, 300_000);
+    expect(t).toMatchObject({ run: trained!.plan.runId, digest: o.model!.digest });
+    const url = await gatewayUrl(ns());
+    await eventually('a completion through the gateway', async () => {
+      const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify({ model: 'completions', prompt: 'def add(a, b):\n', max_tokens: 8 }) });
+      return res.status === 200 ? true : undefined;
+    }, 180_000);
+  }, 900_000);
+
+  it("GIVEN prod's gate fails WHEN the run is promoted THEN it is refused with the numbers; --override needs --reason, and with one it is recorded", async () => {
+    const refused = await promote([trained!.plan.runId, '--to', repo.stacks.prod]);
+    expect(refused.code, say(refused)).toBe(1);
+    expect(`${refused.stdout}${refused.stderr}`).toMatch(/humaneval\.pass@1[^\n]*0\.5/);
+    const before = repo.git('rev-parse', 'HEAD');
+    const usage = await promote([trained!.plan.runId, '--to', repo.stacks.prod, '--override']);
+    expect(usage.code, say(usage)).toBe(2);
+    expect(usage.stderr).toMatch(/--reason/);
+    expect(repo.git('rev-parse', 'HEAD')).toBe(before);
+    const forced = await promote([trained!.plan.runId, '--to', repo.stacks.prod, '--override', '--reason', 'a demo for the launch review']);
+    expect(forced.code, say(forced)).toBe(0);
+    expect(lastCommit()).toContain('a demo for the launch review');
+    expect(lastCommit()).toMatch(/override/i);
+    expect(readFileSync(join(repo.stacksDir, `Pulumi.${repo.stacks.prod}.yaml`), 'utf8')).toContain('a demo for the launch review');
+  }, 300_000);
+
+  it('GIVEN a second model WHEN it rolls out as a canary that passes its smoke check THEN it serves at 100% with no failed request, and kiln rollback returns to the first', async () => {
+    second = { plan: localPlan(ns(), smallRun), run: undefined as unknown as ModelRun };
+    second.run = await runToEnd(second.plan, 900_000);
+    expect(second.run.status?.phase).toBe('Succeeded');
+    const load = traffic(await gatewayUrl(ns()), key);
+    const r = await promote([second.plan.runId, '--to', repo.stacks.staging, '--apply', '--smoke-problems', '3']);
+    const seen = await load.stop();
+    expect(r.code, say(r)).toBe(0);
+    expect(seen.failed).toEqual([]);
+    expect(seen.ok).toBeGreaterThan(0);
+    expect(await servedRun()).toBe(second.plan.runId);
+    expect((await k('GET', `/apis/apps/v1/namespaces/${ns()}/deployments/tiny-completions-canary`)).status).toBe(404);
+    expect(lastCommit()).toMatch(/smoke/i);
+
+    const back = await kiln(['rollback', repo.stacks.staging, '--stacks', repo.stacksDir, '--apply', '--json']);
+    expect(back.code, say(back)).toBe(0);
+    expect(lastCommit()).toContain(`Kiln-Action: rollback`);
+    expect(lastCommit()).toContain(`Kiln-Run: ${trained!.plan.runId}`);
+    await eventually('the first model to serve again', async () => ((await stableTriton(ns()))?.run === trained!.plan.runId && (await stableTriton(ns()))!.ready ? true : undefined), 300_000);
+  }, 1_800_000);
+
+  it('GIVEN latency objectives the canary cannot meet WHEN it rolls out THEN its smoke check fails, it is rolled back on its own, and the stable model serves throughout', async () => {
+    repo.setLatency(1, 2);
+    const load = traffic(await gatewayUrl(ns()), key);
+    const r = await promote([second.plan.runId, '--to', repo.stacks.staging, '--apply', '--smoke-problems', '2']);
+    const seen = await load.stop();
+    expect(r.code, say(r)).toBe(1);
+    expect(`${r.stdout}${r.stderr}`).toMatch(/p50 latency \d+ ms is over the objective of 1 ms/);
+    expect(seen.failed).toEqual([]);
+    expect(seen.ok).toBeGreaterThan(0);
+    expect(await servedRun()).toBe(trained!.plan.runId);
+    expect((await k('GET', `/apis/apps/v1/namespaces/${ns()}/deployments/tiny-completions-canary`)).status).toBe(404);
+    expect(lastCommit()).toMatch(/p50 latency/);
+    const o = await outputs(repo.stacks.staging);
+    expect(o.model).toMatchObject({ run: trained!.plan.runId });
+    expect(o.canary ?? null).toBeNull();
+    // Every promotion and rollback, in order, with its evidence.
+    const h = await kiln(['history', repo.stacks.staging, '--stacks', repo.stacksDir, '--json']);
+    expect(h.code, say(h)).toBe(0);
+    const rows = JSON.parse(h.stdout) as { entries?: { action: string; run: string }[] } | { action: string; run: string }[];
+    const list = Array.isArray(rows) ? rows : rows.entries!;
+    expect(list.map((e) => e.run)).toContain(second.plan.runId);
+    expect(list[0]!.run).toBe(trained!.plan.runId);
+    expect(list.at(-1)!.run).toBe(trained!.plan.runId);
+    expect(list.some((e) => e.action === 'rollback')).toBe(true);
+  }, 1_200_000);
+
+  it('GIVEN two promotions of one stack at once WHEN both apply THEN one waits for the other and both records are in order', async () => {
+    const head = repo.git('rev-parse', 'HEAD');
+    const first = promote([second.plan.runId, '--to', repo.stacks.prod, '--override', '--reason', 'first of two', '--apply']);
+    await new Promise((res) => setTimeout(res, 1500));
+    const other = kiln(['rollback', repo.stacks.prod, '--stacks', repo.stacksDir, '--apply', '--json']);
+    const [a, b] = await Promise.all([first, other]);
+    expect(a.code, say(a)).toBe(0);
+    expect(b.code, say(b)).toBe(0);
+    expect(b.stderr).toMatch(/wait/i);
+    const subjects = repo.git('log', '--format=%s', `${head}..HEAD`).trim().split('\n').reverse();
+    expect(subjects).toHaveLength(2);
+    expect(subjects[0]).toMatch(/promote/);
+    expect(subjects[1]).toMatch(/rollback/);
+    expect(await servedRun('tiny-prod')).toBe(trained!.plan.runId);
+  }, 900_000);
 });
