@@ -170,9 +170,11 @@ export async function promote(o: PromoteOptions): Promise<PromoteResult> {
   const evidence = await o.evidence(runRef!, namespace);
   const cfg = readStackConfig(o.stacksDir, o.to);
   const plan = targetPlan(o.stacksDir, o.to, cfg);
-  const gates = gateCheck(plan, o.to, evidence.metrics);
+  // The gates of the stack's overlay (which is the stack's name unless kiln:overlay says otherwise), else of its name.
+  const gateEnv = plan.gates[cfg.overlay] ? cfg.overlay : o.to;
+  const gates = gateCheck(plan, gateEnv, evidence.metrics);
   const failing = gates.filter((g) => g.passed !== true);
-  if (failing.length && !o.override) throw new PromotionRefused(`run ${evidence.run} does not pass stack ${o.to}'s gates`, gates.map(gateLine));
+  if (failing.length && !o.override) throw new PromotionRefused(`run ${evidence.run} does not pass stack ${o.to}'s gates (eval.gates.${gateEnv})`, gates.map(gateLine));
   if (failing.length) log(`override: promoting past ${failing.length} failing gate(s): ${o.override!.reason}`);
   const targets = plan.serving.map((s) => s.name);
   const repositories: Record<string, string> = {};

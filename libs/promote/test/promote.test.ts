@@ -7,6 +7,8 @@ import { tempRepo } from './fixtures.ts';
 
 const TINY = readFileSync(new URL('../../../configs/tiny.yaml', import.meta.url), 'utf8');
 const GATED = TINY.replace('    dev: ["humaneval.pass@1 >= 0"]', '    dev: ["humaneval.pass@1 >= 0"]\n    staging: ["humaneval.pass@1 >= 0.05"]\n    prod: ["humaneval.pass@1 >= 0.05"]');
+// A stack overlay without gates of its own (`qa`).
+const WITH_QA = `${GATED.trimEnd()}\n  qa:\n    training:\n      token_budget: 500K\n`;
 const CANARY = GATED.replace('      max_batch_size: 4\n', '      max_batch_size: 4\n      canary: 0.1\n');
 
 const dirs: string[] = [];
@@ -14,11 +16,11 @@ afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force
 
 function setup() {
   const t = tempRepo({
-    'configs/tiny.yaml': GATED,
+    'configs/tiny.yaml': WITH_QA,
     'configs/canary.yaml': CANARY,
     'stacks/Pulumi.dev.yaml': 'config:\n  kiln:spec: configs/tiny.yaml\n',
     'stacks/Pulumi.staging.yaml': '# staging\nconfig:\n  kiln:spec: configs/tiny.yaml\n  kiln:train: false\n',
-    'stacks/Pulumi.qa.yaml': 'config:\n  kiln:spec: configs/tiny.yaml\n  kiln:overlay: dev\n',
+    'stacks/Pulumi.qa.yaml': 'config:\n  kiln:spec: configs/tiny.yaml\n',
     'stacks/Pulumi.prod.yaml': 'config:\n  kiln:spec: configs/canary.yaml\n  kiln:train: false\n',
   });
   dirs.push(t.repo);
@@ -96,7 +98,7 @@ describe('promote', () => {
     const before = git('rev-parse', 'HEAD');
     const e = await promote(opts(stacks, { run: 'r-cccccccccccc' })).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(PromotionRefused);
-    expect((e as PromotionRefused).message).toContain("does not pass stack staging's gates");
+    expect((e as PromotionRefused).message).toContain("does not pass stack staging's gates (eval.gates.staging)");
     expect((e as PromotionRefused).reasons).toEqual(['humaneval.pass@1 = 0.01 (gate >= 0.05: FAIL)']);
     expect(git('rev-parse', 'HEAD')).toBe(before);
   });
@@ -107,6 +109,18 @@ describe('promote', () => {
     expect(r.record.override).toEqual({ by: 'Ada Lovelace <ada@example.com>', reason: 'hotfix for the tokenizer' });
     expect(git('log', '-1', '--format=%B')).toContain('override by Ada Lovelace <ada@example.com>: hotfix for the tokenizer');
     expect(readStackConfig(stacks, 'staging').model?.evidence.gates).toEqual([{ expr: 'humaneval.pass@1 >= 0.05', value: 0.01, passed: false }]);
+  });
+
+  it("a stack with an overlay of another name reads that overlay's gates", async () => {
+    const { stacks } = setup();
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(`${stacks}/Pulumi.it-prod-1.yaml`, 'config:\n  kiln:spec: configs/tiny.yaml\n  kiln:overlay: prod\n  kiln:train: false\n');
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('git', ['add', '.'], { cwd: stacks });
+    execFileSync('git', ['commit', '-qm', 'it-prod-1'], { cwd: stacks });
+    const e = (await promote(opts(stacks, { run: 'r-cccccccccccc', to: 'it-prod-1' })).catch((x: unknown) => x)) as PromotionRefused;
+    expect(e.message).toContain("stack it-prod-1's gates (eval.gates.prod)");
+    expect(e.reasons).toEqual(['humaneval.pass@1 = 0.01 (gate >= 0.05: FAIL)']);
   });
 
   it('a stack without gates passes and says so', async () => {
