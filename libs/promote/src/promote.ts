@@ -243,7 +243,9 @@ export async function promote(o: PromoteOptions): Promise<PromoteResult> {
       const checks = [];
       for (const t of canaryTargets) {
         log(`smoke check of the canary ${record.run} on ${o.to}/${t.name}`);
-        checks.push({ target: t.name, smoke: await o.smoke({ stack: o.to, target: t.name, outputs: first.outputs }) });
+        // A check that cannot run (the endpoint never routed, the sandbox failed) fails the canary: the stable model stays.
+        const smoke = await o.smoke({ stack: o.to, target: t.name, outputs: first.outputs }).catch((e: unknown): SmokeEvidence => ({ passed: false, problems: 0, passedProblems: 0, failedRequests: 0, p50Ms: 0, p99Ms: 0, objectives: t.latency, reasons: [`the smoke check did not run: ${(e as Error).message}`] }));
+        checks.push({ target: t.name, smoke });
       }
       const smoke = mergeSmoke(checks);
       const checked: ServedModel = { ...record, evidence: { ...record.evidence, smoke } };

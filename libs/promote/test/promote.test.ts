@@ -197,6 +197,15 @@ describe('canary rollout', () => {
       ['rollback', 'r-aaaaaaaaaaaa', undefined],
     ]);
   });
+
+  it('a smoke check that cannot run fails the canary: rolled back, its error the reason', async () => {
+    const { stacks, git } = setup();
+    await promote(opts(stacks, { run: 'r-aaaaaaaaaaaa', to: 'prod' }));
+    const r = await promote(opts(stacks, { run: 'r-bbbbbbbbbbbb', to: 'prod', apply: true, smoke: async () => Promise.reject(new Error('the gateway did not route to a ready canary')) }));
+    expect(r.outcome).toBe('canary-rolled-back');
+    expect(readStackConfig(stacks, 'prod').model?.run).toBe('r-aaaaaaaaaaaa');
+    expect(git('log', '-1', '--format=%B')).toContain('the smoke check did not run: the gateway did not route to a ready canary');
+  });
 });
 
 describe('rollback', () => {
