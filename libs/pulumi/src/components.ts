@@ -117,8 +117,16 @@ export class ServingTarget extends pulumi.ComponentResource {
   constructor(name: string, args: ServingTargetArgs, opts?: pulumi.ComponentResourceOptions) {
     super('kiln:serving:ServingTarget', name, {}, opts);
     const { plan, target } = args;
-    const stable = targetModel(target, args.model);
-    const candidate = args.canary && target.canary > 0 ? targetModel(target, args.canary) : undefined;
+    // A record without this target's repository fails the program on this component (STYLE.md §10).
+    const resolve = (m: ServedModel) => {
+      try {
+        return targetModel(target, m);
+      } catch (e) {
+        throw new pulumi.ResourceError((e as Error).message, this);
+      }
+    };
+    const stable = resolve(args.model);
+    const candidate = args.canary && target.canary > 0 ? resolve(args.canary) : undefined;
     const o = servingObjects(plan, target, stable);
     const child = { parent: this };
     // Not awaited: a promoted model is served as soon as Triton has loaded it, which `pulumi up` need not wait
