@@ -179,6 +179,7 @@ describe('the stacks/ Pulumi project against the local cluster', () => {
     expect((await pulumiOnLocalCluster(ROOT, ['stack', 'init', other])).code).toBe(0);
     try {
       expect((await on('config', 'set', 'kiln:spec', servingSpec)).code).toBe(0);
+      expect((await on('config', 'set', 'kiln:overlay', 'staging')).code).toBe(0);
       setConfig(other, 'train', false);
       setConfig(other, 'model', { ...record(R1, D1, 1), from: stack });
       const before = await runs();
