@@ -4,7 +4,7 @@
  * the only door: Triton's pods accept HTTP from the gateway's pods alone.
  *
  *   clients ──▶ :8080 gateway pods ──▶ :8000 stable Triton pods
- *                                  └─▶ :8000 canary Triton pods (while the target has a canary share)
+ *                                  └─▶ :8000 canary Triton pods (while a canary is declared and the target has a share)
  *   anyone  ──▶ :8002 Triton metrics (Prometheus, the autoscaler's metrics adapter)
  */
 import { createHash } from 'node:crypto';
@@ -57,16 +57,29 @@ export interface GatewayObjects {
   readonly gatewayPolicy: V1NetworkPolicy;
   /** The stable Triton pods: HTTP and gRPC from the gateway's pods only; metrics from anywhere. */
   readonly tritonPolicy: V1NetworkPolicy;
-  /** The canary Triton pods, the same rules; only while the target has a canary share. */
+  /** The canary Triton pods, the same rules; only while a canary is declared and the target has a canary share. */
   readonly canaryPolicy?: V1NetworkPolicy;
 }
 
-/** A gateway's config: the target's name as the model, Triton upstreams weighted by the canary share. */
-export function gatewayConfig(plan: Plan, target: ServingPlan): GatewayConfig {
+/** Whether the stack declares a canary of the target now (`kiln:canary`): only then is there a canary upstream. */
+export interface GatewayOptions {
+  readonly canary: boolean;
+}
+
+/** A canary upstream exists while one is declared and the target gives it a share. */
+const hasCanary = (target: ServingPlan, opts: GatewayOptions): boolean => opts.canary && target.canary > 0;
+
+/**
+ * A gateway's config: the target's name as the model; the stable Triton upstream, and while a canary is declared
+ * (`opts.canary`) and the target has a share, the canary's, weighted `1 - share` and `share`. Otherwise stable
+ * alone, weight 1.
+ */
+export function gatewayConfig(plan: Plan, target: ServingPlan, opts: GatewayOptions): GatewayConfig {
   const g = requireGateway(target);
+  const share = hasCanary(target, opts) ? target.canary : 0;
   // Rounded: 1 - 0.7 is 0.30000000000000004 in floating point.
-  const stable = { name: 'stable', url: serviceUrl(servingName(plan, target), plan.namespace), weight: Math.round((1 - target.canary) * 1e6) / 1e6 };
-  const canary = target.canary > 0 ? [{ name: 'canary', url: serviceUrl(canaryName(plan, target), plan.namespace), weight: target.canary }] : [];
+  const stable = { name: 'stable', url: serviceUrl(servingName(plan, target), plan.namespace), weight: Math.round((1 - share) * 1e6) / 1e6 };
+  const canary = share > 0 ? [{ name: 'canary', url: serviceUrl(canaryName(plan, target), plan.namespace), weight: share }] : [];
   return {
     model: target.name,
     upstreams: [stable, ...canary],
@@ -78,8 +91,11 @@ export function gatewayConfig(plan: Plan, target: ServingPlan): GatewayConfig {
   };
 }
 
-/** Every object of a target's gateway. Throws when the target has no gateway or its API-keys entry is not in the plan's secrets. */
-export function gatewayObjects(plan: Plan, target: ServingPlan): GatewayObjects {
+/**
+ * Every object of a target's gateway; the canary's upstream, egress and policy only while a canary is declared
+ * (`opts.canary`). Throws when the target has no gateway or its API-keys entry is not in the plan's secrets.
+ */
+export function gatewayObjects(plan: Plan, target: ServingPlan, opts: GatewayOptions): GatewayObjects {
   const g = requireGateway(target);
   const keys = plan.secrets[g.apiKeys];
   if (!keys) throw new Error(`serving target ${target.name}: gateway api_keys "${g.apiKeys}" is not an entry of infra.secrets`);
@@ -87,12 +103,11 @@ export function gatewayObjects(plan: Plan, target: ServingPlan): GatewayObjects 
   const selector = gatewaySelector(plan, target);
   // The gateway serves every run: its objects keep their name, and nothing in them changes with the run id.
   const meta = metadata(plan, name, 'gateway', { [LABELS.gateway]: target.name });
-  const config = JSON.stringify(gatewayConfig(plan, target), null, 2) + '\n';
+  const config = JSON.stringify(gatewayConfig(plan, target, opts), null, 2) + '\n';
   const configMap: V1ConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta, data: { 'config.json': config } };
   const feedback = feedbackVolume(g);
   const volumes: V1Volume[] = [
     { name: 'config', configMap: { name, items: [{ key: 'config.json', path: 'config.json' }] } },
-    // The value stays in the Secret: the pod gets the one key as a file, readable by the gateway's group only.
     // The value stays in the Secret: the pod gets the one key as a file, readable by the gateway's group only (fsGroup).
     { name: 'api-keys', secret: { secretName: keys.secret, items: [{ key: keys.key, path: 'keys' }], defaultMode: 0o440 } },
     { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
@@ -165,7 +180,7 @@ export function gatewayObjects(plan: Plan, target: ServingPlan): GatewayObjects 
     // With one replica, minAvailable 1 would block every node drain.
     spec: { selector: { matchLabels: selector }, ...(g.replicas.min > 1 ? { minAvailable: 1 } : { maxUnavailable: 1 }) },
   };
-  const canary = target.canary > 0;
+  const canary = hasCanary(target, opts);
   const tritonPeers = [servingSelector(plan, target), ...(canary ? [canarySelector(plan, target)] : [])];
   const gatewayPolicy: V1NetworkPolicy = {
     apiVersion: 'networking.k8s.io/v1',

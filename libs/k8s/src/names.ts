@@ -98,6 +98,8 @@ export const evalModelUrl = (plan: Pick<Plan, 'namespace' | 'evalModel'>): strin
 export const ANNOTATIONS = {
   /** Digest of a gateway's config file: a changed config rolls its pods (the gateway reads the file at start). */
   configDigest: 'kiln.dev/config-digest',
+  /** Digest of the model a Triton pod serves (the promotion's `digest`): a new promotion rolls its pods. */
+  modelDigest: 'kiln.dev/model-digest',
 } as const;
 
 /** The port the kiln gateway listens on (`kiln-gateway --port`), in its pods and on its Service. */

@@ -1,13 +1,14 @@
 /**
- * Triton serving of one target: Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget; and, while
- * the target has a canary share, a second Triton serving this run's model beside the stable one.
+ * Triton serving of one target: Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget, on the model
+ * promoted to the stack; and, while a canary is declared and the target has a canary share, a second Triton
+ * serving the candidate beside the stable one.
  */
-import type { V1Deployment, V1NetworkPolicy, V1PodDisruptionBudget, V1Service, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
-import { TRITON_RESOURCES, type GpuRequest, type Placement, type Plan, type PodResources, type ServingPlan } from '@kiln/plan';
+import type { V1Deployment, V1EnvVar, V1NetworkPolicy, V1PodDisruptionBudget, V1Service, V2HorizontalPodAutoscaler } from '@kubernetes/client-node';
+import { TRITON_RESOURCES, type GpuRequest, type Placement, type Plan, type PodResources, type ServedModel, type ServingPlan } from '@kiln/plan';
 import type { V1PodSpec } from '@kubernetes/client-node';
 import { ingressFrom } from './gateway.ts';
 import { metadata } from './meta.ts';
-import { canaryName, canarySelector, evalModelSelector, LABELS, servingName, servingSelector, TRITON_PORTS } from './names.ts';
+import { ANNOTATIONS, canaryName, canarySelector, evalModelSelector, LABELS, servingName, servingSelector, TRITON_PORTS } from './names.ts';
 import { credentialEnv } from './stages.ts';
 import { podPath, storageEnv, storageVolumes } from './storage.ts';
 
@@ -28,11 +29,39 @@ const METRICS: Record<string, string> = {
   requests_per_second: 'nv_inference_request_success_per_second',
 };
 
-export function servingObjects(plan: Plan, target: ServingPlan): ServingObjects {
+/** The model one Triton serves: the run it came from, the model repository it loads (a URI), and the model's digest. */
+export interface ServingModel {
+  readonly run: string;
+  readonly repository: string;
+  readonly digest: string;
+}
+
+/**
+ * What a target serves of a promotion record: the record's repository for the target's name. Throws, naming the
+ * target and the repositories the promotion has, when it has none for it (the program must not guess).
+ */
+export function targetModel(target: Pick<ServingPlan, 'name'>, model: Pick<ServedModel, 'run' | 'digest' | 'repositories'>): ServingModel {
+  const repos = model.repositories ?? {};
+  const repository = Object.hasOwn(repos, target.name) ? repos[target.name] : undefined;
+  if (typeof repository !== 'string' || !repository) {
+    const has = Object.keys(repos);
+    throw new Error(
+      `serving target ${target.name}: the promotion of run ${model.run} has no model repository for it (it has ${has.length ? has.join(', ') : 'none'}); promote a run whose export has a "${target.name}" repository, or name it in the record's repositories`,
+    );
+  }
+  return { run: model.run, repository, digest: model.digest };
+}
+
+/**
+ * The stable Triton of a target, serving `model`: its pods carry the model's run (label) and digest
+ * (annotation), so a new promotion rolls them and nothing else about the stack's own run does.
+ */
+export function servingObjects(plan: Plan, target: ServingPlan, model: ServingModel): ServingObjects {
   const name = servingName(plan, target);
   const selector = servingSelector(plan, target);
-  // Serving objects keep their name across runs: a new run rolls the Deployment to the new model.
-  const meta = metadata(plan, name, 'serving', { [LABELS.servingTarget]: target.name });
+  // Serving objects keep their name across promotions: a new model rolls the Deployment. They are labelled with
+  // the run they serve, not the stack's own run (a serving-only stack runs nothing).
+  const meta = metadata(plan, name, 'serving', { [LABELS.servingTarget]: target.name, [LABELS.runId]: model.run });
   const deployment: V1Deployment = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -42,8 +71,8 @@ export function servingObjects(plan: Plan, target: ServingPlan): ServingObjects 
       selector: { matchLabels: selector },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
-        metadata: { labels: { ...selector, [LABELS.runId]: plan.runId } },
-        spec: tritonPod(plan, target.image, target.modelRepository, target.gpu, target.placement, target.credentials, target.resources),
+        metadata: { labels: { ...selector, [LABELS.runId]: model.run }, annotations: { [ANNOTATIONS.modelDigest]: model.digest } },
+        spec: servingPod(plan, target, model),
       },
     },
   };
@@ -78,32 +107,21 @@ export function servingObjects(plan: Plan, target: ServingPlan): ServingObjects 
   return { deployment, service, hpa, pdb };
 }
 
-/**
- * The fields of the stable Triton Deployment that name the model it serves (its repository flag, the run's
- * storage prefix, the run label of its pods). While a target has a canary, Pulumi leaves them as they are
- * (`ignoreChanges`): the stable Triton keeps its current model and only the canary gets this run's.
- * Promotion (#17) is what moves the stable one on.
- */
-export const STABLE_MODEL_FIELDS: readonly string[] = [
-  'spec.template.spec.containers[0].command',
-  'spec.template.spec.containers[0].env',
-  `spec.template.metadata.labels["${LABELS.runId}"]`,
-];
-
 export interface CanaryObjects {
   readonly deployment: V1Deployment;
   readonly service: V1Service;
 }
 
 /**
- * The canary of a target with a canary share: one Triton replica serving this run's model repository, with a
- * Service the gateway sends `canary` share of requests to. Undefined when the share is 0.
+ * The canary of a target: one Triton replica serving the candidate's model repository, with a Service the
+ * gateway sends the target's `canary` share of requests to. Undefined unless a candidate is declared
+ * (`kiln:canary`) and the target's share is above 0.
  */
-export function canaryObjects(plan: Plan, target: ServingPlan): CanaryObjects | undefined {
-  if (target.canary <= 0) return undefined;
+export function canaryObjects(plan: Plan, target: ServingPlan, candidate?: ServingModel): CanaryObjects | undefined {
+  if (!candidate || target.canary <= 0) return undefined;
   const name = canaryName(plan, target);
   const selector = canarySelector(plan, target);
-  const meta = metadata(plan, name, 'serving-canary', { [LABELS.canaryOf]: target.name });
+  const meta = metadata(plan, name, 'serving-canary', { [LABELS.canaryOf]: target.name, [LABELS.runId]: candidate.run });
   return {
     deployment: {
       apiVersion: 'apps/v1',
@@ -114,8 +132,8 @@ export function canaryObjects(plan: Plan, target: ServingPlan): CanaryObjects | 
         selector: { matchLabels: selector },
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
         template: {
-          metadata: { labels: { ...selector, [LABELS.runId]: plan.runId } },
-          spec: tritonPod(plan, target.image, target.modelRepository, target.gpu, target.placement, target.credentials, target.resources),
+          metadata: { labels: { ...selector, [LABELS.runId]: candidate.run }, annotations: { [ANNOTATIONS.modelDigest]: candidate.digest } },
+          spec: servingPod(plan, target, candidate),
         },
       },
     },
@@ -126,6 +144,17 @@ export function canaryObjects(plan: Plan, target: ServingPlan): CanaryObjects | 
       spec: { selector, ports: Object.entries(TRITON_PORTS).map(([n, p]) => ({ name: n, port: p, targetPort: n })) },
     },
   };
+}
+
+/**
+ * A serving target's Triton pod on a promoted model. Its storage prefix is the model's run's (the repository
+ * less its `/export/<repo>/`), not the stack's own run's: what the pod is given depends on the model alone.
+ */
+function servingPod(plan: Plan, target: ServingPlan, model: ServingModel): V1PodSpec {
+  const prefix = model.repository.replace(/\/export\/[^/]+\/?$/, '');
+  const env = (e: V1EnvVar): V1EnvVar => (e.name === 'KILN_STORAGE_PREFIX' ? { ...e, value: prefix } : e);
+  const pod = tritonPod(plan, target.image, model.repository, target.gpu, target.placement, target.credentials, target.resources);
+  return { ...pod, containers: pod.containers.map((c) => ({ ...c, env: (c.env ?? []).map(env) })) };
 }
 
 /**

@@ -1,8 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { compileFile, type Plan } from '@kiln/plan';
 import { describe, expect, it } from 'vitest';
-import { allObjects, controllerDeployment, evalModelObjects, evalModelUrl, modelRun, modelRunCrd, platformObjects, priorityClassName, servingObjects, servingUrl, stageConfig, stageObjects, TRAIN_TERMINATION_GRACE_SECONDS } from '../src/index.ts';
+import { allObjects, controllerDeployment, evalModelObjects, evalModelUrl, modelRun, modelRunCrd, platformObjects, priorityClassName, servingObjects, servingUrl, stageConfig, stageObjects, targetModel, TRAIN_TERMINATION_GRACE_SECONDS } from '../src/index.ts';
 import { SCHEMAS, TERMINAL_EXIT } from '@kiln/stage';
+import { DIGEST, record, served } from './served.ts';
 
 const configs = fileURLToPath(new URL('../../../configs/', import.meta.url));
 function plan(file: string, stack?: string): Plan {
@@ -115,7 +116,7 @@ describe('eval Job', () => {
 
 describe('Triton serving', () => {
   const p = plan('multinode-7b.yaml');
-  const o = servingObjects(p, p.serving[0]!);
+  const o = servingObjects(p, p.serving[0]!, served(p, p.serving[0]!));
 
   it('checks readiness on the v2 health endpoint and exposes HTTP, gRPC and metrics', () => {
     const c = o.deployment.spec!.template.spec!.containers[0]!;
@@ -159,16 +160,16 @@ describe('platform', () => {
 
 describe('every object of every example spec', () => {
   it.each(['replit-code-v1-3b.yaml', 'tiny.yaml', 'fim.yaml', 'ul2.yaml', 'multinode-7b.yaml'])('%s: DNS-safe names of at most 63 characters, deterministic', (f) => {
-    const objs = allObjects(plan(f));
+    const objs = allObjects(plan(f), { model: record(plan(f)), canary: record(plan(f), 'r-0123456789ab') });
     for (const o of objs) expect(o.metadata?.name, `${o.kind}`).toMatch(/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/);
-    expect(JSON.stringify(allObjects(plan(f)))).toBe(JSON.stringify(objs));
+    expect(JSON.stringify(allObjects(plan(f), { model: record(plan(f)), canary: record(plan(f), 'r-0123456789ab') }))).toBe(JSON.stringify(objs));
   });
 });
 
 describe('snapshots (tiny)', () => {
   const p = plan('tiny.yaml');
   it.each(p.stages.map((s) => s.name))('stage %s', (name) => expect(stageObjects(p, stage(p, name))).toMatchSnapshot());
-  it('serving', () => expect(servingObjects(p, p.serving[0]!)).toMatchSnapshot());
+  it('serving', () => expect(servingObjects(p, p.serving[0]!, served(p, p.serving[0]!))).toMatchSnapshot());
   it('platform', () => expect(platformObjects(p)).toMatchSnapshot());
   it('controller', () => expect(controllerDeployment(p)).toMatchSnapshot());
   it('model run', () => expect(modelRun(p)).toMatchSnapshot());
@@ -227,20 +228,62 @@ describe('serving URL', () => {
   it('is the target\'s Service on Triton\'s HTTP port', () => {
     const p = plan('multinode-7b.yaml');
     const t = p.serving[0]!;
-    expect(servingUrl(p, t)).toBe(`http://${servingObjects(p, t).service.metadata!.name}.${p.namespace}.svc:8000`);
+    expect(servingUrl(p, t)).toBe(`http://${servingObjects(p, t, served(p, t)).service.metadata!.name}.${p.namespace}.svc:8000`);
   });
 });
 
 describe('Triton model repository', () => {
   it('is read from object storage directly, or from the mounted claim for pvc://', () => {
     const s3 = plan('multinode-7b.yaml');
-    const c3 = servingObjects(s3, s3.serving[0]!).deployment.spec!.template.spec!.containers[0]!;
+    const c3 = servingObjects(s3, s3.serving[0]!, served(s3, s3.serving[0]!)).deployment.spec!.template.spec!.containers[0]!;
     expect(c3.command).toContain(`--model-repository=${s3.storagePrefix}/export/completions/`);
     const pvc = plan('tiny.yaml');
-    const d = servingObjects(pvc, pvc.serving[0]!).deployment.spec!.template.spec!;
+    const d = servingObjects(pvc, pvc.serving[0]!, served(pvc, pvc.serving[0]!)).deployment.spec!.template.spec!;
     expect(d.containers[0]!.command).toContain(`--model-repository=/artifacts/tiny/runs/${pvc.runId}/export/completions/`);
     expect(d.volumes).toEqual([{ name: 'artifacts', persistentVolumeClaim: { claimName: 'kiln-artifacts' } }]);
     expect(d.containers[0]!.volumeMounts).toEqual([{ name: 'artifacts', mountPath: '/artifacts', readOnly: true }]);
+  });
+});
+
+describe('serving the promoted model', () => {
+  const p = plan('tiny.yaml');
+  const t = p.serving[0]!;
+  const other = 'r-0123456789ab';
+
+  it('GIVEN a promotion of another run WHEN Triton is built THEN it serves that run\'s repository, labelled with its run and annotated with its digest', () => {
+    const d = servingObjects(p, t, served(p, t, other, DIGEST)).deployment;
+    const pod = d.spec!.template;
+    const c = pod.spec!.containers[0]!;
+    expect(c.command).toContain(`--model-repository=/artifacts/tiny/runs/${other}/export/completions/`);
+    expect(c.command!.join(' ')).not.toContain(p.runId);
+    expect(c.env).toContainEqual({ name: 'KILN_STORAGE_PREFIX', value: `pvc://kiln-artifacts/tiny/runs/${other}` });
+    expect(pod.metadata!.labels!['kiln.dev/run-id']).toBe(other);
+    expect(pod.metadata!.annotations).toEqual({ 'kiln.dev/model-digest': DIGEST });
+    expect(d.metadata!.labels!['kiln.dev/run-id']).toBe(other);
+    // The name stays the target's: a new promotion rolls the same Deployment.
+    expect(d.metadata!.name).toBe('tiny-completions');
+  });
+
+  it('GIVEN a new promotion WHEN rebuilt THEN only the model\'s fields of the pod template change (the stack\'s own run does not show)', () => {
+    const a = servingObjects(p, t, served(p, t, other, DIGEST)).deployment.spec!.template;
+    const b = servingObjects(p, t, served(p, t, other, `sha256:${'ef'.repeat(32)}`)).deployment.spec!.template;
+    expect(b.metadata!.annotations!['kiln.dev/model-digest']).not.toBe(a.metadata!.annotations!['kiln.dev/model-digest']);
+    const changedRun = { ...p, runId: 'r-ffffffffffff', storagePrefix: 'pvc://kiln-artifacts/tiny/runs/r-ffffffffffff' };
+    expect(servingObjects(changedRun, t, served(p, t, other, DIGEST)).deployment.spec!.template).toEqual(a);
+  });
+
+  it('GIVEN a promotion without a repository for the target WHEN resolved THEN an Error names the target and the repositories it has', () => {
+    expect(() => targetModel(t, { run: other, digest: DIGEST, repositories: { chat: 'pvc://kiln-artifacts/x/', fim: 'pvc://kiln-artifacts/y/' } })).toThrow(
+      /serving target completions: the promotion of run r-0123456789ab has no model repository for it \(it has chat, fim\)/,
+    );
+    expect(() => targetModel(t, { run: other, digest: DIGEST, repositories: {} })).toThrow(/\(it has none\)/);
+    expect(targetModel(t, record(p, other)).repository).toBe(`pvc://kiln-artifacts/tiny/runs/${other}/export/completions/`);
+  });
+
+  it('GIVEN no model WHEN every object is listed THEN no Triton, canary or gateway object; with one, the target\'s', () => {
+    const names = (o: ReturnType<typeof allObjects>) => o.filter((x) => x.metadata?.labels?.['app.kubernetes.io/component']?.startsWith('serving') || x.metadata?.labels?.['app.kubernetes.io/component'] === 'gateway').map((x) => `${x.kind} ${x.metadata!.name}`);
+    expect(names(allObjects(p))).toEqual([]);
+    expect(names(allObjects(p, { model: record(p, other) }))).toEqual(expect.arrayContaining(['Deployment tiny-completions', 'Service tiny-completions', 'ConfigMap tiny-completions-gateway', 'Deployment tiny-completions-gateway']));
   });
 });
 

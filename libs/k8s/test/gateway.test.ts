@@ -13,8 +13,8 @@ import {
   servingObjects,
   servingUrl,
   stageObjects,
-  STABLE_MODEL_FIELDS,
 } from '../src/index.ts';
+import { DIGEST, record, served } from './served.ts';
 
 const configs = fileURLToPath(new URL('../../../configs/', import.meta.url));
 function plan(file: string, stack?: string): Plan {
@@ -39,18 +39,22 @@ function ingressPeersOn(p: V1NetworkPolicy, port: number): (V1LabelSelector | 'a
   return rules.filter((r) => !r.ports || r.ports.some((x) => x.port === port)).flatMap<V1LabelSelector | 'anyone'>((r) => (r.from ? r.from.map((f) => f.podSelector!) : ['anyone' as const]));
 }
 
-describe('gateway objects (tiny-loop: python backend, gateway, canary 0.1, pvc storage)', () => {
+/** The run a stack serves before the canary, and the candidate's digest. */
+const STABLE_RUN = 'r-5ab1e5ab1e00';
+const CANDIDATE_DIGEST = `sha256:${'cd'.repeat(32)}`;
+
+describe('gateway objects (tiny-loop: python backend, gateway, canary 0.1, pvc storage) while a canary is declared', () => {
   const p = plan('tiny-loop.yaml');
   const t = p.serving[0]!;
-  const g = gatewayObjects(p, t);
-  const triton = servingObjects(p, t);
-  const canary = canaryObjects(p, t)!;
+  const g = gatewayObjects(p, t, { canary: true });
+  const triton = servingObjects(p, t, served(p, t, STABLE_RUN));
+  const canary = canaryObjects(p, t, served(p, t, p.runId, CANDIDATE_DIGEST))!;
   const pod = g.deployment.spec!.template.spec!;
   const c = pod.containers[0]!;
 
   it('GIVEN the plan WHEN the config is built THEN it is the contract §3 shape: the target as model, stable and canary upstreams weighted by the share', () => {
     const cfg = JSON.parse(g.configMap.data!['config.json']!);
-    expect(cfg).toEqual(gatewayConfig(p, t));
+    expect(cfg).toEqual(gatewayConfig(p, t, { canary: true }));
     expect(cfg).toEqual({
       model: 'completions',
       upstreams: [
@@ -83,7 +87,7 @@ describe('gateway objects (tiny-loop: python backend, gateway, canary 0.1, pvc s
     expect(c.env ?? []).toEqual([]);
     expect(c.envFrom).toBeUndefined();
     // kiln only names the Secret: nothing it builds has a Secret object, secretKeyRef or inline data.
-    const all = JSON.stringify(allObjects(p));
+    const all = JSON.stringify(allObjects(p, { model: record(p, STABLE_RUN), canary: record(p) }));
     expect(all).not.toMatch(/"kind":"Secret"|secretKeyRef|"stringData"/);
   });
 
@@ -144,18 +148,24 @@ describe('gateway objects (tiny-loop: python backend, gateway, canary 0.1, pvc s
     expect(egress[1]!.ports!.map((x) => x.port)).toEqual([53, 53]);
   });
 
-  it('GIVEN a canary WHEN built THEN it serves this run\'s model repository, and the stable Deployment names the fields Pulumi holds', () => {
-    const cmd = canary.deployment.spec!.template.spec!.containers[0]!.command!;
-    expect(cmd).toContain(`--model-repository=/artifacts/tiny-loop/runs/${p.runId}/export/completions/`);
+  it('GIVEN a stable model and a candidate WHEN built THEN each Triton serves its own promotion\'s repository, labelled with its run and annotated with its digest', () => {
+    const pod = (d: typeof canary.deployment) => d.spec!.template;
+    expect(pod(canary.deployment).spec!.containers[0]!.command).toContain(`--model-repository=/artifacts/tiny-loop/runs/${p.runId}/export/completions/`);
+    expect(pod(triton.deployment).spec!.containers[0]!.command).toContain(`--model-repository=/artifacts/tiny-loop/runs/${STABLE_RUN}/export/completions/`);
+    expect(pod(canary.deployment).metadata!.labels!['kiln.dev/run-id']).toBe(p.runId);
+    expect(pod(triton.deployment).metadata!.labels!['kiln.dev/run-id']).toBe(STABLE_RUN);
+    expect(pod(canary.deployment).metadata!.annotations).toEqual({ 'kiln.dev/model-digest': CANDIDATE_DIGEST });
+    expect(pod(triton.deployment).metadata!.annotations).toEqual({ 'kiln.dev/model-digest': DIGEST });
     expect(canary.deployment.spec!.replicas).toBe(1);
-    expect(STABLE_MODEL_FIELDS).toContain('spec.template.spec.containers[0].command');
   });
 
   it('GIVEN a config change WHEN rebuilt THEN the pod template digest changes (pods roll); the same plan gives the same digest', () => {
     const digest = (x: ReturnType<typeof gatewayObjects>) => x.deployment.spec!.template.metadata!.annotations!['kiln.dev/config-digest'];
-    expect(digest(gatewayObjects(p, t))).toBe(digest(g));
+    expect(digest(gatewayObjects(p, t, { canary: true }))).toBe(digest(g));
     const changed = { ...t, gateway: { ...t.gateway!, requestsPerMinute: 7 } };
-    expect(digest(gatewayObjects(p, changed))).not.toBe(digest(g));
+    expect(digest(gatewayObjects(p, changed, { canary: true }))).not.toBe(digest(g));
+    // The end of a canary rollout is a config change too: the gateway rolls onto the stable upstream alone.
+    expect(digest(gatewayObjects(p, t, { canary: false }))).not.toBe(digest(g));
   });
 
   it('GIVEN the gateway URL WHEN made THEN it is the gateway Service on 8080 under /v1', () => {
@@ -164,19 +174,32 @@ describe('gateway objects (tiny-loop: python backend, gateway, canary 0.1, pvc s
 });
 
 describe('gateway without canary or feedback folder', () => {
-  it('GIVEN tiny (canary 0) WHEN built THEN one stable upstream of weight 1, no canary objects or policy', () => {
+  it('GIVEN tiny (canary 0) WHEN built, even with a candidate declared THEN one stable upstream of weight 1, no canary objects or policy', () => {
     const p = plan('tiny.yaml');
     const t = p.serving[0]!;
-    expect(gatewayConfig(p, t).upstreams).toEqual([{ name: 'stable', url: servingUrl(p, t), weight: 1 }]);
+    expect(gatewayConfig(p, t, { canary: true }).upstreams).toEqual([{ name: 'stable', url: servingUrl(p, t), weight: 1 }]);
+    expect(canaryObjects(p, t, served(p, t))).toBeUndefined();
+    expect(gatewayObjects(p, t, { canary: true }).canaryPolicy).toBeUndefined();
+  });
+
+  it('GIVEN tiny-loop (canary 0.1) and no candidate declared WHEN built THEN the stable upstream alone at weight 1, no canary objects, no egress to canary pods', () => {
+    const p = plan('tiny-loop.yaml');
+    const t = p.serving[0]!;
+    expect(gatewayConfig(p, t, { canary: false }).upstreams).toEqual([{ name: 'stable', url: servingUrl(p, t), weight: 1 }]);
     expect(canaryObjects(p, t)).toBeUndefined();
-    expect(gatewayObjects(p, t).canaryPolicy).toBeUndefined();
+    const g = gatewayObjects(p, t, { canary: false });
+    expect(g.canaryPolicy).toBeUndefined();
+    expect(g.gatewayPolicy.spec!.egress![0]!.to).toEqual([{ podSelector: { matchLabels: { 'app.kubernetes.io/part-of': 'tiny-loop', 'kiln.dev/serving-target': 'completions' } } }]);
+    const kinds = allObjects(p, { model: record(p) }).map((o) => `${o.kind} ${o.metadata!.name}`);
+    expect(kinds).toContain('Deployment tiny-loop-completions');
+    expect(kinds).not.toContain('Deployment tiny-loop-completions-canary');
   });
 
   it('GIVEN s3 storage (multinode-7b) WHEN built THEN no feedback in the config and no volume but config, keys and tmp; on the CPU pool with a PDB keeping one', () => {
     const p = plan('multinode-7b.yaml');
     const t = p.serving[0]!;
-    const g = gatewayObjects(p, t);
-    expect(gatewayConfig(p, t)).not.toHaveProperty('feedback');
+    const g = gatewayObjects(p, t, { canary: false });
+    expect(gatewayConfig(p, t, { canary: false })).not.toHaveProperty('feedback');
     expect(g.deployment.spec!.template.spec!.volumes!.map((v) => v.name)).toEqual(['config', 'api-keys', 'tmp']);
     expect(g.deployment.spec!.template.spec!.nodeSelector).toEqual({ 'node.kubernetes.io/instance-type': 'm7i.8xlarge' });
     expect(g.pdb.spec).toMatchObject({ minAvailable: 1 });
@@ -185,9 +208,9 @@ describe('gateway without canary or feedback folder', () => {
 
   it('GIVEN a target without a gateway, or a gateway naming no secret WHEN built THEN a clear error', () => {
     const p = plan('fim.yaml');
-    expect(() => gatewayObjects(p, p.serving[0]!)).toThrow(/has no gateway/);
+    expect(() => gatewayObjects(p, p.serving[0]!, { canary: false })).toThrow(/has no gateway/);
     const q = plan('tiny.yaml');
-    expect(() => gatewayObjects({ ...q, secrets: {} }, q.serving[0]!)).toThrow(/api_keys "gateway-keys" is not an entry of infra.secrets/);
+    expect(() => gatewayObjects({ ...q, secrets: {} }, q.serving[0]!, { canary: false })).toThrow(/api_keys "gateway-keys" is not an entry of infra.secrets/);
   });
 });
 
@@ -195,7 +218,7 @@ describe('canary weights', () => {
   it('GIVEN a canary of 0.7 WHEN weighted THEN the stable weight is 0.3 exactly, and the two sum to 1', () => {
     const p = plan('tiny-loop.yaml');
     const t = { ...p.serving[0]!, canary: 0.7 };
-    const [stable, canary] = gatewayConfig(p, t).upstreams;
+    const [stable, canary] = gatewayConfig(p, t, { canary: true }).upstreams;
     expect([stable!.weight, canary!.weight]).toEqual([0.3, 0.7]);
   });
 });
@@ -214,7 +237,7 @@ describe('eval model server policy', () => {
     const { deployment, networkPolicy } = evalModelObjects(p);
     const evalPod = stageObjects(p, p.stages.find((s) => s.kind === 'eval')!).job.spec!.template.metadata!.labels!;
     const trainPod = stageObjects(p, p.stages.find((s) => s.kind === 'train')!).job.spec!.template.metadata!.labels!;
-    const gwPod = gatewayObjects(p, p.serving[0]!).deployment.spec!.template.metadata!.labels!;
+    const gwPod = gatewayObjects(p, p.serving[0]!, { canary: false }).deployment.spec!.template.metadata!.labels!;
     expect(selects(networkPolicy.spec!.podSelector, deployment.spec!.template.metadata!.labels)).toBe(true);
     const peers = ingressPeersOn(networkPolicy, 8000) as V1LabelSelector[];
     expect(peers).toHaveLength(1);
@@ -224,6 +247,6 @@ describe('eval model server policy', () => {
 
 describe('snapshots (tiny-loop)', () => {
   const p = plan('tiny-loop.yaml');
-  it('gateway', () => expect(gatewayObjects(p, p.serving[0]!)).toMatchSnapshot());
-  it('canary', () => expect(canaryObjects(p, p.serving[0]!)).toMatchSnapshot());
+  it('gateway', () => expect(gatewayObjects(p, p.serving[0]!, { canary: true })).toMatchSnapshot());
+  it('canary', () => expect(canaryObjects(p, p.serving[0]!, served(p, p.serving[0]!))).toMatchSnapshot());
 });

@@ -7,6 +7,7 @@ import type { V1PodSpec } from '@kubernetes/client-node';
 import { compileFile, type Plan } from '@kiln/plan';
 import { describe, expect, it } from 'vitest';
 import { evalModelObjects, gatewayObjects, servingObjects, stageObjects } from '../src/index.ts';
+import { served } from './served.ts';
 
 const configs = fileURLToPath(new URL('../../../configs/', import.meta.url));
 const plan = (stack: string): Plan => {
@@ -19,8 +20,8 @@ const plan = (stack: string): Plan => {
 function pods(p: Plan): [string, V1PodSpec][] {
   const out: [string, V1PodSpec][] = p.stages.map((s) => [s.name, stageObjects(p, s).job.spec!.template.spec!]);
   for (const t of p.serving) {
-    out.push([`serving ${t.name}`, servingObjects(p, t).deployment.spec!.template.spec!]);
-    out.push([`gateway ${t.name}`, gatewayObjects(p, t).deployment.spec!.template.spec!]);
+    out.push([`serving ${t.name}`, servingObjects(p, t, served(p, t)).deployment.spec!.template.spec!]);
+    out.push([`gateway ${t.name}`, gatewayObjects(p, t, { canary: false }).deployment.spec!.template.spec!]);
   }
   out.push(['eval model', evalModelObjects(p).deployment.spec!.template.spec!]);
   return out;
@@ -58,7 +59,7 @@ describe('the local stack of configs/tiny.yaml', () => {
 
   it('GIVEN the dev stack (GPUs) WHEN built THEN Triton and training still ask for GPUs with requests equal to limits', () => {
     const dev = plan('dev');
-    const serving = servingObjects(dev, dev.serving[0]!).deployment.spec!.template.spec!;
+    const serving = servingObjects(dev, dev.serving[0]!, served(dev, dev.serving[0]!)).deployment.spec!.template.spec!;
     expect(serving.containers[0]!.resources).toEqual({ requests: { cpu: '4', memory: '16Gi', 'nvidia.com/gpu': '1' }, limits: { cpu: '4', memory: '16Gi', 'nvidia.com/gpu': '1' } });
     expect(serving.nodeSelector).toEqual({ 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3' });
     const train = stageObjects(dev, dev.stages.find((s) => s.kind === 'train')!).job.spec!.template.spec!;

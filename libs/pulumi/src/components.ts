@@ -4,8 +4,8 @@
  */
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
-import { canaryObjects, controllerDeployment, gatewayObjects, gatewayUrl, modelRun, modelRunCrd, platformObjects, servingObjects, servingUrl, STABLE_MODEL_FIELDS } from '@kiln/k8s';
-import type { Plan, ServingPlan } from '@kiln/plan';
+import { canaryObjects, controllerDeployment, gatewayObjects, gatewayUrl, modelRun, modelRunCrd, platformObjects, servingObjects, servingUrl, targetModel } from '@kiln/k8s';
+import type { Plan, ServedModel, ServingPlan } from '@kiln/plan';
 
 /** Objects Pulumi should not wait on: a claim may stay Pending until a pod uses it (WaitForFirstConsumer). */
 const SKIP_AWAIT = { 'pulumi.com/skipAwait': 'true' };
@@ -87,21 +87,17 @@ export class ModelRun extends pulumi.ComponentResource {
 export interface ServingTargetArgs {
   readonly plan: Plan;
   readonly target: ServingPlan;
+  /** The stable model: the promotion record of the stack (`kiln:model`); the target serves its repository of the target's name. */
+  readonly model: ServedModel;
+  /** The candidate of a canary rollout (`kiln:canary`); absent: no canary. Declared only when the target's share is above 0. */
+  readonly canary?: ServedModel;
 }
 
 /**
- * Options of the stable Triton Deployment. With a canary share, the fields that name its model are left as
- * they are in the cluster (`ignoreChanges`): the stable Triton keeps serving its current model while the
- * canary serves this run's. Without one, this run's model rolls out to the stable Triton, as before.
- */
-export function stableDeploymentOptions(target: Pick<ServingPlan, 'canary'>): { readonly ignoreChanges?: string[] } {
-  return target.canary > 0 ? { ignoreChanges: [...STABLE_MODEL_FIELDS] } : {};
-}
-
-/**
- * One serving target: Triton (Deployment, Service, HorizontalPodAutoscaler, PodDisruptionBudget); while it has a
- * canary share, the canary Triton beside it; and when it has a gateway, the gateway in front (config, Deployment,
- * Service, autoscaler, disruption budget, NetworkPolicies that make it the only way in).
+ * One serving target on the model promoted to its stack: Triton (Deployment, Service, HorizontalPodAutoscaler,
+ * PodDisruptionBudget); while a canary is declared and the target has a share, the canary Triton beside it; and
+ * when it has a gateway, the gateway in front (config, Deployment, Service, autoscaler, disruption budget,
+ * NetworkPolicies that make it the only way in).
  */
 export class ServingTarget extends pulumi.ComponentResource {
   readonly deployment: k8s.apps.v1.Deployment;
@@ -114,34 +110,52 @@ export class ServingTarget extends pulumi.ComponentResource {
   readonly tritonEndpoint: string;
   /** In-cluster OpenAI-style API root of the gateway (`…:8080/v1`), when the target has one. */
   readonly gatewayEndpoint?: string;
+  /** The run whose model the stable Triton serves, and the candidate's while a canary is declared. */
+  readonly modelRun: string;
+  readonly canaryRun?: string;
 
   constructor(name: string, args: ServingTargetArgs, opts?: pulumi.ComponentResourceOptions) {
     super('kiln:serving:ServingTarget', name, {}, opts);
     const { plan, target } = args;
-    const o = servingObjects(plan, target);
+    // A record without this target's repository fails the program on this component (STYLE.md §10).
+    const resolve = (m: ServedModel) => {
+      try {
+        return targetModel(target, m);
+      } catch (e) {
+        throw new pulumi.ResourceError((e as Error).message, this);
+      }
+    };
+    const stable = resolve(args.model);
+    const candidate = args.canary && target.canary > 0 ? resolve(args.canary) : undefined;
+    const o = servingObjects(plan, target, stable);
     const child = { parent: this };
-    // Not awaited: Triton serves the run's export, which exists only once the run has reached its export stage;
-    // awaiting readiness (or a Service's endpoints) would hold `pulumi up`, which creates the run, until it times
-    // out. The gateway likewise.
-    this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`, withAnnotations(o.deployment, SKIP_AWAIT) as k8s.apps.v1.DeploymentArgs, { ...child, ...stableDeploymentOptions(target) });
+    // Not awaited: a promoted model is served as soon as Triton has loaded it, which `pulumi up` need not wait
+    // for (kiln promote checks the live endpoint itself). The gateway likewise.
+    this.deployment = new k8s.apps.v1.Deployment(`${name}-deployment`, withAnnotations(o.deployment, SKIP_AWAIT) as k8s.apps.v1.DeploymentArgs, child);
     this.service = new k8s.core.v1.Service(`${name}-service`, withAnnotations(o.service, SKIP_AWAIT) as k8s.core.v1.ServiceArgs, child);
     new k8s.autoscaling.v2.HorizontalPodAutoscaler(`${name}-hpa`, o.hpa as k8s.autoscaling.v2.HorizontalPodAutoscalerArgs, child);
     new k8s.policy.v1.PodDisruptionBudget(`${name}-pdb`, o.pdb as k8s.policy.v1.PodDisruptionBudgetArgs, child);
-    const c = canaryObjects(plan, target);
+    const c = canaryObjects(plan, target, candidate);
     if (c) {
       this.canary = {
         deployment: new k8s.apps.v1.Deployment(`${name}-canary-deployment`, withAnnotations(c.deployment, SKIP_AWAIT) as k8s.apps.v1.DeploymentArgs, child),
         service: new k8s.core.v1.Service(`${name}-canary-service`, withAnnotations(c.service, SKIP_AWAIT) as k8s.core.v1.ServiceArgs, child),
       };
     }
+    this.modelRun = stable.run;
+    if (c && candidate) this.canaryRun = candidate.run;
     this.tritonEndpoint = servingUrl(plan, target);
     if (target.gateway) {
-      const g = gatewayObjects(plan, target);
+      const g = gatewayObjects(plan, target, { canary: c !== undefined });
       const netpol = (role: string, p: typeof g.gatewayPolicy) => new k8s.networking.v1.NetworkPolicy(`${name}-${role}`, p as k8s.networking.v1.NetworkPolicyArgs, child);
       // Policies first: Triton is closed to everyone but the gateway before the gateway opens.
       const policies = [netpol('triton-policy', g.tritonPolicy), ...(g.canaryPolicy ? [netpol('canary-policy', g.canaryPolicy)] : []), netpol('gateway-policy', g.gatewayPolicy)];
       const configMap = new k8s.core.v1.ConfigMap(`${name}-gateway-config`, g.configMap as k8s.core.v1.ConfigMapArgs, child);
-      const deployment = new k8s.apps.v1.Deployment(`${name}-gateway`, withAnnotations(g.deployment, SKIP_AWAIT) as k8s.apps.v1.DeploymentArgs, { ...child, dependsOn: [configMap, ...policies] });
+      // The canary's Service exists before the gateway is sent to it.
+      const deployment = new k8s.apps.v1.Deployment(`${name}-gateway`, withAnnotations(g.deployment, SKIP_AWAIT) as k8s.apps.v1.DeploymentArgs, {
+        ...child,
+        dependsOn: [configMap, ...policies, ...(this.canary ? [this.canary.service] : [])],
+      });
       const service = new k8s.core.v1.Service(`${name}-gateway-service`, withAnnotations(g.service, SKIP_AWAIT) as k8s.core.v1.ServiceArgs, child);
       new k8s.autoscaling.v2.HorizontalPodAutoscaler(`${name}-gateway-hpa`, g.hpa as k8s.autoscaling.v2.HorizontalPodAutoscalerArgs, child);
       new k8s.policy.v1.PodDisruptionBudget(`${name}-gateway-pdb`, g.pdb as k8s.policy.v1.PodDisruptionBudgetArgs, child);
@@ -149,7 +163,7 @@ export class ServingTarget extends pulumi.ComponentResource {
       this.gatewayEndpoint = gatewayUrl(plan, target);
     }
     this.endpoint = this.gatewayEndpoint ?? this.tritonEndpoint;
-    this.registerOutputs({ endpoint: this.endpoint, tritonEndpoint: this.tritonEndpoint, ...(this.gatewayEndpoint ? { gatewayEndpoint: this.gatewayEndpoint } : {}) });
+    this.registerOutputs({ endpoint: this.endpoint, tritonEndpoint: this.tritonEndpoint, ...(this.gatewayEndpoint ? { gatewayEndpoint: this.gatewayEndpoint } : {}), model: this.modelRun });
   }
 }
 
@@ -159,37 +173,99 @@ export interface ServingEndpoints {
   readonly endpoint: string;
   readonly triton: string;
   readonly gateway?: string;
-  /** The canary's share of requests, when the target has a canary. */
+  /** The canary's share of requests and the candidate's run, while a canary is declared. */
   readonly canary?: number;
+  readonly canaryModel?: string;
+  /** The run whose model the stable Triton serves. */
+  readonly model: string;
+}
+
+/** A promotion record as the stack outputs it: what is served and on what evidence (no repositories, nothing secret). */
+export interface ServedModelOutput {
+  readonly run: string;
+  readonly digest: string;
+  readonly seq: number;
+  readonly action: ServedModel['action'];
+  readonly from: string | null;
+  readonly at: string;
+  readonly by: string;
+  readonly override?: ServedModel['override'];
+  readonly evidence: ServedModel['evidence'];
+}
+
+/** The output form of a promotion record (`model`, `canary`); null when there is none. */
+export function servedModelOutput(m: ServedModel | undefined): ServedModelOutput | null {
+  if (!m) return null;
+  return { run: m.run, digest: m.digest, seq: m.seq, action: m.action, from: m.from ?? null, at: m.at, by: m.by, ...(m.override ? { override: m.override } : {}), evidence: m.evidence };
+}
+
+export interface PipelineOptions {
+  /** Controller image; default `CONTROLLER_IMAGE` of libs/k8s. */
+  readonly controllerImage?: string;
+  /** Whether the stack trains (`kiln:train`): the platform and the ModelRun; default true. False: serving only. */
+  readonly train?: boolean;
+  /** What the stack serves (`kiln:model`); absent: no serving objects at all. */
+  readonly model?: ServedModel;
+  /** The candidate of a canary rollout (`kiln:canary`); absent: none. Ignored without `model`. */
+  readonly canary?: ServedModel;
 }
 
 export interface PipelineOutputs {
-  readonly runId: string;
+  /** The stack's run; null for a serving-only stack. */
+  readonly runId: string | null;
   readonly namespace: pulumi.Output<string>;
-  /** Per serving target, what clients call: the gateway's `/v1` URL when it has one, else Triton's. */
+  readonly train: boolean;
+  /** The promotion the stack serves, and the canary's while one is declared. */
+  readonly model: ServedModelOutput | null;
+  readonly canary: ServedModelOutput | null;
+  /** Per serving target, what clients call: the gateway's `/v1` URL when it has one, else Triton's. Empty without a model. */
   readonly endpoints: Record<string, string>;
-  /** Per serving target, every endpoint: Triton's, the gateway's, the canary share. */
+  /** Per serving target, every endpoint: Triton's, the gateway's, the canary share while a canary is declared, and the run served. */
   readonly serving: Record<string, ServingEndpoints>;
   readonly plan: { readonly stages: string[]; readonly gpus: number; readonly gpuHours: number; readonly wallHours: number; readonly cost: number | null; readonly currency: string };
 }
 
-/** The whole pipeline of a plan: platform, the run, and every serving target. Outputs never hold secrets. */
-export function pipeline(plan: Plan, opts: { readonly controllerImage?: string } = {}): PipelineOutputs {
-  const platform = new Platform(plan.name, { plan, ...(opts.controllerImage ? { controllerImage: opts.controllerImage } : {}) });
-  const after = { dependsOn: [platform] };
-  const run = new ModelRun(`${plan.name}-run`, { plan }, after);
-  const targets = plan.serving.map((t) => new ServingTarget(`${plan.name}-${t.name}`, { plan, target: t }, after));
+/**
+ * The whole pipeline of a plan: the platform and the run (unless `train` is false), and every serving target
+ * on the model promoted to the stack (none without `model`). Outputs never hold secrets.
+ */
+export function pipeline(plan: Plan, opts: PipelineOptions = {}): PipelineOutputs {
+  const train = opts.train ?? true;
+  const platform = train ? new Platform(plan.name, { plan, ...(opts.controllerImage ? { controllerImage: opts.controllerImage } : {}) }) : undefined;
+  const after = platform ? { dependsOn: [platform] } : {};
+  const run = train ? new ModelRun(`${plan.name}-run`, { plan }, after) : undefined;
+  const model = opts.model;
+  const canary = model ? opts.canary : undefined;
+  const targets = model ? plan.serving.map((t) => new ServingTarget(`${plan.name}-${t.name}`, { plan, target: t, model, ...(canary ? { canary } : {}) }, after)) : [];
   const e = plan.estimate;
   return {
-    runId: run.runId,
-    namespace: platform.namespaceName,
-    endpoints: Object.fromEntries(plan.serving.map((t, i) => [t.name, targets[i]!.endpoint])),
+    runId: run ? run.runId : null,
+    // A serving-only stack does not declare the namespace: it names the spec's, which must exist.
+    namespace: platform ? platform.namespaceName : pulumi.output(plan.namespace),
+    train,
+    model: servedModelOutput(model),
+    canary: servedModelOutput(canary && targets.some((t) => t.canary) ? canary : undefined),
+    endpoints: Object.fromEntries(targets.map((c, i) => [plan.serving[i]!.name, c.endpoint])),
     serving: Object.fromEntries(
-      plan.serving.map((t, i) => {
-        const c = targets[i]!;
-        return [t.name, { endpoint: c.endpoint, triton: c.tritonEndpoint, ...(c.gatewayEndpoint ? { gateway: c.gatewayEndpoint } : {}), ...(t.canary > 0 ? { canary: t.canary } : {}) }];
+      targets.map((c, i) => {
+        const t = plan.serving[i]!;
+        return [
+          t.name,
+          { endpoint: c.endpoint, triton: c.tritonEndpoint, ...(c.gatewayEndpoint ? { gateway: c.gatewayEndpoint } : {}), ...(c.canary ? { canary: t.canary, canaryModel: c.canaryRun! } : {}), model: c.modelRun },
+        ];
       }),
     ),
     plan: { stages: plan.stages.map((s) => s.name), gpus: e.gpus, gpuHours: Math.round(e.gpuHours), wallHours: Math.round(e.wallHours * 10) / 10, cost: e.cost === null ? null : Math.round(e.cost), currency: e.currency },
   };
+}
+
+/**
+ * Where a stack's model came from, read live: the source stack's `model` output through a StackReference
+ * (`<org>/<project>/<from>`). Undefined when the model was not promoted from another stack.
+ */
+export function promotionSource(model: Pick<ServedModel, 'from'> | undefined, stack: string = pulumi.getStack()): { readonly stack: string; readonly model: pulumi.Output<unknown> } | undefined {
+  const from = model?.from;
+  if (!from || from === stack) return undefined;
+  const ref = new pulumi.StackReference(`source-${from}`, { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${from}` });
+  return { stack: from, model: ref.getOutput('model') };
 }

@@ -36,7 +36,10 @@ describe('every example spec compiles to objects the API server accepts (server-
   it.each(files)('%s', async (f) => {
     const r = compileFile(configs + f);
     expect(r.plan).toBeDefined();
-    const objects = allObjects(r.plan!);
+    const p = r.plan!;
+    // Serving objects exist only for a promoted model: check them on a record of the plan's own export, canary included.
+    const own = { run: p.runId, digest: `sha256:${'0'.repeat(64)}`, repositories: Object.fromEntries(p.serving.map((t) => [t.name, t.modelRepository])) };
+    const objects = allObjects(p, { model: own, canary: own });
     // Namespaced objects are only checked inside an existing namespace: create it for real.
     const ns = objects.find((o) => o.kind === 'Namespace')!;
     // Remove it afterwards only if this test made it (a reused cluster may hold the demo's kiln-tiny).
