@@ -185,6 +185,12 @@ export async function promote(o: PromoteOptions): Promise<PromoteResult> {
     else missing.push(`serving target ${t}: the export has no model repository of that name (it has ${evidence.repositories.join(', ') || 'none'})`);
   }
   if (missing.length) throw new PromotionRefused(`run ${evidence.run}'s export does not serve stack ${o.to}'s targets`, missing);
+  // A claim is namespaced: a pvc:// model is readable only by pods of the namespace it was written in.
+  if (evidence.export.startsWith('pvc://') && evidence.namespace !== plan.namespace) {
+    throw new PromotionRefused(`run ${evidence.run}'s model is on a claim of namespace ${evidence.namespace} (${evidence.export}); stack ${o.to} serves in namespace ${plan.namespace}, whose pods cannot mount it`, [
+      'serve it from the namespace it ran in (the target stack\'s infra.namespace), or give the pipeline object storage (infra.storage.uri: s3://… or gs://…), which every stack\'s Triton reads',
+    ]);
+  }
   log(`verifying the export of ${evidence.run} (${evidence.manifest})`);
   const v = await o.verify(evidence, plan);
   if (!v.ok || v.digest === null) throw new PromotionRefused(`run ${evidence.run}'s export does not match what its status records`, [...v.mismatches, ...v.unverified.map((f) => `${f}: could not be read to verify`)]);

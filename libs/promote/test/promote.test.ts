@@ -103,6 +103,18 @@ describe('promote', () => {
     expect(git('rev-parse', 'HEAD')).toBe(before);
   });
 
+  it('refuses a pvc:// model of another namespace (a claim is namespaced), and commits nothing', async () => {
+    const { stacks, git } = setup();
+    const before = git('rev-parse', 'HEAD');
+    const o = opts(stacks, { run: 'r-aaaaaaaaaaaa' });
+    const e = await promote({ ...o, evidence: async (run) => ({ ...evidence(run, 0.12), namespace: 'kiln-tiny-dev' }) }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(PromotionRefused);
+    expect((e as PromotionRefused).message).toContain('on a claim of namespace kiln-tiny-dev');
+    expect((e as PromotionRefused).message).toContain('serves in namespace kiln-tiny');
+    expect((e as PromotionRefused).reasons.join(' ')).toContain('s3://');
+    expect(git('rev-parse', 'HEAD')).toBe(before);
+  });
+
   it('--override promotes past the gate and records who and why', async () => {
     const { stacks, git } = setup();
     const r = await promote(opts(stacks, { run: 'r-cccccccccccc', override: { reason: 'hotfix for the tokenizer' } }));
