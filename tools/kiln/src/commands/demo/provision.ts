@@ -179,6 +179,8 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
     io.err(`kiln demo: run ${outputs.runId} failed: ${run.status.message}\n  logs: npx kiln logs ${outputs.runId} <stage>`);
     return EXIT.invalid;
   }
+  const promoted = await promoteToLocal(root, outputs.runId, io, bold);
+  if (promoted !== EXIT.ok) return promoted;
   const served = await serveAndComplete(kc, plan, keyFile, io, bold);
   io.out(`\n${bold(`kiln status ${outputs.runId}`)} (metrics measured by the stages; gates computed from them)\n${runMod.statusText(run)}`);
   if (served !== EXIT.ok) return served;
@@ -189,6 +191,8 @@ export async function provisionDemo(values: Record<string, unknown>, io: Io): Pr
   eval "$(npx kiln cluster env)"              # kubectl and pulumi against the local cluster
   (cd stacks && pulumi stack output)           # run id, namespace, endpoints, plan summary
   npx kiln plan configs/tiny.yaml --stack local  # the stage graph and estimate behind the run
+  npx kiln history local                       # every promotion of the local stack, with its evidence (git log of its config)
+  npx kiln rollback local --apply              # back to the previous promotion (a new commit; none yet after the first)
   KILN_API_KEY=$(cat .kiln/demo/api-key) npx kiln complete 'def add(a, b):' --endpoint <gateway URL above>
   edit configs/tiny.yaml, then npm run demo    # a changed hyperparameter starts a new run beside this one
   npx kiln eval toolchains                     # which languages the eval sandbox can run here, and how it is isolated
@@ -221,11 +225,39 @@ async function printWhatExists(root: string, o: { runId: string; namespace: stri
   io.out('  (pods of the local stack run as processes on the local node kiln-local-0; the kwok GPU nodes beside it stay for scale tests and run nothing)');
 }
 
+/**
+ * `kiln promote <run> --to local --apply`: the run's evidence read against the local stack's gates, its export
+ * verified where it lies, the record committed to stacks/Pulumi.local.yaml, and `pulumi up` serving it. A stack
+ * already serving the run is left as it is. Where git has no user, the commit is authored as the demo.
+ */
+async function promoteToLocal(root: string, runId: string, io: Io, bold: (s: string) => string): Promise<number> {
+  const { readStackConfig } = await import('@kiln/promote');
+  if (readStackConfig(STACKS_DIR, STACK).model?.run === runId) {
+    io.out(`\n${bold('Promotion')}: the ${STACK} stack already serves ${runId} (stacks/Pulumi.${STACK}.yaml)`);
+    return EXIT.ok;
+  }
+  const who = (k: string) => {
+    try {
+      return String(execFileSync('git', ['config', k], { cwd: REPO, stdio: ['ignore', 'pipe', 'ignore'] })).trim();
+    } catch {
+      return '';
+    }
+  };
+  if (!process.env.GIT_AUTHOR_NAME && (!who('user.name') || !who('user.email'))) {
+    Object.assign(process.env, { GIT_AUTHOR_NAME: 'kiln demo', GIT_AUTHOR_EMAIL: 'demo@kiln.invalid', GIT_COMMITTER_NAME: 'kiln demo', GIT_COMMITTER_EMAIL: 'demo@kiln.invalid' });
+  }
+  io.out(`\n${bold(`kiln promote ${runId} --to ${STACK} --apply`)}: gates, the export verified, a commit of stacks/Pulumi.${STACK}.yaml, pulumi up`);
+  const { runPromote } = await import('../promote.ts');
+  const code = await runPromote({ to: STACK, apply: true, stacks: STACKS_DIR, dir: root }, [runId], { ...io, out: (t: string) => io.out(t.replace(/^/gm, '  ')) });
+  if (code !== EXIT.ok) io.err(`kiln demo: the promotion of ${runId} to the ${STACK} stack failed (above)`);
+  return code;
+}
+
 /** After the run: the serving Triton and the gateway ready, then one completion through the gateway's Service. */
 async function serveAndComplete(kc: KubeConfig, plan: Plan, keyFile: string | undefined, io: Io, bold: (s: string) => string): Promise<number> {
   const target = plan.serving[0];
   if (!target?.gateway || !keyFile) return EXIT.ok;
-  io.out(`\n${bold('Serving')}: waiting for the serving Triton (now on this run's export) and the gateway to be ready`);
+  io.out(`\n${bold('Serving')}: waiting for the serving Triton (on the promoted model) and the gateway to be ready`);
   const t0 = Date.now();
   const waiting = await deploymentsReady(kc, plan.namespace, 240_000);
   if (waiting.length) {

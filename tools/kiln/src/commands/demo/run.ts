@@ -1,15 +1,12 @@
 /**
  * The run part of `kiln demo`: the controller runs here (in-process, no simulation hooks) until the local
  * stack's run has finished, while every stage pod executes for real on the local node. Shows each stage's
- * phase changes, progress as the stage reports it, and its wall time (Job start to completion). When export
- * succeeds, the serving Triton (which crash-loops until the model repository exists) is restarted once, so
- * it picks the model up at once instead of after its back-off.
+ * phase changes, progress as the stage reports it, and its wall time (Job start to completion). Nothing
+ * serves the run's model until it is promoted (provision.ts does that next).
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KubeConfig } from '@kubernetes/client-node';
-import { findRun, kubeConfigFrom, listObjects, listRuns, requestRaw, stageSimulated, type ModelRun, type StageStatus } from '@kiln/cluster';
-import { LABELS } from '@kiln/k8s';
+import { findRun, kubeConfigFrom, listRuns, stageSimulated, type ModelRun, type StageStatus } from '@kiln/cluster';
 import { paths } from '@kiln/local-cluster';
 import type { Io } from '../../io.ts';
 import { renderRun } from '../../render/status.ts';
@@ -20,17 +17,6 @@ export function stageSeconds(s: Pick<StageStatus, 'startTime' | 'completionTime'
   if (!s.startTime) return undefined;
   const end = s.completionTime ? Date.parse(s.completionTime) : now;
   return Math.max(0, (end - Date.parse(s.startTime)) / 1000);
-}
-
-/** Deletes the pods of the serving Deployments of `runId`'s namespace that are not ready: their ReplicaSet starts new ones at once. */
-async function restartServing(kc: KubeConfig, namespace: string, log: (l: string) => void): Promise<void> {
-  const pods = await listObjects<{ metadata: { name: string; labels?: Record<string, string> }; status?: { containerStatuses?: { ready: boolean; name: string }[] } }>(kc, 'v1', 'Pod', namespace);
-  for (const p of pods) {
-    const triton = p.status?.containerStatuses?.find((c) => c.name === 'triton');
-    if (!triton || triton.ready || !p.metadata.labels?.[LABELS.servingTarget]) continue;
-    const r = await requestRaw(kc, 'DELETE', `/api/v1/namespaces/${namespace}/pods/${p.metadata.name}`);
-    log(`restarted ${p.metadata.name} (it was waiting for the export; HTTP ${r.status})`);
-  }
 }
 
 /** Runs the controller for `namespace` until run `runId` ends; returns its final state, or undefined on timeout. */
@@ -45,7 +31,6 @@ export async function runUntilDone(root: string, namespace: string, runId: strin
   io.out(`  controller running here (log: ${logFile}); the stage pods run for real on the local node kiln-local-0`);
   const t0 = Date.now();
   const seen = new Map<string, string>();
-  let restarted = false;
   let last: ModelRun | undefined;
   try {
     while (Date.now() - t0 < timeoutMs) {
@@ -65,10 +50,6 @@ export async function runUntilDone(root: string, namespace: string, runId: strin
           const took = s.phase === 'Succeeded' || s.phase === 'Failed' ? ` (${secs?.toFixed(1) ?? '?'} s)` : '';
           const detail = `${s.progress && s.phase === 'Running' ? progressBar(s.progress) : s.message}${took}${stageSimulated(s) ? ' (simulated)' : ''}`;
           io.out(`  ${`${((Date.now() - t0) / 1000).toFixed(1)}s`.padStart(7)}  ${s.name.padEnd(15)} ${s.phase.padEnd(9)} ${detail}`);
-          if (s.kind === 'export' && s.phase === 'Succeeded' && !restarted) {
-            restarted = true;
-            await restartServing(kc, namespace, (l) => io.out(`           serving: ${l}`)).catch((e: Error) => io.err(`  kiln demo: could not restart the serving pods: ${e.message}`));
-          }
         }
         if (found.status?.phase === 'Succeeded' || found.status?.phase === 'Failed') break;
       }
