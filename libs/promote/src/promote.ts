@@ -97,8 +97,8 @@ export function targetPlan(stacksDir: string, stack: string, cfg: StackConfig = 
   const spec = isAbsolute(cfg.spec) ? cfg.spec : resolve(dirname(resolve(stacksDir)), cfg.spec);
   const r = compileFile(spec, { stack: cfg.overlay });
   if (!r.plan) {
-    const errors = r.diagnostics.filter((d) => d.severity === 'error').slice(0, 3).map((d) => `${d.file}:${d.line}:${d.col} ${d.message}`);
-    throw new Error(`stack ${stack}'s spec ${spec} (overlay ${cfg.overlay}) does not compile:\n  ${errors.join('\n  ')}`);
+    const errors = r.diagnostics.filter((d) => d.severity === 'error').slice(0, 5).map((d) => `${d.file}:${d.line}:${d.col} ${d.code} ${d.message}`);
+    throw new PromotionRefused(`stack ${stack}'s spec ${spec} (overlay ${cfg.overlay}) is not valid; see \`kiln validate ${spec} --stack ${cfg.overlay}\``, errors);
   }
   return r.plan;
 }

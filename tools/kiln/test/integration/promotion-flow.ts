@@ -18,6 +18,9 @@ const KILN = join(REPO, 'tools/kiln/bin/kiln.js');
 
 /** Serving on the local node, as the local overlay of configs/tiny.yaml does, with a canary share and latency objectives. */
 const servingOverlay = (gates: string, target: string, canary: number, latency: { p50: number; p99: number }) => `
+    model: { max_seq_len: 1024 }
+    training:
+      resources: { gpus_per_node: 0, nodes: 1, cpu: "2", memory: 6Gi, shm: 256Mi }
     eval:
       gates:
         ${gates}
@@ -44,6 +47,16 @@ const servingOverlay = (gates: string, target: string, canary: number, latency: 
         triton: { requests: { cpu: 100m, memory: 512Mi }, limits: { cpu: "2", memory: 3Gi } }
         gateway: { requests: { cpu: 100m, memory: 128Mi }, limits: { cpu: "1", memory: 512Mi } }`;
 
+/**
+ * configs/it.yaml of the GitOps repository: tiny in `namespace`, with serving-only overlays on the local node:
+ * `staging` (gate pass@1 >= 0, target `completions` with a canary share of 0.5 and the given latency objectives)
+ * and `prod` (gate pass@1 >= 0.5, target `prod`, no canary).
+ */
+export function gitOpsSpec(namespace: string, latency: { p50: number; p99: number }): string {
+  const base = readFileSync(join(REPO, 'configs/tiny.yaml'), 'utf8').replace('namespace: kiln-tiny', `namespace: ${namespace}`);
+  return `${base.trimEnd()}\n  staging:${servingOverlay('staging: ["humaneval.pass@1 >= 0"]', 'completions', 0.5, latency)}\n  prod:${servingOverlay('prod: ["humaneval.pass@1 >= 0.5"]', 'prod', 0, { p50: 60_000, p99: 120_000 })}\n`;
+}
+
 export interface GitOpsRepo {
   readonly dir: string;
   readonly stacksDir: string;
@@ -57,9 +70,8 @@ export interface GitOpsRepo {
 }
 
 /**
- * The repository: configs/it.yaml (tiny in `namespace`, with serving-only overlays: `staging`, gate pass@1 >= 0,
- * target `completions` with a canary share of 0.5; `prod`, gate pass@1 >= 0.5, target `prod`, no canary), stacks/ (Pulumi.yaml, index.ts, and two serving-only stacks of the local
- * backend named after the test), node_modules linked to the checkout's. The gateway's key Secret is made in the
+ * The repository: configs/it.yaml (gitOpsSpec), stacks/ (Pulumi.yaml, index.ts, and two serving-only stacks of
+ * the local backend named after the test), node_modules linked to the checkout's. The gateway's key Secret is made in the
  * namespace, as a platform team would.
  */
 export async function gitOpsRepo(namespace: string, tag: string): Promise<GitOpsRepo> {
@@ -70,9 +82,7 @@ export async function gitOpsRepo(namespace: string, tag: string): Promise<GitOps
   for (const f of ['Pulumi.yaml', 'index.ts', 'package.json', 'tsconfig.json']) copyFileSync(join(REPO, 'stacks', f), join(stacksDir, f));
   symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
   writeFileSync(join(dir, '.gitignore'), 'node_modules\n');
-  const base = readFileSync(join(REPO, 'configs/tiny.yaml'), 'utf8').replace('namespace: kiln-tiny', `namespace: ${namespace}`);
-  const spec = (latency: { p50: number; p99: number }) =>
-    `${base.trimEnd()}\n  staging:${servingOverlay('staging: ["humaneval.pass@1 >= 0"]', 'completions', 0.5, latency)}\n  prod:${servingOverlay('prod: ["humaneval.pass@1 >= 0.5"]', 'prod', 0, { p50: 60_000, p99: 120_000 })}\n`;
+  const spec = (latency: { p50: number; p99: number }) => gitOpsSpec(namespace, latency);
   const specFile = join(dir, 'configs', 'it.yaml');
   writeFileSync(specFile, spec({ p50: 60_000, p99: 120_000 }));
   const stacks = { staging: `it-staging-${tag}`, prod: `it-prod-${tag}` };
