@@ -151,6 +151,20 @@ export class Gateway {
     await this.app.close();
   }
 
+  /** True once `drain` began: /readyz says 503 and every answer closes its connection. */
+  draining = false;
+
+  /**
+   * A rolling update's way out (SIGTERM): for `ms` the gateway still answers every request, but /readyz says 503
+   * (so it leaves its Service's endpoints) and each answer carries `Connection: close` (so no client reuses a
+   * connection this pod is about to close); then it closes.
+   */
+  async drain(ms: number): Promise<void> {
+    this.draining = true;
+    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+    await this.close();
+  }
+
   private routes(): void {
     const app = this.app;
     const c = this.config;
@@ -163,6 +177,7 @@ export class Gateway {
 
     app.addHook('onSend', async (_req, reply, payload) => {
       reply.header('x-content-type-options', 'nosniff');
+      if (this.draining) reply.header('connection', 'close');
       return payload;
     });
 
@@ -238,8 +253,8 @@ export class Gateway {
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => {
       const upstreams = Object.fromEntries(this.router.upstreams.map((u) => [u.name, this.router.isReady(u.name)]));
-      if (!this.router.anyReady) reply.code(503);
-      return { status: this.router.anyReady ? 'ready' : 'not ready', upstreams };
+      if (this.draining || !this.router.anyReady) reply.code(503);
+      return { status: this.draining ? 'draining' : this.router.anyReady ? 'ready' : 'not ready', upstreams };
     });
 
     app.get('/', (_req, reply) => this.playground('index.html', reply));

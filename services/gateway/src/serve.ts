@@ -98,7 +98,15 @@ export interface RunOptions extends GatewayOptions {
   readonly stopped?: Promise<void>;
   /** Told the URL once listening. */
   readonly onListening?: (url: string) => void;
+  /** How long SIGTERM drains before the gateway closes (default DRAIN_MS). */
+  readonly drainMs?: number;
 }
+
+/**
+ * What SIGTERM drains for: long enough for the pod to leave its Service's endpoints and for clients' idle
+ * connections to be closed, well inside Kubernetes' default 30 s grace period.
+ */
+export const DRAIN_MS = 5000;
 
 /** Runs a gateway until SIGINT or SIGTERM (or `stopped`); resolves to the exit code (0 after a clean stop). */
 export async function runGateway(config: GatewayConfig, o: RunOptions): Promise<number> {
@@ -118,13 +126,15 @@ export async function runGateway(config: GatewayConfig, o: RunOptions): Promise<
     `gateway: ${url} (model ${config.model}; upstreams ${config.upstreams.map((u) => `${u.name} ${u.url} ${Math.round((shares[u.name] ?? 0) * 1000) / 10}%${ready.includes(u.name) ? '' : ' not ready'}`).join(', ')})`,
   );
   o.onListening?.(url);
-  await (o.stopped ??
-    new Promise<void>((res) => {
-      process.once('SIGINT', () => res());
-      process.once('SIGTERM', () => res());
+  // SIGTERM (Kubernetes stopping the pod in a rolling update) drains first; SIGINT (Ctrl-C) stops at once.
+  const why = await (o.stopped?.then(() => 'stopped' as const) ??
+    new Promise<'SIGINT' | 'SIGTERM'>((res) => {
+      process.once('SIGINT', () => res('SIGINT'));
+      process.once('SIGTERM', () => res('SIGTERM'));
     }));
-  o.say('gateway: stopping');
-  await g.close();
+  const drainMs = why === 'SIGTERM' ? (o.drainMs ?? DRAIN_MS) : 0;
+  o.say(drainMs ? `gateway: draining for ${drainMs} ms (answers close their connections, /readyz says 503), then stopping` : 'gateway: stopping');
+  await g.drain(drainMs);
   return 0;
 }
 

@@ -116,10 +116,18 @@ export class TritonUpstream {
   }
 
   private async send(suffix: string, inputs: TritonInputs, signal: AbortSignal) {
+    const request = () => this.pool.request({ method: 'POST', path: this.path(suffix), headers: { 'content-type': 'application/json' }, body: JSON.stringify(inputs), signal });
     try {
-      return await this.pool.request({ method: 'POST', path: this.path(suffix), headers: { 'content-type': 'application/json' }, body: JSON.stringify(inputs), signal });
+      return await request();
     } catch (e) {
-      throw this.failure(e, signal);
+      // A pooled connection closed under the request before any answer (its pod went away behind the Service):
+      // once more on a fresh connection, which the Service gives to a pod that is still there.
+      if (signal.aborted || !(e instanceof undiciErrors.SocketError || (e as { code?: string }).code === 'ECONNRESET')) throw this.failure(e, signal);
+      try {
+        return await request();
+      } catch (again) {
+        throw this.failure(again, signal);
+      }
     }
   }
 
@@ -129,7 +137,9 @@ export class TritonUpstream {
       return reason?.name === 'TimeoutError' ? new UpstreamError(this.name, 'timeout', `upstream ${this.name} did not answer in time`) : new UpstreamError(this.name, 'aborted', 'the client went away');
     }
     const code = (e as { code?: string }).code ?? '';
-    if (e instanceof undiciErrors.ConnectTimeoutError || ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code)) {
+    // A connection closed before any answer is a connect failure too: a Service's ClusterIP always accepts (the
+    // proxy does), and closes at once when it has no endpoint left or the pod behind it is going away.
+    if (e instanceof undiciErrors.ConnectTimeoutError || e instanceof undiciErrors.SocketError || ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code)) {
       return new UpstreamError(this.name, 'connect', `cannot connect to upstream ${this.name} (${code || 'connect timeout'})`);
     }
     return new UpstreamError(this.name, 'failed', `upstream ${this.name}: ${(e as Error).message}`);

@@ -51,6 +51,8 @@ export class FixtureTriton {
   readonly failures: { status: number; body: unknown }[] = [];
   /** When set, generate requests are held and never answered (for timeouts). */
   hang = false;
+  /** When set, generate requests have their connection closed without an answer (a pod going away behind a Service). */
+  cut = false;
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly o: FixtureOptions;
@@ -145,6 +147,10 @@ export class FixtureTriton {
     }
     this.requests.push({ path, body });
     if (this.hang) return;
+    if (this.cut) {
+      req.socket.destroy();
+      return;
+    }
     const failure = this.failures.shift();
     if (failure) return json(failure.status, failure.body);
     if (typeof body.text_input !== 'string') return json(400, { error: 'text_input is required' });

@@ -313,7 +313,7 @@ describe.skipIf(process.env.KILN_LOCAL_RUN === 'skip')('promotion between stacks
   }, 1_200_000);
 
   it('GIVEN two promotions of one stack at once WHEN both apply THEN one waits for the other and both records are in order', async () => {
-    const head = repo.git('rev-parse', 'HEAD');
+    const head = repo.git('rev-parse', 'HEAD').trim();
     const first = promote([second.plan.runId, '--to', repo.stacks.prod, '--override', '--reason', 'first of two', '--apply']);
     await new Promise((res) => setTimeout(res, 1500));
     const other = kiln(['rollback', repo.stacks.prod, '--stacks', repo.stacksDir, '--apply', '--json']);
