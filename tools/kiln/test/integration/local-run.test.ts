@@ -213,6 +213,8 @@ describe.skipIf(process.env.KILN_LOCAL_RUN === 'skip')('promotion between stacks
     JSON.parse((await pulumiOnLocalCluster(ROOT, ['stack', 'output', '--json', '--stack', stack], { cwd: repo.stacksDir })).out) as { model?: { run: string; digest: string; seq: number; action: string } | null; canary?: unknown };
   const lastCommit = () => repo.git('log', '-1', '--format=%B');
   const servedRun = async (name?: string) => (await stableTriton(ns(), name))?.run;
+  /** The canary Deployment deleted (Pulumi does not wait for its pods to go). */
+  const canaryGone = () => eventually('the canary Deployment to be gone', async () => ((await k('GET', `/apis/apps/v1/namespaces/${ns()}/deployments/tiny-completions-canary`)).status === 404 ? true : undefined), 120_000);
   const say = (r: KilnResult) => `exit ${r.code}\n${r.stdout}\n${r.stderr}`;
 
   beforeAll(async () => {
@@ -276,7 +278,7 @@ describe.skipIf(process.env.KILN_LOCAL_RUN === 'skip')('promotion between stacks
     expect(seen.failed).toEqual([]);
     expect(seen.ok).toBeGreaterThan(0);
     expect(await servedRun()).toBe(second.plan.runId);
-    expect((await k('GET', `/apis/apps/v1/namespaces/${ns()}/deployments/tiny-completions-canary`)).status).toBe(404);
+    await canaryGone();
     expect(lastCommit()).toMatch(/smoke/i);
 
     const back = await kiln(['rollback', repo.stacks.staging, '--stacks', repo.stacksDir, '--apply', '--json']);
@@ -296,7 +298,7 @@ describe.skipIf(process.env.KILN_LOCAL_RUN === 'skip')('promotion between stacks
     expect(seen.failed).toEqual([]);
     expect(seen.ok).toBeGreaterThan(0);
     expect(await servedRun()).toBe(trained!.plan.runId);
-    expect((await k('GET', `/apis/apps/v1/namespaces/${ns()}/deployments/tiny-completions-canary`)).status).toBe(404);
+    await canaryGone();
     expect(lastCommit()).toMatch(/p50 latency/);
     const o = await outputs(repo.stacks.staging);
     expect(o.model).toMatchObject({ run: trained!.plan.runId });
