@@ -29,4 +29,4 @@ export const endpoints = out.endpoints;
 export const serving = out.serving;
 export const plan = out.plan;
 /** The stack the model was promoted from, and what that stack serves now (its `model` output). */
-export const source = promotionSource(served);
+export const source = promotionSource(served) ?? null;
