@@ -10,4 +10,5 @@ export const GATEWAY_FLAGS = {
   'api-key-file': { type: 'string' },
   'feedback-dir': { type: 'string' },
   'log-level': { type: 'string' },
+  'drain-ms': { type: 'string' },
 } as const;

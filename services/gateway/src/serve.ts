@@ -89,6 +89,14 @@ export function portOf(v: unknown): number {
   return n;
 }
 
+/** `--drain-ms N`: how long SIGTERM drains; `fallback` when the flag is absent. */
+export function drainOf(v: unknown, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 600_000) throw new OptionError(`--drain-ms takes milliseconds 0–600000, not "${String(v)}"`);
+  return n;
+}
+
 export interface RunOptions extends GatewayOptions {
   readonly host: string;
   readonly port: number;
@@ -138,7 +146,7 @@ export async function runGateway(config: GatewayConfig, o: RunOptions): Promise<
   return 0;
 }
 
-const USAGE = 'Usage: kiln-gateway --config FILE [--host H] [--port N] [--upstream [name=]URL[@weight] ...] [--model NAME] [--api-key-file FILE] [--feedback-dir DIR] [--log-level L]';
+const USAGE = 'Usage: kiln-gateway --config FILE [--host H] [--port N] [--upstream [name=]URL[@weight] ...] [--model NAME] [--api-key-file FILE] [--feedback-dir DIR] [--log-level L] [--drain-ms N]';
 
 /** `kiln-gateway [flags]`: 0 when stopped by a signal, 2 on a usage or config error. */
 export async function main(argv: string[]): Promise<number> {
@@ -151,7 +159,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const config = configFromFlags(values);
     // In a pod, every interface: the Service in front of it decides who reaches it.
-    return await runGateway(config, { host: (values.host as string | undefined) ?? '0.0.0.0', port: portOf(values.port), say });
+    return await runGateway(config, { host: (values.host as string | undefined) ?? '0.0.0.0', port: portOf(values.port), drainMs: drainOf(values['drain-ms'], DRAIN_MS), say });
   } catch (e) {
     if (e instanceof OptionError || e instanceof ConfigError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') || e instanceof KeyFileError) {
       say(`${(e as Error).message}\n${USAGE}`);
