@@ -104,7 +104,7 @@ export function targetPlan(stacksDir: string, stack: string, cfg: StackConfig = 
 }
 
 /** The commit message of a promotion (or rollback) record: subject, evidence lines, trailers. */
-export function commitMessage(stack: string, r: ServedModel, extra: readonly string[] = []): string {
+export function commitMessage(stack: string, r: ServedModel, extra: readonly string[] = [], extraTrailers: readonly string[] = []): string {
   const subject = r.action === 'rollback' ? `kiln: rollback ${stack} to ${r.run}` : `kiln: promote ${r.run} to ${stack}${r.from ? ` (${r.from} → ${stack})` : ''}`;
   const gates = r.evidence.gates.length ? r.evidence.gates.map((g) => gateLine(g as GateCheck)) : ['no gates'];
   const body = [
@@ -115,7 +115,7 @@ export function commitMessage(stack: string, r: ServedModel, extra: readonly str
     ...(r.override ? [`override by ${r.override.by}: ${r.override.reason}`] : []),
     ...(r.evidence.smoke ? [`smoke: ${r.evidence.smoke.passed ? 'pass' : 'FAIL'} ${r.evidence.smoke.passedProblems}/${r.evidence.smoke.problems} problems, p50 ${r.evidence.smoke.p50Ms} ms, p99 ${r.evidence.smoke.p99Ms} ms (objectives ${r.evidence.smoke.objectives.p50Ms}/${r.evidence.smoke.objectives.p99Ms} ms), ${r.evidence.smoke.failedRequests} failed requests`, ...r.evidence.smoke.reasons.map((x) => `  ${x}`)] : []),
   ];
-  const trailers = [`Kiln-Run: ${r.run}`, `Kiln-Digest: ${r.digest}`, `Kiln-Stack: ${stack}`, `Kiln-Action: ${r.action}`];
+  const trailers = [`Kiln-Run: ${r.run}`, `Kiln-Digest: ${r.digest}`, `Kiln-Stack: ${stack}`, `Kiln-Action: ${r.action}`, ...extraTrailers];
   return `${subject}\n\n${body.join('\n')}\n\n${trailers.join('\n')}\n`;
 }
 
@@ -263,8 +263,8 @@ export async function promote(o: PromoteOptions): Promise<PromoteResult> {
       }
       const stable = current.model!;
       writeStackConfig(o.stacksDir, o.to, { canary: null });
-      const reasons = smoke.reasons.map((x) => `  ${x}`);
-      await commit(`kiln: rollback ${o.to} to ${stable.run}\n\ncanary ${record.run} failed its smoke check; ${stable.run} keeps serving\n${reasons.join('\n')}\nsmoke: ${smoke.passedProblems}/${smoke.problems} problems, p50 ${smoke.p50Ms} ms, p99 ${smoke.p99Ms} ms (objectives ${smoke.objectives.p50Ms}/${smoke.objectives.p99Ms} ms), ${smoke.failedRequests} failed requests\n\nKiln-Run: ${stable.run}\nKiln-Digest: ${stable.digest}\nKiln-Stack: ${o.to}\nKiln-Action: rollback\nKiln-Canary: ${record.run}\n`);
+      // The message is the rollback's, on the stable record (its config entry stays as it is) with the canary's smoke check.
+      await commit(commitMessage(o.to, { ...stable, action: 'rollback', evidence: { ...stable.evidence, smoke } }, [`canary ${record.run} failed its smoke check; ${stable.run} keeps serving`], [`Kiln-Canary: ${record.run}`]));
       const r = await applied(o, o.to, log);
       return { ...base, outcome: 'canary-rolled-back', record: checked, applied: true, outputs: r.outputs };
     },

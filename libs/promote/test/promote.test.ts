@@ -202,6 +202,8 @@ describe('canary rollout', () => {
     expect(msg).toMatch(/^kiln: rollback prod to r-aaaaaaaaaaaa\n/);
     expect(msg).toContain('p99 3000 ms > 800 ms');
     expect(msg).toContain('Kiln-Action: rollback');
+    expect(msg).toContain('Kiln-Canary: r-bbbbbbbbbbbb');
+    expect(msg).toMatch(/smoke: FAIL 0\/3 problems/);
     const h = await promotionHistory(stacks, 'prod');
     expect(h.map((e) => [e.action, e.record?.run, e.canary?.run])).toEqual([
       ['promote', 'r-aaaaaaaaaaaa', undefined],
