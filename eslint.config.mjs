@@ -27,7 +27,7 @@ const scopes = {
   'scope:local-node': ['scope:cluster', 'scope:k8s'],
   'scope:local-cluster': ['scope:local-node', 'scope:cluster', 'scope:k8s', 'scope:plan', 'scope:spec', 'scope:stage'],
   // Benchmarks measure the packages as their users do, through each one's public API; nothing imports them.
-  'scope:bench': ['scope:spec', 'scope:plan', 'scope:k8s', 'scope:cluster', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:local-cluster', 'scope:local-node'],
+  'scope:bench': ['scope:spec', 'scope:trainer', 'scope:plan', 'scope:k8s', 'scope:cluster', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:local-cluster', 'scope:local-node'],
   'scope:cli': ['scope:schema', 'scope:spec', 'scope:stage', 'scope:plan', 'scope:k8s', 'scope:pulumi', 'scope:cluster', 'scope:promote', 'scope:controller', 'scope:data-prep', 'scope:eval-runner', 'scope:gateway', 'scope:local-cluster', 'scope:local-node'],
 };
 

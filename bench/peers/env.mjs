@@ -12,8 +12,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findPython } from '../../services/trainer/scripts/env.mjs';
-import { BIN, EnvError, cacheRoot, ensureEnv, sayer } from '../../services/trainer/scripts/pyenv.mjs';
+import { findPython } from '@kiln/trainer/scripts/env.mjs';
+import { BIN, EnvError, cacheRoot, ensureEnv, sayer } from '@kiln/trainer/scripts/pyenv.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const LOCK_FILE = join(here, 'requirements.lock');
