@@ -1,8 +1,16 @@
-"""Training throughput (MFU) of kiln's Transformer on one GPU: tokens/s, MFU, peak memory and step time.
+"""Training throughput (MFU) of kiln's Transformer on one GPU or several: tokens/s, MFU, peak memory, step time.
 
     PYTHONPATH=services/trainer/src python3 bench/trainer/mfu.py [--sizes 350m,1b] [--pe rope,alibi]
         [--micro-batch N[,N...]] [--compile-mode blocks|model] [--activation-checkpointing] [--steps N] [--json]
+        [--parallel none|ddp|fsdp2]
     node services/trainer/scripts/env.mjs run -- python bench/trainer/mfu.py --sizes tiny --device cpu   # smoke run
+    torchrun --nproc-per-node 8 bench/trainer/mfu.py --sizes 1b --pe rope --parallel fsdp2 --json   # 8 GPUs
+
+Several GPUs: started by torchrun (WORLD_SIZE, RANK, LOCAL_RANK), one process per GPU on NCCL (gloo on the CPU),
+the model wrapped as the train stage wraps it (`--parallel ddp`: DistributedDataParallel; `fsdp2`: fully_shard
+per block and the root, resharding after forward), each rank on its own random tokens, `--micro-batch` sequences
+per rank. The figures are rank 0's, per GPU: tokens/s per GPU, MFU per GPU, step time; peak memory is the largest
+of any rank's. `--parallel` also wraps at world size 1 (the baseline of bench/trainer/scaling.py's efficiency).
 
 The sizes are libs/spec's presets (PRESETS in libs/spec/src/hardware.ts, read from that file), plus `tiny`
 (d_model 128, 2 layers, 4 heads) for a CPU smoke run. On the GPU: sequence 2048, vocabulary 32768, bf16 autocast,
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import sys
@@ -29,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from kiln_trainer.model import ModelConfig, Transformer, autocast_dtype, flops_per_token, loss_targets
 
@@ -82,18 +92,24 @@ def run(
     precision = "bf16" if device == "cuda" else args.cpu_precision
     cfg = ModelConfig(args.vocab, d, n_layers, h, 4.0, args.seq_len, pe, precision)  # type: ignore[arg-type]
     with torch.device("meta"):  # as the train loop builds it: no weights drawn twice
-        model = Transformer(cfg)
-    model.to_empty(device=device)
-    model.init_weights(0)
-    model.activation_checkpointing = args.activation_checkpointing
+        bare = Transformer(cfg)
+    bare.activation_checkpointing = args.activation_checkpointing
     options: dict[str, Any] = {"mode": args.inductor_mode} if args.inductor_mode else {}
     if args.compile and args.compile_mode == "blocks":
-        model.compile_blocks(**options)  # the train stage's way: each block, and the head with its loss
+        bare.compile_blocks(**options)  # the train stage's way: each block, and the head with its loss
     elif args.compile:
-        model.compile(**options)  # the whole module in one graph (in place: the same state dict)
+        bare.compile(**options)  # the whole module in one graph (in place: the same state dict)
+    model = wrap(bare, args.parallel, device)  # fsdp2 shards the meta model, then it is materialised
+    bare.to_empty(device=device)
+    bare.init_weights(0)
+    if args.parallel == "ddp":
+        model = wrap(bare, "ddp-now", device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=device == "cuda")
     dtype = autocast_dtype(cfg)
-    x = torch.randint(0, cfg.vocab_size, (mb, cfg.max_seq_len), device=device)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    gen = torch.Generator(device=device).manual_seed(1000 + rank)  # each rank its own tokens
+    x = torch.randint(0, cfg.vocab_size, (mb, cfg.max_seq_len), device=device, generator=gen)
     targets, weights = loss_targets(x, None, ())
     loss = torch.zeros(())
     t_first = time.perf_counter()
@@ -112,15 +128,24 @@ def run(
     if device == "cuda":
         torch.cuda.synchronize()
     dt = (time.perf_counter() - t0) / args.steps
-    tps = mb * cfg.max_seq_len / dt
-    n_all = model.num_params(exclude_embedding=False)
-    n_non_emb = model.num_params()
+    tps = mb * cfg.max_seq_len / dt  # per GPU
+    n_all = bare.num_params(exclude_embedding=False)
+    n_non_emb = bare.num_params()
+    if args.parallel != "none":  # FSDP2's parameters are shards: count the whole model
+        n_all, n_non_emb = cfg_params(cfg)
+    peak = torch.tensor([peak_memory_gib(device)], dtype=torch.float64, device=device)
+    step = torch.tensor([dt], dtype=torch.float64, device=device)
+    if dist.is_initialized():
+        dist.all_reduce(peak, op=dist.ReduceOp.MAX)
+        dist.all_reduce(step, op=dist.ReduceOp.MAX)
     result = {
         "impl": "kiln",
         "size": size,
         "pe": pe,
         "attention": "sdpa" if pe == "rope" else ("flex" if device == "cuda" else "sdpa+mask"),
         "device": device,
+        "parallel": args.parallel,
+        "world_size": world,
         "compiled": args.compile_mode if args.compile else False,
         "inductor_mode": args.inductor_mode or "default",
         "activation_checkpointing": bool(args.activation_checkpointing),
@@ -132,15 +157,57 @@ def run(
         "intermediate_size": cfg.intermediate_size,
         "micro_batch": mb,
         "tokens_per_s": round(tps),
+        "tokens_per_s_all": round(tps * world),
         "mfu_pct": round(100 * flops_per_token(cfg, n_all) * tps / PEAK, 1),
         "mfu_pct_non_emb": round(100 * flops_per_token(cfg, n_non_emb) * tps / PEAK, 1),
         "step_ms": round(dt * 1e3, 1),
+        "step_ms_slowest_rank": round(float(step) * 1e3, 1),
         "warmup_s": round(t0 - t_first, 1),
-        "peak_mem_GiB": round(peak_memory_gib(device), 1),
+        "peak_mem_GiB": round(float(peak), 1),
         "loss": round(float(loss.detach()), 3),
     }
-    del model, opt
+    del model, bare, opt
     return result
+
+
+def cfg_params(cfg: ModelConfig) -> tuple[int, int]:
+    """(all parameters, without the embedding) of the unsharded model, counted on the meta device."""
+    with torch.device("meta"):
+        m = Transformer(cfg)
+    return m.num_params(exclude_embedding=False), m.num_params()
+
+
+def wrap(model: torch.nn.Module, parallel: str, device: str) -> torch.nn.Module:
+    """As the train stage wraps (kiln_trainer.train._wrap): fsdp2 before materialising, DDP after ("ddp-now")."""
+    if parallel == "fsdp2":
+        from torch.distributed.fsdp import fully_shard
+
+        for block in model.layers:  # type: ignore[union-attr]
+            fully_shard(block, reshard_after_forward=True)
+        fully_shard(model, reshard_after_forward=True)
+    elif parallel == "ddp-now":
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [torch.cuda.current_device()] if device == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+    return model
+
+
+def init_world(parallel: str, device: str) -> str:
+    """Joins torchrun's process group when --parallel is given (world size 1 too); returns the device to use."""
+    if parallel == "none":
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise SystemExit("started by torchrun with several processes: give --parallel ddp or fsdp2")
+        return device
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "29511")
+    os.environ.setdefault("RANK", "0")
+    os.environ.setdefault("WORLD_SIZE", "1")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda":
+        torch.cuda.set_device(local)
+    dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    return device
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     p.add_argument("--activation-checkpointing", action="store_true", help="recompute the blocks in backward")
     p.add_argument("--cpu-precision", choices=("fp32", "bf16"), default="fp32", help="autocast on the CPU")
+    p.add_argument(
+        "--parallel", choices=("none", "ddp", "fsdp2"), default="none",
+        help="wrap the model as the train stage does (under torchrun for several GPUs; default none: one GPU, bare)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--check", action="store_true", help="first compare the device's logits with the CPU's")
     args = p.parse_args(argv)
@@ -177,11 +248,22 @@ def main(argv: list[str] | None = None) -> int:
     args.compile = on_gpu if args.compile is None else args.compile
     if on_gpu:
         torch.backends.cuda.matmul.allow_tf32 = True
+    init_world(args.parallel, device)
+    if dist.is_initialized() and dist.get_world_size() > 1 and len(args.micro_batch or [16, 8, 4]) > 1:
+        # One rank out of memory leaves the others waiting in a collective: no fallback list across ranks.
+        raise SystemExit("several processes need one --micro-batch (no out-of-memory fallback across ranks)")
+    lead = not dist.is_initialized() or dist.get_rank() == 0
+    out = print if lead else (lambda *a, **k: None)
     shapes = presets()
-    header = {"torch": torch.__version__, "device": torch.cuda.get_device_name() if on_gpu else "cpu"}
-    print(json.dumps(header) if args.json else f"torch {header['torch']} on {header['device']}", flush=True)
+    header = {
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if on_gpu else "cpu",
+        "world_size": dist.get_world_size() if dist.is_initialized() else 1,
+        "parallel": args.parallel,
+    }
+    out(json.dumps(header) if args.json else f"torch {header['torch']} on {header['device']}", flush=True)
     if args.check:
-        print(json.dumps(check(device)), flush=True)
+        out(json.dumps(check(device)), flush=True)
     for size in args.sizes.split(","):
         if size not in shapes:
             print(f"unknown size {size!r}; known: {', '.join(shapes)}", file=sys.stderr)
@@ -200,18 +282,21 @@ def main(argv: list[str] | None = None) -> int:
                     torch.cuda.empty_cache()
                     torch.cuda.reset_peak_memory_stats()
                 if args.json:
-                    print(json.dumps(r), flush=True)
+                    out(json.dumps(r), flush=True)
                 elif ok:
-                    print(
-                        f"{size:>5} {pe:<5} mb {mb:>2}: {r['tokens_per_s']:>9} tokens/s  MFU {r['mfu_pct']:>5}% "
+                    out(
+                        f"{size:>5} {pe:<5} mb {mb:>2} {args.parallel} x{r['world_size']}: "
+                        f"{r['tokens_per_s']:>9} tokens/s per GPU  MFU {r['mfu_pct']:>5}% "
                         f"(non-emb {r['mfu_pct_non_emb']}%)  step {r['step_ms']} ms  peak {r['peak_mem_GiB']} GiB  "
                         f"{r['params_M']}M params  loss {r['loss']}",
                         flush=True,
                     )
                 else:
-                    print(f"{size:>5} {pe:<5} mb {mb:>2}: out of memory", flush=True)
+                    out(f"{size:>5} {pe:<5} mb {mb:>2}: out of memory", flush=True)
                 if ok:
                     break
+    if dist.is_initialized():
+        dist.destroy_process_group()
     return 0
 
 
