@@ -1,10 +1,14 @@
 /**
- * Validation speed of the replit-code-v1-3b spec.
+ * Validation speed of the replit-code-v1-3b spec, beside a peer.
  *   warm: in-process `load()` (read, parse, schema, checks, defaults) per call, after warm-up
- *   cold: a whole `kiln validate` process, start to exit
+ *   cold: whole processes, start to exit, in interleaved rounds (one of each per round):
+ *         `kiln validate` through node_modules/.bin/kiln; `npx kiln validate`, the form the README shows (the
+ *         npx on PATH, on the node that `env node` finds there); check-jsonschema (the peer, Python: it checks
+ *         the JSON Schema alone, none of kiln's other checks) from the peers' environment (bench/peers); and a
+ *         bare `node -e 0` for reference. Ratios are the peer's time over kiln's (above 1: kiln is faster).
  *   aliases: a whole `kiln validate` of configs/tiny.yaml with 8,000 `*alias` labels (~213 KB), the file
  *            that took about a minute when every alias was resolved by a walk of the whole document
- * Run: `npm run bench` (or `node bench/spec-validate.ts [--runs N] [--json]`). Prints figures; asserts nothing.
+ * Run: `npm run bench` (or `node bench/spec-validate.ts [--runs N] [--no-peer] [--json]`). Prints figures; asserts nothing.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,8 +17,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { load } from '@kiln/spec';
+import { ensurePeers } from './peers/env.mjs';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '20' }, json: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '20' }, 'no-peer': { type: 'boolean' }, json: { type: 'boolean' } } });
 const root = fileURLToPath(new URL('..', import.meta.url));
 const spec = `${root}configs/replit-code-v1-3b.yaml`;
 const bin = `${root}tools/kiln/bin/kiln.js`;
@@ -36,21 +41,34 @@ for (let i = 0; i < 2000; i++) {
   if (!r.spec) throw new Error('the replit spec should be valid');
 }
 
-const cold: number[] = [];
 const runs = Number(values.runs);
-for (let i = 0; i < runs + 2; i++) {
+const schemaFile = `${root}schemas/kiln.schema.json`;
+const peerBin = values['no-peer'] ? undefined : join(ensurePeers(), 'bin', 'check-jsonschema');
+const npxNode = String(spawnSync('node', ['--version'], { encoding: 'utf8' }).stdout).trim();
+const npxVersion = String(spawnSync('npx', ['--version'], { encoding: 'utf8' }).stdout).trim();
+/** A whole process, start to exit, in milliseconds; it must succeed. */
+const timed = (name: string, cmd: string, args: string[]): number => {
   const t = performance.now();
-  const r = spawnSync(process.execPath, [bin, 'validate', spec], { encoding: 'utf8' });
+  const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: root });
   const elapsed = performance.now() - t;
-  if (r.status !== 0) throw new Error(`kiln validate failed: ${r.stderr}`);
-  if (i >= 2) cold.push(elapsed); // the first runs warm the file cache
+  if (r.status !== 0) throw new Error(`${name} failed (exit ${r.status}): ${r.stderr || r.error?.message}`);
+  return elapsed;
+};
+const contenders: [string, () => number][] = [
+  ['kiln', () => timed('kiln validate', process.execPath, [bin, 'validate', spec])],
+  ['npxKiln', () => timed('npx kiln validate', 'npx', ['kiln', 'validate', spec])],
+  ...(peerBin ? [['checkJsonschema', () => timed('check-jsonschema', peerBin, ['--schemafile', schemaFile, spec])] as [string, () => number]] : []),
+  ['node', () => timed('node -e 0', process.execPath, ['-e', '0'])],
+];
+const coldRuns: Record<string, number[]> = Object.fromEntries(contenders.map(([k]) => [k, []]));
+for (let i = 0; i < runs + 2; i++) {
+  for (const [k, run] of contenders) {
+    const elapsed = run();
+    if (i >= 2) coldRuns[k]!.push(elapsed); // the first rounds warm the file and compile caches
+  }
 }
-const baseline: number[] = [];
-for (let i = 0; i < runs; i++) {
-  const t = performance.now();
-  spawnSync(process.execPath, ['-e', '0']);
-  baseline.push(performance.now() - t);
-}
+const cold = coldRuns.kiln!;
+const baseline = coldRuns.node!;
 
 // Many aliases: 8,000 labels that all refer to one anchor.
 const dir = mkdtempSync(join(tmpdir(), 'kiln-bench-'));
@@ -71,12 +89,18 @@ const w = stats(warm);
 const a = stats(aliases);
 const c = stats(cold);
 const b = stats(baseline);
+const x = stats(coldRuns.npxKiln!);
+const p = peerBin ? stats(coldRuns.checkJsonschema!) : undefined;
+const ratio = (peer: number, kiln: number) => Number((peer / kiln).toFixed(2));
+const peer = p ? { check_jsonschema_cold_ms: p, ratio_p50_vs_kiln: ratio(p.p50, c.p50), ratio_p50_vs_npx_kiln: ratio(p.p50, x.p50) } : undefined;
 if (values.json) {
-  console.log(JSON.stringify({ node: process.version, warm_ms: w, cold_ms: c, aliases_8000_cold_ms: a, node_startup_ms: b }, null, 2));
+  console.log(JSON.stringify({ node: process.version, npx: { version: npxVersion, node: npxNode }, warm_ms: w, cold_ms: c, npx_cold_ms: x, aliases_8000_cold_ms: a, node_startup_ms: b, ...(peer ? { peer } : {}) }, null, 2));
 } else {
-  console.log(`node ${process.version}, ${spec.replace(root, '')}`);
-  console.log(`warm load() per call:   p50 ${ms(w.p50)} ms, p90 ${ms(w.p90)} ms, p99 ${ms(w.p99)} ms (n=${w.n})`);
-  console.log(`cold kiln validate:     p50 ${ms(c.p50)} ms, p90 ${ms(c.p90)} ms, min ${ms(c.min)} ms (n=${c.n})`);
-  console.log(`8,000 aliases (${aliasKb.toFixed(0)} kB): p50 ${ms(a.p50)} ms, max ${ms(a.max)} ms (n=${a.n}, cold kiln validate)`);
-  console.log(`bare node startup:      p50 ${ms(b.p50)} ms (n=${b.n}), for reference`);
+  console.log(`node ${process.version}, ${spec.replace(root, '')}; rounds interleaved: kiln, npx kiln${p ? ', check-jsonschema' : ''}, node -e 0`);
+  console.log(`warm load() per call:      p50 ${ms(w.p50)} ms, p90 ${ms(w.p90)} ms, p99 ${ms(w.p99)} ms (n=${w.n})`);
+  console.log(`cold kiln validate:        p50 ${ms(c.p50)} ms, p90 ${ms(c.p90)} ms, min ${ms(c.min)} ms (n=${c.n}, node_modules/.bin/kiln)`);
+  console.log(`cold npx kiln validate:    p50 ${ms(x.p50)} ms, p90 ${ms(x.p90)} ms, min ${ms(x.min)} ms (n=${x.n}, npx ${npxVersion} on node ${npxNode})`);
+  if (p) console.log(`cold check-jsonschema:     p50 ${ms(p.p50)} ms, p90 ${ms(p.p90)} ms, min ${ms(p.min)} ms (n=${p.n}, the schema alone); its time over kiln's: ${peer!.ratio_p50_vs_kiln}x, over npx kiln's: ${peer!.ratio_p50_vs_npx_kiln}x`);
+  console.log(`8,000 aliases (${aliasKb.toFixed(0)} kB):    p50 ${ms(a.p50)} ms, max ${ms(a.max)} ms (n=${a.n}, cold kiln validate)`);
+  console.log(`bare node startup:         p50 ${ms(b.p50)} ms (n=${b.n}), for reference`);
 }

@@ -4,15 +4,13 @@
  * namespace) are derived in resolve.ts.
  */
 import { branchFor, deref, propertiesOf, SCHEMA, type SchemaNode } from './schema.ts';
-import type { Json } from './source.ts';
+import { cloneJson, type Json } from './source.ts';
 
 const isObject = (v: unknown): v is { [k: string]: Json } => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-const clone = <T>(v: T): T => structuredClone(v);
-
 /** Returns a copy of `value` with every missing field that has a schema default filled in. */
 export function applyDefaults(value: Json, schema: SchemaNode = SCHEMA): Json {
-  return fill(clone(value), schema);
+  return fill(cloneJson(value), schema);
 }
 
 function fill(value: Json, node: SchemaNode | undefined): Json {
@@ -29,7 +27,7 @@ function fill(value: Json, node: SchemaNode | undefined): Json {
   const props = propertiesOf(s);
   for (const [key, propSchema] of Object.entries(props)) {
     if (!Object.prototype.hasOwnProperty.call(value, key) && propSchema.default !== undefined) {
-      value[key] = clone(propSchema.default as Json);
+      value[key] = cloneJson(propSchema.default as Json);
     }
     if (Object.prototype.hasOwnProperty.call(value, key)) value[key] = fill(value[key] as Json, propSchema);
   }

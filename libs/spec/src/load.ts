@@ -5,7 +5,7 @@ import { diagnostic, hasErrors, sortDiagnostics, type Diagnostic } from './diagn
 import { fileLocator, mergedLocator, pointerOf, type Locator } from './locate.ts';
 import { completeSpec, resolveSections, SECTIONS, type Section } from './resolve.ts';
 import { validateSchema } from './schema.ts';
-import { parseSource, readSource, type Json, type ReadResult } from './source.ts';
+import { cloneJson, parseSource, readSource, type Json, type ReadResult } from './source.ts';
 import { didYouMean } from './suggest.ts';
 import type { Spec } from './types.ts';
 
@@ -34,7 +34,7 @@ const isObject = (v: unknown): v is { [k: string]: Json } => v !== null && typeo
 
 /** JSON merge patch (RFC 7396): objects merge, `null` deletes, everything else replaces. */
 export function mergePatch(target: Json | undefined, patch: Json): Json {
-  if (!isObject(patch)) return structuredClone(patch);
+  if (!isObject(patch)) return cloneJson(patch);
   const out: { [k: string]: Json } = isObject(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];

@@ -1,4 +1,4 @@
-import { isAlias, isMap, isScalar, isSeq, type Node as YamlNode, type Pair, type YAMLMap } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, type Node as YamlNode, type Pair, type YAMLMap } from './generated/yaml.js';
 import type { Location } from './diagnostics.ts';
 import { rangeLocation, type Json, type SourceFile } from './source.ts';
 

@@ -8,12 +8,21 @@ import {
   isSeq,
   LineCounter,
   parseAllDocuments,
+  stringify,
   type Alias,
   type Document,
   type Node as YamlNode,
   type Pair,
-} from 'yaml';
+} from './generated/yaml.js';
 import { diagnostic, type Diagnostic, type Location } from './diagnostics.ts';
+
+/**
+ * A value as YAML (no line folding), with the yaml package copy that parsing uses: a caller that imported
+ * `yaml` itself could load a second copy of it (each workspace may have its own), doubling start-up.
+ */
+export function toYaml(value: unknown): string {
+  return stringify(value, { lineWidth: 0 });
+}
 
 /**
  * Specs are a few kilobytes (the largest example is 5 KB); anything near this size is a mistake or an
@@ -37,6 +46,20 @@ export function tooManyProblems(at: Location, found: number | undefined): Diagno
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A deep copy of JSON data: several times faster than structuredClone, which serializes and parses. */
+export function cloneJson<T extends Json>(value: T): T {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => cloneJson(v)) as T;
+  const out: { [key: string]: Json } = {};
+  for (const key of Object.keys(value)) {
+    const v = cloneJson(value[key]!);
+    // A key named __proto__ (refused in specs, possible in data) is an own property, never the prototype.
+    if (key === '__proto__') Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+    else out[key] = v;
+  }
+  return out as T;
+}
 
 /** A parsed YAML file: its text, its document (for locating values) and its plain value. */
 export interface SourceFile {
@@ -331,18 +354,17 @@ class Converter {
     }
     if (isMap(node)) {
       const obj: { [key: string]: Json } = {};
-      const seen = new Set<string>();
       for (const pair of node.items) {
         const key = this.key(pair);
         if (key === undefined) continue;
-        if (seen.has(key)) {
+        if (Object.hasOwn(obj, key)) {
           // An anchored mapping is converted once per alias; report its duplicate once.
           if (!this.duplicates.has(pair)) this.report('KL108', 'duplicate key: this key already appears earlier in the same mapping', pair.key, 'keep one of the entries; YAML keeps neither reliably');
           this.duplicates.add(pair);
           continue;
         }
-        seen.add(key);
-        Object.defineProperty(obj, key, { value: this.convert(pair.value, depth + 1), enumerable: true, writable: true, configurable: true });
+        // Plain assignment is safe: key() refuses __proto__, the one key that assignment would not store.
+        obj[key] = this.convert(pair.value, depth + 1);
       }
       return obj;
     }

@@ -1,8 +1,10 @@
+import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { AJV_OPTIONS, generateValidatorSource } from '../src/compile.ts';
+import { generateYamlBundle } from '../src/yaml-bundle.ts';
 import { FIXED_KEYS, overlayFileSchema, withOverlay } from '../src/overlay-schema.ts';
 import { CODES, GPUS, SCHEMA } from '../src/index.ts';
 
@@ -50,6 +52,13 @@ describe('the schema', () => {
   it('has a generated validator that is up to date (run `npm run gen -w libs/spec` after editing it)', () => {
     const committed = readFileSync(new URL('../src/generated/validate.cjs', import.meta.url), 'utf8');
     expect(committed === generateValidatorSource()).toBe(true);
+  });
+
+  it('has a generated yaml bundle that is the installed yaml package (run `npm run gen -w libs/spec` after changing its version)', () => {
+    const committed = readFileSync(new URL('../src/generated/yaml.js', import.meta.url), 'utf8');
+    const installed = (JSON.parse(readFileSync(createRequire(import.meta.url).resolve('yaml/package.json'), 'utf8')) as { version: string }).version;
+    expect(committed.split('\n')[0]).toContain(`yaml ${installed} `);
+    expect(committed === generateYamlBundle()).toBe(true);
   });
 });
 

@@ -1,6 +1,5 @@
 /** `kiln validate`: every problem of each spec and of each stack overlay, as text or JSON. */
-import { formatDiagnostics, STDIN, validateFile } from '@kiln/spec';
-import { stringify } from 'yaml';
+import { formatDiagnostics, STDIN, toYaml, validateFile } from '@kiln/spec';
 import pkg from '../../package.json' with { type: 'json' };
 import { formatOption } from '../args.ts';
 import { common, type Command } from '../command.ts';
@@ -57,7 +56,7 @@ export function runValidate(values: Record<string, unknown>, files: string[], io
   } else {
     for (const r of reports) {
       if (r.diagnostics.length) io.err(formatDiagnostics(r.diagnostics, { sources: texts, color: io.color }) + '\n');
-      if (r.spec) io.out(`# ${r.file}${opts.stack ? ` (stack ${opts.stack})` : ''}, resolved\n${stringify(r.spec, { lineWidth: 0 })}`);
+      if (r.spec) io.out(`# ${r.file}${opts.stack ? ` (stack ${opts.stack})` : ''}, resolved\n${toYaml(r.spec)}`);
     }
     for (const r of reports) io.err(fileLine(r, io.color));
     if (reports.length > 1) io.err(`${plural(reports.length, 'file')}: ${plural(errors, 'error')}, ${plural(warnings, 'warning')}`);
