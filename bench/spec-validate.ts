@@ -19,7 +19,26 @@ import { parseArgs } from 'node:util';
 import { load } from '@kiln/spec';
 import { ensurePeers } from './peers/env.mjs';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '20' }, 'no-peer': { type: 'boolean' }, json: { type: 'boolean' } } });
+const USAGE = `usage: node bench/spec-validate.ts [--runs N] [--no-peer] [--json]
+  --runs N    cold rounds after two warm-up rounds (default 20)
+  --no-peer   leave out check-jsonschema (no Python environment is made)
+  --json      one JSON object instead of the table`;
+let parsed;
+try {
+  parsed = parseArgs({ options: { runs: { type: 'string', default: '20' }, 'no-peer': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+} catch (e) {
+  console.error(`spec-validate: ${(e as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+const { values } = parsed;
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (!/^[1-9][0-9]*$/.test(values.runs)) {
+  console.error(`spec-validate: --runs takes a whole number above 0, not ${JSON.stringify(values.runs)}\n${USAGE}`);
+  process.exit(2);
+}
 const root = fileURLToPath(new URL('..', import.meta.url));
 const spec = `${root}configs/replit-code-v1-3b.yaml`;
 const bin = `${root}tools/kiln/bin/kiln.js`;

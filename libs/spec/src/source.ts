@@ -15,6 +15,7 @@ import {
   type Pair,
 } from './generated/yaml.js';
 import { diagnostic, type Diagnostic, type Location } from './diagnostics.ts';
+import { fastParse, type FastLimits } from './fast-yaml.ts';
 
 /**
  * A value as YAML (no line folding), with the yaml package copy that parsing uses: a caller that imported
@@ -191,8 +192,11 @@ function fail(file: string, code: 'KL101' | 'KL102' | 'KL103' | 'KL116', message
   return { diagnostics: [diagnostic(code, message, wholeFile(file), '', { hint })] };
 }
 
-/** Decodes and parses spec bytes (or text); exported for tests and for specs that do not come from files. */
-export function parseSource(file: string, input: Uint8Array | string): ReadResult {
+/**
+ * Decodes and parses spec bytes (or text); exported for tests and for specs that do not come from files.
+ * `fast: false` skips the fast path (the tests compare the two).
+ */
+export function parseSource(file: string, input: Uint8Array | string, opts: { readonly fast?: boolean } = {}): ReadResult {
   let text: string;
   if (typeof input === 'string') {
     text = input;
@@ -214,22 +218,17 @@ export function parseSource(file: string, input: Uint8Array | string): ReadResul
   // Old Mac line ends (CR alone): the yaml package does not break lines on them, so a file whose first line
   // is a comment would read as one long comment. CR -> LF keeps every offset, hence every line and column.
   if (text.includes('\r')) text = text.replace(/\r(?!\n)/g, '\n');
+  // The fast path (fast-yaml.ts): a spec in the common subset of YAML is read without building the yaml
+  // document, which is built later only if a diagnostic asks where something was written.
+  const fast = opts.fast === false ? undefined : fastParse(text, FAST_LIMITS);
+  if (fast !== undefined) return { source: lazySource(file, text, fast), diagnostics: [] };
   const lineCounter = new LineCounter();
   const diagnostics: Diagnostic[] = [];
   const loc = (start: number, end: number): Location => rangeLocation(file, lineCounter, start, end);
 
   let docs: Document.Parsed[];
   try {
-    docs = parseAllDocuments(text, {
-      lineCounter,
-      // Duplicate keys are found by the converter with a set per mapping: the parser's own check compares
-      // each key with every earlier one, seconds for a mapping of thousands of keys.
-      uniqueKeys: false,
-      prettyErrors: false,
-      schema: 'core',
-      merge: false,
-      strict: true,
-    }) as Document.Parsed[];
+    docs = parseYaml(text, lineCounter);
   } catch (e) {
     if (e instanceof RangeError) {
       diagnostics.push(diagnostic('KL115', `${file} is nested too deeply to parse`, wholeFile(file), '', { hint: `specs nest a few levels; at most ${MAX_DEPTH} are accepted` }));
@@ -288,6 +287,52 @@ export function parseSource(file: string, input: Uint8Array | string): ReadResul
   const value = converter.convert(doc.contents, 0);
   if (diagnostics.length > 0) return { source, diagnostics };
   return { source: { ...source, value }, diagnostics };
+}
+
+function parseYaml(text: string, lineCounter: LineCounter): Document.Parsed[] {
+  const docs = parseAllDocuments(text, {
+    lineCounter,
+    // Duplicate keys are found by the converter with a set per mapping: the parser's own check compares
+    // each key with every earlier one, seconds for a mapping of thousands of keys.
+    uniqueKeys: false,
+    prettyErrors: false,
+    schema: 'core',
+    merge: false,
+    strict: true,
+  }) as Document.Parsed[];
+  return Array.isArray(docs) ? docs : [];
+}
+
+const FAST_LIMITS: FastLimits = { forbidden: FORBIDDEN_KEYS, maxDepth: MAX_DEPTH, maxNodes: MAX_EXPANDED_NODES };
+
+/**
+ * A source read by the fast path: its value is known; the yaml document, line counter and alias targets that
+ * locating a value needs are made on first use (the fast path accepts only text that parses with no error).
+ */
+function lazySource(file: string, text: string, value: Json): SourceFile {
+  let full: { doc: Document.Parsed | undefined; lineCounter: LineCounter; aliases: Map<Alias, YamlNode | undefined> } | undefined;
+  const parsed = () => {
+    if (!full) {
+      const lineCounter = new LineCounter();
+      const doc = parseYaml(text, lineCounter)[0];
+      full = { doc, lineCounter, aliases: aliasTargets(doc).targets };
+    }
+    return full;
+  };
+  return {
+    file,
+    text,
+    value,
+    get doc() {
+      return parsed().doc;
+    },
+    get lineCounter() {
+      return parsed().lineCounter;
+    },
+    get aliases() {
+      return parsed().aliases;
+    },
+  };
 }
 
 /** Plain JSON from the YAML tree, refusing what a spec never needs and an attacker would use. */
