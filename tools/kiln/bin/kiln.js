@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // Entry point of the `kiln` command. kiln needs Node 24; when an older Node runs this file (the machine's
 // own, outside an npm script), re-run it with the Node 24 that the `node` devDependency installs.
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -25,6 +24,8 @@ if (major >= REQUIRED_MAJOR) {
     process.stderr.write(`kiln: needs Node ${REQUIRED_MAJOR} or newer, this is ${process.version}.\n` + `  Run \`npm install\` in the kiln repository (it installs Node ${REQUIRED_MAJOR} as a dev dependency), or install Node ${REQUIRED_MAJOR}.\n`);
     process.exit(2);
   }
+  // Only here: node:child_process (and node:net under it) is several milliseconds of a start-up.
+  const { spawnSync } = await import('node:child_process');
   const r = spawnSync(node, [process.argv[1], ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, KILN_REEXEC: '1' } });
   process.exit(r.status ?? 1);
 }

@@ -1,7 +1,10 @@
-import { parseArgs } from 'node:util';
 import pkg from '../package.json' with { type: 'json' };
 import type { Command } from './command.ts';
 import { EXIT, UsageError, type Io } from './io.ts';
+
+// node:util without its ES module facade: importing it evaluates every export, and its TextDecoder getter
+// loads node:worker_threads, several milliseconds of every cold start.
+const { parseArgs } = process.getBuiltinModule('node:util');
 
 /** A top-level command: its line in `kiln --help`, and its module, loaded only when it runs (start-up stays fast). */
 interface Entry {
