@@ -7,7 +7,7 @@
  * this machine allows), `sandbox/mounts.ts` (the namespace's mount layout, pure), `sandbox/procfs.ts` (which
  * processes carry a slot's identity), `sandbox/leases.ts` (slot uids and base dirs shared with other
  * sandboxes), `sandbox/workdir.ts` (a run's work directory), `sandbox/spawn.ts` (the command line, the
- * spawn and the capture of one step).
+ * spawn and the capture of one step), `sandbox/zygote.ts` and `zygote.py` (the warm Python of a slot).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,12 +16,13 @@ import { chmod, chown, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/pro
 import os from 'node:os';
 import path from 'node:path';
 import { claimUids, ownerText, removeStale, UID_BLOCK, UID_BLOCK_START } from './sandbox/leases.ts';
-import { fstab, isUnder, setupScript, writableMounts, type Cover } from './sandbox/mounts.ts';
+import { fstab, isUnder, sampleMounts, setupScript, writableMounts, type Cover, type FstabInput } from './sandbox/mounts.ts';
 import { candidateModes, closedAncestor, findTools, hasSlotUids, hostCovers, isNamespaced, missingTools, modeWarnings, SYSTEM_DIRS, type Tools } from './sandbox/probe.ts';
 import { pidsOf, readMountinfo, tasksOfMyUid, TAG_VARIABLE } from './sandbox/procfs.ts';
-import { commandLine, runProcess } from './sandbox/spawn.ts';
+import { commandLine, runProcess, stepRlimits } from './sandbox/spawn.ts';
 import { makeWorkDir, removeTree } from './sandbox/workdir.ts';
-import { DEFAULT_LIMITS, SandboxError, type Isolation, type IsolationMode, type Limits, type RunRequest, type RunResult, type RunStep, type SandboxOptions, type StepsRequest } from './sandbox/types.ts';
+import { Zygote, zygoteCommand } from './sandbox/zygote.ts';
+import { DEFAULT_LIMITS, SandboxError, type Isolation, type IsolationMode, type Limits, type PythonStats, type RunRequest, type RunResult, type RunStep, type SandboxOptions, type StepsRequest } from './sandbox/types.ts';
 
 export { findExecutable } from './sandbox/probe.ts';
 export * from './sandbox/types.ts';
@@ -37,6 +38,8 @@ interface Slot {
   fstabRo: string;
   child?: ChildProcess;
   runs: number;
+  /** The slot's warm Python (full mode), started on its first Python step. */
+  zygote?: Zygote;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -63,6 +66,13 @@ export class Sandbox {
   private readonly warnings: string[];
   private readonly nprocBaseline: number;
   private closed = false;
+  /** Python steps go through the slots' zygotes (until one fails to start: then `zygoteProblem`). */
+  private readonly zygoteOn: boolean;
+  private zygoteProblem: string | undefined;
+  private readonly preload: readonly string[];
+  /** Bumped by each fstab change: a zygote set up from an older one is replaced. */
+  private fstabGeneration = 0;
+  private stats = { zygoteStarts: 0, zygoteSteps: 0, spawnSteps: 0 };
   private uidLock: string | undefined;
   private readonly onExit = () => {
     this.removeBaseDirSync();
@@ -81,10 +91,16 @@ export class Sandbox {
     const mountinfo = this.namespaced ? readMountinfo() : undefined;
     this.readOnly = !this.namespaced ? [] : mountinfo === undefined ? ['/'] : writableMounts(mountinfo);
     this.nprocBaseline = mode === 'none' ? tasksOfMyUid() + 32 : 0;
+    this.preload = opts.zygotePreload ?? [];
+    // The zygote path gives a sample what `full` gives it (namespaces, uid, rlimits per sample); the other modes
+    // start a fresh interpreter per step (docs/sandbox.md#the-python-zygote).
+    this.zygoteOn = (opts.zygote ?? true) && mode === 'full';
+    if (opts.zygote === true && mode !== 'full') this.warnings.push(`the Python zygote needs full isolation (have ${mode}): each Python step starts a fresh interpreter`);
   }
 
   /** Probes what the machine allows (strongest mode first) and makes the slots. */
   static async create(opts: SandboxOptions = {}): Promise<Sandbox> {
+    for (const m of opts.zygotePreload ?? []) if (!/^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$/.test(m)) throw new SandboxError(`zygotePreload: not a module name: ${m}`);
     const tools = findTools();
     const isRoot = process.getuid?.() === 0;
     const forced = opts.isolation && opts.isolation !== 'auto' ? opts.isolation : undefined;
@@ -195,6 +211,7 @@ export class Sandbox {
       limits,
       concurrency: this.concurrency,
       baseDir: this.baseDir,
+      pythonSteps: this.zygoteOn && !this.zygoteProblem ? 'zygote' : 'spawn',
       warnings: [...this.warnings],
     };
   }
@@ -264,12 +281,17 @@ export class Sandbox {
     return ok;
   }
 
+  private fstabInput(slot: Slot, writableCache: boolean): FstabInput {
+    return { slotDir: slot.dir, cacheDir: slot.cacheDir, tmpBytes: this.limits.tmpBytes, exposed: [...this.exposed], covers: [...this.covers.values()], seeds: [...this.seeds], writableCache };
+  }
+
   private fstab(slot: Slot, writableCache: boolean): string {
-    return fstab({ slotDir: slot.dir, cacheDir: slot.cacheDir, tmpBytes: this.limits.tmpBytes, exposed: [...this.exposed], covers: [...this.covers.values()], seeds: [...this.seeds], writableCache });
+    return fstab(this.fstabInput(slot, writableCache));
   }
 
   private async writeFstabs(): Promise<void> {
     if (!this.namespaced) return;
+    this.fstabGeneration++;
     for (const slot of this.slots) {
       for (const [file, rw] of [[slot.fstabRw, true], [slot.fstabRo, false]] as const) {
         const tmp = `${file}.${randomBytes(4).toString('hex')}`;
@@ -334,8 +356,34 @@ export class Sandbox {
     return results;
   }
 
-  private runStep(slot: Slot, work: string, step: RunStep): Promise<RunResult> {
+  /** How the Python steps ran so far: through zygotes or fresh interpreters. */
+  pythonStats(): PythonStats {
+    return { ...this.stats };
+  }
+
+  private async runStep(slot: Slot, work: string, step: RunStep): Promise<RunResult> {
     const limits: Limits = { ...this.limits, ...step.limits };
+    if (step.python) {
+      const z = this.zygoteOn && !this.zygoteProblem && !step.writableCache ? await this.zygoteFor(slot, step.python.executable) : undefined;
+      if (z) {
+        this.stats.zygoteSteps++;
+        return z.run(
+          {
+            work,
+            uid: slot.uid,
+            gid: slot.gid,
+            env: this.stepEnv(slot, work, step),
+            ...(step.stdin !== undefined ? { stdin: step.stdin } : {}),
+            main: step.python.main,
+            path: step.python.path ?? [],
+            rlimits: stepRlimits(limits, this.nprocBaseline),
+            mounts: sampleMounts(this.fstabInput(slot, false)),
+          },
+          limits,
+        );
+      }
+      this.stats.spawnSteps++;
+    }
     const argv = commandLine({
       mode: this.mode,
       tools: this.tools,
@@ -346,6 +394,20 @@ export class Sandbox {
       gid: slot.gid,
       ...(this.namespaced ? { setup: { script: setupScript(this.tools.mount!, this.readOnly, [...this.covers.keys()]), fstab: step.writableCache ? slot.fstabRw : slot.fstabRo, work } } : {}),
     });
+    return runProcess({
+      argv,
+      cwd: work,
+      env: this.stepEnv(slot, work, step),
+      ...(step.stdin !== undefined ? { stdin: step.stdin } : {}),
+      limits,
+      namespaced: this.namespaced,
+      onChild: (child) => (slot.child = child),
+      killIdentity: () => this.killSlot(slot),
+    });
+  }
+
+  /** A step's environment: nothing of the runner's but PATH and LANG, plus what the step sets. */
+  private stepEnv(slot: Slot, work: string, step: RunStep): Record<string, string> {
     const subst = (v: string) => v.replaceAll('{work}', work).replaceAll('{cache}', slot.cacheDir);
     const env: Record<string, string> = {
       PATH: this.searchPath,
@@ -355,16 +417,38 @@ export class Sandbox {
       [TAG_VARIABLE]: slot.tag,
     };
     for (const [k, v] of Object.entries(step.env ?? {})) env[k] = subst(v);
-    return runProcess({
-      argv,
-      cwd: work,
-      env,
-      ...(step.stdin !== undefined ? { stdin: step.stdin } : {}),
-      limits,
-      namespaced: this.namespaced,
-      onChild: (child) => (slot.child = child),
-      killIdentity: () => this.killSlot(slot),
+    return env;
+  }
+
+  /**
+   * The slot's zygote for `python`, started (again) when there is none, it died, it runs another interpreter or
+   * the slot's mounts changed since it started. Undefined when zygotes cannot start here: Python then spawns.
+   */
+  private async zygoteFor(slot: Slot, python: string): Promise<Zygote | undefined> {
+    const z = slot.zygote;
+    if (z?.alive && z.python === python && z.generation === this.fstabGeneration) return z;
+    if (z) {
+      z.kill();
+      await z.closed;
+      slot.zygote = undefined;
+    }
+    const argv = zygoteCommand({
+      tools: this.tools,
+      setupScript: setupScript(this.tools.mount!, this.readOnly, [...this.covers.keys()]),
+      fstab: slot.fstabRo,
+      slotDir: slot.dir,
+      python,
+      preload: this.preload,
     });
+    try {
+      slot.zygote = await Zygote.start(argv, { PATH: this.searchPath, HOME: slot.dir, LANG: 'C.UTF-8' }, slot.dir, python, this.fstabGeneration);
+      this.stats.zygoteStarts++;
+      return slot.zygote;
+    } catch (e) {
+      this.zygoteProblem = (e as Error).message;
+      this.warnings.push(`${this.zygoteProblem}: each Python step starts a fresh interpreter`);
+      return undefined;
+    }
   }
 
   /** Pids of processes that carry a slot's identity (its uid in root modes, its environment tag otherwise). */
@@ -416,6 +500,11 @@ export class Sandbox {
       }
     }
     await Promise.allSettled([...this.active]);
+    for (const s of this.slots) {
+      s.zygote?.kill();
+      await s.zygote?.closed;
+      s.zygote = undefined;
+    }
     for (const s of this.slots) await this.killSlot(s);
     process.off('exit', this.onExit);
     await removeTree(this.baseDir);
