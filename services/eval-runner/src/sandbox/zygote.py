@@ -14,8 +14,10 @@
 # a length (u32) and that many bytes: R ready (json), O stdout, E stderr, X exit (json {code, signal}),
 # F the request failed in the sandbox itself (text).
 import ctypes
+import gc
 import json
 import os
+import pkgutil  # noqa: F401 - what runpy.run_path imports on its first call (re, typing, enum...): once, here
 import resource
 import runpy
 import select
@@ -201,6 +203,9 @@ def start(req, base_path):
     else:
         in_r, in_w = os.open('/dev/null', os.O_RDONLY | os.O_CLOEXEC), None
     rep_r, rep_w = os.pipe2(os.O_CLOEXEC)
+    # The zygote's objects go to the permanent generation: the sample's collector never walks them, so their
+    # pages stay shared with the zygote instead of being copied on the first collection.
+    gc.freeze()
     child = os.fork()
     if child == 0:
         try:
