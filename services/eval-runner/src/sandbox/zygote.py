@@ -2,8 +2,8 @@
 #
 # Started by the runner, as root, inside the slot's namespaces (network, IPC, UTS, mount, PID; the slot's mount
 # layout already applied), as `python -E -s -S -c <this file> <config json>`. It runs no user code. For each
-# request it forks a child that unshares a fresh set of namespaces (net, IPC, UTS, mount, PID) and forks the
-# sample's init (PID 1 there), which mounts a fresh /proc and fresh tmpfs over /tmp, /dev/shm and the other
+# request it forks the sample's init into a fresh PID namespace (PID 1 there), which unshares a fresh set of the
+# others (net, IPC, UTS, mount), mounts a fresh /proc and fresh tmpfs over /tmp, /dev/shm and the other
 # private dirs, then forks the program: its own session, cwd, rlimits, the slot's uid and gid, no groups, no
 # capabilities, no_new_privs, then the sample's main file as __main__. stdout and stderr come back through
 # pipes that this process relays to the runner; the runner asks for a kill at its timeout, and the kill (SIGKILL
@@ -31,7 +31,7 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x1, 0x2, 0x4, 0x8, 0x20, 0x1000, 0x4000, 0x40000
-PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 24, 38, 36
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
 SETUP_FAILED = 'kiln-sandbox: setup failed'
 RLIMITS = {'cpu': resource.RLIMIT_CPU, 'as': resource.RLIMIT_AS, 'data': resource.RLIMIT_DATA, 'fsize': resource.RLIMIT_FSIZE,
            'nproc': resource.RLIMIT_NPROC, 'nofile': resource.RLIMIT_NOFILE, 'core': resource.RLIMIT_CORE}
@@ -150,8 +150,9 @@ def shutdown(code):
 
 
 def sample_init(req, fds, base_path):
-    """PID 1 of the sample's namespaces: fresh /proc and tmpfs, then the program; exits with its status."""
+    """PID 1 of the sample's namespaces: the rest of them, fresh /proc and tmpfs, then the program; exits with its status."""
     try:
+        check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), 'unshare')
         mount('none', '/', None, MS_REC | MS_PRIVATE)
         mount('proc', '/proc', 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC)
         for op in req['mounts']:
@@ -164,7 +165,7 @@ def sample_init(req, fds, base_path):
                 mount(op['source'], op['target'], None, MS_BIND)
                 if op['readOnly']:
                     mount('none', op['target'], None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    except OSError as e:
+    except BaseException as e:  # noqa: BLE001 - the sample must not run
         os.dup2(fds['err'], 2)
         fail_setup(str(e))
     pid = os.fork()
@@ -193,8 +194,8 @@ class Sample:
         self.pidfd = os.pidfd_open(init_pid)
 
 
-def start(req, base_path):
-    """Forks the sample: a child that unshares the namespaces and forks their init, whose pid comes back."""
+def start(req, base_path, own_pid_ns):
+    """Forks the sample's init into a fresh PID namespace (then the zygote's children go back to its own)."""
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     if req.get('stdin') is not None:
@@ -202,39 +203,25 @@ def start(req, base_path):
         os.set_blocking(in_w, False)
     else:
         in_r, in_w = os.open('/dev/null', os.O_RDONLY | os.O_CLOEXEC), None
-    rep_r, rep_w = os.pipe2(os.O_CLOEXEC)
-    # The zygote's objects go to the permanent generation: the sample's collector never walks them, so their
-    # pages stay shared with the zygote instead of being copied on the first collection.
-    gc.freeze()
-    child = os.fork()
-    if child == 0:
-        try:
-            os.close(rep_r)
-            check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID), 'unshare')
-            init = os.fork()
-            if init == 0:
-                os.close(rep_w)
-                sample_init(req, {'in': in_r, 'out': out_w, 'err': err_w}, base_path)
-            write_all(rep_w, str(init).encode())
-            os._exit(0)
-        except BaseException as e:  # noqa: BLE001
-            try:
-                write_all(rep_w, f'!{e}'.encode())
-            finally:
-                os._exit(1)
-    for fd in (out_w, err_w, in_r, rep_w):
-        os.close(fd)
-    reply = b''
-    while chunk := os.read(rep_r, 4096):
-        reply += chunk
-    os.close(rep_r)
-    os.waitpid(child, 0)
-    if not reply or reply.startswith(b'!'):
+    try:
+        check(libc.unshare(CLONE_NEWPID), 'unshare a PID namespace')
+        # The zygote's objects go to the permanent generation: the sample's collector never walks them, so their
+        # pages stay shared with the zygote instead of being copied on the first collection.
+        gc.freeze()
+        init = os.fork()
+        if init == 0:
+            sample_init(req, {'in': in_r, 'out': out_w, 'err': err_w}, base_path)
+    except BaseException:
         for fd in (out_r, err_r, in_w):
             if fd is not None:
                 os.close(fd)
-        raise OSError(reply[1:].decode(errors='replace') or 'the sample did not start')
-    return Sample(req['id'], int(reply), out_r, err_r, in_w, (req.get('stdin') or '').encode())
+        raise
+    finally:
+        for fd in (out_w, err_w, in_r):
+            os.close(fd)
+        # unshare(CLONE_NEWPID) moves only the children to come, and only once: back to the zygote's own.
+        check(libc.setns(own_pid_ns, CLONE_NEWPID), 'setns back to the zygote\'s PID namespace')
+    return Sample(req['id'], init, out_r, err_r, in_w, (req.get('stdin') or '').encode())
 
 
 def finish(s):
@@ -252,8 +239,7 @@ def main():
     for name in config.get('preload', []):
         __import__(name)
     base_path = [p for p in sys.path if p]
-    # Orphans of the forking child (the samples' inits) are re-parented here, so their exit can be waited for.
-    check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 'subreaper')
+    own_pid_ns = os.open('/proc/self/ns/pid', os.O_RDONLY | os.O_CLOEXEC)
     frame(b'R', 0, json.dumps({'pid': os.getpid(), 'python': sys.version.split()[0]}).encode())
     pending = b''
     current = None
@@ -286,7 +272,7 @@ def main():
                     frame(b'F', msg['id'], b'a sample is already running in this zygote')
                 else:
                     try:
-                        current = start(msg, base_path)
+                        current = start(msg, base_path, own_pid_ns)
                     except OSError as e:
                         frame(b'F', msg['id'], str(e).encode())
         if not current:
