@@ -21,7 +21,7 @@ import { candidateModes, closedAncestor, findTools, hasSlotUids, hostCovers, isN
 import { pidsOf, readMountinfo, tasksOfMyUid, TAG_VARIABLE } from './sandbox/procfs.ts';
 import { commandLine, runProcess, stepRlimits } from './sandbox/spawn.ts';
 import { makeWorkDir, removeTree } from './sandbox/workdir.ts';
-import { Zygote, zygoteCommand } from './sandbox/zygote.ts';
+import { Zygote, zygoteCommand, ZygoteDied } from './sandbox/zygote.ts';
 import { DEFAULT_LIMITS, SandboxError, type Isolation, type IsolationMode, type Limits, type PythonStats, type RunRequest, type RunResult, type RunStep, type SandboxOptions, type StepsRequest } from './sandbox/types.ts';
 
 export { findExecutable } from './sandbox/probe.ts';
@@ -343,7 +343,7 @@ export class Sandbox {
     try {
       await makeWorkDir(work, req.files, { tmpDir: !this.namespaced, ...(this.perSlotUid ? { owner: { uid: slot.uid, gid: slot.gid } } : {}) });
       for (const step of req.steps) {
-        const r = await this.runStep(slot, work, step);
+        const r = await this.runStep(slot, work, step, () => makeWorkDir(work, req.files, { tmpDir: !this.namespaced, ...(this.perSlotUid ? { owner: { uid: slot.uid, gid: slot.gid } } : {}) }));
         results.push(r);
         if (r.exitCode !== 0) break;
       }
@@ -361,29 +361,48 @@ export class Sandbox {
     return { ...this.stats };
   }
 
-  private async runStep(slot: Slot, work: string, step: RunStep): Promise<RunResult> {
+  /** Runs one step; `remake` makes the work dir afresh (for a Python step whose zygote died under it). */
+  private async runStep(slot: Slot, work: string, step: RunStep, remake: () => Promise<void>): Promise<RunResult> {
     const limits: Limits = { ...this.limits, ...step.limits };
     if (step.python) {
-      const z = this.zygoteOn && !this.zygoteProblem && !step.writableCache ? await this.zygoteFor(slot, step.python.executable) : undefined;
-      if (z) {
-        this.stats.zygoteSteps++;
-        return z.run(
-          {
-            work,
-            uid: slot.uid,
-            gid: slot.gid,
-            env: this.stepEnv(slot, work, step),
-            ...(step.stdin !== undefined ? { stdin: step.stdin } : {}),
-            main: step.python.main,
-            path: step.python.path ?? [],
-            rlimits: stepRlimits(limits, this.nprocBaseline),
-            mounts: sampleMounts(this.fstabInput(slot, false)),
-          },
-          limits,
-        );
+      for (let attempt = 0; this.zygoteOn && !this.zygoteProblem && !step.writableCache; attempt++) {
+        const z = await this.zygoteFor(slot, step.python.executable);
+        if (!z) break;
+        if (attempt === 0) this.stats.zygoteSteps++;
+        try {
+          return await this.zygoteStep(z, slot, work, step, limits);
+        } catch (e) {
+          // A zygote killed from outside before the sample said anything: once more, afresh, with a new zygote.
+          if (!(e instanceof ZygoteDied) || !e.unheard || attempt > 0) throw e;
+          await removeTree(work);
+          await remake();
+        }
       }
       this.stats.spawnSteps++;
     }
+    return this.spawnStep(slot, work, step, limits);
+  }
+
+  private zygoteStep(z: Zygote, slot: Slot, work: string, step: RunStep, limits: Limits): Promise<RunResult> {
+    const python = step.python!;
+    return z.run(
+      {
+        work,
+        uid: slot.uid,
+        gid: slot.gid,
+        // As the spawn path's setup shell leaves them (it cds into the work dir).
+        env: { ...this.stepEnv(slot, work, step), PWD: work, OLDPWD: work },
+        ...(step.stdin !== undefined ? { stdin: step.stdin } : {}),
+        main: python.main,
+        path: python.path ?? [],
+        rlimits: stepRlimits(limits, this.nprocBaseline),
+        mounts: sampleMounts(this.fstabInput(slot, false)),
+      },
+      limits,
+    );
+  }
+
+  private spawnStep(slot: Slot, work: string, step: RunStep, limits: Limits): Promise<RunResult> {
     const argv = commandLine({
       mode: this.mode,
       tools: this.tools,

@@ -57,6 +57,16 @@ export interface SampleRequest {
   readonly mounts: readonly SampleMount[];
 }
 
+/** The zygote died while a sample was in it. `unheard`: nothing of the sample had come back yet. */
+export class ZygoteDied extends SandboxError {
+  override name = 'ZygoteDied';
+  readonly unheard: boolean;
+  constructor(message: string, unheard: boolean) {
+    super(message);
+    this.unheard = unheard;
+  }
+}
+
 interface Pending {
   readonly id: number;
   data(kind: 'O' | 'E', chunk: Buffer): void;
@@ -144,6 +154,7 @@ export class Zygote {
     this.busy();
     return new Promise<RunResult>((resolve, reject) => {
       let killedFor: KilledFor | undefined;
+      let heard = false;
       let grace: NodeJS.Timeout | undefined;
       const kill = (why: KilledFor) => {
         killedFor ??= why;
@@ -161,6 +172,7 @@ export class Zygote {
       this.pending = {
         id,
         data: (kind, chunk) => {
+          heard = true;
           (kind === 'O' ? out : err).push(chunk);
           if (out.total + err.total > limits.outputBytes && !killedFor) kill('output');
         },
@@ -178,7 +190,7 @@ export class Zygote {
           done();
           // Killed on purpose (timeout, output): the sample went with it; otherwise the sandbox failed.
           if (killedFor) resolve(stepResult({ code: null, signal: 'SIGKILL', killedFor, durationMs: performance.now() - started, out, err, limits, namespaced: true }) as RunResult);
-          else reject(new SandboxError(`the Python zygote died: ${this.stderrTail.text().trim().split('\n').slice(-2).join(' | ')}`));
+          else reject(new ZygoteDied(`the Python zygote died: ${this.stderrTail.text().trim().split('\n').slice(-2).join(' | ')}`, !heard));
         },
       };
       this.send({ id, ...req, stdin: req.stdin ?? null });
