@@ -40,6 +40,8 @@ interface Slot {
   runs: number;
   /** The slot's warm Python (full mode), started on its first Python step. */
   zygote?: Zygote;
+  /** What the last step's own sweep found: 0 = none of its processes left (a zygote step), else unknown. */
+  swept?: number;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -340,17 +342,24 @@ export class Sandbox {
   private async doSteps(slot: Slot, req: StepsRequest): Promise<RunResult[]> {
     const work = path.join(slot.dir, `run-${++slot.runs}`);
     const results: RunResult[] = [];
+    const make = () => makeWorkDir(work, req.files, { tmpDir: !this.namespaced, ...(this.perSlotUid ? { owner: { uid: slot.uid, gid: slot.gid } } : {}) });
+    // Whether every step swept up after itself: a zygote step is swept inside the slot's PID namespace, which
+    // holds all a sample can start; any other step, or one its zygote could not vouch for, gets the host's sweep.
+    let vouched = false;
     try {
-      await makeWorkDir(work, req.files, { tmpDir: !this.namespaced, ...(this.perSlotUid ? { owner: { uid: slot.uid, gid: slot.gid } } : {}) });
+      await make();
+      let all = true;
       for (const step of req.steps) {
-        const r = await this.runStep(slot, work, step, () => makeWorkDir(work, req.files, { tmpDir: !this.namespaced, ...(this.perSlotUid ? { owner: { uid: slot.uid, gid: slot.gid } } : {}) }));
+        const r = await this.runStep(slot, work, step, make);
+        all &&= slot.swept === 0;
         results.push(r);
         if (r.exitCode !== 0) break;
       }
+      vouched = all;
     } finally {
       // Namespaced: the PID namespace dies with its init, but the kernel tears it down asynchronously (a fork
       // bomb's thousands of processes take a while). The slot is not reused until all of them are gone.
-      await this.killSlot(slot);
+      if (!vouched) await this.killSlot(slot);
       await removeTree(work);
     }
     return results;
@@ -364,13 +373,16 @@ export class Sandbox {
   /** Runs one step; `remake` makes the work dir afresh (for a Python step whose zygote died under it). */
   private async runStep(slot: Slot, work: string, step: RunStep, remake: () => Promise<void>): Promise<RunResult> {
     const limits: Limits = { ...this.limits, ...step.limits };
+    slot.swept = undefined;
     if (step.python) {
       for (let attempt = 0; this.zygoteOn && !this.zygoteProblem && !step.writableCache; attempt++) {
         const z = await this.zygoteFor(slot, step.python.executable);
         if (!z) break;
         if (attempt === 0) this.stats.zygoteSteps++;
         try {
-          return await this.zygoteStep(z, slot, work, step, limits);
+          const r = await this.zygoteStep(z, slot, work, step, limits);
+          slot.swept = z.lastSurvivors;
+          return r;
         } catch (e) {
           // A zygote killed from outside before the sample said anything: once more, afresh, with a new zygote.
           if (!(e instanceof ZygoteDied) || !e.unheard || attempt > 0) throw e;

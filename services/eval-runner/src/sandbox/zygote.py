@@ -11,7 +11,8 @@
 #
 # Wire format. In (fd 0): one JSON object a line, a request {id, work, uid, gid, env, stdin, main, path,
 # rlimits, mounts} or {kill: id}. Out (fd 1): frames of a type byte, the request id (u32, big-endian),
-# a length (u32) and that many bytes: R ready (json), O stdout, E stderr, X exit (json {code, signal}),
+# a length (u32) and that many bytes: R ready (json), O stdout, E stderr, X exit (json {code, signal, survivors: processes of the
+# slot's uid found, and killed, after the sample's init was reaped}),
 # F the request failed in the sandbox itself (text).
 import ctypes
 import gc
@@ -24,6 +25,7 @@ import select
 import signal
 import struct
 import sys
+import time
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -187,8 +189,8 @@ def sample_init(req, fds, base_path):
 
 
 class Sample:
-    def __init__(self, rid, init_pid, out_r, err_r, in_w, stdin):
-        self.rid, self.init_pid, self.out_r, self.err_r, self.in_w, self.stdin = rid, init_pid, out_r, err_r, in_w, stdin
+    def __init__(self, rid, uid, init_pid, out_r, err_r, in_w, stdin):
+        self.rid, self.uid, self.init_pid, self.out_r, self.err_r, self.in_w, self.stdin = rid, uid, init_pid, out_r, err_r, in_w, stdin
         self.open = {out_r, err_r}
         self.status = None
         self.pidfd = os.pidfd_open(init_pid)
@@ -221,7 +223,43 @@ def start(req, base_path, own_pid_ns):
             os.close(fd)
         # unshare(CLONE_NEWPID) moves only the children to come, and only once: back to the zygote's own.
         check(libc.setns(own_pid_ns, CLONE_NEWPID), 'setns back to the zygote\'s PID namespace')
-    return Sample(req['id'], init, out_r, err_r, in_w, (req.get('stdin') or '').encode())
+    return Sample(req['id'], req['uid'], init, out_r, err_r, in_w, (req.get('stdin') or '').encode())
+
+
+def slot_processes(uid):
+    """Live processes of `uid` in the zygote's PID namespace, which holds every sample's namespace under it."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/status', 'rb') as f:
+                status = f.read()
+        except OSError:
+            continue
+        fields = dict(line.split(b':', 1) for line in status.splitlines() if b':' in line)
+        if fields.get(b'State', b'').strip()[:1] in (b'Z', b'X'):
+            continue
+        if int(fields.get(b'Uid', b'-1').split()[0]) == uid:
+            found.append(int(entry))
+    return found
+
+
+def sweep(uid):
+    """After a sample: none of its processes may survive (the kernel ends them with its init; this checks)."""
+    first = slot_processes(uid)
+    left = first
+    for _ in range(50):
+        if not left:
+            break
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.005)
+        left = slot_processes(uid)
+    return len(first)
 
 
 def finish(s):
@@ -231,7 +269,7 @@ def finish(s):
         except OSError:
             pass
     code, sig = (os.WEXITSTATUS(s.status), None) if os.WIFEXITED(s.status) else (None, os.WTERMSIG(s.status))
-    frame(b'X', s.rid, json.dumps({'code': code, 'signal': sig}).encode())
+    frame(b'X', s.rid, json.dumps({'code': code, 'signal': sig, 'survivors': sweep(s.uid)}).encode())
 
 
 def main():

@@ -70,7 +70,7 @@ export class ZygoteDied extends SandboxError {
 interface Pending {
   readonly id: number;
   data(kind: 'O' | 'E', chunk: Buffer): void;
-  exit(code: number | null, signal: string | null): void;
+  exit(code: number | null, signal: string | null, survivors: number | undefined): void;
   fail(message: string): void;
   died(): void;
 }
@@ -84,6 +84,12 @@ export class Zygote {
   readonly generation: number;
   /** The zygote's pid inside its namespace (from its ready frame). */
   pid = 0;
+  /**
+   * After a sample: how many processes of the slot's uid the zygote found (and killed) in its PID namespace,
+   * which holds every process a sample can make, once the sample's init was reaped. Undefined when it could not
+   * tell (the zygote was killed): then the runner sweeps the host's /proc itself.
+   */
+  lastSurvivors: number | undefined;
   private readonly child: ChildProcess;
   private buf: Buffer = Buffer.alloc(0);
   private pending: Pending | undefined;
@@ -151,6 +157,7 @@ export class Zygote {
     const out = new Capture(limits.keepBytes);
     const err = new Capture(limits.keepBytes);
     const started = performance.now();
+    this.lastSurvivors = undefined;
     this.busy();
     return new Promise<RunResult>((resolve, reject) => {
       let killedFor: KilledFor | undefined;
@@ -176,7 +183,8 @@ export class Zygote {
           (kind === 'O' ? out : err).push(chunk);
           if (out.total + err.total > limits.outputBytes && !killedFor) kill('output');
         },
-        exit: (code, signal) => {
+        exit: (code, signal, survivors) => {
+          this.lastSurvivors = survivors;
           done();
           const r = stepResult({ code, signal, killedFor, durationMs: performance.now() - started, out, err, limits, namespaced: true });
           if (r instanceof SandboxError) reject(r);
@@ -230,8 +238,8 @@ export class Zygote {
       if (!p || p.id !== id) continue;
       if (kind === 'O' || kind === 'E') p.data(kind, Buffer.from(payload));
       else if (kind === 'X') {
-        const x = JSON.parse(payload.toString('utf8')) as { code: number | null; signal: number | null };
-        p.exit(x.code, x.signal === null ? null : (SIGNALS[x.signal] ?? `SIG${x.signal}`));
+        const x = JSON.parse(payload.toString('utf8')) as { code: number | null; signal: number | null; survivors?: number };
+        p.exit(x.code, x.signal === null ? null : (SIGNALS[x.signal] ?? `SIG${x.signal}`), x.survivors);
       } else if (kind === 'F') p.fail(payload.toString('utf8'));
     }
   }
