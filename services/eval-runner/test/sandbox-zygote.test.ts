@@ -5,7 +5,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execute, toolchains } from '../src/executors.ts';
-import { findExecutable, Sandbox, SandboxError, type Limits, type RunResult } from '../src/sandbox.ts';
+import { DEFAULT_LIMITS, findExecutable, Sandbox, SandboxError, type Limits, type RunResult } from '../src/sandbox.ts';
+import { sampleMounts } from '../src/sandbox/mounts.ts';
+import { stepRlimits } from '../src/sandbox/spawn.ts';
 
 // The Python zygote (src/sandbox/zygote.ts, zygote.py): what a hostile sample does must stay inside its own
 // fork, with the isolation a fresh interpreter gets in `full` mode, and must not touch later samples.
@@ -282,4 +284,46 @@ describe.runIf(fullMode && !!python)('sandbox: the Python zygote (full mode)', (
     expect(bad).toMatchObject({ status: 'failed', reason: 'AssertionError' });
     expect(sb.pythonStats().zygoteSteps).toBe(before + 2);
   }, 20_000);
+});
+
+describe('sandbox: what a zygote sample mounts (sampleMounts, pure)', () => {
+  const input = {
+    slotDir: '/tmp/kiln-sandbox-x/slot-0',
+    cacheDir: '/tmp/kiln-sandbox-x/slot-0/cache',
+    tmpBytes: 1024,
+    exposed: ['/opt/py', '/tmp/checkout/.venv'],
+    covers: [
+      { path: '/var/tmp', mode: '1777', size: 2048 },
+      { path: '/tmp', mode: '1777', size: 2048 },
+      { path: '/tmp/inner', mode: '1777', size: 2048 },
+      { path: '/root', mode: '0755', size: 64 },
+    ],
+    seeds: [['go-build', '/root/.cache/go-build']] as const,
+    writableCache: false,
+  };
+
+  it('gives each sample fresh tmpfs over the world-writable covers, binds back what lives under them, and /dev/shm last', () => {
+    expect(sampleMounts(input)).toEqual([
+      { kind: 'tmpfs', target: '/tmp', size: 2048, mode: '1777' },
+      { kind: 'tmpfs', target: '/var/tmp', size: 2048, mode: '1777' },
+      { kind: 'bind', source: '/dev/shm/.kiln/slot', target: '/tmp/kiln-sandbox-x/slot-0', readOnly: false },
+      { kind: 'bind', source: '/dev/shm/.kiln/e1', target: '/tmp/checkout/.venv', readOnly: true, optional: true },
+      { kind: 'bind', source: '/dev/shm/.kiln/slot/cache', target: '/tmp/kiln-sandbox-x/slot-0/cache', readOnly: true },
+      { kind: 'tmpfs', target: '/dev/shm', size: 1024, mode: '1777' },
+    ]);
+  });
+
+  it('binds nothing back when the slot dir lies outside every cover (a base dir on a volume)', () => {
+    const ops = sampleMounts({ ...input, slotDir: '/data/kiln/slot-0', cacheDir: '/data/kiln/slot-0/cache', exposed: [] });
+    expect(ops.filter((o) => o.kind === 'bind')).toEqual([]);
+    expect(ops.at(-1)).toEqual({ kind: 'tmpfs', target: '/dev/shm', size: 1024, mode: '1777' });
+  });
+
+  it('gives a sample the rlimits the spawn path passes to prlimit', () => {
+    const limits = { ...DEFAULT_LIMITS, timeoutMs: 2500, memoryBytes: 1 << 30 };
+    const flags = Object.entries(stepRlimits(limits, 0)).map(([k, [s, h]]) => `--${k}=${s}:${h}`);
+    expect(flags).toEqual(['--cpu=4:5', `--fsize=${16 << 20}:${16 << 20}`, '--nproc=64:64', '--nofile=256:256', '--core=0:0', `--as=${1 << 30}:${1 << 30}`]);
+    expect(stepRlimits({ ...limits, memoryRlimit: 'none' }, 10)).toMatchObject({ nproc: [74, 74] });
+    expect(stepRlimits({ ...limits, memoryRlimit: 'none' }, 0)).not.toHaveProperty('as');
+  });
 });
