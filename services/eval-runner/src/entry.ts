@@ -17,7 +17,7 @@ export async function openSandbox(opts: { readonly command: string; readonly io:
   const { concurrency, timeoutMs, io } = opts;
   const sandbox = await Sandbox.create({ ...(concurrency ? { concurrency } : {}), ...(timeoutMs ? { limits: { timeoutMs } } : {}) });
   const d = sandbox.describe();
-  io.err(`${opts.command}: sandbox: ${d.mode} isolation (network ${d.network}, ${d.user}, pid ${d.pid}, filesystem ${d.filesystem}), ${d.concurrency} at a time${timeoutMs ? `, ${timeoutMs} ms per program` : ''}`);
+  io.err(`${opts.command}: sandbox: ${d.mode} isolation (network ${d.network}, ${d.user}, pid ${d.pid}, filesystem ${d.filesystem}, python ${d.pythonSteps}), ${d.concurrency} at a time${timeoutMs ? `, ${timeoutMs} ms per program` : ''}`);
   for (const w of d.warnings) io.err(`${opts.command}: warning: ${w}`);
   return sandbox;
 }

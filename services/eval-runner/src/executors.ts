@@ -240,7 +240,8 @@ function pythonPlan(program: string, marker: string, tc: Toolchain, site: boolea
   const python = tc.commands!.python!;
   if (site) return { files: { 'main.py': src }, run: { argv: [python, '-I', 'main.py'], limits: { memoryRlimit: 'as' } } };
   const boot = `import sys, runpy; sys.path.extend(${JSON.stringify(tc.sitePackages ?? [])}); sys.argv = sys.argv[1:]; runpy.run_path('main.py', run_name='__main__')`;
-  return { files: { 'main.py': src }, run: { argv: [python, '-E', '-s', '-S', '-c', boot, 'main.py'], limits: { memoryRlimit: 'as' } } };
+  // `python`: the same program, for the sandbox to fork from a warm interpreter where it can (sandbox/zygote.ts).
+  return { files: { 'main.py': src }, run: { argv: [python, '-E', '-s', '-S', '-c', boot, 'main.py'], python: { executable: python, main: 'main.py', path: tc.sitePackages ?? [] }, limits: { memoryRlimit: 'as' } } };
 }
 
 /** Bash (MultiPL-E's `sh`): the tests fail by exiting non-zero (`set -e` in MultiPL-E's); the marker follows them. */

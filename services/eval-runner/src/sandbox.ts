@@ -7,7 +7,7 @@
  * this machine allows), `sandbox/mounts.ts` (the namespace's mount layout, pure), `sandbox/procfs.ts` (which
  * processes carry a slot's identity), `sandbox/leases.ts` (slot uids and base dirs shared with other
  * sandboxes), `sandbox/workdir.ts` (a run's work directory), `sandbox/spawn.ts` (the command line, the
- * spawn and the capture of one step).
+ * spawn and the capture of one step), `sandbox/zygote.ts` and `zygote.py` (the warm Python of a slot).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,12 +16,13 @@ import { chmod, chown, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/pro
 import os from 'node:os';
 import path from 'node:path';
 import { claimUids, ownerText, removeStale, UID_BLOCK, UID_BLOCK_START } from './sandbox/leases.ts';
-import { fstab, isUnder, setupScript, writableMounts, type Cover } from './sandbox/mounts.ts';
+import { fstab, isUnder, sampleMounts, setupScript, writableMounts, type Cover, type FstabInput } from './sandbox/mounts.ts';
 import { candidateModes, closedAncestor, findTools, hasSlotUids, hostCovers, isNamespaced, missingTools, modeWarnings, SYSTEM_DIRS, type Tools } from './sandbox/probe.ts';
 import { pidsOf, readMountinfo, tasksOfMyUid, TAG_VARIABLE } from './sandbox/procfs.ts';
-import { commandLine, runProcess } from './sandbox/spawn.ts';
+import { commandLine, runProcess, stepRlimits } from './sandbox/spawn.ts';
 import { makeWorkDir, removeTree } from './sandbox/workdir.ts';
-import { DEFAULT_LIMITS, SandboxError, type Isolation, type IsolationMode, type Limits, type RunRequest, type RunResult, type RunStep, type SandboxOptions, type StepsRequest } from './sandbox/types.ts';
+import { Zygote, zygoteCommand, ZygoteDied } from './sandbox/zygote.ts';
+import { DEFAULT_LIMITS, SandboxError, type Isolation, type IsolationMode, type Limits, type PythonStats, type RunRequest, type RunResult, type RunStep, type SandboxOptions, type StepsRequest } from './sandbox/types.ts';
 
 export { findExecutable } from './sandbox/probe.ts';
 export * from './sandbox/types.ts';
@@ -37,6 +38,10 @@ interface Slot {
   fstabRo: string;
   child?: ChildProcess;
   runs: number;
+  /** The slot's warm Python (full mode), started on its first Python step. */
+  zygote?: Zygote;
+  /** What the last step's own sweep found: 0 = none of its processes left (a zygote step), else unknown. */
+  swept?: number;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -63,6 +68,13 @@ export class Sandbox {
   private readonly warnings: string[];
   private readonly nprocBaseline: number;
   private closed = false;
+  /** Python steps go through the slots' zygotes (until one fails to start: then `zygoteProblem`). */
+  private readonly zygoteOn: boolean;
+  private zygoteProblem: string | undefined;
+  private readonly preload: readonly string[];
+  /** Bumped by each fstab change: a zygote set up from an older one is replaced. */
+  private fstabGeneration = 0;
+  private stats = { zygoteStarts: 0, zygoteSteps: 0, spawnSteps: 0 };
   private uidLock: string | undefined;
   private readonly onExit = () => {
     this.removeBaseDirSync();
@@ -81,10 +93,16 @@ export class Sandbox {
     const mountinfo = this.namespaced ? readMountinfo() : undefined;
     this.readOnly = !this.namespaced ? [] : mountinfo === undefined ? ['/'] : writableMounts(mountinfo);
     this.nprocBaseline = mode === 'none' ? tasksOfMyUid() + 32 : 0;
+    this.preload = opts.zygotePreload ?? [];
+    // The zygote path gives a sample what `full` gives it (namespaces, uid, rlimits per sample); the other modes
+    // start a fresh interpreter per step (docs/sandbox.md#the-python-zygote).
+    this.zygoteOn = (opts.zygote ?? true) && mode === 'full';
+    if (opts.zygote === true && mode !== 'full') this.warnings.push(`the Python zygote needs full isolation (have ${mode}): each Python step starts a fresh interpreter`);
   }
 
   /** Probes what the machine allows (strongest mode first) and makes the slots. */
   static async create(opts: SandboxOptions = {}): Promise<Sandbox> {
+    for (const m of opts.zygotePreload ?? []) if (!/^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$/.test(m)) throw new SandboxError(`zygotePreload: not a module name: ${m}`);
     const tools = findTools();
     const isRoot = process.getuid?.() === 0;
     const forced = opts.isolation && opts.isolation !== 'auto' ? opts.isolation : undefined;
@@ -195,6 +213,7 @@ export class Sandbox {
       limits,
       concurrency: this.concurrency,
       baseDir: this.baseDir,
+      pythonSteps: this.zygoteOn && !this.zygoteProblem ? 'zygote' : 'spawn',
       warnings: [...this.warnings],
     };
   }
@@ -264,12 +283,17 @@ export class Sandbox {
     return ok;
   }
 
+  private fstabInput(slot: Slot, writableCache: boolean): FstabInput {
+    return { slotDir: slot.dir, cacheDir: slot.cacheDir, tmpBytes: this.limits.tmpBytes, exposed: [...this.exposed], covers: [...this.covers.values()], seeds: [...this.seeds], writableCache };
+  }
+
   private fstab(slot: Slot, writableCache: boolean): string {
-    return fstab({ slotDir: slot.dir, cacheDir: slot.cacheDir, tmpBytes: this.limits.tmpBytes, exposed: [...this.exposed], covers: [...this.covers.values()], seeds: [...this.seeds], writableCache });
+    return fstab(this.fstabInput(slot, writableCache));
   }
 
   private async writeFstabs(): Promise<void> {
     if (!this.namespaced) return;
+    this.fstabGeneration++;
     for (const slot of this.slots) {
       for (const [file, rw] of [[slot.fstabRw, true], [slot.fstabRo, false]] as const) {
         const tmp = `${file}.${randomBytes(4).toString('hex')}`;
@@ -318,24 +342,79 @@ export class Sandbox {
   private async doSteps(slot: Slot, req: StepsRequest): Promise<RunResult[]> {
     const work = path.join(slot.dir, `run-${++slot.runs}`);
     const results: RunResult[] = [];
+    const make = () => makeWorkDir(work, req.files, { tmpDir: !this.namespaced, ...(this.perSlotUid ? { owner: { uid: slot.uid, gid: slot.gid } } : {}) });
+    // Whether every step swept up after itself: a zygote step is swept inside the slot's PID namespace, which
+    // holds all a sample can start; any other step, or one its zygote could not vouch for, gets the host's sweep.
+    let vouched = false;
     try {
-      await makeWorkDir(work, req.files, { tmpDir: !this.namespaced, ...(this.perSlotUid ? { owner: { uid: slot.uid, gid: slot.gid } } : {}) });
+      await make();
+      let all = true;
       for (const step of req.steps) {
-        const r = await this.runStep(slot, work, step);
+        const r = await this.runStep(slot, work, step, make);
+        all &&= slot.swept === 0;
         results.push(r);
         if (r.exitCode !== 0) break;
       }
+      vouched = all;
     } finally {
       // Namespaced: the PID namespace dies with its init, but the kernel tears it down asynchronously (a fork
       // bomb's thousands of processes take a while). The slot is not reused until all of them are gone.
-      await this.killSlot(slot);
+      if (!vouched) await this.killSlot(slot);
       await removeTree(work);
     }
     return results;
   }
 
-  private runStep(slot: Slot, work: string, step: RunStep): Promise<RunResult> {
+  /** How the Python steps ran so far: through zygotes or fresh interpreters. */
+  pythonStats(): PythonStats {
+    return { ...this.stats };
+  }
+
+  /** Runs one step; `remake` makes the work dir afresh (for a Python step whose zygote died under it). */
+  private async runStep(slot: Slot, work: string, step: RunStep, remake: () => Promise<void>): Promise<RunResult> {
     const limits: Limits = { ...this.limits, ...step.limits };
+    slot.swept = undefined;
+    if (step.python) {
+      for (let attempt = 0; this.zygoteOn && !this.zygoteProblem && !step.writableCache; attempt++) {
+        const z = await this.zygoteFor(slot, step.python.executable);
+        if (!z) break;
+        if (attempt === 0) this.stats.zygoteSteps++;
+        try {
+          const r = await this.zygoteStep(z, slot, work, step, limits);
+          slot.swept = z.lastSurvivors;
+          return r;
+        } catch (e) {
+          // A zygote killed from outside before the sample said anything: once more, afresh, with a new zygote.
+          if (!(e instanceof ZygoteDied) || !e.unheard || attempt > 0) throw e;
+          await removeTree(work);
+          await remake();
+        }
+      }
+      this.stats.spawnSteps++;
+    }
+    return this.spawnStep(slot, work, step, limits);
+  }
+
+  private zygoteStep(z: Zygote, slot: Slot, work: string, step: RunStep, limits: Limits): Promise<RunResult> {
+    const python = step.python!;
+    return z.run(
+      {
+        work,
+        uid: slot.uid,
+        gid: slot.gid,
+        // As the spawn path's setup shell leaves them (it cds into the work dir).
+        env: { ...this.stepEnv(slot, work, step), PWD: work, OLDPWD: work },
+        ...(step.stdin !== undefined ? { stdin: step.stdin } : {}),
+        main: python.main,
+        path: python.path ?? [],
+        rlimits: stepRlimits(limits, this.nprocBaseline),
+        mounts: sampleMounts(this.fstabInput(slot, false)),
+      },
+      limits,
+    );
+  }
+
+  private spawnStep(slot: Slot, work: string, step: RunStep, limits: Limits): Promise<RunResult> {
     const argv = commandLine({
       mode: this.mode,
       tools: this.tools,
@@ -346,6 +425,20 @@ export class Sandbox {
       gid: slot.gid,
       ...(this.namespaced ? { setup: { script: setupScript(this.tools.mount!, this.readOnly, [...this.covers.keys()]), fstab: step.writableCache ? slot.fstabRw : slot.fstabRo, work } } : {}),
     });
+    return runProcess({
+      argv,
+      cwd: work,
+      env: this.stepEnv(slot, work, step),
+      ...(step.stdin !== undefined ? { stdin: step.stdin } : {}),
+      limits,
+      namespaced: this.namespaced,
+      onChild: (child) => (slot.child = child),
+      killIdentity: () => this.killSlot(slot),
+    });
+  }
+
+  /** A step's environment: nothing of the runner's but PATH and LANG, plus what the step sets. */
+  private stepEnv(slot: Slot, work: string, step: RunStep): Record<string, string> {
     const subst = (v: string) => v.replaceAll('{work}', work).replaceAll('{cache}', slot.cacheDir);
     const env: Record<string, string> = {
       PATH: this.searchPath,
@@ -355,16 +448,38 @@ export class Sandbox {
       [TAG_VARIABLE]: slot.tag,
     };
     for (const [k, v] of Object.entries(step.env ?? {})) env[k] = subst(v);
-    return runProcess({
-      argv,
-      cwd: work,
-      env,
-      ...(step.stdin !== undefined ? { stdin: step.stdin } : {}),
-      limits,
-      namespaced: this.namespaced,
-      onChild: (child) => (slot.child = child),
-      killIdentity: () => this.killSlot(slot),
+    return env;
+  }
+
+  /**
+   * The slot's zygote for `python`, started (again) when there is none, it died, it runs another interpreter or
+   * the slot's mounts changed since it started. Undefined when zygotes cannot start here: Python then spawns.
+   */
+  private async zygoteFor(slot: Slot, python: string): Promise<Zygote | undefined> {
+    const z = slot.zygote;
+    if (z?.alive && z.python === python && z.generation === this.fstabGeneration) return z;
+    if (z) {
+      z.kill();
+      await z.closed;
+      slot.zygote = undefined;
+    }
+    const argv = zygoteCommand({
+      tools: this.tools,
+      setupScript: setupScript(this.tools.mount!, this.readOnly, [...this.covers.keys()]),
+      fstab: slot.fstabRo,
+      slotDir: slot.dir,
+      python,
+      preload: this.preload,
     });
+    try {
+      slot.zygote = await Zygote.start(argv, { PATH: this.searchPath, HOME: slot.dir, LANG: 'C.UTF-8' }, slot.dir, python, this.fstabGeneration);
+      this.stats.zygoteStarts++;
+      return slot.zygote;
+    } catch (e) {
+      this.zygoteProblem = (e as Error).message;
+      this.warnings.push(`${this.zygoteProblem}: each Python step starts a fresh interpreter`);
+      return undefined;
+    }
   }
 
   /** Pids of processes that carry a slot's identity (its uid in root modes, its environment tag otherwise). */
@@ -416,6 +531,11 @@ export class Sandbox {
       }
     }
     await Promise.allSettled([...this.active]);
+    for (const s of this.slots) {
+      s.zygote?.kill();
+      await s.zygote?.closed;
+      s.zygote = undefined;
+    }
     for (const s of this.slots) await this.killSlot(s);
     process.off('exit', this.onExit);
     await removeTree(this.baseDir);

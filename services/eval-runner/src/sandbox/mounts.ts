@@ -117,3 +117,33 @@ export function writableMounts(mountinfo: string): string[] {
   }
   return [...out].sort();
 }
+
+/** One mount a zygote's sample makes in its own mount namespace (zygote.py runs them in order). */
+export type SampleMount =
+  | { readonly kind: 'tmpfs'; readonly target: string; readonly size: number; readonly mode: string }
+  | { readonly kind: 'bind'; readonly source: string; readonly target: string; readonly readOnly: boolean; readonly optional?: boolean };
+
+/**
+ * What a zygote's sample mounts over the slot's layout (the fstab above, mounted once when the zygote started)
+ * so that it has what a fresh namespace per run has: an empty private tmpfs over each world-writable dir and
+ * /dev/shm, with what the fstab binds back under them (the slot dir, exposed toolchains, the read-only cache)
+ * bound back again from the stage. /dev/shm comes last: it hides the stage. Read-only steps only (no seeds).
+ */
+export function sampleMounts(i: FstabInput): SampleMount[] {
+  const ops: SampleMount[] = [];
+  const placed: string[] = [];
+  for (const c of [...i.covers].sort((a, b) => a.path.length - b.path.length)) {
+    if (placed.some((p) => isUnder(c.path, p))) continue;
+    placed.push(c.path);
+    if (c.mode === '1777') ops.push({ kind: 'tmpfs', target: c.path, size: c.size, mode: c.mode });
+  }
+  const fresh = ops.map((o) => o.target);
+  const under = (p: string) => fresh.some((c) => isUnder(p, c));
+  if (under(i.slotDir)) ops.push({ kind: 'bind', source: `${STAGE}/slot`, target: i.slotDir, readOnly: false });
+  i.exposed.forEach((p, n) => {
+    if (under(p)) ops.push({ kind: 'bind', source: `${STAGE}/e${n}`, target: p, readOnly: true, optional: true });
+  });
+  if (under(i.cacheDir)) ops.push({ kind: 'bind', source: `${STAGE}/slot/cache`, target: i.cacheDir, readOnly: true });
+  ops.push({ kind: 'tmpfs', target: '/dev/shm', size: i.tmpBytes, mode: '1777' });
+  return ops;
+}

@@ -9,7 +9,8 @@ import { SETUP_FAILED } from './mounts.ts';
 import type { Tools } from './probe.ts';
 import { SandboxError, type IsolationMode, type KilledFor, type Limits, type RunResult } from './types.ts';
 
-const SIGNALS: Record<number, string> = {};
+/** Signal names by number. */
+export const SIGNALS: Record<number, string> = {};
 for (const [name, n] of Object.entries(os.constants.signals)) SIGNALS[n] ??= name;
 
 /** Keeps the first and last bytes of a stream. */
@@ -75,12 +76,8 @@ export interface CommandInput {
 export function commandLine(c: CommandInput): string[] {
   const t = c.tools;
   const { limits } = c;
-  const cpu = limits.cpuSeconds ?? Math.ceil(limits.timeoutMs / 1000) + 1;
-  const nproc = limits.processes + c.nprocBaseline;
   // CPU: SIGXCPU at the soft limit (reported as killedFor 'cpu'), SIGKILL a second later.
-  const rl = [`--cpu=${cpu}:${cpu + 1}`, `--fsize=${limits.fileSizeBytes}:${limits.fileSizeBytes}`, `--nproc=${nproc}:${nproc}`, `--nofile=${limits.openFiles}:${limits.openFiles}`, '--core=0:0'];
-  if (limits.memoryRlimit === 'as') rl.push(`--as=${limits.memoryBytes}:${limits.memoryBytes}`);
-  if (limits.memoryRlimit === 'data') rl.push(`--data=${limits.memoryBytes}:${limits.memoryBytes}`);
+  const rl = Object.entries(stepRlimits(limits, c.nprocBaseline)).map(([name, [soft, hard]]) => `--${name}=${soft}:${hard}`);
   const limited = t.prlimit ? [t.prlimit, ...rl, '--', ...c.argv] : [...c.argv];
   const dropRoot = [t.setpriv!, `--reuid=${c.uid}`, `--regid=${c.gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--'];
   const script = () => [t.sh!, '-c', c.setup!.script, 'kiln-sandbox', c.setup!.fstab, c.setup!.work];
@@ -161,31 +158,9 @@ export function runProcess(p: ProcessInput): Promise<RunResult> {
       settled = true;
       clearTimeout(timer);
       p.onChild(undefined);
-      let { code } = exited;
-      let signal: string | null = exited.signal;
-      let stderr = err.text();
-      if (p.namespaced && code === 125 && stderr.includes(SETUP_FAILED)) {
-        reject(new SandboxError(`sandbox setup failed: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
-        return;
-      }
-      // Namespace modes: the init shell reports a signal as 128+n.
-      if (p.namespaced && code !== null && code > 128 && code < 128 + 65 && SIGNALS[code - 128]) {
-        signal = SIGNALS[code - 128]!;
-        code = null;
-      }
-      if (!killedFor && signal === 'SIGXCPU') killedFor = 'cpu';
-      if (!killedFor && signal === 'SIGXFSZ') killedFor = 'file-size';
-      if (killedFor === 'output') stderr += `\n[kiln-sandbox: killed after more than ${limits.outputBytes} bytes of output]`;
-      resolve({
-        exitCode: code,
-        signal,
-        timedOut: killedFor === 'timeout',
-        durationMs: Math.round(exited.at - started),
-        stdout: out.text(),
-        stderr,
-        outputTruncated: out.truncated || err.truncated || killedFor === 'output',
-        ...(killedFor ? { killedFor } : {}),
-      });
+      const r = stepResult({ code: exited.code, signal: exited.signal, killedFor, durationMs: exited.at - started, out, err, limits, namespaced: p.namespaced });
+      if (r instanceof SandboxError) reject(r);
+      else resolve(r);
     };
     child.on('error', (e) => {
       clearTimeout(timer);
@@ -210,4 +185,52 @@ export function runProcess(p: ProcessInput): Promise<RunResult> {
     });
     child.on('close', () => finish());
   });
+}
+
+/** How a step ended, as its runner saw it. */
+export interface StepEnd {
+  readonly code: number | null;
+  readonly signal: string | null;
+  readonly killedFor: KilledFor | undefined;
+  readonly durationMs: number;
+  readonly out: Capture;
+  readonly err: Capture;
+  readonly limits: Limits;
+  /** The step's init (a shell, or a zygote's sample init) reports the program's signal as 128+n. */
+  readonly namespaced: boolean;
+}
+
+/** The result of a step that ended, or the `SandboxError` of a setup that failed (exit 125 and its message). */
+export function stepResult(e: StepEnd): RunResult | SandboxError {
+  let { code, killedFor } = e;
+  let signal = e.signal;
+  let stderr = e.err.text();
+  if (e.namespaced && code === 125 && stderr.includes(SETUP_FAILED)) return new SandboxError(`sandbox setup failed: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  if (e.namespaced && code !== null && code > 128 && code < 128 + 65 && SIGNALS[code - 128]) {
+    signal = SIGNALS[code - 128]!;
+    code = null;
+  }
+  if (!killedFor && signal === 'SIGXCPU') killedFor = 'cpu';
+  if (!killedFor && signal === 'SIGXFSZ') killedFor = 'file-size';
+  if (killedFor === 'output') stderr += `\n[kiln-sandbox: killed after more than ${e.limits.outputBytes} bytes of output]`;
+  return {
+    exitCode: code,
+    signal,
+    timedOut: killedFor === 'timeout',
+    durationMs: Math.round(e.durationMs),
+    stdout: e.out.text(),
+    stderr,
+    outputTruncated: e.out.truncated || e.err.truncated || killedFor === 'output',
+    ...(killedFor ? { killedFor } : {}),
+  };
+}
+
+/** The rlimits of a step, as `[soft, hard]` pairs by name (the same as `commandLine`'s prlimit flags). */
+export function stepRlimits(limits: Limits, nprocBaseline: number): Record<string, readonly [number, number]> {
+  const cpu = limits.cpuSeconds ?? Math.ceil(limits.timeoutMs / 1000) + 1;
+  const nproc = limits.processes + nprocBaseline;
+  const r: Record<string, readonly [number, number]> = { cpu: [cpu, cpu + 1], fsize: [limits.fileSizeBytes, limits.fileSizeBytes], nproc: [nproc, nproc], nofile: [limits.openFiles, limits.openFiles], core: [0, 0] };
+  if (limits.memoryRlimit === 'as') r.as = [limits.memoryBytes, limits.memoryBytes];
+  if (limits.memoryRlimit === 'data') r.data = [limits.memoryBytes, limits.memoryBytes];
+  return r;
 }

@@ -54,6 +54,14 @@ export interface SandboxOptions {
   readonly path?: string;
   /** More host directories to hide under an empty tmpfs (namespace modes). */
   readonly hide?: readonly string[];
+  /**
+   * Run Python steps (those that set `python`) in a warm interpreter per slot, forked per sample with the same
+   * isolation as a fresh one (docs/sandbox.md#the-python-zygote). Default: true where the mode allows it
+   * (`full`); elsewhere, and when false, each step starts a fresh interpreter.
+   */
+  readonly zygote?: boolean;
+  /** Modules the zygote imports before its first sample (standard library or site-packages). Default: none. */
+  readonly zygotePreload?: readonly string[];
 }
 
 export interface RunStep {
@@ -64,6 +72,21 @@ export interface RunStep {
   readonly stdin?: string;
   /** Make the slot's cache dir (and seeded caches) writable for this step. Default false (read-only). */
   readonly writableCache?: boolean;
+  /**
+   * The step is this Python running `main` as __main__ without `site` (`-E -s -S`), `path` appended to sys.path:
+   * then the sandbox may fork it from the slot's zygote instead of running `argv`, which must do the same.
+   */
+  readonly python?: PythonStep;
+}
+
+/** What a Python step runs (see `RunStep.python`). */
+export interface PythonStep {
+  /** The interpreter (absolute path). */
+  readonly executable: string;
+  /** The file run as __main__, relative to the work dir. */
+  readonly main: string;
+  /** Appended to sys.path after the standard library. Default: none. */
+  readonly path?: readonly string[];
 }
 
 export interface RunRequest extends RunStep {
@@ -107,8 +130,19 @@ export interface Isolation {
   readonly limits: readonly string[];
   readonly concurrency: number;
   readonly baseDir: string;
+  /** How Python steps start: forked from the slot's warm zygote, or a fresh interpreter each (spawn). */
+  readonly pythonSteps: 'zygote' | 'spawn';
   /** What the machine refused, and what that leaves uncontained. */
   readonly warnings: readonly string[];
+}
+
+/** How the Python steps of a sandbox ran so far (`Sandbox.pythonStats()`). */
+export interface PythonStats {
+  /** Zygotes started (one per slot, more after one died or the slot's mounts changed). */
+  readonly zygoteStarts: number;
+  readonly zygoteSteps: number;
+  /** Python steps that started a fresh interpreter. */
+  readonly spawnSteps: number;
 }
 
 /** The sandbox itself failed (could not start the program, or its setup failed): not the program's fault. */
