@@ -79,9 +79,13 @@ export function tokenHashes(text: string): Uint32Array {
 
 /** The MinHash signature of a text; undefined when it has fewer tokens than one shingle. */
 export function signature(text: string, cfg: MinHashConfig = {}): Uint32Array | undefined {
+  return signatureOfTokens(tokenHashes(text), cfg);
+}
+
+/** `signature` from a text's `tokenHashes`, for callers that already have them. */
+export function signatureOfTokens(tokens: Uint32Array, cfg: MinHashConfig = {}): Uint32Array | undefined {
   const numPerm = cfg.numPerm ?? MINHASH_DEFAULTS.numPerm;
   const n = cfg.ngram ?? MINHASH_DEFAULTS.ngram;
-  const tokens = tokenHashes(text);
   if (tokens.length < n) return undefined;
   const { a, b } = family(numPerm, cfg.seed ?? MINHASH_DEFAULTS.seed);
   const sig = new Uint32Array(numPerm).fill(0xffffffff);
