@@ -16,6 +16,8 @@ import os
 import resource
 import time
 
+from minhash_peers import code_word_tokenizer
+
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.filters import LambdaFilter
 from datatrove.pipeline.formatters import PIIFormatter
@@ -68,10 +70,10 @@ def main() -> None:
 
         cfg = MinhashConfig(n_grams=5, num_buckets=25, hashes_per_bucket=10)
         mid, sigs, buckets, clusters = (os.path.join(a.output, d) for d in ("mid", "sigs", "buckets", "clusters"))
-        run("1-sigs", [reader(a.input), *clean, JsonlWriter(mid, compression="zstd", output_filename="${rank}.jsonl.zst"), MinhashDedupSignature(sigs, config=cfg)], a.tasks)
+        run("1-sigs", [reader(a.input), *clean, JsonlWriter(mid, compression="zstd", output_filename="${rank}.jsonl.zst"), MinhashDedupSignature(sigs, config=cfg, language=code_word_tokenizer())], a.tasks)
         run("2-buckets", [MinhashDedupBuckets(sigs, buckets, config=cfg)], cfg.num_buckets)
         run("3-clusters", [MinhashDedupCluster(buckets, clusters, config=cfg)], 1)
-        run("4-filter", [reader(mid), MinhashDedupFilter(clusters), JsonlWriter(out, compression="zstd", output_filename="${rank}.jsonl.zst")], a.tasks)
+        run("4-filter", [JsonlReader(mid), MinhashDedupFilter(clusters), JsonlWriter(out, compression="zstd", output_filename="${rank}.jsonl.zst")], a.tasks)
     seconds, cpu_seconds = time.perf_counter() - t0, cpu() - c0
     print(json.dumps({"seconds": seconds, "cpuSeconds": cpu_seconds, "documentsOut": count_docs(out)}))
 
