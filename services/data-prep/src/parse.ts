@@ -1,7 +1,7 @@
 /**
  * The parse filter: files in a configured set of languages that do not parse are dropped. Two backends give
  * the same verdicts from the same grammars:
- * - **native**: tree-sitter's C runtime in a small Node-API addon (`native/verdict.c`, built by `npm ci`), which
+ * - **native**: tree-sitter's C runtime in data-prep's Node-API addon (`native/addon.c`, built by `npm ci`), which
  *   only answers "does the tree have an error?", with the grammar packages' own Node-API builds
  *   (tree-sitter-python, -javascript, -typescript, -json);
  * - **wasm**: `web-tree-sitter` with the WebAssembly build of the same grammar packages, and `tree-sitter-wasms`
@@ -13,6 +13,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Language, Parser } from 'web-tree-sitter';
+import { nativeAddon } from './native.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -56,25 +57,6 @@ export const GRAMMAR_PACKAGES: Readonly<Record<string, { readonly pkg: string; r
 
 export type ParseBackend = 'native' | 'wasm';
 export type ParseBackendChoice = 'auto' | ParseBackend;
-
-interface NativeAddon {
-  parser(): unknown;
-  hasError(parser: unknown, language: unknown, text: string): boolean | null;
-}
-
-let addon: { ok: NativeAddon } | { error: string } | undefined;
-
-/** The native addon, or why it is not there (loaded once per thread). */
-function nativeAddon(): { ok: NativeAddon } | { error: string } {
-  if (!addon) {
-    try {
-      addon = { ok: require('../native/build/verdict.node') as NativeAddon };
-    } catch (e) {
-      addon = { error: `the native parse backend is not built (${(e as Error).message.split('\n')[0]}); run \`node services/data-prep/native/build.mjs\` or \`npm ci\`` };
-    }
-  }
-  return addon;
-}
 
 /** A grammar package's native `language`, or why it does not load. */
 function nativeLanguage(language: string): { ok: unknown } | { error: string } {
