@@ -5,6 +5,7 @@ import { loadText } from '@kiln/spec';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { ParseFilter, parseBackendChoice, type ParseBackend } from '../src/parse.ts';
+import { nativeAddon } from '../src/native.ts';
 import { walk } from '../src/read.ts';
 
 // The native backend is built by `npm ci`; only an explicit KILN_PARSE_BACKEND=wasm leaves it out of the tests.
@@ -71,7 +72,7 @@ describe('the parse backends', () => {
 
   it('auto: native where a native grammar exists, WebAssembly for the rest', async () => {
     const f = await ParseFilter.create(['python', 'rust'], { backend: 'auto' });
-    expect(f.backends).toEqual({ python: BACKENDS[0], rust: 'wasm' });
+    expect(f.backends).toEqual({ python: 'ok' in nativeAddon() ? 'native' : 'wasm', rust: 'wasm' });
     expect(f.parses('fn main() {}', 'rust')).toBe(true);
     expect(f.parses('fn main() {', 'rust')).toBe(false);
   });
