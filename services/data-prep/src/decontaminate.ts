@@ -24,14 +24,18 @@ export interface DecontaminationConfig {
 
 export const DECONTAMINATION_DEFAULTS = { ngram: 10, minOverlap: 0.5 } as const;
 
-function ngrams(text: string, n: number): Set<number> {
-  const t = tokenHashes(text);
-  const out = new Set<number>();
+/** The n-gram hashes of a token-hash sequence, in order (repeats included). */
+function forEachNgram(t: Uint32Array, n: number, f: (h: number) => void): void {
   for (let i = 0; i + n <= t.length; i++) {
     let h = 0x811c9dc5;
     for (let j = 0; j < n; j++) h = Math.imul(h ^ t[i + j]!, 0x01000193) ^ (h >>> 15);
-    out.add(h >>> 0);
+    f(h >>> 0);
   }
+}
+
+function ngrams(text: string, n: number): Set<number> {
+  const out = new Set<number>();
+  forEachNgram(tokenHashes(text), n, (h) => out.add(h));
   return out;
 }
 
@@ -68,10 +72,27 @@ export class Decontaminator {
 
   /** The benchmark text a file contains (the one it overlaps most), if any. */
   check(content: string): { id: string; overlap: number } | undefined {
+    return this.checkTokens(tokenHashes(content));
+  }
+
+  /**
+   * `check` on the file's token hashes (`tokenHashes`), so a caller that also needs them for MinHash computes
+   * them once. Each distinct n-gram of the file counts once, as a set would; only n-grams in the index are
+   * remembered, so an ordinary file costs a hash lookup per token.
+   */
+  checkTokens(tokens: Uint32Array): { id: string; overlap: number } | undefined {
     const hits = new Map<number, number>();
-    for (const g of ngrams(content, this.n)) {
+    const counted = new Set<number>();
+    const n = this.n;
+    // forEachNgram's loop, inlined: this runs once per token of every file.
+    for (let i = 0; i + n <= tokens.length; i++) {
+      let h = 0x811c9dc5;
+      for (let j = 0; j < n; j++) h = Math.imul(h ^ tokens[i + j]!, 0x01000193) ^ (h >>> 15);
+      const g = h >>> 0;
       const list = this.index.get(g);
-      if (list) for (const k of list) hits.set(k, (hits.get(k) ?? 0) + 1);
+      if (!list || counted.has(g)) continue;
+      counted.add(g);
+      for (const k of list) hits.set(k, (hits.get(k) ?? 0) + 1);
     }
     let best: { id: string; overlap: number } | undefined;
     for (const [k, h] of hits) {

@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { Decontaminator, type BenchmarkText, type DecontaminationConfig } from './decontaminate.ts';
 import { check, type FilterConfig } from './filters.ts';
 import { detectLanguage, normalizeLanguage } from './language.ts';
-import { bandKeys, signature, type MinHashConfig } from './minhash.ts';
+import { bandKeys, signatureOfTokens, tokenHashes, type MinHashConfig } from './minhash.ts';
 import { ParseFilter } from './parse.ts';
 import { PII_KINDS, redact, type PiiKind, type RedactOptions } from './pii.ts';
 
@@ -39,8 +39,8 @@ export type WorkOutput =
       /** sha256 (base64) of the content as read: exact dedup compares it. */
       readonly hash: string;
       readonly contaminated: boolean;
-      /** The content after redaction. */
-      readonly content: string;
+      /** The content after redaction; absent when redaction changed nothing (the input's content stands). */
+      readonly content?: string;
       readonly language: string | null;
       readonly pii: Readonly<Partial<Record<PiiKind, number>>>;
       /** Band keys; absent when near dedup is off or the text is shorter than one shingle. */
@@ -68,18 +68,25 @@ export class RecordWork {
     if (!verdict.keep) return { drop: verdict.reason };
     if (this.parser?.parses(r.content, language, r.path) === false) return { drop: 'unparseable' };
     const hash = createHash('sha256').update(r.content).digest('base64');
-    const contaminated = this.decon ? this.decon.check(r.content) !== undefined : false;
-    if (contaminated) return { hash, contaminated, content: r.content, language: language ?? null, pii: {} };
-    let content = r.content;
+    // Token hashes once: decontamination reads the content as read, MinHash the content after redaction, and
+    // these are the same text unless redaction found something.
+    let tokens = this.decon || this.cfg.near ? tokenHashes(r.content) : undefined;
+    const contaminated = this.decon ? this.decon.checkTokens(tokens!) !== undefined : false;
+    if (contaminated) return { hash, contaminated, language: language ?? null, pii: {} };
+    let content: string | undefined;
     const pii: Partial<Record<PiiKind, number>> = {};
     if (this.cfg.pii !== false) {
-      const red = redact(content, this.cfg.pii);
-      content = red.text;
+      const red = redact(r.content, this.cfg.pii);
+      if (red.text !== r.content) {
+        content = red.text;
+        tokens = undefined;
+      }
       for (const k of PII_KINDS) if (red.counts[k]) pii[k] = red.counts[k];
     }
-    const sig = this.cfg.near ? signature(content, this.cfg.near) : undefined;
+    const sig = this.cfg.near ? signatureOfTokens(tokens ?? tokenHashes(content ?? r.content), this.cfg.near) : undefined;
     const keys = sig && this.cfg.lsh ? bandKeys(sig, this.cfg.lsh.bands, this.cfg.lsh.rows) : undefined;
-    return { hash, contaminated, content, language: language ?? null, pii, ...(keys ? { keys } : {}) };
+    // Unchanged content is not sent back: the caller has it (a worker would copy it across threads again).
+    return { hash, contaminated, ...(content !== undefined ? { content } : {}), language: language ?? null, pii, ...(keys ? { keys } : {}) };
   }
 }
 

@@ -9,6 +9,7 @@
 import { createReadStream, createWriteStream, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { nativeAddon } from './native.ts';
 
 export interface MinHashConfig {
   /** Hash functions per signature. Default 256. */
@@ -79,11 +80,20 @@ export function tokenHashes(text: string): Uint32Array {
 
 /** The MinHash signature of a text; undefined when it has fewer tokens than one shingle. */
 export function signature(text: string, cfg: MinHashConfig = {}): Uint32Array | undefined {
+  return signatureOfTokens(tokenHashes(text), cfg);
+}
+
+/**
+ * `signature` from a text's `tokenHashes`, for callers that already have them. The loop runs in data-prep's
+ * native addon when it is built (`native: false` forces the JavaScript one; both give the same signature).
+ */
+export function signatureOfTokens(tokens: Uint32Array, cfg: MinHashConfig & { readonly native?: boolean } = {}): Uint32Array | undefined {
   const numPerm = cfg.numPerm ?? MINHASH_DEFAULTS.numPerm;
   const n = cfg.ngram ?? MINHASH_DEFAULTS.ngram;
-  const tokens = tokenHashes(text);
   if (tokens.length < n) return undefined;
   const { a, b } = family(numPerm, cfg.seed ?? MINHASH_DEFAULTS.seed);
+  const addon = cfg.native === false ? undefined : nativeAddon();
+  if (addon && 'ok' in addon) return addon.ok.minhash(tokens, n, a, b, new Uint32Array(numPerm));
   const sig = new Uint32Array(numPerm).fill(0xffffffff);
   const seen = new Set<number>();
   for (let i = 0; i + n <= tokens.length; i++) {

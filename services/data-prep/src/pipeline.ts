@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { createZstdCompress, createZstdDecompress } from 'node:zlib';
+import { constants as zlibConstants, createZstdCompress, createZstdDecompress } from 'node:zlib';
 import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
 import type { BenchmarkText, DecontaminationConfig } from './decontaminate.ts';
@@ -101,7 +101,8 @@ export async function mapShard(o: PrepOptions): Promise<PartialShard> {
     o.workers ?? defaultWorkers(),
   );
   const seen = new Set<string>();
-  const zst = createZstdCompress();
+  // The candidates file lives until the apply step: zstd's fastest level (the shard itself keeps the default).
+  const zst = createZstdCompress({ params: { [zlibConstants.ZSTD_c_compressionLevel]: 1 } });
   const file = createWriteStream(join(o.output, shardFile(shard, 'candidates.jsonl.zst')));
   zst.pipe(file);
   const bands = near && lsh ? BandWriter.open(join(o.output, shardFile(shard, 'bands')), shard, lsh.bands, lsh.rows) : undefined;
@@ -110,7 +111,7 @@ export async function mapShard(o: PrepOptions): Promise<PartialShard> {
 
   // Records go out in batches and their results are taken in the order sent, so every decision that depends
   // on order (the first copy is kept; candidates are numbered) is the same as in one thread.
-  const inFlight: { paths: string[]; repos: (string | undefined)[]; sources: (string | undefined)[]; outputs: Promise<WorkOutput[]> }[] = [];
+  const inFlight: { records: WorkInput[]; repos: (string | undefined)[]; sources: (string | undefined)[]; outputs: Promise<WorkOutput[]> }[] = [];
   const most = Math.max(2, 2 * pool.size);
   let batch: WorkInput[] = [];
   let repos: (string | undefined)[] = [];
@@ -137,13 +138,13 @@ export async function mapShard(o: PrepOptions): Promise<PartialShard> {
       if (r.keys && bands) await bands.add(candidates, r.keys);
       // `source` only where data prep knows it (feedback), so packing can weigh the record by its source.
       const source = b.sources[i];
-      await write(zst, `${JSON.stringify({ content: r.content, path: b.paths[i], language: r.language, repository: b.repos[i] ?? null, ...(source !== undefined ? { source } : {}) })}\n`);
+      await write(zst, `${JSON.stringify({ content: r.content ?? b.records[i]!.content, path: b.records[i]!.path, language: r.language, repository: b.repos[i] ?? null, ...(source !== undefined ? { source } : {}) })}\n`);
       candidates++;
     }
   };
   const send = async () => {
     if (!batch.length) return;
-    inFlight.push({ paths: batch.map((r) => r.path), repos, sources, outputs: pool.submit(batch) });
+    inFlight.push({ records: batch, repos, sources, outputs: pool.submit(batch) });
     batch = [];
     repos = [];
     sources = [];

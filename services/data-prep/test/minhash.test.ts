@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { optimalLsh } from '@kiln/spec';
-import { bandKeys, reduceBands, signature, similarity, tokenHashes, writeBands } from '../src/minhash.ts';
+import { bandKeys, reduceBands, signature, signatureOfTokens, similarity, tokenHashes, writeBands } from '../src/minhash.ts';
+import { nativeAddon } from '../src/native.ts';
+import { walk } from '../src/read.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-minhash-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -115,4 +117,26 @@ describe('near-dedup across shards (band directories and a reduce step)', () => 
     await expect(reduceBands([e, f])).rejects.toThrow(/same near-dedup settings/);
     await expect(writeBands(join(dir, 'x'), 0, 4, 2, [{ index: 0, keys: new Uint32Array(3) }])).rejects.toThrow(/expected 4 band keys/);
   });
+});
+
+describe('MinHash in the native addon', () => {
+  // npm ci builds the addon; only an explicit KILN_PARSE_BACKEND=wasm (no native code) leaves this out.
+  it.runIf(process.env.KILN_PARSE_BACKEND !== 'wasm')('gives the JavaScript loop\'s signature, bit for bit, on real code', async () => {
+    expect(nativeAddon()).toHaveProperty('ok');
+    const stdlib = execFileSync('python3', ['-c', "import sysconfig;print(sysconfig.get_paths()['stdlib'])"], { encoding: 'utf8' }).trim();
+    let n = 0;
+    const differ: string[] = [];
+    for await (const file of walk(stdlib)) {
+      if (!file.endsWith('.py') || file.includes('site-packages')) continue;
+      if (++n > 400) break;
+      const tokens = tokenHashes(readFileSync(file, 'utf8'));
+      for (const cfg of [{}, { numPerm: 128, ngram: 3, seed: 7 }]) {
+        const js = signatureOfTokens(tokens, { ...cfg, native: false });
+        const native = signatureOfTokens(tokens, cfg);
+        if (String(js) !== String(native)) differ.push(`${file} ${JSON.stringify(cfg)}`);
+      }
+    }
+    expect(differ).toEqual([]);
+    expect(signatureOfTokens(new Uint32Array([1, 2, 3]))).toBeUndefined();
+  }, 120_000);
 });
