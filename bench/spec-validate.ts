@@ -83,6 +83,9 @@ const contenders: [string, () => number][] = [
   ...(npxNode24 ? [['npxKilnNode24', () => timed('npx kiln validate (Node 24)', 'npx', ['kiln', 'validate', spec], npxNode24)] as [string, () => number]] : []),
   // npm's own start-up, the floor under any `npx kiln ...`.
   ['npxAlone', () => timed('npx --version', 'npx', ['--version'])],
+  // npm exec's floor: a local bin that does nothing (node_modules/.bin/node -e 0). libnpmexec loads arborist and
+  // pacote before it runs any bin, so every `npx <local bin>` pays this whatever the bin is.
+  ['npxExecFloor', () => timed('npx node -e 0', 'npx', ['node', '-e', '0'])],
   ...(peerBin ? [['checkJsonschema', () => timed('check-jsonschema', peerBin, ['--schemafile', schemaFile, spec])] as [string, () => number]] : []),
   ['node', () => timed('node -e 0', process.execPath, ['-e', '0'])],
 ];
@@ -117,18 +120,20 @@ const c = stats(cold);
 const b = stats(baseline);
 const x = stats(coldRuns.npxKiln!);
 const n0 = stats(coldRuns.npxAlone!);
+const nf = stats(coldRuns.npxExecFloor!);
 const x24 = npxNode24 ? stats(coldRuns.npxKilnNode24!) : undefined;
 const p = peerBin ? stats(coldRuns.checkJsonschema!) : undefined;
 const ratio = (peer: number, kiln: number) => Number((peer / kiln).toFixed(2));
 const peer = p ? { check_jsonschema_cold_ms: p, ratio_p50_vs_kiln: ratio(p.p50, c.p50), ratio_p50_vs_npx_kiln: ratio(p.p50, x.p50) } : undefined;
 if (values.json) {
-  console.log(JSON.stringify({ node: process.version, npx: { version: npxVersion, node: npxNode }, warm_ms: w, cold_ms: c, npx_cold_ms: x, npx_version_alone_ms: n0, ...(x24 ? { npx_node24_cold_ms: x24 } : {}), aliases_8000_cold_ms: a, node_startup_ms: b, ...(peer ? { peer } : {}) }, null, 2));
+  console.log(JSON.stringify({ node: process.version, npx: { version: npxVersion, node: npxNode }, warm_ms: w, cold_ms: c, npx_cold_ms: x, npx_version_alone_ms: n0, npx_exec_floor_ms: nf, ...(x24 ? { npx_node24_cold_ms: x24 } : {}), aliases_8000_cold_ms: a, node_startup_ms: b, ...(peer ? { peer } : {}) }, null, 2));
 } else {
   console.log(`node ${process.version}, ${spec.replace(root, '')}; rounds interleaved: ${contenders.map(([k]) => k).join(', ')}`);
   console.log(`warm load() per call:      p50 ${ms(w.p50)} ms, p90 ${ms(w.p90)} ms, p99 ${ms(w.p99)} ms (n=${w.n})`);
   console.log(`cold kiln validate:        p50 ${ms(c.p50)} ms, p90 ${ms(c.p90)} ms, min ${ms(c.min)} ms (n=${c.n}, node_modules/.bin/kiln)`);
   console.log(`cold npx kiln validate:    p50 ${ms(x.p50)} ms, p90 ${ms(x.p90)} ms, min ${ms(x.min)} ms (n=${x.n}, npx ${npxVersion} on node ${npxNode})`);
   console.log(`cold npx --version alone:  p50 ${ms(n0.p50)} ms, min ${ms(n0.min)} ms (n=${n0.n}): npm's start-up, under every npx command`);
+  console.log(`cold npx node -e 0:        p50 ${ms(nf.p50)} ms, min ${ms(nf.min)} ms (n=${nf.n}): npm exec's floor for any local bin`);
   if (x24) console.log(`cold npx kiln, Node 24:    p50 ${ms(x24.p50)} ms, p90 ${ms(x24.p90)} ms, min ${ms(x24.min)} ms (n=${x24.n}, the same npx on node ${process.version})`);
   if (p) console.log(`cold check-jsonschema:     p50 ${ms(p.p50)} ms, p90 ${ms(p.p90)} ms, min ${ms(p.min)} ms (n=${p.n}, the schema alone); its time over kiln's: ${peer!.ratio_p50_vs_kiln}x, over npx kiln's: ${peer!.ratio_p50_vs_npx_kiln}x`);
   console.log(`8,000 aliases (${aliasKb.toFixed(0)} kB):    p50 ${ms(a.p50)} ms, max ${ms(a.max)} ms (n=${a.n}, cold kiln validate)`);
