@@ -14,7 +14,7 @@
  * undefined, and the full path reads the file and reports what it finds. test/fast-yaml.test.ts checks the two
  * paths against each other on every config and on generated and mutated specs.
  */
-import type { Json } from './source.ts';
+import type { Json } from './json.ts';
 
 export interface FastLimits {
   /** Keys the converter refuses (KL111). */

@@ -16,6 +16,7 @@ import {
 } from './generated/yaml.js';
 import { diagnostic, type Diagnostic, type Location } from './diagnostics.ts';
 import { fastParse, type FastLimits } from './fast-yaml.ts';
+import type { Json } from './json.ts';
 
 /**
  * A value as YAML (no line folding), with the yaml package copy that parsing uses: a caller that imported
@@ -46,7 +47,7 @@ export function tooManyProblems(at: Location, found: number | undefined): Diagno
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type { Json } from './json.ts';
 
 /** A deep copy of JSON data: several times faster than structuredClone, which serializes and parses. */
 export function cloneJson<T extends Json>(value: T): T {

@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyObject, findRun, listRuns, readPodLog, type ModelRun } from '@kiln/cluster';
@@ -317,7 +317,10 @@ describe.skipIf(process.env.KILN_LOCAL_RUN === 'skip')('promotion between stacks
   it('GIVEN two promotions of one stack at once WHEN both apply THEN one waits for the other and both records are in order', async () => {
     const head = repo.git('rev-parse', 'HEAD').trim();
     const first = promote([second.plan.runId, '--to', repo.stacks.prod, '--override', '--reason', 'first of two', '--apply']);
-    await new Promise((res) => setTimeout(res, 1500));
+    // The rollback starts once the promotion holds the stack's lock (after its verification pod, which takes
+    // a while on a loaded machine), not after a guessed delay.
+    const lock = resolve(repo.dir, repo.git('rev-parse', '--git-common-dir').trim(), `kiln-promote-${repo.stacks.prod}.lock`);
+    await eventually('the first promotion holds the lock', async () => (existsSync(lock) ? true : undefined), 300_000);
     const other = kiln(['rollback', repo.stacks.prod, '--stacks', repo.stacksDir, '--apply', '--json']);
     const [a, b] = await Promise.all([first, other]);
     expect(a.code, say(a)).toBe(0);
