@@ -170,15 +170,14 @@ class FastParser {
   private value(after: string, at: number, col: number, depth: number, text: string, underKey: boolean): Json {
     let k = 0;
     while (after.charCodeAt(k) === 32) k++;
+    // Both callers leave `after` empty or starting with a space (KEY's look-ahead, isItem).
     if (k === after.length || after[k] === '#') {
-      if (k === 0 && after.length > 0) no(); // `key:#` is no key
       const next = this.lines[this.i];
       if (next && next.indent > col) return isItem(next.text, next.indent) ? this.seq(next.indent, depth) : this.nested(next, depth);
       if (underKey && next && next.indent === col && isItem(next.text, col)) return this.seq(col, depth);
       this.count(depth);
       return null;
     }
-    if (k === 0) no(); // `key:value`
     const v = this.inline(text, at + k, depth);
     // A value that goes on, more indented, on the next line is a multi-line scalar: the full parser's.
     const next = this.lines[this.i];
@@ -203,12 +202,10 @@ class FastParser {
       [value, end] = this.flow(text, p, depth);
     } else {
       if ('&*!|>%@`?:-,#]}'.includes(ch) && !(ch === '-' && text[p + 1] !== ' ' && p + 1 < text.length)) no();
+      // The scalar ends at a comment; trailing spaces are not its own.
       const hash = text.indexOf(' #', p);
-      let s = (hash < 0 ? text.slice(p) : text.slice(p, hash)).trimEnd();
-      if (hash >= 0 && s.length === 0) no();
-      if (s.includes(': ') || s.endsWith(':') || s.includes(' #')) no();
-      // Trailing spaces before a comment are not the scalar's.
-      s = s.trimEnd();
+      const s = (hash < 0 ? text.slice(p) : text.slice(p, hash)).trimEnd();
+      if (s.includes(': ') || s.endsWith(':')) no();
       this.count(depth);
       return plain(s);
     }
@@ -220,46 +217,29 @@ class FastParser {
   /** A flow collection that opens and closes on one line; returns it and the column after it. */
   private flow(text: string, p: number, depth: number): [Json, number] {
     this.count(depth);
-    const open = text[p];
+    const seq = text[p] === '[';
+    const close = seq ? ']' : '}';
+    const items: Json[] = [];
+    const entries: { [key: string]: Json } = {};
     p = skip(text, p + 1);
-    if (open === '[') {
-      const out: Json[] = [];
-      if (text[p] === ']') return [out, p + 1];
-      for (;;) {
-        let v: Json;
-        [v, p] = this.flowValue(text, p, depth + 1);
-        out.push(v);
-        p = skip(text, p);
-        if (text[p] === ',') {
-          p = skip(text, p + 1);
-          if (text[p] === ']') return [out, p + 1];
-          continue;
-        }
-        if (text[p] === ']') return [out, p + 1];
-        no();
-      }
-    }
-    const out: { [key: string]: Json } = {};
-    if (text[p] === '}') return [out, p + 1];
-    for (;;) {
-      const m = KEY.exec(text.slice(p));
-      if (!m) no();
-      const key = m![0];
-      if (text[p + key.length + 1] !== ' ') no();
-      if (key.length > MAX_KEY || typeof plain(key) !== 'string' || this.limits.forbidden.has(key) || Object.hasOwn(out, key)) no();
-      p = skip(text, p + key.length + 1);
+    // Entries up to the closing bracket, separated by commas; one trailing comma is allowed, as in YAML.
+    while (text[p] !== close) {
       let v: Json;
-      [v, p] = this.flowValue(text, p, depth + 1);
-      out[key] = v;
-      p = skip(text, p);
-      if (text[p] === ',') {
-        p = skip(text, p + 1);
-        if (text[p] === '}') return [out, p + 1];
-        continue;
+      if (seq) {
+        [v, p] = this.flowValue(text, p, depth + 1);
+        items.push(v);
+      } else {
+        // KEY requires `: ` after the key (or the line's end, where the value below is then missing).
+        const key = KEY.exec(text.slice(p))?.[0] ?? no();
+        if (key.length > MAX_KEY || typeof plain(key) !== 'string' || this.limits.forbidden.has(key) || Object.hasOwn(entries, key)) no();
+        [v, p] = this.flowValue(text, skip(text, p + key.length + 1), depth + 1);
+        entries[key] = v;
       }
-      if (text[p] === '}') return [out, p + 1];
-      no();
+      p = skip(text, p);
+      if (text[p] === ',') p = skip(text, p + 1);
+      else if (text[p] !== close) no();
     }
+    return [seq ? items : entries, p + 1];
   }
 
   private flowValue(text: string, p: number, depth: number): [Json, number] {

@@ -237,7 +237,6 @@ export function parseSource(file: string, input: Uint8Array | string, opts: { re
     }
     throw e;
   }
-  if (!Array.isArray(docs)) docs = [];
   const { targets, anchors } = aliasTargets(docs[0]);
   const source: SourceFile = { file, text, doc: docs[0], lineCounter, value: undefined, aliases: targets };
 
